@@ -1,0 +1,1 @@
+"""ScoreHOI as a diffusers pipeline."""

@@ -1,0 +1,367 @@
+"""SMPL-H body model: smplx's own ``SMPLH`` layer plus the fast subset skinning the guidance loop needs.
+
+``BodyModel`` loads either the SMPL-H files a user downloaded (a path; licensed to the user, never copied
+into a saved pipeline) or the project's licence-free stand-in body (:mod:`scorehoi_diffusers.standin_body`),
+always through ``smplx.SMPLH``, so the stand-in exercises the same code path as real SMPL-H.
+
+Two forwards:
+- :meth:`BodyModel.forward` runs smplx's full forward and gives whole meshes (built once, at the end).
+- :meth:`BodyModel.skin_subset` skins only the downsampled vertices (a fixed subset of real mesh vertices):
+  the same linear blend skinning restricted to those rows, exact to float precision and far cheaper, which
+  is all the guidance terms need inside the sampling loop.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Union
+
+import numpy as np
+import smplx
+import torch
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
+from diffusers.utils import BaseOutput
+
+from .params import NUM_BETAS, HOIParams, axis_angle_to_matrix, matrix_to_axis_angle
+
+NUM_JOINTS = 52
+# The paper downsamples SMPL-H's 6890 vertices to 431; other meshes keep the same proportion.
+SMPLH_NUM_VERTICES = 6890
+SMPLH_NUM_DOWNSAMPLED = 431
+
+REQUIRED_FIELDS = (
+    "v_template",
+    "f",
+    "shapedirs",
+    "posedirs",
+    "J_regressor",
+    "weights",
+    "kintree_table",
+    "hands_componentsl",
+    "hands_componentsr",
+    "hands_meanl",
+    "hands_meanr",
+)
+# Extra fields some files carry; everything else in a user's file is ignored.
+LANDMARK_FIELDS = ("landmark_names", "landmark_indices")
+
+
+@dataclass
+class BodyOutput(BaseOutput):
+    """Output of :meth:`BodyModel.forward`.
+
+    Attributes:
+        vertices: ``(B, V, 3)`` mesh vertices.
+        joints: ``(B, 52, 3)`` SMPL-H skeleton joints.
+        landmarks: ``(B, L, 3)`` smplx's extra keypoints (face, feet and fingertip vertices).
+        downsampled_vertices: ``(B, S, 3)`` the downsampled subset of ``vertices``.
+    """
+
+    vertices: torch.Tensor
+    joints: torch.Tensor
+    landmarks: torch.Tensor
+    downsampled_vertices: torch.Tensor
+
+
+def resolve_body_file(model_path: Union[str, os.PathLike], gender: str = "neutral") -> Path:
+    """Find the SMPL-H ``.npz`` for ``gender`` in a file or folder path a user gives.
+
+    Accepted layouts: a ``.npz`` file; a folder with ``SMPLH_{GENDER}.npz`` (smplx's layout); a folder with
+    ``{gender}/model.npz`` (the extended SMPL+H release).
+    """
+    path = Path(model_path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"`model_path` {str(path)!r} does not exist. Pass the SMPL-H .npz file (or its folder) you "
+            "downloaded from the MANO/SMPL-H site, or leave `model_path=None` for the stand-in body."
+        )
+    if path.is_dir():
+        candidates = [path / f"SMPLH_{gender.upper()}.npz", path / gender / "model.npz", path / "model.npz"]
+        found = [c for c in candidates if c.is_file()]
+        if not found:
+            names = ", ".join(str(c.relative_to(path)) for c in candidates)
+            raise FileNotFoundError(f"No SMPL-H file for gender {gender!r} in `model_path` {str(path)!r}; looked for {names}.")
+        path = found[0]
+    if path.suffix == ".pkl":
+        raise ValueError(
+            f"`model_path` {str(path)!r} is a pickle. Pickles can run code when loaded, so they are not read. "
+            "Use the .npz files of the extended SMPL+H release (smplh/{male,female,neutral}/model.npz)."
+        )
+    if path.suffix != ".npz":
+        raise ValueError(f"`model_path` {str(path)!r} must be a SMPL-H .npz file or a folder holding one.")
+    return path
+
+
+def load_body_arrays(path: Union[str, os.PathLike]) -> Dict[str, np.ndarray]:
+    """Read the SMPL-H fields of an ``.npz`` without unpickling anything (``allow_pickle=False``)."""
+    path = Path(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"Could not read SMPL-H file {str(path)!r} as an .npz archive: {error}") from error
+    with archive:
+        missing = [name for name in REQUIRED_FIELDS if name not in archive.files]
+        if missing:
+            raise ValueError(
+                f"SMPL-H file {str(path)!r} lacks the fields {missing}; it is not an SMPL-H model file."
+            )
+        arrays = {}
+        for name in REQUIRED_FIELDS + LANDMARK_FIELDS:
+            if name not in archive.files:
+                continue
+            try:
+                arrays[name] = archive[name]
+            except ValueError as error:
+                raise ValueError(
+                    f"Field {name!r} of SMPL-H file {str(path)!r} is stored as Python objects, which would need "
+                    "unpickling; re-save the file with plain numeric arrays."
+                ) from error
+    _validate_arrays(arrays, path)
+    return arrays
+
+
+def _validate_arrays(arrays: Dict[str, np.ndarray], path: Path) -> None:
+    num_vertices = arrays["v_template"].shape[0]
+    expected = {
+        "v_template": (num_vertices, 3),
+        "J_regressor": (NUM_JOINTS, num_vertices),
+        "weights": (num_vertices, NUM_JOINTS),
+        "kintree_table": (2, NUM_JOINTS),
+        "hands_meanl": (45,),
+        "hands_meanr": (45,),
+    }
+    for name, shape in expected.items():
+        if arrays[name].shape != shape:
+            raise ValueError(f"Field {name!r} of SMPL-H file {str(path)!r} has shape {arrays[name].shape}, expected {shape}.")
+    faces = arrays["f"]
+    if faces.ndim != 2 or faces.shape[1] != 3 or faces.shape[0] == 0:
+        raise ValueError(f"Field 'f' of SMPL-H file {str(path)!r} must be a non-empty (F, 3) face array.")
+    if faces.min() < 0 or faces.max() >= num_vertices:
+        raise ValueError(f"Field 'f' of SMPL-H file {str(path)!r} indexes vertices outside 0..{num_vertices - 1}.")
+    if arrays["shapedirs"].shape[:2] != (num_vertices, 3) or arrays["shapedirs"].shape[2] < NUM_BETAS:
+        raise ValueError(f"Field 'shapedirs' of SMPL-H file {str(path)!r} must be (V, 3, >= {NUM_BETAS}).")
+    for name, value in arrays.items():
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise ValueError(f"Field {name!r} of SMPL-H file {str(path)!r} contains NaN or Inf.")
+
+
+def farthest_point_indices(points: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """Deterministic farthest-point sampling: ``count`` indices into ``points`` ``(N, 3)``."""
+    if not 0 < count <= len(points):
+        raise ValueError(f"`count` must be in 1..{len(points)}, got {count}.")
+    start = int(np.random.default_rng(seed).integers(len(points)))
+    chosen = np.empty(count, dtype=np.int64)
+    chosen[0] = start
+    distance = np.linalg.norm(points - points[start], axis=1)
+    for i in range(1, count):
+        chosen[i] = int(np.argmax(distance))
+        distance = np.minimum(distance, np.linalg.norm(points - points[chosen[i]], axis=1))
+    return np.sort(chosen)
+
+
+def _depth_levels(parents: np.ndarray) -> list:
+    """Joint indices grouped by depth in the kinematic tree, so forward kinematics runs one level at a time."""
+    depth = np.zeros(len(parents), dtype=np.int64)
+    for joint in range(1, len(parents)):
+        depth[joint] = depth[parents[joint]] + 1
+    return [torch.as_tensor(np.flatnonzero(depth == d)) for d in range(1, depth.max() + 1)]
+
+
+class BodyModel(ModelMixin, ConfigMixin):
+    """SMPL-H through ``smplx.SMPLH``, with a fixed downsampled vertex subset.
+
+    Args:
+        model_path: a SMPL-H ``.npz`` file or folder the user downloaded, or ``None`` for the licence-free
+            stand-in body shipped with the package. A saved pipeline stores this path, never the user's data.
+        gender: ``"neutral"``, ``"male"`` or ``"female"`` (ignored by the gender-neutral stand-in).
+        num_downsampled_vertices: size of the vertex subset used by the guidance; default keeps the paper's
+            431/6890 proportion.
+        downsample_seed: seed of the farthest-point sampling that picks the subset.
+    """
+
+    config_name = "config.json"
+
+    @register_to_config
+    def __init__(
+        self,
+        model_path: Optional[str] = None,
+        gender: str = "neutral",
+        num_downsampled_vertices: Optional[int] = None,
+        downsample_seed: int = 0,
+    ):
+        super().__init__()
+        if gender not in ("neutral", "male", "female"):
+            raise ValueError(f"`gender` must be 'neutral', 'male' or 'female', got {gender!r}.")
+        if model_path is None:
+            from .standin_body import STANDIN_BODY_PATH
+
+            body_file = STANDIN_BODY_PATH
+        else:
+            body_file = resolve_body_file(model_path, gender)
+        arrays = load_body_arrays(body_file)
+        vertex_ids = None
+        if "landmark_names" in arrays:
+            vertex_ids = {str(n): int(i) for n, i in zip(arrays["landmark_names"], arrays["landmark_indices"])}
+        elif arrays["v_template"].shape[0] != SMPLH_NUM_VERTICES:
+            raise ValueError(
+                f"SMPL-H file {str(body_file)!r} has {arrays['v_template'].shape[0]} vertices but no "
+                "`landmark_names`/`landmark_indices`; smplx's default landmarks only fit 6890-vertex meshes."
+            )
+        struct_arrays = {k: v for k, v in arrays.items() if k not in LANDMARK_FIELDS}
+        struct_arrays["shapedirs"] = struct_arrays["shapedirs"][:, :, :NUM_BETAS]
+        self.smplh = smplx.SMPLH(
+            model_path=str(body_file),
+            data_struct=smplx.utils.Struct(**struct_arrays),
+            ext="npz",
+            use_pca=False,
+            flat_hand_mean=False,
+            num_betas=NUM_BETAS,
+            vertex_ids=vertex_ids,
+            gender=gender,
+            create_global_orient=False,
+            create_body_pose=False,
+            create_left_hand_pose=False,
+            create_right_hand_pose=False,
+            create_betas=False,
+            create_transl=False,
+        )
+        # The body itself is data from `model_path`, not weights: keep it out of saved checkpoints.
+        for module in self.smplh.modules():
+            for name, buffer in list(module.named_buffers(recurse=False)):
+                module.register_buffer(name, buffer, persistent=False)
+
+        num_vertices = self.smplh.v_template.shape[0]
+        if num_downsampled_vertices is None:
+            num_downsampled_vertices = round(SMPLH_NUM_DOWNSAMPLED * num_vertices / SMPLH_NUM_VERTICES)
+        index = farthest_point_indices(arrays["v_template"], num_downsampled_vertices, downsample_seed)
+        self.register_buffer("downsample_index", torch.as_tensor(index))
+        self._build_subset_tensors()
+
+    def _build_subset_tensors(self) -> None:
+        """Precompute the rows of every skinning quantity for the downsampled vertices."""
+        smplh = self.smplh
+        index = self.downsample_index
+        num_vertices = smplh.v_template.shape[0]
+        num_pose_basis = smplh.posedirs.shape[0]
+        posedirs = smplh.posedirs.reshape(num_pose_basis, num_vertices, 3)[:, index]
+        subset = {
+            "sub_v_template": smplh.v_template[index],
+            "sub_shapedirs": smplh.shapedirs[index],
+            "sub_posedirs": posedirs.reshape(num_pose_basis, -1),
+            "sub_weights": smplh.lbs_weights[index],
+            # Joints are linear in the shape: J = J_regressor (v_template + shapedirs betas).
+            "joint_template": smplh.J_regressor @ smplh.v_template,
+            "joint_shapedirs": torch.einsum("jv,vck->jck", smplh.J_regressor, smplh.shapedirs),
+        }
+        for name, value in subset.items():
+            self.register_buffer(name, value.contiguous(), persistent=False)
+        self._parents = smplh.parents.clone()
+        self._levels = _depth_levels(self._parents.numpy())
+        self.register_buffer("_hand_mean", torch.cat([smplh.left_hand_mean, smplh.right_hand_mean]).reshape(30, 3), persistent=False)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self._build_subset_tensors()
+        return result
+
+    @property
+    def faces(self) -> torch.Tensor:
+        """``(F, 3)`` triangle indices."""
+        return self.smplh.faces_tensor
+
+    @property
+    def num_vertices(self) -> int:
+        return self.smplh.v_template.shape[0]
+
+    @property
+    def num_downsampled(self) -> int:
+        return self.downsample_index.shape[0]
+
+    def downsample(self, vertices: torch.Tensor) -> torch.Tensor:
+        """Select the downsampled subset ``(B, S, 3)`` of full meshes ``(B, V, 3)`` in one gather.
+
+        The subset is a set of real vertices, so this equals multiplying by a 0/1 downsampling matrix.
+        """
+        if vertices.dim() != 3 or vertices.shape[1:] != (self.num_vertices, 3):
+            raise ValueError(f"`vertices` must have shape (B, {self.num_vertices}, 3), got {tuple(vertices.shape)}.")
+        return vertices.index_select(1, self.downsample_index)
+
+    def _full_rotations(self, params: HOIParams) -> torch.Tensor:
+        """``(B, 52, 3, 3)`` joint rotations as smplx builds them (the mean hand added in axis-angle)."""
+        hands = torch.cat([params.left_hand_pose, params.right_hand_pose], dim=1)
+        hands = axis_angle_to_matrix(matrix_to_axis_angle(hands) + self._hand_mean.to(hands))
+        return torch.cat([params.global_orient[:, None], params.body_pose, hands], dim=1)
+
+    def forward(self, params: HOIParams, frame: str = "pelvis") -> BodyOutput:
+        """Full SMPL-H meshes through smplx.
+
+        Args:
+            params: pose and shape (object fields are ignored).
+            frame: ``"pelvis"`` puts the pelvis joint at the origin (camera axes); ``"camera"`` adds
+                ``params.camera_translation``.
+
+        Returns:
+            :class:`BodyOutput` with ``vertices (B, V, 3)``, ``joints (B, 52, 3)``, ``landmarks (B, L, 3)``.
+        """
+        if frame not in ("pelvis", "camera"):
+            raise ValueError(f"`frame` must be 'pelvis' or 'camera', got {frame!r}.")
+        pose = params.full_pose_axis_angle().reshape(params.batch_size, -1)
+        output = self.smplh(
+            betas=params.betas,
+            global_orient=pose[:, :3],
+            body_pose=pose[:, 3:66],
+            left_hand_pose=pose[:, 66:111],
+            right_hand_pose=pose[:, 111:156],
+        )
+        offset = output.joints[:, :1]
+        if frame == "camera":
+            offset = offset - params.camera_translation[:, None]
+        vertices = output.vertices - offset
+        joints = output.joints - offset
+        return BodyOutput(
+            vertices=vertices,
+            joints=joints[:, :NUM_JOINTS],
+            landmarks=joints[:, NUM_JOINTS:],
+            downsampled_vertices=vertices.index_select(1, self.downsample_index),
+        )
+
+    def skin_subset(self, params: HOIParams) -> "tuple[torch.Tensor, torch.Tensor]":
+        """Skin only the downsampled vertices, pelvis at the origin (camera axes).
+
+        Equal to ``forward(params).downsampled_vertices`` to float precision, without touching the other
+        vertices. Differentiable with respect to every field of ``params``.
+
+        Returns:
+            ``(vertices (B, S, 3), joints (B, 52, 3))``.
+        """
+        batch = params.batch_size
+        rotations = self._full_rotations(params)
+        betas = params.betas
+        rest_joints = self.joint_template + torch.einsum("jck,bk->bjc", self.joint_shapedirs, betas)
+        shaped = self.sub_v_template + torch.einsum("sck,bk->bsc", self.sub_shapedirs, betas)
+        eye = torch.eye(3, dtype=rotations.dtype, device=rotations.device)
+        pose_feature = (rotations[:, 1:] - eye).reshape(batch, -1)
+        posed = shaped + (pose_feature @ self.sub_posedirs).reshape(batch, -1, 3)
+
+        # Forward kinematics one tree level at a time: world rotation and position of every joint.
+        parents = self._parents
+        offsets = rest_joints.clone()
+        offsets[:, 1:] = rest_joints[:, 1:] - rest_joints[:, parents[1:]]
+        world_rot_t = rotations.new_empty(batch, NUM_JOINTS, 3, 3)
+        world_pos_t = rotations.new_empty(batch, NUM_JOINTS, 3)
+        world_rot_t[:, 0] = rotations[:, 0]
+        world_pos_t[:, 0] = rest_joints[:, 0]
+        for level in self._levels:
+            parent = parents[level]
+            parent_rot = world_rot_t[:, parent]
+            world_pos_t[:, level] = world_pos_t[:, parent] + (parent_rot @ offsets[:, level, :, None])[..., 0]
+            world_rot_t[:, level] = parent_rot @ rotations[:, level]
+        # Skinning transform of joint j maps a rest point p to R_j (p - J_j) + G_j.
+        translation = world_pos_t - (world_rot_t @ rest_joints[..., None])[..., 0]
+        blend_rot = torch.einsum("sj,bjcd->bscd", self.sub_weights, world_rot_t)
+        blend_trans = torch.einsum("sj,bjc->bsc", self.sub_weights, translation)
+        vertices = (blend_rot @ posed[..., None])[..., 0] + blend_trans
+        pelvis = world_pos_t[:, :1]
+        return vertices - pelvis, world_pos_t - pelvis

@@ -1,0 +1,41 @@
+"""Install scorehoi_diffusers.
+
+torch is listed with a lower bound only: `make` installs the pinned CPU wheel (torch==2.13.0) first,
+so pip never pulls a multi-GB CUDA build as a dependency.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="scorehoi_diffusers",
+    version="0.1.0",
+    description="ScoreHOI: physically plausible human-object interaction reconstruction "
+    "by score-guided diffusion, as a diffusers pipeline",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["scorehoi_diffusers", "scorehoi_diffusers.*"]),
+    package_data={"scorehoi_diffusers": ["assets/*.npz", "assets/objects/*.ply", "assets/*.md"]},
+    install_requires=[
+        "torch>=2.3",
+        "numpy>=1.24",
+        "diffusers>=0.32",
+        "transformers>=4.45",
+        "accelerate>=1.0",
+        "safetensors>=0.4",
+        "smplx>=0.1.28",
+        # Exact point-to-mesh distances and signed distances for the SDF grid build.
+        "trimesh>=4.0",
+        "rtree>=1.0",
+        # Fast CPU ray casting for rendering overlays (trimesh uses it when present).
+        "embreex>=2.17",
+        "scipy>=1.10",
+        "datasets>=3.0",
+        "Pillow>=10.0",
+        "tqdm>=4.60",
+        # Rotation conversions (6D, matrix, axis-angle) with safe handling at 0 and 180 degrees.
+        "roma>=1.5",
+    ],
+    extras_require={"dev": ["pytest>=8", "hypothesis>=6.100", "pytest-timeout>=2.3"]},
+    entry_points={"console_scripts": ["scorehoi=scorehoi_diffusers.cli:main"]},
+)

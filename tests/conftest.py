@@ -1,0 +1,57 @@
+"""Shared fixtures: a small synthetic SMPL-H-format file so body tests need no licensed data."""
+import numpy as np
+import pytest
+import trimesh
+
+SMPLH_BODY_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19]
+LANDMARKS = ["nose", "reye", "leye", "rear", "lear", "LBigToe", "LSmallToe", "LHeel", "RBigToe", "RSmallToe",
+             "RHeel", "lthumb", "lindex", "lmiddle", "lring", "lpinky", "rthumb", "rindex", "rmiddle", "rring",
+             "rpinky"]
+
+
+def smplh_parents():
+    parents = list(SMPLH_BODY_PARENTS)
+    for wrist in (20, 21):
+        for finger in range(5):
+            first = len(parents)
+            parents += [wrist, first, first + 1]
+    return parents
+
+
+def make_fake_smplh_arrays(seed: int = 0) -> dict:
+    """A random but valid SMPL-H-format body: icosphere mesh, random weights, non-zero pose correctives."""
+    rng = np.random.default_rng(seed)
+    mesh = trimesh.creation.icosphere(subdivisions=3)
+    vertices = mesh.vertices * np.array([0.3, 0.9, 0.2])
+    num_vertices = len(vertices)
+    joints = rng.uniform(-0.5, 0.5, size=(52, 3)) * np.array([0.6, 1.6, 0.3])
+    regressor = rng.uniform(size=(52, num_vertices)) * (rng.uniform(size=(52, num_vertices)) < 0.05)
+    regressor[:, 0] += 1e-3
+    regressor /= regressor.sum(1, keepdims=True)
+    distance = np.linalg.norm(vertices[:, None] - joints[None], axis=-1)
+    weights = np.exp(-distance / 0.05)
+    weights /= weights.sum(1, keepdims=True)
+    parents = np.array(smplh_parents(), dtype=np.int64)
+    kintree = np.stack([np.where(parents < 0, 4294967295, parents), np.arange(52)]).astype(np.int64)
+    return {
+        "v_template": vertices,
+        "f": mesh.faces.astype(np.int64),
+        "shapedirs": rng.normal(scale=0.01, size=(num_vertices, 3, 10)),
+        "posedirs": rng.normal(scale=0.005, size=(num_vertices, 3, 51 * 9)),
+        "J_regressor": regressor,
+        "weights": weights,
+        "kintree_table": kintree,
+        "hands_componentsl": np.eye(45),
+        "hands_componentsr": np.eye(45),
+        "hands_meanl": rng.normal(scale=0.2, size=45),
+        "hands_meanr": rng.normal(scale=0.2, size=45),
+        "landmark_names": np.array(LANDMARKS),
+        "landmark_indices": rng.choice(num_vertices, len(LANDMARKS), replace=False).astype(np.int64),
+    }
+
+
+@pytest.fixture(scope="session")
+def fake_smplh_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("smplh") / "SMPLH_NEUTRAL.npz"
+    np.savez(path, **make_fake_smplh_arrays())
+    return path
