@@ -1,0 +1,567 @@
+"""Differentiable physics and image guidance terms for score-guided refinement (DESIGN §7).
+
+Every term is batched and returns one loss per sample, shape ``(B,)``: samples never mix, so a NaN in one
+sample stays in that sample's loss and gradient. The guided scheduler differentiates the weighted sum
+returned by :func:`guidance_loss` with respect to its noisy sample and adds it to the predicted noise.
+
+The terms, for body points ``H`` (a downsampled body surface), object points ``O`` (keypoints or surface
+samples) and per-point contact probabilities ``c`` from the contact estimator:
+
+- **contact**: ``sum_i c_i^h relu(sdf_O(h_i) - thr)^2 + sum_j c_j^o relu(d(o_j, H) - thr)^2``;
+- **penetration**: ``sum_i relu(-sdf_O(h_i))^2`` (+ object points inside the body when a body SDF is given);
+- **floor**: ``c^floor (height of the object's lowest point above the floor)^2``;
+- **mask**: mean distance, in image diagonals, from the projected points to their mask;
+- **keypoints_2d**: confidence-weighted squared reprojection error of 3D keypoints, in image diagonals.
+
+Signed distances are taken as precomputed tensors (negative inside), so this module does not depend on how
+the object or body is represented. Values are not checked for NaN: guidance runs inside the sampling loop,
+where one diverged sample must not stop the batch; non-finite values propagate to that sample only, and
+:func:`clip_gradient_norm` zeroes that sample's gradient.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.ndimage import distance_transform_edt
+
+@dataclass
+class GuidanceConfig:
+    """Weights and settings of the guidance loss.
+
+    Args:
+        scale: the guidance scale ``s_g`` of the guided DDIM step,
+            ``eps_hat = eps + sqrt(1 - alpha_bar_t) * s_g * grad_{x_t} L``. It is *not* applied by
+            :func:`guidance_loss` (which returns ``L``, the weighted sum of the terms); the scheduler applies
+            it. ``0`` turns guidance off.
+        contact, penetration, floor, mask, keypoints_2d: non-negative weights of the terms in ``L``; a term
+            with weight 0 is not computed.
+        contact_threshold: distance in metres under which a contact point counts as touching (no loss).
+        up_axis: the "up" direction in the points' frame (camera axes); the default ``(0, -1, 0)`` is up for
+            an upright OpenCV camera (y down). Normalised internally.
+        floor_plane: optional user floor ``(nx, ny, nz, d)`` in camera space, ``n . p + d = 0`` with ``n``
+            pointing up (need not be unit length). When ``None`` the floor is found from the points.
+        max_grad_norm: optional per-sample bound on the norm of the guidance gradient, applied by the
+            pipeline with :func:`clip_gradient_norm`.
+    """
+
+    scale: float = 1.0
+    contact: float = 0.5
+    penetration: float = 0.1
+    floor: float = 0.5
+    mask: float = 0.0
+    keypoints_2d: float = 0.0
+    contact_threshold: float = 0.02
+    up_axis: Tuple[float, float, float] = (0.0, -1.0, 0.0)
+    floor_plane: Optional[Tuple[float, float, float, float]] = None
+    max_grad_norm: Optional[float] = None
+
+    @classmethod
+    def release(cls) -> "GuidanceConfig":
+        """The paper release's weights: contact 0.5, floor 0.5, penetration 0.1, image terms 0, scale 1."""
+        return cls(scale=1.0, contact=0.5, penetration=0.1, floor=0.5, mask=0.0, keypoints_2d=0.0)
+
+    def __post_init__(self):
+        for name in ("scale", "contact", "penetration", "floor", "mask", "keypoints_2d", "contact_threshold"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"GuidanceConfig.{name} must be a finite number >= 0, got {value!r}.")
+            setattr(self, name, float(value))
+        # Tuples (not lists) so that configs loaded from JSON compare equal to the defaults.
+        self.up_axis = _float_tuple(self.up_axis, 3, "up_axis")
+        if math.hypot(*self.up_axis) == 0:
+            raise ValueError("GuidanceConfig.up_axis must be a non-zero vector, got (0, 0, 0).")
+        if self.floor_plane is not None:
+            self.floor_plane = _float_tuple(self.floor_plane, 4, "floor_plane")
+            if math.hypot(*self.floor_plane[:3]) == 0:
+                raise ValueError("GuidanceConfig.floor_plane normal (nx, ny, nz) must be non-zero.")
+        if self.max_grad_norm is not None:
+            if not math.isfinite(self.max_grad_norm) or self.max_grad_norm <= 0:
+                raise ValueError(
+                f"GuidanceConfig.max_grad_norm must be > 0 or None, got {self.max_grad_norm!r}."
+            )
+            self.max_grad_norm = float(self.max_grad_norm)
+
+
+def _float_tuple(values: Sequence[float], length: int, name: str) -> tuple:
+    values = tuple(float(v) for v in values)
+    if len(values) != length or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"GuidanceConfig.{name} must be {length} finite numbers, got {values!r}.")
+    return values
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Validation
+
+
+def _check_tensor(name: str, tensor: torch.Tensor, expected: Sequence[Optional[int]], spec: str) -> None:
+    """Raise if ``tensor`` is not a tensor of shape ``expected`` (``None`` matches any size)."""
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor of shape {spec}, got {type(tensor).__name__}.")
+    ok = tensor.dim() == len(expected) and all(e is None or s == e for s, e in zip(tensor.shape, expected))
+    if not ok:
+        sizes = ", ".join("?" if e is None else str(e) for e in expected)
+        raise ValueError(f"`{name}` must have shape {spec} = ({sizes}), got {tuple(tensor.shape)}.")
+
+
+def _check_probability(name: str, tensor: torch.Tensor) -> None:
+    """Raise if any value is outside [0, 1] (NaN is let through, see the module docstring)."""
+    if bool(((tensor < 0) | (tensor > 1)).any()):
+        raise ValueError(
+            f"`{name}` must hold probabilities in [0, 1], got values in "
+            f"[{tensor.min().item():.4g}, {tensor.max().item():.4g}]; pass sigmoid outputs, not logits."
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Distances and the physical terms
+
+
+def points_to_points_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Distance from each point of ``a`` to its nearest point of ``b``.
+
+    The nearest neighbour is chosen without gradient (a ``(B, M, N)`` squared-distance matrix, computed with
+    a matrix product after centring for precision), then the distance to it is recomputed exactly and
+    differentiably; this is the gradient of the min, without an ``(B, M, N, 3)`` intermediate. The distance
+    is exactly 0 with a finite (zero) gradient when two points coincide.
+
+    Args:
+        a: ``(B, M, 3)`` query points.
+        b: ``(B, N, 3)`` target points, same frame.
+
+    Returns:
+        ``(B, M)`` distances, same units as the points.
+    """
+    _check_tensor("a", a, (None, None, 3), "(B, M, 3)")
+    _check_tensor("b", b, (a.shape[0], None, 3), "(B, N, 3)")
+    if b.shape[1] == 0:
+        raise ValueError("`b` must hold at least one point per sample, got shape (B, 0, 3).")
+    with torch.no_grad():
+        # Centring on b's mean keeps |a|^2 + |b|^2 - 2 a.b from cancelling badly for points far from the
+        # origin (a camera frame puts the scene metres away).
+        centre = b.mean(dim=1, keepdim=True)
+        a_c, b_c = a - centre, b - centre
+        squared = (
+            (a_c * a_c).sum(-1, keepdim=True) + (b_c * b_c).sum(-1).unsqueeze(1) - 2 * a_c @ b_c.transpose(1, 2)
+        )
+        nearest = squared.argmin(dim=2)  # (B, M)
+    closest = torch.gather(b, 1, nearest.unsqueeze(-1).expand(-1, -1, 3))  # (B, M, 3)
+    # vector_norm's gradient at a zero vector is 0 (a subgradient), not NaN.
+    return torch.linalg.vector_norm(a - closest, dim=-1)
+
+
+def contact_term(
+    body_object_sdf: torch.Tensor,
+    human_contact: torch.Tensor,
+    object_to_body_distance: torch.Tensor,
+    object_contact: torch.Tensor,
+    threshold: float = 0.02,
+) -> torch.Tensor:
+    """Pull body and object points labelled "in contact" to within ``threshold`` of the other surface.
+
+    ``sum_i c_i^h relu(sdf_i - thr)^2 + sum_j c_j^o relu(d_j - thr)^2``. Points inside the object
+    (negative SDF) have no contact loss; the penetration term handles them.
+
+    Args:
+        body_object_sdf: ``(B, N)`` signed distance of each body point to the object surface (m).
+        human_contact: ``(B, N)`` contact probability of each body point, in [0, 1].
+        object_to_body_distance: ``(B, M)`` distance of each object point to the body (m), e.g. from
+            :func:`points_to_points_distance`.
+        object_contact: ``(B, M)`` contact probability of each object point, in [0, 1].
+        threshold: contact distance in metres.
+
+    Returns:
+        ``(B,)`` loss in m^2.
+    """
+    _check_tensor("body_object_sdf", body_object_sdf, (None, None), "(B, N)")
+    batch, num_body = body_object_sdf.shape
+    _check_tensor("human_contact", human_contact, (batch, num_body), "(B, N)")
+    _check_tensor("object_to_body_distance", object_to_body_distance, (batch, None), "(B, M)")
+    _check_tensor("object_contact", object_contact, tuple(object_to_body_distance.shape), "(B, M)")
+    _check_probability("human_contact", human_contact)
+    _check_probability("object_contact", object_contact)
+    human = (human_contact * F.relu(body_object_sdf - threshold).square()).sum(-1)
+    obj = (object_contact * F.relu(object_to_body_distance - threshold).square()).sum(-1)
+    return human + obj
+
+
+def penetration_term(
+    body_object_sdf: torch.Tensor, object_body_sdf: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """Squared penetration depth of body points inside the object (and object points inside the body).
+
+    ``sum_i relu(-sdf_i)^2``: zero, with zero gradient, outside; inside, its gradient ``-2 * depth`` pushes
+    each point out along the SDF gradient (a count of inside points, as in the paper's release, has none).
+
+    Args:
+        body_object_sdf: ``(B, N)`` signed distance of body points to the object, negative inside (m).
+        object_body_sdf: optional ``(B, M)`` signed distance of object points to a closed body mesh.
+
+    Returns:
+        ``(B,)`` loss in m^2.
+    """
+    _check_tensor("body_object_sdf", body_object_sdf, (None, None), "(B, N)")
+    loss = F.relu(-body_object_sdf).square().sum(-1)
+    if object_body_sdf is not None:
+        _check_tensor("object_body_sdf", object_body_sdf, (body_object_sdf.shape[0], None), "(B, M)")
+        loss = loss + F.relu(-object_body_sdf).square().sum(-1)
+    return loss
+
+
+def floor_term(
+    object_points: torch.Tensor,
+    body_points: Optional[torch.Tensor],
+    floor_contact: torch.Tensor,
+    up_axis: Sequence[float] = (0.0, -1.0, 0.0),
+    floor_plane: Optional[Sequence[float]] = None,
+) -> torch.Tensor:
+    """Pull an object that touches the floor down onto it: ``c^floor * (h_obj - h_floor)^2``.
+
+    Heights are along ``up_axis``. Without ``floor_plane`` the floor is the lowest body or object point,
+    **detached**: the term moves the object toward the floor and never moves the floor (so it cannot lift
+    the body's feet up to a floating object). It can therefore pull an object down to the feet but never
+    push it up; it is exactly zero when the object's lowest point is the lowest point of the scene. With
+    ``floor_plane`` the height is the signed distance to that plane, and ``body_points`` is not used.
+
+    The object's height is a hard min over its points, not a soft-min: a soft-min lies up to
+    ``tau * log M`` below the true lowest point, so an object resting on the floor would still be pulled
+    into it. The hard min is exactly zero there, and its gradient (through the lowest point) moves a rigid
+    object as a whole, which is all a rigid object can do.
+
+    Args:
+        object_points: ``(B, M, 3)`` object points.
+        body_points: ``(B, N, 3)`` body points, same frame (camera space when ``floor_plane`` is given).
+        floor_contact: ``(B,)`` probability that the object touches the floor, in [0, 1].
+        up_axis: 3 numbers, the up direction in the points' frame (normalised here).
+        floor_plane: optional ``(nx, ny, nz, d)``, ``n . p + d = 0`` with ``n`` pointing up.
+
+    Returns:
+        ``(B,)`` loss in m^2.
+    """
+    _check_tensor("object_points", object_points, (None, None, 3), "(B, M, 3)")
+    batch = object_points.shape[0]
+    _check_tensor("floor_contact", floor_contact, (batch,), "(B,)")
+    _check_probability("floor_contact", floor_contact)
+    dtype, device = object_points.dtype, object_points.device
+    if floor_plane is not None:
+        plane = torch.as_tensor(floor_plane, dtype=dtype, device=device)
+        if plane.shape != (4,):
+            raise ValueError(f"`floor_plane` must be 4 numbers (nx, ny, nz, d), got {tuple(plane.shape)}.")
+        scale = plane[:3].norm()
+        if scale == 0:
+            raise ValueError("`floor_plane` normal (nx, ny, nz) must be non-zero.")
+        heights = (object_points @ plane[:3] + plane[3]) / scale  # (B, M)
+        floor = torch.zeros(batch, dtype=dtype, device=device)
+    else:
+        _check_tensor("body_points", body_points, (batch, None, 3), "(B, N, 3)")
+        up = torch.as_tensor(up_axis, dtype=dtype, device=device)
+        if up.shape != (3,) or up.norm() == 0:
+            raise ValueError(f"`up_axis` must be a non-zero 3-vector, got {up_axis!r}.")
+        up = up / up.norm()
+        heights = object_points @ up  # (B, M)
+        floor = torch.minimum(heights.amin(-1), (body_points @ up).amin(-1)).detach()
+    return floor_contact * (heights.amin(-1) - floor).square()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Image terms
+
+
+def mask_distance_transform(mask: torch.Tensor, name: str = "mask") -> torch.Tensor:
+    """Euclidean distance in pixels from every pixel to the nearest mask pixel (0 inside the mask).
+
+    Preprocessing, run once per image before sampling: scipy's exact EDT on CPU, one call per image (a
+    single 3D call would measure distances across images).
+
+    Args:
+        mask: ``(B, H, W)`` bool, or float/uint8 where values > 0.5 are inside.
+        name: how errors refer to the mask, e.g. ``"object_mask"``.
+
+    Returns:
+        ``(B, H, W)`` float32 on ``mask``'s device.
+    """
+    _check_tensor(name, mask, (None, None, None), "(B, H, W)")
+    inside = (mask if mask.dtype == torch.bool else mask > 0.5).cpu().numpy()
+    empty = np.flatnonzero(~inside.reshape(inside.shape[0], -1).any(axis=1))
+    if empty.size:
+        raise ValueError(
+            f"`{name}` is empty (no pixel inside) for batch item(s) {empty.tolist()}; the mask term needs a "
+            "non-empty mask: fix the mask or set the mask weight to 0."
+        )
+    distances = np.stack([distance_transform_edt(~image) for image in inside]).astype(np.float32)
+    return torch.from_numpy(distances).to(mask.device)
+
+
+def project_points(points: torch.Tensor, intrinsics: torch.Tensor, min_depth: float = 1e-3) -> torch.Tensor:
+    """Pinhole projection of camera-space points to pixel coordinates (OpenCV: pixel centres at integers).
+
+    Depths are clamped to at least ``min_depth`` metres, so points at or behind the camera project to
+    large but finite coordinates (and get no gradient through their depth) instead of dividing by 0.
+
+    Args:
+        points: ``(B, N, 3)`` camera-space points (x right, y down, z forward).
+        intrinsics: ``(B, 3, 3)`` camera matrices ``K``.
+        min_depth: smallest depth used in the division (m).
+
+    Returns:
+        ``(B, N, 2)`` pixel coordinates ``(u, v)``.
+    """
+    _check_tensor("points", points, (None, None, 3), "(B, N, 3)")
+    _check_tensor("intrinsics", intrinsics, (points.shape[0], 3, 3), "(B, 3, 3)")
+    depth = points[..., 2:].clamp(min=min_depth)  # (B, N, 1)
+    image_plane = torch.cat([points[..., :2] / depth, torch.ones_like(depth)], dim=-1)
+    return (image_plane @ intrinsics.to(points.dtype).transpose(1, 2))[..., :2]
+
+
+def _image_diagonal(height: int, width: int) -> float:
+    return math.hypot(height, width)
+
+
+def mask_term(points_cam: torch.Tensor, intrinsics: torch.Tensor, distance_map: torch.Tensor) -> torch.Tensor:
+    """Mean distance from projected points to a mask, in units of the image diagonal.
+
+    The distance map (from :func:`mask_distance_transform`) is sampled bilinearly at the projected points
+    (``grid_sample``, ``align_corners=True`` so pixel centres sit at integer coordinates), which makes the
+    loss differentiable w.r.t. the points. A point projecting outside the image is sampled at the nearest
+    border pixel and its distance to the image is added, so it is still pulled back in (border padding
+    alone would give it zero gradient).
+
+    Args:
+        points_cam: ``(B, N, 3)`` camera-space points.
+        intrinsics: ``(B, 3, 3)``.
+        distance_map: ``(B, H, W)`` distance to the mask in pixels.
+
+    Returns:
+        ``(B,)`` loss, 0 when every point projects inside the mask.
+    """
+    _check_tensor("points_cam", points_cam, (None, None, 3), "(B, N, 3)")
+    _check_tensor("distance_map", distance_map, (points_cam.shape[0], None, None), "(B, H, W)")
+    height, width = distance_map.shape[1:]
+    pixels = project_points(points_cam, intrinsics)  # (B, N, 2)
+    limits = pixels.new_tensor([width - 1, height - 1])
+    inside_image = torch.minimum(torch.maximum(pixels, torch.zeros_like(limits)), limits)
+    outside_distance = torch.linalg.vector_norm(pixels - inside_image, dim=-1)  # (B, N), 0 inside
+    grid = 2 * inside_image / limits.clamp(min=1) - 1
+    # grid_sample must not see NaN coordinates; NaN is put back into the affected samples below.
+    finite = torch.isfinite(grid).all(-1, keepdim=True)
+    grid = torch.where(finite, grid, torch.zeros_like(grid))
+    sampled = F.grid_sample(
+        distance_map.to(points_cam.dtype).unsqueeze(1),  # (B, 1, H, W)
+        grid.unsqueeze(1),  # (B, 1, N, 2)
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=True,
+    )[:, 0, 0]  # (B, N)
+    sampled = torch.where(finite[..., 0], sampled, torch.full_like(sampled, float("nan")))
+    return (sampled + outside_distance).mean(-1) / _image_diagonal(height, width)
+
+
+def keypoints_2d_term(
+    points_cam: torch.Tensor,
+    intrinsics: torch.Tensor,
+    keypoints_2d: torch.Tensor,
+    confidence: torch.Tensor,
+    image_size: Tuple[int, int],
+) -> torch.Tensor:
+    """Confidence-weighted squared reprojection error, ``mean_k c_k |pi(p_k) - k_k|^2 / diag^2``.
+
+    Args:
+        points_cam: ``(B, K, 3)`` camera-space 3D points matching the keypoints (e.g. body joints).
+        intrinsics: ``(B, 3, 3)``.
+        keypoints_2d: ``(B, K, 2)`` pixel coordinates ``(u, v)``.
+        confidence: ``(B, K)`` non-negative weights (0 = keypoint missing).
+        image_size: ``(H, W)`` in pixels; errors are divided by the image diagonal, so the loss is scale-free.
+
+    Returns:
+        ``(B,)`` loss, 0 at the exact keypoints.
+    """
+    _check_tensor("points_cam", points_cam, (None, None, 3), "(B, K, 3)")
+    batch, num = points_cam.shape[:2]
+    _check_tensor("keypoints_2d", keypoints_2d, (batch, num, 2), "(B, K, 2)")
+    _check_tensor("confidence", confidence, (batch, num), "(B, K)")
+    if bool((confidence < 0).any()):
+        raise ValueError("`confidence` must be non-negative (0 marks a missing keypoint).")
+    height, width = image_size
+    error = (project_points(points_cam, intrinsics) - keypoints_2d.to(points_cam.dtype)).square().sum(-1)
+    return (confidence * error).mean(-1) / _image_diagonal(height, width) ** 2
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The weighted sum
+
+
+@dataclass
+class GuidanceInputs:
+    """What the guidance terms need for one batch; optional fields left ``None`` skip their terms.
+
+    All points share one frame with camera axes: camera space, or pelvis-relative (then give
+    ``camera_translation`` so that the image terms and a user ``floor_plane`` see camera-space points).
+
+    Args:
+        body_points: ``(B, N, 3)`` body points (e.g. the downsampled body surface).
+        object_points: ``(B, M, 3)`` object points (keypoints or surface samples).
+        body_object_sdf: ``(B, N)`` signed distance of ``body_points`` to the object (negative inside);
+            needed by the contact and penetration terms.
+        human_contact: ``(B, N)`` contact probabilities of the body points.
+        object_contact: ``(B, M)`` contact probabilities of the object points.
+        floor_contact: ``(B,)`` probability that the object touches the floor.
+        object_body_sdf: ``(B, M)`` signed distance of object points to a closed body mesh (penetration).
+        camera_translation: ``(B, 3)`` added to the points to get camera space (pelvis in camera space).
+        intrinsics: ``(B, 3, 3)`` camera matrices, for the image terms.
+        human_distance_map: ``(B, H, W)`` distance to the human mask (:func:`mask_distance_transform`).
+        object_distance_map: ``(B, H, W)`` distance to the object mask.
+        keypoints_3d: ``(B, K, 3)`` 3D points matching ``keypoints_2d`` (same frame as ``body_points``).
+        keypoints_2d: ``(B, K, 2)`` detected keypoints in pixels.
+        keypoints_2d_confidence: ``(B, K)`` their confidences; all ones when ``None``.
+        image_size: ``(H, W)``; taken from the distance maps when ``None``.
+    """
+
+    body_points: torch.Tensor
+    object_points: torch.Tensor
+    body_object_sdf: Optional[torch.Tensor] = None
+    human_contact: Optional[torch.Tensor] = None
+    object_contact: Optional[torch.Tensor] = None
+    floor_contact: Optional[torch.Tensor] = None
+    object_body_sdf: Optional[torch.Tensor] = None
+    camera_translation: Optional[torch.Tensor] = None
+    intrinsics: Optional[torch.Tensor] = None
+    human_distance_map: Optional[torch.Tensor] = None
+    object_distance_map: Optional[torch.Tensor] = None
+    keypoints_3d: Optional[torch.Tensor] = None
+    keypoints_2d: Optional[torch.Tensor] = None
+    keypoints_2d_confidence: Optional[torch.Tensor] = None
+    image_size: Optional[Tuple[int, int]] = None
+
+    def __post_init__(self):
+        _check_tensor("body_points", self.body_points, (None, None, 3), "(B, N, 3)")
+        _check_tensor("object_points", self.object_points, (self.body_points.shape[0], None, 3), "(B, M, 3)")
+        if self.camera_translation is not None:
+            batch = self.body_points.shape[0]
+            _check_tensor("camera_translation", self.camera_translation, (batch, 3), "(B, 3)")
+
+    def to_camera(self, points: torch.Tensor) -> torch.Tensor:
+        """``(B, P, 3)`` points of the guidance frame to camera space."""
+        if self.camera_translation is None:
+            return points
+        return points + self.camera_translation.to(points.dtype).unsqueeze(1)
+
+    def resolved_image_size(self) -> Optional[Tuple[int, int]]:
+        """``(H, W)`` from ``image_size`` or a distance map, or ``None``."""
+        if self.image_size is not None:
+            return tuple(self.image_size)
+        for distance_map in (self.human_distance_map, self.object_distance_map):
+            if distance_map is not None:
+                return tuple(distance_map.shape[-2:])
+        return None
+
+
+def guidance_loss(
+    inputs: GuidanceInputs, config: GuidanceConfig
+) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+    """The guidance loss ``L = sum_k w_k L_k`` per sample, before the guidance scale.
+
+    ``config.scale`` is *not* applied here: the scheduler multiplies ``grad L`` by it. A term is skipped
+    (and absent from ``terms``) when its weight is 0 or its inputs are ``None``.
+
+    Args:
+        inputs: the batch's points, signed distances, contacts and optional image evidence.
+        config: the term weights and settings.
+
+    Returns:
+        ``(total, terms)``: ``total`` ``(B,)`` the weighted sum; ``terms`` maps each computed term's name
+        (``contact``, ``penetration``, ``floor``, ``mask``, ``keypoints_2d``) to its unweighted ``(B,)`` value.
+    """
+    terms: Dict[str, torch.Tensor] = {}
+    if config.contact > 0 and None not in (inputs.body_object_sdf, inputs.human_contact, inputs.object_contact):
+        terms["contact"] = contact_term(
+            inputs.body_object_sdf,
+            inputs.human_contact,
+            points_to_points_distance(inputs.object_points, inputs.body_points),
+            inputs.object_contact,
+            config.contact_threshold,
+        )
+    if config.penetration > 0 and inputs.body_object_sdf is not None:
+        terms["penetration"] = penetration_term(inputs.body_object_sdf, inputs.object_body_sdf)
+    if config.floor > 0 and inputs.floor_contact is not None:
+        # A user plane lives in camera space; the lowest-point floor is translation-invariant.
+        to_frame = inputs.to_camera if config.floor_plane is not None else (lambda points: points)
+        terms["floor"] = floor_term(
+            to_frame(inputs.object_points),
+            to_frame(inputs.body_points),
+            inputs.floor_contact,
+            config.up_axis,
+            config.floor_plane,
+        )
+    has_maps = inputs.human_distance_map is not None or inputs.object_distance_map is not None
+    if config.mask > 0 and inputs.intrinsics is not None and has_maps:
+        mask = 0
+        if inputs.human_distance_map is not None:
+            body_cam = inputs.to_camera(inputs.body_points)
+            mask = mask + mask_term(body_cam, inputs.intrinsics, inputs.human_distance_map)
+        if inputs.object_distance_map is not None:
+            object_cam = inputs.to_camera(inputs.object_points)
+            mask = mask + mask_term(object_cam, inputs.intrinsics, inputs.object_distance_map)
+        terms["mask"] = mask
+    if config.keypoints_2d > 0 and None not in (inputs.intrinsics, inputs.keypoints_3d, inputs.keypoints_2d):
+        image_size = inputs.resolved_image_size()
+        if image_size is None:
+            raise ValueError(
+                "The keypoints_2d term needs `image_size` (H, W) or a distance map in GuidanceInputs."
+            )
+        confidence = inputs.keypoints_2d_confidence
+        if confidence is None:
+            confidence = inputs.keypoints_3d.new_ones(inputs.keypoints_3d.shape[:2])
+        keypoints_cam = inputs.to_camera(inputs.keypoints_3d)
+        terms["keypoints_2d"] = keypoints_2d_term(
+            keypoints_cam, inputs.intrinsics, inputs.keypoints_2d, confidence, image_size
+        )
+    total = inputs.body_points.new_zeros(inputs.body_points.shape[0])
+    for name, value in terms.items():
+        total = total + getattr(config, name) * value
+    return total, terms
+
+
+class GuidanceLoss:
+    """``guidance_loss`` bound to a config: ``GuidanceLoss(config)(inputs) -> (total (B,), terms)``."""
+
+    def __init__(self, config: Optional[GuidanceConfig] = None):
+        self.config = config if config is not None else GuidanceConfig()
+
+    def __call__(self, inputs: GuidanceInputs) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        return guidance_loss(inputs, self.config)
+
+
+def clip_gradient_norm(grad: torch.Tensor, max_norm: Optional[float]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample gradient clipping that also removes non-finite gradients.
+
+    A sample whose gradient holds NaN or inf gets a zero gradient (its refinement step falls back to the
+    unguided one) and is reported; the others are rescaled to norm at most ``max_norm`` (no rescaling when
+    ``max_norm`` is ``None``).
+
+    Args:
+        grad: ``(B, D)`` gradients (any ``(B, ...)`` shape works).
+        max_norm: per-sample bound on the Euclidean norm, or ``None``.
+
+    Returns:
+        ``(clipped, non_finite)``: ``clipped`` like ``grad``; ``non_finite`` ``(B,)`` bool, True for the
+        samples whose gradient was zeroed.
+    """
+    if not isinstance(grad, torch.Tensor) or grad.dim() < 1:
+        raise ValueError("`grad` must be a tensor of shape (B, D).")
+    if max_norm is not None and not max_norm > 0:
+        raise ValueError(f"`max_norm` must be > 0 or None, got {max_norm!r}.")
+    flat = grad.reshape(grad.shape[0], -1)
+    non_finite = ~torch.isfinite(flat).all(dim=1)  # (B,)
+    flat = torch.where(non_finite.unsqueeze(1), torch.zeros_like(flat), flat)
+    if max_norm is not None:
+        # Norm of the rescaled vector, so that large finite gradients do not overflow to inf when squared.
+        largest = flat.abs().amax(dim=1, keepdim=True).clamp(min=torch.finfo(flat.dtype).tiny)
+        norm = largest[:, 0] * (flat / largest).norm(dim=1)
+        factor = (max_norm / norm.clamp(min=torch.finfo(flat.dtype).tiny)).clamp(max=1.0)
+        flat = flat * factor.unsqueeze(1)
+    return flat.reshape(grad.shape), non_finite
