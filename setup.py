@@ -36,6 +36,9 @@ setup(
         # Rotation conversions (6D, matrix, axis-angle) with safe handling at 0 and 180 degrees.
         "roma>=1.5",
     ],
-    extras_require={"dev": ["pytest>=8", "hypothesis>=6.100", "pytest-timeout>=2.3"]},
+    extras_require={
+        # manifold3d: boolean unions when regenerating the shipped primitive meshes (write_primitives).
+        "dev": ["pytest>=8", "hypothesis>=6.100", "pytest-timeout>=2.3", "manifold3d>=3.0"],
+    },
     entry_points={"console_scripts": ["scorehoi=scorehoi_diffusers.cli:main"]},
 )
