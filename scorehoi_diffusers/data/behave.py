@@ -1,0 +1,576 @@
+"""BEHAVE and InterCap in CONTHO's COCO-style annotation layout, converted to the sample schema.
+
+The data are licensed with the datasets and never shipped: the user points ``root`` at their copy.
+
+Layout read (``{dataset}`` is ``behave`` or ``intercap``, ``{split}`` is ``train`` or ``test``)::
+
+    {root}/{dataset}_{split}.json
+        images:      id, file_name (relative to ``image_root``, default ``root``), width, height,
+                     cam_param {focal [fx, fy], princpt [cx, cy]}
+        annotations: id, image_id, bbox [x, y, w, h] (person + object),
+                     smpl_param {pose (156 axis-angle: root, 21 body, 15 left-hand, 15 right-hand joints),
+                                 shape (10), trans (3), gender},
+                     obj_param {pose (3 axis-angle), trans (3), name},
+                     h_contacts, o_contacts (optional, not used: see "Contacts")
+
+CONTHO's own release keeps the JSON files in ``base_data/annotations`` and the pictures in
+``BEHAVE/sequences``: pass the first as ``root`` and the second as ``image_root``.
+
+Masks lie next to the pictures and are found by :class:`MaskLayout`:
+
+* BEHAVE (:data:`BEHAVE_MASKS`): ``X.color.jpg`` -> ``X.person_mask.jpg``, ``X.obj_rend_mask.jpg``;
+* InterCap (:data:`INTERCAP_MASKS`): ``.../color/X.jpg`` -> ``.../mask/X_human.png``, ``.../mask/X_object.png``.
+
+Conversion to the schema (:mod:`scorehoi_diffusers.data.schema`):
+
+* ``pose``: the file's 156 values, with the hand joints re-expressed relative to the SMPL-H mean hand.
+  With ``flat_hand_mean=True`` (default) the file's hand values are absolute joint rotations, as given to an
+  SMPL-H layer built with ``flat_hand_mean=True``; smplx with ``flat_hand_mean=False`` (our convention)
+  *adds* the mean hand in axis-angle, so we store ``file_hand - hands_mean`` (axis-angle subtraction, exact).
+  With ``flat_hand_mean=False`` the file's values are already mean-relative and are kept.
+* ``camera_translation``: the pelvis in camera space. smplx's ``transl`` moves vertices and joints alike,
+  so it is the pelvis joint of an SMPL-H forward with the file's ``trans`` (``J_0(betas) + trans``): it
+  depends on the body model, which is why the loader needs the user's SMPL-H (:class:`BodyModel`).
+* ``object_rotation`` = the matrix of ``obj_param.pose``; ``object_translation = obj_param.trans -
+  camera_translation`` (pelvis-relative, camera axes). ``obj_param`` poses the object mesh in the frame of
+  its file, which :func:`~scorehoi_diffusers.objects.load_object` keeps.
+* ``intrinsics`` from ``cam_param``; ``bbox`` as in the file; ``gender`` from the file (``"neutral"`` when
+  absent); ``source`` = ``dataset``; ``sample_id`` = the picture's ``file_name`` (with ``#<annotation id>``
+  appended when one picture has several annotations).
+* ``image``, ``human_mask``, ``object_mask`` hold the file paths (Arrow stores the path; the picture is
+  read when a row is accessed). The masks are the datasets' own files (JPEG for BEHAVE, so grey values
+  near 0 and 255): binarise at 128, as :func:`~scorehoi_diffusers.data.crop.crop_sample` does.
+
+Contacts are recomputed from the ground-truth geometry, because the files' ``h_contacts`` index CONTHO's
+431-vertex downsampling of SMPL-H and ``o_contacts`` CONTHO's 64 object points, neither of which is ours
+(our downsampled vertices are :attr:`BodyModel.downsample_index`, our object points the template's
+``keypoints``). The files' labels are therefore not kept. With ``d = contact_threshold`` (5 cm):
+
+* ``human_contact``: a downsampled body vertex whose signed distance to the posed object is below ``d``
+  (:meth:`ObjectTemplate.signed_distance_posed`; inside counts as contact);
+* ``object_contact``: an object keypoint within ``d`` of a vertex of the full body mesh;
+* ``floor_contact``: the lowest object vertex is within ``floor_threshold`` (2 cm) of the lowest body-or-
+  object vertex, heights measured along ``up_axis`` (camera -y by default). The datasets' cameras are
+  tilted by up to a few tens of degrees, so along camera -y this label is only approximate; pass the
+  gravity direction in camera space as ``up_axis`` when known.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import datasets
+import numpy as np
+import torch
+
+from ..body import BodyModel
+from ..objects import INTERCAP_OBJECTS, ObjectTemplate, load_object
+from ..params import axis_angle_to_matrix
+from .schema import FEATURES, NUM_POSE_VALUES
+
+DATASETS = ("behave", "intercap")
+SPLITS = ("train", "test")
+GENDERS = ("neutral", "male", "female")
+
+PathLike = Union[str, os.PathLike]
+BodySpec = Union[None, BodyModel, Mapping[str, BodyModel]]
+
+
+@dataclass(frozen=True)
+class MaskLayout:
+    """Where the human and object masks of a picture are.
+
+    The picture's name must end with ``image_suffix``; the masks replace that suffix with ``human_suffix``
+    and ``object_suffix``. When ``image_folder`` is set, the picture's parent folder must have that name
+    and the masks are in the sibling folder ``mask_folder``.
+    """
+
+    image_suffix: str
+    human_suffix: str
+    object_suffix: str
+    image_folder: Optional[str] = None
+    mask_folder: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if (self.image_folder is None) != (self.mask_folder is None):
+            raise ValueError("MaskLayout: give both `image_folder` and `mask_folder`, or neither.")
+
+    def mask_paths(self, image_path: PathLike) -> Tuple[Path, Path]:
+        """``(human_mask_path, object_mask_path)`` of a picture."""
+        image_path = Path(image_path)
+        if not image_path.name.endswith(self.image_suffix):
+            raise ValueError(
+                f"Picture {str(image_path)!r} does not end with {self.image_suffix!r}, so its masks cannot be "
+                "found; pass a `mask_layout` that matches your files."
+            )
+        stem = image_path.name[: len(image_path.name) - len(self.image_suffix)]
+        folder = image_path.parent
+        if self.image_folder is not None:
+            if folder.name != self.image_folder:
+                raise ValueError(
+                    f"Picture {str(image_path)!r} is not in a folder named {self.image_folder!r}, so its masks "
+                    f"(expected in a sibling folder {self.mask_folder!r}) cannot be found; pass a matching "
+                    "`mask_layout`."
+                )
+            folder = folder.parent / self.mask_folder
+        return folder / (stem + self.human_suffix), folder / (stem + self.object_suffix)
+
+
+BEHAVE_MASKS = MaskLayout(".color.jpg", ".person_mask.jpg", ".obj_rend_mask.jpg")
+INTERCAP_MASKS = MaskLayout(".jpg", "_human.png", "_object.png", image_folder="color", mask_folder="mask")
+_DEFAULT_MASKS = {"behave": BEHAVE_MASKS, "intercap": INTERCAP_MASKS}
+
+
+@dataclass
+class _Record:
+    """One annotation, parsed and checked, before any geometry is computed."""
+
+    sample_id: str
+    image_path: Path
+    human_mask_path: Path
+    object_mask_path: Path
+    intrinsics: np.ndarray  # (3, 3)
+    bbox: np.ndarray  # (4,)
+    pose: np.ndarray  # (156,) as in the file
+    betas: np.ndarray  # (10,)
+    trans: np.ndarray  # (3,)
+    gender: str
+    object_name: str
+    object_pose: np.ndarray  # (3,)
+    object_trans: np.ndarray  # (3,)
+
+
+def annotation_path(root: PathLike, dataset: str, split: str) -> Path:
+    """``{root}/{dataset}_{split}.json``, after checking ``dataset`` and ``split``."""
+    if dataset not in DATASETS:
+        raise ValueError(f"`dataset` must be one of {DATASETS}, got {dataset!r}.")
+    if split not in SPLITS:
+        raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}.")
+    return Path(root).expanduser() / f"{dataset}_{split}.json"
+
+
+def iter_contho_samples(
+    root: PathLike,
+    dataset: str = "behave",
+    split: str = "train",
+    body: BodySpec = None,
+    object_root: Optional[PathLike] = None,
+    *,
+    image_root: Optional[PathLike] = None,
+    max_samples: Optional[int] = None,
+    flat_hand_mean: bool = True,
+    mask_layout: Optional[MaskLayout] = None,
+    object_names: Optional[Mapping[str, Union[str, PathLike, ObjectTemplate]]] = None,
+    contact_threshold: float = 0.05,
+    floor_threshold: float = 0.02,
+    up_axis: Sequence[float] = (0.0, -1.0, 0.0),
+    batch_size: int = 32,
+    progress: bool = False,
+) -> Iterator[dict]:
+    """Yield the samples of a CONTHO-layout annotation file one by one, in file order (lazy).
+
+    The file is read and every annotation checked when this function is called, so errors are raised
+    here, before any sample is produced; the geometry (body forward, contacts) is then computed
+    ``batch_size`` samples at a time as the iterator is consumed.
+
+    Args:
+        root: folder holding ``{dataset}_{split}.json``.
+        dataset: ``"behave"`` or ``"intercap"``.
+        split: ``"train"`` or ``"test"``.
+        body: the SMPL-H :class:`BodyModel` the annotations were fitted with, or a mapping
+            ``{"male": ..., "female": ..., "neutral": ...}`` picked by each annotation's gender (a missing
+            gender falls back to ``"neutral"``). ``None`` uses the licence-free stand-in body with a warning:
+            its pelvis and surface differ from SMPL-H's, so positions and contacts are then approximate.
+        object_root: folder of the dataset's object meshes (e.g. BEHAVE's ``objects/``), see
+            :func:`~scorehoi_diffusers.objects.load_object`.
+        image_root: folder that ``file_name`` is relative to; defaults to ``root``.
+        max_samples: stop after this many annotations.
+        flat_hand_mean: whether the file's hand pose is absolute (see the module docstring).
+        mask_layout: mask naming; defaults to :data:`BEHAVE_MASKS` or :data:`INTERCAP_MASKS`.
+        object_names: optional map from an annotation's object name to what :func:`load_object` gets
+            (a name, a mesh path or an :class:`ObjectTemplate`); the sample keeps the annotation's name.
+        contact_threshold: metres, for human and object contacts.
+        floor_threshold: metres, for the object-floor contact.
+        up_axis: ``(3,)`` up direction in camera space for the floor contact.
+        batch_size: samples per body forward.
+        progress: show a progress bar.
+
+    Yields:
+        Schema dicts (:data:`~scorehoi_diffusers.data.schema.FEATURES`) whose ``image``, ``human_mask`` and
+        ``object_mask`` are file paths (strings).
+    """
+    json_path = annotation_path(root, dataset, split)
+    image_root = Path(root if image_root is None else image_root).expanduser()
+    mask_layout = _DEFAULT_MASKS[dataset] if mask_layout is None else mask_layout
+    if not isinstance(mask_layout, MaskLayout):
+        raise TypeError(f"`mask_layout` must be a MaskLayout, got {type(mask_layout).__name__}.")
+    if max_samples is not None and max_samples < 0:
+        raise ValueError(f"`max_samples` must be >= 0, got {max_samples}.")
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
+    if not (contact_threshold > 0 and floor_threshold > 0):
+        raise ValueError(
+            f"`contact_threshold` and `floor_threshold` must be > 0, got {contact_threshold} and {floor_threshold}."
+        )
+    up = torch.as_tensor(up_axis, dtype=torch.float32)
+    if up.shape != (3,) or not torch.isfinite(up).all() or up.norm() == 0:
+        raise ValueError(f"`up_axis` must be a non-zero 3-vector, got {up_axis!r}.")
+    up = up / up.norm()
+    bodies = _resolve_bodies(body)
+
+    records = _read_records(json_path, dataset, image_root, mask_layout, max_samples)
+    templates: Dict[str, ObjectTemplate] = {}
+    object_names = {} if object_names is None else dict(object_names)
+    for name in sorted({record.object_name for record in records}):
+        spec = object_names.get(name, name)
+        templates[name] = load_object(spec, object_root=object_root)
+        if templates[name].num_keypoints != 64:
+            raise ValueError(
+                f"Object {name!r} has {templates[name].num_keypoints} keypoints; the schema's object_contact needs 64."
+            )
+
+    def generate() -> Iterator[dict]:
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(records), desc=f"{dataset} {split}", unit="sample")
+        try:
+            for start in range(0, len(records), batch_size):
+                chunk = records[start : start + batch_size]
+                yield from _convert(
+                    chunk, dataset, bodies, templates, flat_hand_mean, contact_threshold, floor_threshold, up
+                )
+                if bar is not None:
+                    bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
+
+    return generate()
+
+
+def load_contho_dataset(
+    root: PathLike,
+    dataset: str = "behave",
+    split: str = "train",
+    body: BodySpec = None,
+    object_root: Optional[PathLike] = None,
+    max_samples: Optional[int] = None,
+    progress: bool = True,
+    *,
+    image_root: Optional[PathLike] = None,
+    flat_hand_mean: bool = True,
+    mask_layout: Optional[MaskLayout] = None,
+    object_names: Optional[Mapping[str, Union[str, PathLike, ObjectTemplate]]] = None,
+    contact_threshold: float = 0.05,
+    floor_threshold: float = 0.02,
+    up_axis: Sequence[float] = (0.0, -1.0, 0.0),
+    batch_size: int = 32,
+) -> datasets.Dataset:
+    """BEHAVE or InterCap (CONTHO layout) as a ``datasets.Dataset`` with the schema's features.
+
+    Arguments as in :func:`iter_contho_samples`. Pictures and masks are stored as paths and decoded to PIL
+    images when a row is read, so the table stays small; ``save_to_disk`` keeps those paths (use
+    ``dataset.cast_column`` / ``embed_table_storage`` from ``datasets`` to embed the bytes instead).
+
+    Raises:
+        FileNotFoundError: the JSON file, a picture or a mask is missing (the message names the path and the
+            annotation id).
+        KeyError: a required key is missing (names the JSON file, the annotation id and the key).
+        ValueError: a value has the wrong length or is not finite (same details).
+    """
+    samples = list(
+        iter_contho_samples(
+            root,
+            dataset,
+            split,
+            body,
+            object_root,
+            image_root=image_root,
+            max_samples=max_samples,
+            flat_hand_mean=flat_hand_mean,
+            mask_layout=mask_layout,
+            object_names=object_names,
+            contact_threshold=contact_threshold,
+            floor_threshold=floor_threshold,
+            up_axis=up_axis,
+            batch_size=batch_size,
+            progress=progress,
+        )
+    )
+    if not samples:
+        return datasets.Dataset.from_dict({name: [] for name in FEATURES}, features=FEATURES)
+    return datasets.Dataset.from_list(samples, features=FEATURES)
+
+
+# ---------------------------------------------------------------------- reading
+
+
+def _resolve_bodies(body: BodySpec) -> Dict[str, BodyModel]:
+    if body is None:
+        warnings.warn(
+            "No `body` given: using the licence-free stand-in body. BEHAVE/InterCap were fitted with SMPL-H, "
+            "so the pelvis position and contacts are only approximate; pass your SMPL-H BodyModel.",
+            stacklevel=3,
+        )
+        return {"neutral": BodyModel()}
+    if isinstance(body, BodyModel):
+        return {gender: body for gender in GENDERS}
+    if isinstance(body, Mapping):
+        unknown = set(body) - set(GENDERS)
+        if unknown or not body:
+            raise ValueError(f"`body` mapping keys must be among {GENDERS}, got {sorted(body)}.")
+        for gender, model in body.items():
+            if not isinstance(model, BodyModel):
+                raise TypeError(f"`body[{gender!r}]` must be a BodyModel, got {type(model).__name__}.")
+        return dict(body)
+    raise TypeError(f"`body` must be a BodyModel, a mapping gender -> BodyModel, or None; got {type(body).__name__}.")
+
+
+def _read_records(
+    json_path: Path, dataset: str, image_root: Path, mask_layout: MaskLayout, max_samples: Optional[int]
+) -> List[_Record]:
+    if not json_path.is_file():
+        raise FileNotFoundError(
+            f"Annotation file {str(json_path)!r} not found. Expected CONTHO's layout: "
+            f"{{root}}/{json_path.name} with 'images' and 'annotations'."
+        )
+    try:
+        with open(json_path, "r", encoding="utf-8") as handle:
+            content = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"Annotation file {str(json_path)!r} is not valid JSON: {error}") from error
+    for key in ("images", "annotations"):
+        if not isinstance(content, dict) or key not in content:
+            raise KeyError(f"Annotation file {str(json_path)!r} lacks the top-level key {key!r}.")
+
+    images = {}
+    for index, image in enumerate(content["images"]):
+        if "id" not in image:
+            raise KeyError(f"{str(json_path)!r}: images[{index}] lacks the key 'id'.")
+        images[image["id"]] = image
+    annotations = content["annotations"]
+    if max_samples is not None:
+        annotations = annotations[:max_samples]
+    per_image = Counter(annotation.get("image_id") for annotation in annotations)
+    return [
+        _parse(annotation, index, images, per_image, json_path, dataset, image_root, mask_layout)
+        for index, annotation in enumerate(annotations)
+    ]
+
+
+def _parse(
+    annotation: dict,
+    index: int,
+    images: dict,
+    per_image: Counter,
+    json_path: Path,
+    dataset: str,
+    image_root: Path,
+    mask_layout: MaskLayout,
+) -> _Record:
+    ann_id = annotation.get("id", f"#{index}")
+    where = f"{str(json_path)!r}, annotation id {ann_id}"
+
+    def get(mapping, key, context):
+        if not isinstance(mapping, dict) or key not in mapping:
+            raise KeyError(f"{where}: {context} lacks the key {key!r}.")
+        return mapping[key]
+
+    def numbers(value, length, key):
+        try:
+            array = np.asarray(value, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{where}: {key!r} must hold numbers ({error}).") from error
+        if array.shape != (length,):
+            raise ValueError(f"{where}: {key!r} must have {length} values, got {array.size}.")
+        if not np.isfinite(array).all():
+            raise ValueError(f"{where}: {key!r} holds NaN or inf.")
+        return array
+
+    image_id = get(annotation, "image_id", "the annotation")
+    if image_id not in images:
+        raise KeyError(f"{where}: image_id {image_id!r} is not among the file's images.")
+    image = images[image_id]
+    file_name = get(image, "file_name", f"image {image_id}")
+    cam = get(image, "cam_param", f"image {image_id}")
+    focal = np.asarray(get(cam, "focal", "cam_param"), dtype=np.float64).reshape(-1)
+    focal = numbers(np.repeat(focal, 2) if focal.size == 1 else focal, 2, "cam_param.focal")
+    princpt = numbers(get(cam, "princpt", "cam_param"), 2, "cam_param.princpt")
+    if (focal <= 0).any():
+        raise ValueError(f"{where}: 'cam_param.focal' must be positive, got {focal.tolist()}.")
+    intrinsics = np.array([[focal[0], 0.0, princpt[0]], [0.0, focal[1], princpt[1]], [0.0, 0.0, 1.0]])
+    bbox = numbers(get(annotation, "bbox", "the annotation"), 4, "bbox")
+    if bbox[2] <= 0 or bbox[3] <= 0:
+        raise ValueError(f"{where}: 'bbox' must have positive width and height, got {bbox.tolist()}.")
+
+    smpl = get(annotation, "smpl_param", "the annotation")
+    pose = numbers(get(smpl, "pose", "smpl_param"), NUM_POSE_VALUES, "smpl_param.pose")
+    betas = numbers(get(smpl, "shape", "smpl_param"), 10, "smpl_param.shape")
+    trans = numbers(get(smpl, "trans", "smpl_param"), 3, "smpl_param.trans")
+    gender = str(smpl.get("gender", "neutral")).lower()
+    if gender not in GENDERS:
+        raise ValueError(f"{where}: 'smpl_param.gender' must be one of {GENDERS}, got {gender!r}.")
+
+    obj = get(annotation, "obj_param", "the annotation")
+    object_pose = numbers(get(obj, "pose", "obj_param"), 3, "obj_param.pose")
+    object_trans = numbers(get(obj, "trans", "obj_param"), 3, "obj_param.trans")
+    object_name = _object_name(get(obj, "name", "obj_param"), dataset)
+
+    image_path = image_root / file_name
+    human_mask_path, object_mask_path = mask_layout.mask_paths(image_path)
+    for kind, path in (("picture", image_path), ("human mask", human_mask_path), ("object mask", object_mask_path)):
+        if not path.is_file():
+            raise FileNotFoundError(f"{where}: {kind} {str(path)!r} not found.")
+    sample_id = str(file_name) if per_image[image_id] == 1 else f"{file_name}#{ann_id}"
+    return _Record(
+        sample_id=sample_id,
+        image_path=image_path,
+        human_mask_path=human_mask_path,
+        object_mask_path=object_mask_path,
+        intrinsics=intrinsics,
+        bbox=bbox,
+        pose=pose,
+        betas=betas,
+        trans=trans,
+        gender=gender,
+        object_name=object_name,
+        object_pose=object_pose,
+        object_trans=object_trans,
+    )
+
+
+def _object_name(name, dataset: str) -> str:
+    """InterCap names its objects by number; normalise ``1`` / ``"1"`` to ``"01"``."""
+    name = str(name)
+    if dataset == "intercap" and name.isdigit() and f"{int(name):02d}" in INTERCAP_OBJECTS:
+        return f"{int(name):02d}"
+    return name
+
+
+# ---------------------------------------------------------------------- geometry
+
+
+def _convert(
+    records: List[_Record],
+    dataset: str,
+    bodies: Dict[str, BodyModel],
+    templates: Dict[str, ObjectTemplate],
+    flat_hand_mean: bool,
+    contact_threshold: float,
+    floor_threshold: float,
+    up: torch.Tensor,
+) -> Iterator[dict]:
+    """Samples for a chunk of records: one body forward per body model, contacts per object."""
+    converted: Dict[int, dict] = {}
+    groups: Dict[int, List[int]] = {}
+    for i, record in enumerate(records):
+        body = bodies.get(record.gender, bodies.get("neutral"))
+        if body is None:
+            raise KeyError(
+                f"No body model for gender {record.gender!r} (sample {record.sample_id!r}) and no 'neutral' "
+                f"fallback; `body` has {sorted(bodies)}."
+            )
+        groups.setdefault(id(body), []).append(i)
+    for indices in groups.values():
+        body = bodies.get(records[indices[0]].gender, bodies.get("neutral"))
+        batch = [records[i] for i in indices]
+        for i, sample in zip(
+            indices,
+            _convert_group(batch, dataset, body, templates, flat_hand_mean, contact_threshold, floor_threshold, up),
+        ):
+            converted[i] = sample
+    for i in range(len(records)):
+        yield converted[i]
+
+
+@torch.no_grad()
+def _convert_group(
+    records: List[_Record],
+    dataset: str,
+    body: BodyModel,
+    templates: Dict[str, ObjectTemplate],
+    flat_hand_mean: bool,
+    contact_threshold: float,
+    floor_threshold: float,
+    up: torch.Tensor,
+) -> List[dict]:
+    device = body.downsample_index.device
+    dtype = body.smplh.v_template.dtype
+    pose = np.stack([record.pose for record in records])
+    if flat_hand_mean:
+        # smplx (flat_hand_mean=False) adds the mean hand in axis-angle; remove it from the absolute values.
+        hands_mean = torch.cat([body.smplh.left_hand_mean, body.smplh.right_hand_mean]).double().cpu().numpy()
+        pose[:, 66:] = pose[:, 66:] - hands_mean
+    betas = np.stack([record.betas for record in records])
+    trans = np.stack([record.trans for record in records])
+
+    def tensor(array):
+        return torch.as_tensor(array, dtype=dtype, device=device)
+
+    pose_t = tensor(pose)
+    output = body.smplh(
+        betas=tensor(betas),
+        global_orient=pose_t[:, :3],
+        body_pose=pose_t[:, 3:66],
+        left_hand_pose=pose_t[:, 66:111],
+        right_hand_pose=pose_t[:, 111:156],
+        transl=tensor(trans),
+    )
+    # smplx's transl moves joints and vertices alike, so joint 0 is the pelvis in camera space.
+    pelvis = output.joints[:, 0]
+    vertices = output.vertices  # (B, V, 3) camera space
+    downsampled = vertices.index_select(1, body.downsample_index)
+    object_rotation = axis_angle_to_matrix(torch.as_tensor(np.stack([r.object_pose for r in records])))
+    object_trans = torch.as_tensor(np.stack([r.object_trans for r in records]))
+    object_translation = object_trans - pelvis.double().cpu()
+
+    human_contact = torch.zeros(len(records), downsampled.shape[1], dtype=dtype, device=device)
+    object_contact = torch.zeros(len(records), 64, dtype=dtype, device=device)
+    floor_contact = torch.zeros(len(records), dtype=dtype, device=device)
+    up = up.to(device=device, dtype=dtype)
+    names = [record.object_name for record in records]
+    for name in sorted(set(names)):
+        rows = torch.as_tensor([i for i, n in enumerate(names) if n == name], device=device)
+        template = templates[name].to(device=device, dtype=dtype)
+        rotation = object_rotation[rows.cpu()].to(device=device, dtype=dtype)
+        translation = object_trans[rows.cpu()].to(device=device, dtype=dtype)
+        sdf = template.signed_distance_posed(downsampled[rows], rotation, translation)
+        human_contact[rows] = (sdf < contact_threshold).to(dtype)
+        keypoints = template.pose(template.keypoints, rotation, translation)
+        nearest = torch.cdist(keypoints, vertices[rows]).amin(dim=-1)
+        object_contact[rows] = (nearest < contact_threshold).to(dtype)
+        object_low = (template.pose(template.vertices, rotation, translation) @ up).amin(dim=-1)
+        lowest = torch.minimum((vertices[rows] @ up).amin(dim=-1), object_low)
+        floor_contact[rows] = (object_low - lowest < floor_threshold).to(dtype)
+
+    samples = []
+    for i, record in enumerate(records):
+        samples.append(
+            {
+                "image": str(record.image_path),
+                "human_mask": str(record.human_mask_path),
+                "object_mask": str(record.object_mask_path),
+                "intrinsics": record.intrinsics.astype(np.float32),
+                "bbox": record.bbox.astype(np.float32),
+                "pose": pose[i].astype(np.float32),
+                "betas": record.betas.astype(np.float32),
+                "object_rotation": object_rotation[i].numpy().astype(np.float32),
+                "object_translation": object_translation[i].numpy().astype(np.float32),
+                "camera_translation": pelvis[i].cpu().numpy().astype(np.float32),
+                "human_contact": human_contact[i].cpu().numpy().astype(np.float32),
+                "object_contact": object_contact[i].cpu().numpy().astype(np.float32),
+                "floor_contact": float(floor_contact[i]),
+                "object_name": record.object_name,
+                "gender": record.gender,
+                "source": dataset,
+                "sample_id": record.sample_id,
+            }
+        )
+    return samples
