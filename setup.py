@@ -37,8 +37,16 @@ setup(
         "roma>=1.5",
     ],
     extras_require={
-        # manifold3d: boolean unions when regenerating the shipped primitive meshes (write_primitives).
-        "dev": ["pytest>=8", "hypothesis>=6.100", "pytest-timeout>=2.3", "manifold3d>=3.0"],
+        # Regenerating the shipped assets (tested): manifold3d for the primitives' boolean unions,
+        # scikit-image (marching cubes) and fast-simplification (decimation) for the stand-in body.
+        "dev": [
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "pytest-timeout>=2.3",
+            "manifold3d>=3.0",
+            "scikit-image>=0.22",
+            "fast-simplification>=0.1",
+        ],
     },
     entry_points={"console_scripts": ["scorehoi=scorehoi_diffusers.cli:main"]},
 )
