@@ -12,6 +12,8 @@ Two forwards:
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,22 +213,24 @@ class BodyModel(ModelMixin, ConfigMixin):
             )
         struct_arrays = {k: v for k, v in arrays.items() if k not in LANDMARK_FIELDS}
         struct_arrays["shapedirs"] = struct_arrays["shapedirs"][:, :, :NUM_BETAS]
-        self.smplh = smplx.SMPLH(
-            model_path=str(body_file),
-            data_struct=smplx.utils.Struct(**struct_arrays),
-            ext="npz",
-            use_pca=False,
-            flat_hand_mean=False,
-            num_betas=NUM_BETAS,
-            vertex_ids=vertex_ids,
-            gender=gender,
-            create_global_orient=False,
-            create_body_pose=False,
-            create_left_hand_pose=False,
-            create_right_hand_pose=False,
-            create_betas=False,
-            create_transl=False,
-        )
+        # smplx prints a notice for files with fewer than 300 shape directions; we use exactly 10 on purpose.
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.smplh = smplx.SMPLH(
+                model_path=str(body_file),
+                data_struct=smplx.utils.Struct(**struct_arrays),
+                ext="npz",
+                use_pca=False,
+                flat_hand_mean=False,
+                num_betas=NUM_BETAS,
+                vertex_ids=vertex_ids,
+                gender=gender,
+                create_global_orient=False,
+                create_body_pose=False,
+                create_left_hand_pose=False,
+                create_right_hand_pose=False,
+                create_betas=False,
+                create_transl=False,
+            )
         # The body itself is data from `model_path`, not weights: keep it out of saved checkpoints.
         for module in self.smplh.modules():
             for name, buffer in list(module.named_buffers(recurse=False)):
