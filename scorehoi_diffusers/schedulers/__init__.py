@@ -1,0 +1,5 @@
+"""Schedulers: DDIM with inversion and score guidance."""
+
+from .scheduling_guided_ddim import GuidedDDIMInversionOutput, GuidedDDIMScheduler
+
+__all__ = ["GuidedDDIMScheduler", "GuidedDDIMInversionOutput"]

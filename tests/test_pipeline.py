@@ -1,0 +1,239 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import roma
+import torch
+from diffusers import DiffusionPipeline
+
+from scorehoi_diffusers import (
+    BodyModel,
+    Contacts,
+    GuidanceConfig,
+    GuidedDDIMScheduler,
+    ScoreHOIDenoiser,
+    ScoreHOIPipeline,
+)
+from scorehoi_diffusers.models.contact_estimator import ScoreHOIContactEstimator
+from scorehoi_diffusers.models.regressor import ScoreHOIRegressor
+from scorehoi_diffusers.params import HOIParams, axis_angle_to_matrix
+
+DOWN = torch.tensor([[1.0, 0, 0], [0, -1, 0], [0, 0, -1]])  # body y-up/facing +z -> OpenCV camera, facing it
+
+
+def small_denoiser(seed: int = 0) -> ScoreHOIDenoiser:
+    """The default denoiser with its zero-initialised output layer randomised, so the prior is not a no-op."""
+    torch.manual_seed(seed)  # test-only: module init draws from the global RNG
+    denoiser = ScoreHOIDenoiser(hidden_size=64, num_layers=2, num_condition_latents=8)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        denoiser.part_out_weight.normal_(0.0, 0.02, generator=generator)
+        for block in denoiser.blocks:
+            block.modulation_offset[[2, 5]] = 1.0  # open the residual gates
+    return denoiser.eval()
+
+
+@pytest.fixture(scope="module")
+def body():
+    return BodyModel()
+
+
+@pytest.fixture(scope="module")
+def pipe(body):
+    pipeline = ScoreHOIPipeline(small_denoiser(), GuidedDDIMScheduler(), body)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def holding_params(batch: int, gap: float = 0.0) -> HOIParams:
+    """Arms forward, a box in front of the chest; ``gap`` moves the box away from the body (metres)."""
+    params = HOIParams.identity(batch)
+    params.global_orient[:] = DOWN
+    params.body_pose[:, 15] = axis_angle_to_matrix(torch.tensor([0.0, -1.3, 0.0]))  # left shoulder forward
+    params.body_pose[:, 16] = axis_angle_to_matrix(torch.tensor([0.0, 1.3, 0.0]))  # right shoulder forward
+    params.object_rotation[:] = DOWN
+    params.object_translation[:] = torch.tensor([0.0, -0.25, -(0.35 + gap)])
+    return params
+
+
+def hand_contacts(body: BodyModel, params: HOIParams) -> Contacts:
+    """Contacts on the downsampled vertices near the wrists (the hands)."""
+    points, joints = body.skin_subset(params)
+    wrists = joints[:, [20, 21]]
+    near = (torch.cdist(points, wrists).amin(-1) < 0.12).float()
+    batch = params.batch_size
+    return Contacts(human=near, object=torch.zeros(batch, 64), floor=torch.zeros(batch))
+
+
+def test_refinement_outputs_have_documented_shapes(pipe, body):
+    params = holding_params(2)
+    out = pipe(initial_params=params, object="box", num_cycles=2)
+    assert out.body_vertices.shape == (2, body.num_vertices, 3)
+    assert out.body_faces.shape[1] == 3
+    assert out.object_vertices.shape[0] == 2 and out.object_faces.shape[1] == 3
+    assert out.guidance_loss_history.shape == (2, 2)
+    assert set(out.guidance_term_history) == {"contact", "penetration", "floor"}
+    assert len(out.contact_history) == 2
+    assert out.contacts.human.shape == (2, body.num_downsampled)
+    assert isinstance(out.params, HOIParams) and isinstance(out.initial_params, HOIParams)
+    # Camera space: the pelvis sits at the camera translation.
+    assert abs(out.body_vertices[:, :, 2].mean().item() - 3.0) < 0.5
+
+
+def test_zero_cycles_returns_the_initial_estimate(pipe):
+    params = holding_params(1)
+    out = pipe(initial_params=params, object="box", num_cycles=0)
+    torch.testing.assert_close(out.params.body_pose, params.body_pose, atol=1e-6, rtol=0)
+    torch.testing.assert_close(out.params.object_translation, params.object_translation)
+
+
+class RecordingEstimator:
+    """Returns a different, known set of contacts at every call and remembers them."""
+
+    def __init__(self):
+        self.outputs = []
+
+    def __call__(self, state):
+        call = len(self.outputs)
+        batch, count = state.body_points.shape[:2]
+        human = torch.zeros(batch, count)
+        human[:, call::7] = 1.0
+        contacts = Contacts(human=human, object=torch.zeros(batch, state.object_points.shape[1]),
+                            floor=torch.full((batch,), float(call % 2)))
+        self.outputs.append(contacts)
+        return contacts
+
+
+def test_refreshed_contacts_are_the_ones_the_next_cycle_uses(pipe):
+    estimator = RecordingEstimator()
+    seen = {}
+
+    def record(pipeline, step_index, timestep, callback_kwargs):
+        seen.setdefault(step_index // 10, []).append(callback_kwargs["human_contact"].clone())
+        return callback_kwargs
+
+    out = pipe(initial_params=holding_params(1), object="box", num_cycles=3, contact_estimator=estimator,
+               callback_on_step_end=record, callback_on_step_end_tensor_inputs=["latents", "human_contact"])
+    # Call 0 gives the initial contacts; call c + 1 follows cycle c and must drive cycle c + 1.
+    assert len(estimator.outputs) == 4
+    for cycle in range(3):
+        for used in seen[cycle]:
+            torch.testing.assert_close(used, estimator.outputs[cycle].human)
+        torch.testing.assert_close(out.contact_history[cycle].human, estimator.outputs[cycle].human)
+    torch.testing.assert_close(out.contacts.human, estimator.outputs[3].human)
+
+
+def test_frozen_contacts_keep_the_initial_ones(pipe):
+    estimator = RecordingEstimator()
+    out = pipe(initial_params=holding_params(1), object="box", num_cycles=2, contact_estimator=estimator,
+               refresh_contacts=False)
+    assert len(estimator.outputs) == 1
+    for used in out.contact_history:
+        torch.testing.assert_close(used.human, estimator.outputs[0].human)
+
+
+def test_guidance_pulls_labelled_contacts_onto_the_object(pipe, body):
+    params = holding_params(1, gap=0.12)
+    contacts = hand_contacts(body, params)
+    assert contacts.human.sum() > 5
+    kwargs = dict(initial_params=params, object="box", contacts=contacts, num_cycles=3, refresh_contacts=False)
+    unguided = pipe(**kwargs, guidance_scale=0.0)
+    guided = pipe(**kwargs, guidance_config=GuidanceConfig(contact=1.0, penetration=0.1, floor=0.0), guidance_scale=20.0)
+    before = unguided.guidance_term_history["contact"][-1]
+    after = guided.guidance_term_history["contact"][-1]
+    assert after.item() < 0.5 * before.item()
+
+
+def test_output_types_and_tuple(pipe):
+    params = holding_params(1)
+    out_np = pipe(initial_params=params, object="ball", num_cycles=1, output_type="np")
+    assert isinstance(out_np.body_vertices, np.ndarray) and isinstance(out_np.params["betas"], np.ndarray)
+    assert isinstance(out_np.contacts["human"], np.ndarray)
+    out_mesh = pipe(initial_params=params, object="ball", num_cycles=1, output_type="mesh")
+    assert len(out_mesh.meshes) == 1 and len(out_mesh.meshes[0]["body"].faces) > 0
+    as_tuple = pipe(initial_params=params, object="ball", num_cycles=1, return_dict=False)
+    assert isinstance(as_tuple, tuple) and isinstance(as_tuple[0], HOIParams)
+    with pytest.raises(ValueError, match="output_type"):
+        pipe(initial_params=params, object="ball", output_type="pil")
+
+
+def test_same_generator_same_output_and_global_rng_untouched(pipe):
+    params = holding_params(2)
+    state = torch.get_rng_state()
+    outs = [
+        pipe(initial_params=params, object="box", num_cycles=2, eta=0.5, generator=torch.Generator().manual_seed(s))
+        for s in (3, 3, 4)
+    ]
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(outs[0].body_vertices, outs[1].body_vertices)
+    assert not torch.equal(outs[0].body_vertices, outs[2].body_vertices)
+
+
+def test_batch_independence(pipe):
+    params = HOIParams.cat([holding_params(1, gap=g) for g in (0.0, 0.1, 0.2)])
+    joint = pipe(initial_params=params, object="box", num_cycles=2)
+    alone = pipe(initial_params=params[1], object="box", num_cycles=2)
+    torch.testing.assert_close(joint.body_vertices[1:2], alone.body_vertices, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(joint.object_vertices[1:2], alone.object_vertices, atol=1e-5, rtol=1e-5)
+
+
+def test_nan_initial_params_are_named(pipe):
+    params = holding_params(2)
+    params.betas[1, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"samples \[1\]"):
+        pipe(initial_params=params, object="box", num_cycles=1)
+
+
+def test_required_inputs_are_explained(pipe):
+    with pytest.raises(ValueError, match="`object` is required"):
+        pipe(initial_params=holding_params(1))
+    with pytest.raises(ValueError, match="initial_params"):
+        pipe(object="box")
+    with pytest.raises(ValueError, match="no regressor"):
+        pipe(image=np.zeros((64, 64, 3), np.uint8), human_mask=np.ones((64, 64)), object_mask=np.ones((64, 64)),
+             object="box")
+
+
+def test_hub_layout_round_trip_offline(pipe, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pipe.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert index["_class_name"] == ["pipeline", "ScoreHOIPipeline"]
+    assert (tmp_path / "pipeline.py").read_text().startswith("from scorehoi_diffusers import ScoreHOIPipeline")
+    files = [p.name for p in tmp_path.rglob("*") if p.is_file()]
+    assert not [f for f in files if f.endswith((".bin", ".pkl", ".pt", ".ckpt"))]
+    assert "diffusion_pytorch_model.safetensors" in os.listdir(tmp_path / "denoiser")
+
+    params = holding_params(2, gap=0.05)
+    reference = pipe(initial_params=params, object="box", num_cycles=2)
+    for loaded in (
+        ScoreHOIPipeline.from_pretrained(tmp_path),
+        DiffusionPipeline.from_pretrained(tmp_path, trust_remote_code=True),
+    ):
+        assert type(loaded).__name__ == "ScoreHOIPipeline"
+        loaded.set_progress_bar_config(disable=True)
+        again = loaded(initial_params=params, object="box", num_cycles=2)
+        assert torch.equal(again.body_vertices, reference.body_vertices)
+        assert torch.equal(again.object_vertices, reference.object_vertices)
+
+
+def test_end_to_end_from_pictures(body):
+    torch.manual_seed(0)  # test-only: module init draws from the global RNG
+    regressor = ScoreHOIRegressor().eval()
+    estimator = ScoreHOIContactEstimator(num_body_points=body.num_downsampled).eval()
+    pipeline = ScoreHOIPipeline(small_denoiser(), GuidedDDIMScheduler(), body, regressor=regressor,
+                                contact_estimator=estimator)
+    pipeline.set_progress_bar_config(disable=True)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (200, 160, 3), dtype=np.uint8) for _ in range(2)]
+    human = np.zeros((200, 160), bool)
+    human[40:180, 50:110] = True
+    obj = np.zeros((200, 160), bool)
+    obj[90:130, 90:140] = True
+    out = pipeline(image=images, human_mask=[human, human], object_mask=[obj, obj], object="box", num_cycles=1)
+    assert out.body_vertices.shape == (2, body.num_vertices, 3)
+    assert torch.isfinite(out.body_vertices).all()
+    # Both samples have the same masks but different pictures: the regressor's estimate depends on the picture.
+    assert not torch.equal(out.initial_params.camera_translation[0], out.initial_params.camera_translation[1])
+    assert out.contacts.human.shape == (2, body.num_downsampled)
