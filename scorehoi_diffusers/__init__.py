@@ -8,7 +8,7 @@ from diffusers import ModelMixin, SchedulerMixin
 from .body import BodyModel, BodyOutput
 from .contacts import Contacts, ProximityContactEstimator, ReconstructionState
 from .guidance import GuidanceConfig, GuidanceInputs, guidance_loss
-from .models.denoiser import ScoreHOIDenoiser
+from .models import ScoreHOIContactEstimator, ScoreHOIDenoiser, ScoreHOIRegressor
 from .objects import ObjectTemplate, load_object
 from .params import HOIParamCodec, HOIParams
 from .pipelines.pipeline_scorehoi import ScoreHOIPipeline, ScoreHOIPipelineOutput
@@ -30,9 +30,11 @@ __all__ = [
     "ProximityContactEstimator",
     "ReconstructionState",
     "SchedulerMixin",
+    "ScoreHOIContactEstimator",
     "ScoreHOIDenoiser",
     "ScoreHOIPipeline",
     "ScoreHOIPipelineOutput",
+    "ScoreHOIRegressor",
     "guidance_loss",
     "load_object",
 ]

@@ -237,3 +237,23 @@ def test_end_to_end_from_pictures(body):
     # Both samples have the same masks but different pictures: the regressor's estimate depends on the picture.
     assert not torch.equal(out.initial_params.camera_translation[0], out.initial_params.camera_translation[1])
     assert out.contacts.human.shape == (2, body.num_downsampled)
+
+
+def test_pipeline_with_regressor_saves_and_reloads(body, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    torch.manual_seed(1)  # test-only: module init draws from the global RNG
+    pipeline = ScoreHOIPipeline(small_denoiser(), GuidedDDIMScheduler(), body, regressor=ScoreHOIRegressor().eval(),
+                                contact_estimator=ScoreHOIContactEstimator(num_body_points=body.num_downsampled).eval())
+    pipeline.save_pretrained(tmp_path)
+    assert (tmp_path / "regressor" / "diffusion_pytorch_model.safetensors").is_file()
+    loaded = DiffusionPipeline.from_pretrained(tmp_path, trust_remote_code=True)
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (120, 100, 3), dtype=np.uint8)
+    human = np.zeros((120, 100), bool)
+    human[20:110, 30:70] = True
+    obj = np.zeros((120, 100), bool)
+    obj[60:90, 55:85] = True
+    for p in (pipeline, loaded):
+        p.set_progress_bar_config(disable=True)
+    kwargs = dict(image=image, human_mask=human, object_mask=obj, object="box", num_cycles=1)
+    torch.testing.assert_close(loaded(**kwargs).body_vertices, pipeline(**kwargs).body_vertices, atol=0, rtol=0)

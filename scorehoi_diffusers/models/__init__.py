@@ -1,5 +1,16 @@
-"""Models: the ScoreHOI denoiser."""
+"""Models: the ScoreHOI denoiser (the prior), the image regressor and the learned contact estimator."""
 
-from .denoiser import ConditionCache, ScoreHOIDenoiser, ScoreHOIDenoiserOutput, X0_PARTS
+from .contact_estimator import ContactEstimatorOutput, ScoreHOIContactEstimator
+from .denoiser import X0_PARTS, ConditionCache, ScoreHOIDenoiser, ScoreHOIDenoiserOutput
+from .regressor import ScoreHOIRegressor, ScoreHOIRegressorOutput
 
-__all__ = ["ScoreHOIDenoiser", "ScoreHOIDenoiserOutput", "ConditionCache", "X0_PARTS"]
+__all__ = [
+    "ConditionCache",
+    "ContactEstimatorOutput",
+    "ScoreHOIContactEstimator",
+    "ScoreHOIDenoiser",
+    "ScoreHOIDenoiserOutput",
+    "ScoreHOIRegressor",
+    "ScoreHOIRegressorOutput",
+    "X0_PARTS",
+]

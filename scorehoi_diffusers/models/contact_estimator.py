@@ -27,6 +27,7 @@ from torch import nn
 
 from ..contacts import Contacts, ReconstructionState
 from ..guidance import project_points
+from .aligned_loading import AlignedLoadingMixin
 from .regressor import _check_tensor, fourier_features
 
 __all__ = [
@@ -74,7 +75,7 @@ class ContactEstimatorOutput(BaseOutput):
     contacts: Contacts
 
 
-class ScoreHOIContactEstimator(ModelMixin, ConfigMixin):
+class ScoreHOIContactEstimator(AlignedLoadingMixin, ModelMixin, ConfigMixin):
     """
     Transformer contact estimator over downsampled-body tokens and object-keypoint tokens with sampled image features.
 

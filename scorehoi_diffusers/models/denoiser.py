@@ -18,7 +18,9 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import nn
 
-__all__ = ["ScoreHOIDenoiser", "ScoreHOIDenoiserOutput", "ConditionCache", "X0_PARTS", "ModelMixin"]
+from .aligned_loading import AlignedLoadingMixin
+
+__all__ = ["ScoreHOIDenoiser", "ScoreHOIDenoiserOutput", "ConditionCache", "X0_PARTS"]
 
 SAMPLE_DIM = 331
 
@@ -166,7 +168,7 @@ def _mlp(hidden_size: int, mlp_ratio: float) -> nn.Sequential:
     return nn.Sequential(nn.Linear(hidden_size, mlp_size), nn.GELU(), nn.Linear(mlp_size, hidden_size))
 
 
-class ScoreHOIDenoiser(ModelMixin, ConfigMixin):
+class ScoreHOIDenoiser(AlignedLoadingMixin, ModelMixin, ConfigMixin):
     """
     The ScoreHOI prior: predicts the noise ε of a noisy x0 vector `(B, 331)` at a timestep, conditioned on image
     feature tokens and object keypoints.
@@ -276,21 +278,6 @@ class ScoreHOIDenoiser(ModelMixin, ConfigMixin):
             block.modulation_offset.zero_()[[1, 4]] = 1.0
         self.final_modulation_offset.zero_()[1] = 1.0
         nn.init.zeros_(self.part_out_weight)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "ScoreHOIDenoiser":
-        """
-        [`ModelMixin.from_pretrained`], then every CPU tensor is copied into fresh storage: safetensors hands out
-        tensors at arbitrary byte offsets, and the CPU matmul kernels sum in a different (equally valid) order for
-        unaligned memory, so without the copy a loaded model's outputs differ from the saved one's in the last bits.
-        """
-        loaded = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, loading_info) if output_loading_info
-        with torch.no_grad():
-            for tensor in [*model.parameters(), *model.buffers()]:
-                if tensor.device.type == "cpu":
-                    tensor.data = tensor.data.clone()
-        return loaded
 
     def encode_condition(
         self,

@@ -31,6 +31,7 @@ from torch import nn
 from transformers import ResNetConfig, ResNetModel
 
 from ..params import NUM_BODY_JOINTS, NUM_HAND_JOINTS, OBJECT_ROTATION_SLICE, X0_DIM, HOIParamCodec, HOIParams
+from .aligned_loading import AlignedLoadingMixin
 
 __all__ = [
     "ScoreHOIRegressor",
@@ -145,7 +146,7 @@ class ScoreHOIRegressorOutput(BaseOutput):
     camera_crop: torch.Tensor
 
 
-class ScoreHOIRegressor(ModelMixin, ConfigMixin):
+class ScoreHOIRegressor(AlignedLoadingMixin, ModelMixin, ConfigMixin):
     """
     Single-image regressor of the initial human-object estimate, and source of the denoiser's image tokens.
 

@@ -1,0 +1,25 @@
+"""Bit-identical outputs after ``from_pretrained`` on the CPU.
+
+safetensors hands out tensors at arbitrary byte offsets of the file's memory map, and the CPU matmul kernels
+sum in a different (equally valid) order for unaligned memory, so without a copy a loaded model's outputs
+differ from the saved one's in the last bits. Copying every CPU tensor into fresh storage fixes that.
+"""
+from __future__ import annotations
+
+import torch
+from diffusers import ModelMixin
+
+
+class AlignedLoadingMixin:
+    """Mix into a ``ModelMixin`` subclass (before it) to copy CPU tensors into fresh storage after loading."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """[`ModelMixin.from_pretrained`], then every CPU parameter and buffer is copied into fresh storage."""
+        loaded = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        model: ModelMixin = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, info) with output_loading_info
+        with torch.no_grad():
+            for tensor in [*model.parameters(), *model.buffers()]:
+                if tensor.device.type == "cpu":
+                    tensor.data = tensor.data.clone()
+        return loaded
