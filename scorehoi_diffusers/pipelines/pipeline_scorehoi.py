@@ -83,6 +83,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
             current reconstruction.
         betas_min, betas_max (`list[float]`, *optional*): statistics that normalise betas in ``x0``
             (defaults: -3 and 3 in every dimension).
+        crop_size (`int`, defaults to 256): side of the square crop the regressor was trained on.
     """
 
     model_cpu_offload_seq = "regressor->contact_estimator->denoiser"
@@ -98,6 +99,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         contact_estimator: Optional[ScoreHOIContactEstimator] = None,
         betas_min: Optional[Sequence[float]] = None,
         betas_max: Optional[Sequence[float]] = None,
+        crop_size: int = 256,
     ):
         super().__init__()
         self.register_modules(
@@ -110,9 +112,9 @@ class ScoreHOIPipeline(DiffusionPipeline):
         default = HOIParamCodec.default()
         betas_min = list(map(float, betas_min)) if betas_min is not None else default.betas_min.tolist()
         betas_max = list(map(float, betas_max)) if betas_max is not None else default.betas_max.tolist()
-        self.register_to_config(betas_min=betas_min, betas_max=betas_max)
+        self.register_to_config(betas_min=betas_min, betas_max=betas_max, crop_size=int(crop_size))
         self.codec = HOIParamCodec(betas_min, betas_max)
-        self.image_processor = HOIImageProcessor()
+        self.image_processor = HOIImageProcessor(crop_size=int(crop_size))
 
     def _regress(self, pictures: HOIImageBatch, template: ObjectTemplate, need_params: bool) -> Dict[str, Any]:
         """Initial estimate, image tokens and a bound contact estimator from preprocessed pictures."""

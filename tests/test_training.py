@@ -1,0 +1,239 @@
+"""The training scripts under `accelerate launch` with two CPU processes, resuming, the saved pipeline, the Hub
+failure path, atomic checkpoints and the model card.
+
+Each script runs twice: once uninterrupted (checkpoints every step), once in a fresh folder holding only an early
+checkpoint of the first run (as if it had crashed there) plus debris of an interrupted save. The resumed run must
+pick the complete checkpoint, continue from its step and end with exactly the weights, optimizer state and losses of
+the uninterrupted run.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+REPO = Path(__file__).resolve().parents[1]
+TRAINING = REPO / "training"
+sys.path.insert(0, str(TRAINING))
+
+import training_setup  # noqa: E402
+from train_denoiser import sample_timesteps  # noqa: E402
+
+sys.path.insert(0, str(REPO / "model_cards"))
+from generate_model_card import NOT_EVALUATED, render_model_card  # noqa: E402
+
+TINY_REGRESSOR = json.dumps({"embedding_size": 8, "hidden_sizes": [8, 16, 16, 32], "hidden_size": 32, "num_layers": 1,
+                             "head_hidden_size": 64, "image_feature_dim": 32})
+TINY_ESTIMATOR = json.dumps({"hidden_size": 32, "num_layers": 1})
+TINY_DENOISER = json.dumps({"hidden_size": 32, "num_layers": 1, "num_condition_latents": 4,
+                            "timestep_embedding_dim": 32})
+# Two primitives only: every process builds the templates it meets (signed-distance grids take a while).
+COMMON = ["--resolution", "64", "--seed", "3", "--synthetic_objects", "box", "ball", "--use_ema",
+          "--lr_scheduler", "constant_with_warmup", "--lr_warmup_steps", "2", "--checkpointing_steps", "1",
+          "--checkpoints_total_limit", "2"]
+SYNTHETIC_DATA = "data/synthetic-train-n8-seed0-64px-ball-box"
+
+
+def _environment() -> dict:
+    # One thread per process: two processes share the two cores. Offline: nothing may reach the network.
+    return {**os.environ, "ACCELERATE_USE_CPU": "true", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(script: str, *args: str) -> subprocess.CompletedProcess:
+    """`accelerate launch --multi_gpu --num_processes 2` on the CPU (two gloo processes)."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(_free_port()), str(TRAINING / script), *args]
+    result = subprocess.run(command, env=_environment(), capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    return result
+
+
+def read_log(output_dir: Path) -> dict:
+    lines = (output_dir / "logs" / "train_log.jsonl").read_text().splitlines()
+    return {entry["step"]: entry for entry in map(json.loads, lines)}
+
+
+def read_launch(output_dir: Path) -> dict:
+    return json.loads((output_dir / "logs" / "launch.json").read_text())
+
+
+def crash_copy(source: Path, target: Path, step: int) -> None:
+    """A folder as a run killed after checkpoint `step` leaves it, plus debris of an interrupted later save."""
+    target.mkdir()
+    shutil.copytree(source / f"checkpoint-{step}", target / f"checkpoint-{step}")
+    shutil.copytree(source / "data", target / "data")
+    debris = target / f"{training_setup.TEMPORARY_CHECKPOINT_PREFIX}{step + 1}"
+    debris.mkdir()
+    (debris / "model.safetensors").write_bytes(b"half written")
+    (target / "checkpoint-99").mkdir()  # a checkpoint folder without its state file: never complete
+
+
+def assert_same_tensors(a: dict, b: dict, atol: float = 1e-6) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=atol, rtol=0, msg=key)
+
+
+def assert_same_optimizer(path_a: Path, path_b: Path) -> None:
+    a, b = (torch.load(p / "optimizer.bin", weights_only=True) for p in (path_a, path_b))
+    assert a["state"].keys() == b["state"].keys() and len(a["state"]) > 0
+    for index in a["state"]:
+        assert_same_tensors(a["state"][index], b["state"][index])
+
+
+@pytest.fixture(scope="module")
+def regressor_runs(tmp_path_factory):
+    """An uninterrupted 3-step run (rendering its 8 samples on the fly) and a run resumed from its step 2."""
+    root = tmp_path_factory.mktemp("regressor")
+    args = [*COMMON, "--num_train_samples", "8", "--synthetic_image_size", "64", "--train_batch_size", "2",
+            "--max_train_steps", "3", "--regressor_config", TINY_REGRESSOR,
+            "--contact_estimator_config", TINY_ESTIMATOR]
+    full, resumed = root / "full", root / "resumed"
+    launch("train_regressor.py", "--output_dir", str(full), *args)
+    crash_copy(full, resumed, step=2)
+    launch("train_regressor.py", "--output_dir", str(resumed), "--resume_from_checkpoint", "latest", *args)
+    return full, resumed
+
+
+@pytest.fixture(scope="module")
+def denoiser_runs(regressor_runs, tmp_path_factory):
+    """As `regressor_runs`, 3 steps of 2 rendered + 2 parameter-only samples per process, resumed from step 2."""
+    regressor_dir = regressor_runs[0]
+    root = tmp_path_factory.mktemp("denoiser")
+    args = [*COMMON, "--regressor_path", str(regressor_dir), "--train_data_dir", str(regressor_dir / SYNTHETIC_DATA),
+            "--train_batch_size", "4", "--param_only_fraction", "0.5", "--num_param_samples", "8",
+            "--max_train_steps", "3", "--denoiser_config", TINY_DENOISER]
+    full, resumed = root / "full", root / "resumed"
+    launch("train_denoiser.py", "--output_dir", str(full), *args)
+    crash_copy(full, resumed, step=2)
+    launch("train_denoiser.py", "--output_dir", str(resumed), "--resume_from_checkpoint", "latest", *args)
+    return full, resumed
+
+
+@pytest.mark.parametrize("runs", ["regressor_runs", "denoiser_runs"])
+def test_two_processes_ran(runs, request):
+    for output_dir in request.getfixturevalue(runs):
+        record = read_launch(output_dir)
+        assert record["num_processes"] == 2
+        assert record["distributed_type"] == "DistributedType.MULTI_CPU"
+        assert sorted(p["process_index"] for p in record["processes"]) == [0, 1]
+        assert len({p["pid"] for p in record["processes"]}) == 2
+
+
+@pytest.mark.parametrize("runs, weights", [
+    ("regressor_runs", ["regressor", "contact_estimator"]),
+    ("denoiser_runs", ["denoiser"]),
+])
+def test_resume_continues_exactly(runs, weights, request):
+    full, resumed = request.getfixturevalue(runs)
+    record = read_launch(resumed)
+    # `latest` took the complete checkpoint, not the temporary folder or the one without a state file.
+    assert record["start_step"] == 2 and Path(record["resumed_from"]).name == "checkpoint-2"
+    full_log, resumed_log = read_log(full), read_log(resumed)
+    last = max(full_log)
+    assert sorted(resumed_log) == list(range(3, last + 1))
+    for step in resumed_log:
+        assert resumed_log[step]["loss"] == pytest.approx(full_log[step]["loss"], rel=1e-6, abs=1e-7)
+        assert resumed_log[step]["lr"] == full_log[step]["lr"]
+    # Final (EMA) weights, and the optimizer state of the last checkpoint, equal the uninterrupted run's.
+    for name in weights:
+        assert_same_tensors(*(load_file(d / name / "diffusion_pytorch_model.safetensors") for d in (full, resumed)))
+    assert_same_optimizer(full / f"checkpoint-{last}", resumed / f"checkpoint-{last}")
+    # Rotation kept the newest two complete checkpoints; debris is never counted or removed as a checkpoint.
+    assert [p.name for p in training_setup.list_checkpoints(full)] == [f"checkpoint-{last - 1}", f"checkpoint-{last}"]
+    assert not (resumed / f"{training_setup.TEMPORARY_CHECKPOINT_PREFIX}3").exists()  # replaced by the real save
+
+
+def test_regressor_folder_feeds_the_denoiser(regressor_runs):
+    full = regressor_runs[0]
+    for name in ("regressor", "contact_estimator"):
+        assert (full / name / "config.json").is_file()
+    statistics = json.loads((full / training_setup.BETAS_STATISTICS_FILE).read_text())
+    assert len(statistics["betas_min"]) == len(statistics["betas_max"]) == 10
+    losses = read_log(full)[1]
+    for term in ("param", "vertex", "reprojection", "camera", "contact"):
+        assert np.isfinite(losses[term]) and losses[term] > 0
+
+
+def test_pipeline_folder_loads_offline(denoiser_runs, regressor_runs, monkeypatch):
+    from scorehoi_diffusers.pipelines.pipeline_scorehoi import ScoreHOIPipeline
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = denoiser_runs[0]
+    pipe = ScoreHOIPipeline.from_pretrained(folder)
+    assert pipe.regressor is not None and pipe.contact_estimator is not None
+    assert pipe.denoiser.config.image_feature_dim == pipe.regressor.config.image_feature_dim
+    statistics = json.loads((regressor_runs[0] / training_setup.BETAS_STATISTICS_FILE).read_text())
+    assert pipe.config.betas_min == pytest.approx(statistics["betas_min"])
+    card = (folder / "README.md").read_text()
+    assert card.startswith("---\n") and "library_name: diffusers" in card and "pipeline_tag: image-to-3d" in card
+    assert NOT_EVALUATED in card and "ScoreHOIPipeline.from_pretrained(" in card
+
+
+def test_push_to_hub_offline_fails_clearly(tmp_path):
+    command = [sys.executable, str(TRAINING / "train_denoiser.py"), "--output_dir", str(tmp_path / "out"),
+               "--param_only_fraction", "1", "--push_to_hub", "--hub_model_id", "someone/scorehoi-test"]
+    result = subprocess.run(command, env=_environment(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "--push_to_hub" in result.stderr and "hf auth login" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_latest_ignores_incomplete_checkpoints(tmp_path):
+    def folder(name, complete):
+        path = tmp_path / name
+        path.mkdir()
+        if complete:
+            (path / training_setup.TRAINING_STATE_FILE).write_text("{}")
+
+    folder("checkpoint-2", True)
+    folder("checkpoint-10", True)
+    folder("checkpoint-30", False)  # killed before the state file was written
+    folder(f"{training_setup.TEMPORARY_CHECKPOINT_PREFIX}40", True)  # killed before the rename
+    folder("checkpoint-x", True)
+    assert [p.name for p in training_setup.list_checkpoints(tmp_path)] == ["checkpoint-2", "checkpoint-10"]
+
+
+def test_data_stream_covers_each_epoch_once_and_splits_processes():
+    slots = np.concatenate([training_setup.process_slots(m, r, 2, 3) for m in range(2) for r in range(2)])
+    assert sorted(slots) == list(range(12))  # 2 micro-steps x 2 processes x 3 samples, disjoint
+    items = training_setup.slot_indices(5, seed=7, stream=0, slots=np.arange(15))
+    for epoch in items.reshape(3, 5):
+        assert sorted(epoch) == list(range(5))
+    assert not np.array_equal(items[:5], items[5:10])  # a new order every epoch
+
+
+def test_timesteps_oversample_refinement_range():
+    generator = torch.Generator().manual_seed(0)
+    t = sample_timesteps(20000, 1000, 50, 0.5, generator)
+    assert t.min() >= 0 and t.max() < 1000 and t.max() > 900
+    assert (t <= 50).float().mean().item() == pytest.approx(0.5 + 0.5 * 51 / 1000, abs=0.02)
+
+
+def test_model_card_reports_given_metrics_only(denoiser_runs, tmp_path):
+    folder = denoiser_runs[0]
+    card = render_model_card(folder, metrics={"description": "synthetic test split, 100 samples, seed 0",
+                                              "metrics": {"chamfer human (cm)": 4.25, "contact F": 0.5}})
+    assert "| chamfer human (cm) | 4.25 |" in card and "synthetic test split" in card and NOT_EVALUATED not in card
+    assert "- chamfer human (cm)" in card.split("---")[1]  # the front matter lists the metrics
+    metrics_file = tmp_path / "metrics.json"
+    metrics_file.write_text(json.dumps({"contact F": 0.61}))
+    assert "| contact F | 0.61 |" in render_model_card(folder, metrics=metrics_file)
+    with pytest.raises(ValueError, match="finite number"):
+        render_model_card(folder, metrics={"contact F": float("nan")})
+    with pytest.raises(FileNotFoundError, match="model_index.json"):
+        render_model_card(tmp_path)
