@@ -20,10 +20,17 @@ def _randomised(model: ScoreHOIDenoiser, seed: int = 0) -> ScoreHOIDenoiser:
     return model
 
 
+def _model(**config) -> ScoreHOIDenoiser:
+    """A small randomised model; its default init is seeded without leaking into the global RNG."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = ScoreHOIDenoiser(**{"image_feature_dim": FEAT, "num_condition_latents": 8, **config})
+    return _randomised(model)
+
+
 @pytest.fixture
 def model():
-    torch.manual_seed(0)  # parameter init only; the tests never draw from the global RNG afterwards
-    return _randomised(ScoreHOIDenoiser(image_feature_dim=FEAT, num_condition_latents=8)).eval()
+    return _model().eval()
 
 
 def _public(config) -> dict:
@@ -91,7 +98,7 @@ def test_timestep_changes_output_and_broadcasts(model):
 
 
 def test_gradients_reach_condition_encoders():
-    model = _randomised(ScoreHOIDenoiser(image_feature_dim=FEAT, num_condition_latents=8, condition_dropout_prob=0.0))
+    model = _model(condition_dropout_prob=0.0)
     model.train()
     sample, image, keypoints = _inputs()
     model(sample, 25, image_tokens=image, object_keypoints=keypoints).sample.square().mean().backward()
@@ -127,7 +134,7 @@ def test_dropped_samples_equal_unconditional(model):
 
 
 def test_training_dropout_uses_the_generator_only():
-    model = _randomised(ScoreHOIDenoiser(image_feature_dim=FEAT, num_condition_latents=8, condition_dropout_prob=0.5))
+    model = _model(condition_dropout_prob=0.5)
     sample, image, keypoints = _inputs(batch=16)
     with torch.no_grad():
         model.eval()
@@ -148,7 +155,7 @@ def test_training_dropout_uses_the_generator_only():
 
 
 def test_eval_mode_never_drops():
-    model = _randomised(ScoreHOIDenoiser(image_feature_dim=FEAT, num_condition_latents=8, condition_dropout_prob=1.0))
+    model = _model(condition_dropout_prob=1.0)
     model.eval()
     sample, image, keypoints = _inputs()
     with torch.no_grad():

@@ -19,7 +19,7 @@ from diffusers.utils import BaseOutput
 # scheduler whose module lacks it cannot be loaded by `DiffusionPipeline.from_pretrained`.
 from diffusers.schedulers.scheduling_utils import SchedulerMixin  # noqa: F401
 
-__all__ = ["GuidedDDIMScheduler", "GuidedDDIMInversionOutput", "SchedulerMixin"]
+__all__ = ["GuidedDDIMScheduler", "GuidedDDIMInversionOutput"]
 
 
 # The arguments whose default here differs from `DDIMScheduler`'s.
