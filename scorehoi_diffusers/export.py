@@ -1,0 +1,113 @@
+"""Write one reconstruction to disk: overlay picture, before/after figure, .glb scene and a JSON record.
+
+Used by the ``scorehoi reconstruct`` and ``scorehoi demo`` commands; every file is written atomically.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import fields
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+
+from .body import BodyModel
+from .objects import ObjectTemplate
+from .params import HOIParams
+from .pipelines.pipeline_scorehoi import ScoreHOIPipelineOutput
+from .rendering import BODY_COLOR, OBJECT_COLOR, MeshLayer, export_scene, multi_view_figure, overlay, save_png
+
+
+def _layers(body_vertices, body_faces, object_vertices, object_faces) -> list:
+    return [
+        MeshLayer(body_vertices, body_faces, color=BODY_COLOR, name="body"),
+        MeshLayer(object_vertices, object_faces, color=OBJECT_COLOR, name="object"),
+    ]
+
+
+def _posed_meshes(body: BodyModel, template: ObjectTemplate, params: HOIParams):
+    """Camera-space body and object vertices ``(B, V, 3)``, ``(B, Vo, 3)`` for ``params``."""
+    with torch.no_grad():
+        body_vertices = body(params, frame="camera").vertices
+        object_vertices = template.pose(
+            template.vertices.to(params.dtype), params.object_rotation,
+            params.object_translation + params.camera_translation,
+        )
+    return body_vertices, object_vertices
+
+
+def params_record(params: HOIParams, index: int) -> Dict[str, list]:
+    """Sample ``index`` of ``params`` as plain lists (rotation matrices, metres)."""
+    return {f.name: getattr(params, f.name)[index].detach().cpu().tolist() for f in fields(params)}
+
+
+def _write_json(path: Path, record: dict) -> None:
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w") as stream:
+        json.dump(record, stream, indent=1)
+    os.replace(temp, path)
+
+
+def export_reconstruction(
+    output: ScoreHOIPipelineOutput,
+    index: int,
+    body: BodyModel,
+    template: ObjectTemplate,
+    out_dir: os.PathLike,
+    name: str,
+    image: Optional[np.ndarray] = None,
+    intrinsics: Optional[np.ndarray] = None,
+    extra: Optional[dict] = None,
+) -> Dict[str, Path]:
+    """Write sample ``index`` of a ``output_type="pt"`` pipeline output.
+
+    Args:
+        output: the pipeline's output (tensors).
+        index: which sample of the batch.
+        body, template: the body model and object template used (to mesh the initial estimate).
+        out_dir: folder to write into (created).
+        name: file name stem.
+        image: ``(H, W, 3)`` uint8 input picture, for the overlay.
+        intrinsics: ``(3, 3)`` camera matrix of ``image``.
+        extra: more fields for the JSON record (e.g. the input file names).
+
+    Returns:
+        Paths of the written files by kind: ``overlay`` (only with an image), ``figure``, ``scene``, ``json``.
+    """
+    if not isinstance(output.params, HOIParams):
+        raise TypeError("export_reconstruction needs a pipeline output with output_type='pt' or 'mesh'.")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    body_faces = output.body_faces.cpu().numpy()
+    object_faces = output.object_faces.cpu().numpy()
+    after = _layers(output.body_vertices[index].cpu().numpy(), body_faces,
+                    output.object_vertices[index].cpu().numpy(), object_faces)
+    initial_body, initial_object = _posed_meshes(body, template, output.initial_params[index])
+    before = _layers(initial_body[0].cpu().numpy(), body_faces, initial_object[0].cpu().numpy(), object_faces)
+    paths: Dict[str, Path] = {}
+    if image is not None and intrinsics is not None:
+        paths["overlay"] = save_png(out / f"{name}_overlay.png", overlay(image, after, intrinsics))
+    figure = multi_view_figure(
+        [("before refinement", before), ("after refinement", after)], image=image, intrinsics=intrinsics
+    )
+    paths["figure"] = save_png(out / f"{name}_before_after.png", figure)
+    paths["scene"] = export_scene(out / f"{name}.glb", after)
+    contacts = output.contacts
+    record = {
+        "params": params_record(output.params, index),
+        "initial_params": params_record(output.initial_params, index),
+        "contacts": {
+            "human": contacts.human[index].cpu().tolist(),
+            "object": contacts.object[index].cpu().tolist(),
+            "floor": float(contacts.floor[index]),
+        },
+        "body_downsample_index": body.downsample_index.cpu().tolist(),
+        "guidance_loss_history": output.guidance_loss_history[:, index].cpu().tolist(),
+        **(extra or {}),
+    }
+    paths["json"] = out / f"{name}.json"
+    _write_json(paths["json"], record)
+    return paths
