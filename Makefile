@@ -16,6 +16,10 @@ $(STAMP): setup.py
 
 install: $(STAMP)
 
+# Sleeping (not spinning) OpenMP threads: on a busy 2-core machine spinning makes small tensor work 5-10x slower.
+export OMP_WAIT_POLICY ?= PASSIVE
+export HF_HUB_OFFLINE ?= 1
+
 demo: $(STAMP)
 	$(VENV)/bin/scorehoi demo --out outputs/demo
 

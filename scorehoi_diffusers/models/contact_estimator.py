@@ -28,7 +28,7 @@ from torch import nn
 from ..contacts import Contacts, ReconstructionState
 from ..guidance import project_points
 from .aligned_loading import AlignedLoadingMixin
-from .regressor import _check_tensor, fourier_features
+from .regressor import _check_tensor, fourier_features, pre_norm_transformer
 
 __all__ = [
     "ScoreHOIContactEstimator",
@@ -127,18 +127,7 @@ class ScoreHOIContactEstimator(AlignedLoadingMixin, ModelMixin, ConfigMixin):
         self.object_in = nn.Linear(point_dim, hidden_size)
         self.vertex_embedding = nn.Parameter(torch.zeros(num_body_points, hidden_size))
         self.floor_token = nn.Parameter(torch.zeros(hidden_size))
-        layer = nn.TransformerEncoderLayer(
-            hidden_size,
-            num_attention_heads,
-            dim_feedforward=int(hidden_size * mlp_ratio),
-            dropout=0.0,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
-        )
-        self.transformer = nn.TransformerEncoder(
-            layer, num_layers, norm=nn.LayerNorm(hidden_size), enable_nested_tensor=False
-        )
+        self.transformer = pre_norm_transformer(hidden_size, num_attention_heads, mlp_ratio, num_layers)
         self.human_head = nn.Linear(hidden_size, 1)
         self.object_head = nn.Linear(hidden_size, 1)
         self.floor_head = nn.Linear(hidden_size, 1)

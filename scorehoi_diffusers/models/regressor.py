@@ -122,6 +122,20 @@ def _check_tensor(name: str, value, shape: Sequence[Optional[int]], spec: str) -
         raise ValueError(f"`{name}` contains NaN or infinite values.")
 
 
+def pre_norm_transformer(hidden_size: int, num_heads: int, mlp_ratio: float, num_layers: int) -> nn.TransformerEncoder:
+    """A pre-LayerNorm GELU transformer encoder over ``(B, N, hidden_size)`` tokens, no dropout."""
+    layer = nn.TransformerEncoderLayer(
+        hidden_size,
+        num_heads,
+        dim_feedforward=int(hidden_size * mlp_ratio),
+        dropout=0.0,
+        activation="gelu",
+        batch_first=True,
+        norm_first=True,
+    )
+    return nn.TransformerEncoder(layer, num_layers, norm=nn.LayerNorm(hidden_size), enable_nested_tensor=False)
+
+
 @dataclass
 class ScoreHOIRegressorOutput(BaseOutput):
     """
@@ -221,16 +235,7 @@ class ScoreHOIRegressor(AlignedLoadingMixin, ModelMixin, ConfigMixin):
         # Type embeddings of query, image and keypoint tokens.
         self.token_type = nn.Parameter(torch.zeros(3, hidden_size))
         self.query_tokens = nn.Parameter(torch.zeros(num_query_tokens, hidden_size))
-        layer = nn.TransformerEncoderLayer(
-            hidden_size,
-            num_attention_heads,
-            dim_feedforward=int(hidden_size * mlp_ratio),
-            dropout=0.0,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
-        )
-        self.fusion = nn.TransformerEncoder(layer, num_layers, norm=nn.LayerNorm(hidden_size), enable_nested_tensor=False)
+        self.fusion = pre_norm_transformer(hidden_size, num_attention_heads, mlp_ratio, num_layers)
         self.image_out = nn.Linear(hidden_size, image_feature_dim)
         self.head_trunk = nn.Sequential(
             nn.LayerNorm(num_query_tokens * hidden_size),
