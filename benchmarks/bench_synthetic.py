@@ -15,8 +15,6 @@ import argparse
 import multiprocessing
 import time
 
-import numpy as np
-
 
 def _warm_up(_):
     import torch

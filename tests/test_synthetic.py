@@ -6,7 +6,6 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from scorehoi_diffusers.body import BodyModel
 from scorehoi_diffusers.data import synthetic

@@ -14,16 +14,26 @@ An interaction (:data:`INTERACTIONS`) is a recipe that poses the body and the ob
 * a sample whose body points sink more than 2 cm into the object, whose object sinks into the floor, or
   whose hands cannot reach is drawn again from a fresh random stream.
 
-Pose templates are per-interaction ranges of the main joint angles (axis-angle, SMPL-H joints), perturbed
-with seeded noise; betas are N(0, 1) clipped to [-2.5, 2.5]. Ground truth follows DESIGN §8: body contacts
+Each recipe is a pose template with seeded perturbations: ranges for the trunk's bend (shared over pelvis
+and spine as axis-angle rotations), the crouch, the stance, the hip and knee angles of sitting, where the
+hands go on the object and how the elbows swing, plus axis-angle noise on spine, neck, head, collars, wrists
+and fingers; the joints that must meet a target (legs, arms) are then solved by IK. Half of all scenes are
+mirrored left-right. Betas are N(0, 1) clipped to [-2.5, 2.5]. Ground truth follows DESIGN §8: body contacts
 are the downsampled body vertices within 5 cm of the object surface (object SDF), object contacts the
 keypoints within 5 cm of the full body mesh (nearest vertex), floor contact the object's lowest vertex
-within 2 cm of the floor.
+within 2 cm of the floor. Cameras keep the object mostly in view (they turn round the scene otherwise).
 
 Randomness: sample ``i`` of seed ``s`` reads only ``np.random.default_rng([split, s, i, ...])``, so any
 subset of samples, in any batch size or process, comes out the same (up to float rounding of batched
 matrix products); the test split uses a disjoint stream. The parameter-only path (:func:`sample_params`,
 for training the prior) and the rendered path (:func:`generate_dataset`) share every parameter.
+
+Example::
+
+    from scorehoi_diffusers.data.synthetic import sample_params, synthesize
+
+    params, contacts, object_names = sample_params(10_000, seed=0)   # prior training data, no pictures
+    dataset = synthesize(1000, "data/synthetic", seed=0)             # rendered, saved with save_to_disk
 """
 from __future__ import annotations
 
@@ -54,6 +64,7 @@ __all__ = [
     "INTERACTIONS",
     "SPLITS",
     "SyntheticHOIGenerator",
+    "SyntheticScenes",
     "sample_params",
     "generate_samples",
     "generate_dataset",
