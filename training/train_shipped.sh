@@ -19,5 +19,5 @@ $LAUNCH training/train_denoiser.py --output_dir runs/pipeline --regressor_path r
   --train_batch_size 32 --param_only_fraction 0.5 --max_train_steps 3000 --learning_rate 1e-3 \
   --lr_scheduler cosine --lr_warmup_steps 100 --use_ema --checkpointing_steps 1000 \
   --checkpoints_total_limit 2 --resume_from_checkpoint latest --seed 0
-rm -rf checkpoints/scorehoi-synthetic && mkdir -p checkpoints
-rsync -a --exclude 'checkpoint-*' --exclude logs --exclude data --exclude '*.json.tmp' runs/pipeline/ checkpoints/scorehoi-synthetic/
+rm -rf checkpoints/scorehoi-synthetic && mkdir -p checkpoints/scorehoi-synthetic
+cp -r runs/pipeline/{README.md,body_model,contact_estimator,denoiser,model_index.json,pipeline.py,regressor,scheduler,training_args.json} checkpoints/scorehoi-synthetic/

@@ -1,0 +1,1 @@
+from scorehoi_diffusers import ScoreHOIPipeline  # noqa: F401
