@@ -257,3 +257,21 @@ def test_pipeline_with_regressor_saves_and_reloads(body, tmp_path, monkeypatch):
         p.set_progress_bar_config(disable=True)
     kwargs = dict(image=image, human_mask=human, object_mask=obj, object="box", num_cycles=1)
     torch.testing.assert_close(loaded(**kwargs).body_vertices, pipeline(**kwargs).body_vertices, atol=0, rtol=0)
+
+
+def test_pipeline_guidance_config_is_the_default_and_survives_save(body, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pipeline = ScoreHOIPipeline(small_denoiser(), GuidedDDIMScheduler(), body,
+                                guidance={"scale": 7.0, "penetration": 1.0})
+    pipeline.set_progress_bar_config(disable=True)
+    assert pipeline.default_guidance_config() == GuidanceConfig(scale=7.0, penetration=1.0)
+    params = holding_params(1, gap=0.1)
+    explicit = pipeline(initial_params=params, object="box", num_cycles=1,
+                        guidance_config=GuidanceConfig(scale=7.0, penetration=1.0))
+    implicit = pipeline(initial_params=params, object="box", num_cycles=1)
+    assert torch.equal(explicit.body_vertices, implicit.body_vertices)
+    pipeline.save_pretrained(tmp_path)
+    reloaded = ScoreHOIPipeline.from_pretrained(tmp_path)
+    assert reloaded.default_guidance_config() == pipeline.default_guidance_config()
+    with pytest.raises(ValueError, match="GuidanceConfig.scale"):
+        ScoreHOIPipeline(small_denoiser(), GuidedDDIMScheduler(), body, guidance={"scale": -1.0})

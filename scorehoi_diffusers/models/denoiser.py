@@ -209,6 +209,12 @@ class ScoreHOIDenoiser(AlignedLoadingMixin, ModelMixin, ConfigMixin):
         condition_dropout_prob: float = 0.1,
     ):
         super().__init__()
+        for name, value in (("hidden_size", hidden_size), ("num_layers", num_layers),
+                            ("num_attention_heads", num_attention_heads), ("image_feature_dim", image_feature_dim),
+                            ("num_condition_latents", num_condition_latents),
+                            ("timestep_embedding_dim", timestep_embedding_dim)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise TypeError(f"`{name}` must be a positive integer, got {value!r}.")
         if hidden_size % num_attention_heads != 0:
             raise ValueError(
                 f"`hidden_size`={hidden_size} must be divisible by `num_attention_heads`={num_attention_heads}."

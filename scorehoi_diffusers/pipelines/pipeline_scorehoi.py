@@ -6,6 +6,7 @@ the new reconstruction after every cycle and used by the next one.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import warnings
@@ -84,6 +85,8 @@ class ScoreHOIPipeline(DiffusionPipeline):
         betas_min, betas_max (`list[float]`, *optional*): statistics that normalise betas in ``x0``
             (defaults: -3 and 3 in every dimension).
         crop_size (`int`, defaults to 256): side of the square crop the regressor was trained on.
+        guidance (`dict`, *optional*): the default `GuidanceConfig` fields of this pipeline (chosen for its
+            weights on validation data); the paper release's preset when omitted.
     """
 
     model_cpu_offload_seq = "regressor->contact_estimator->denoiser"
@@ -100,6 +103,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         betas_min: Optional[Sequence[float]] = None,
         betas_max: Optional[Sequence[float]] = None,
         crop_size: int = 256,
+        guidance: Optional[Dict[str, Any]] = None,
     ):
         super().__init__()
         self.register_modules(
@@ -112,7 +116,9 @@ class ScoreHOIPipeline(DiffusionPipeline):
         default = HOIParamCodec.default()
         betas_min = list(map(float, betas_min)) if betas_min is not None else default.betas_min.tolist()
         betas_max = list(map(float, betas_max)) if betas_max is not None else default.betas_max.tolist()
-        self.register_to_config(betas_min=betas_min, betas_max=betas_max, crop_size=int(crop_size))
+        if guidance is not None:
+            guidance = dataclasses.asdict(GuidanceConfig(**guidance))  # validated, JSON-ready
+        self.register_to_config(betas_min=betas_min, betas_max=betas_max, crop_size=int(crop_size), guidance=guidance)
         self.codec = HOIParamCodec(betas_min, betas_max)
         self.image_processor = HOIImageProcessor(crop_size=int(crop_size))
 
@@ -131,6 +137,11 @@ class ScoreHOIPipeline(DiffusionPipeline):
             "image_tokens": output.image_tokens,
             "contact_estimator": bound,
         }
+
+    def default_guidance_config(self) -> GuidanceConfig:
+        """The guidance this pipeline uses when a call gives none: its ``guidance`` config, else the release's."""
+        stored = self.config.get("guidance")
+        return GuidanceConfig(**stored) if stored else GuidanceConfig.release()
 
     # ------------------------------------------------------------------------------------------------------
     # Hub layout: a folder that also loads with stock DiffusionPipeline (trust_remote_code=True).
@@ -251,7 +262,8 @@ class ScoreHOIPipeline(DiffusionPipeline):
             num_cycles (`int`, defaults to 10): refinement cycles N.
             t_start (`int`, defaults to 50): inversion depth.
             stride (`int`, defaults to 5): timestep stride of inversion and denoising.
-            guidance_config (`GuidanceConfig`, *optional*): term weights; the paper release's by default.
+            guidance_config (`GuidanceConfig`, *optional*): term weights; default: the pipeline's
+                :meth:`default_guidance_config`.
             guidance_scale (`float`, *optional*): overrides ``guidance_config.scale``; 0 disables guidance.
             eta (`float`, defaults to 0): DDIM stochasticity of the denoising steps (0 is deterministic).
             generator (`torch.Generator`, *optional*): drives the noise when ``eta > 0``.
@@ -286,7 +298,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         if unknown:
             raise ValueError(f"`callback_on_step_end_tensor_inputs` has unknown names {sorted(unknown)}; "
                              f"choose from {self._callback_tensor_inputs}.")
-        config = guidance_config if guidance_config is not None else GuidanceConfig.release()
+        config = guidance_config if guidance_config is not None else self.default_guidance_config()
         scale = config.scale if guidance_scale is None else float(guidance_scale)
         estimator = contact_estimator if contact_estimator is not None else ProximityContactEstimator()
 

@@ -1,0 +1,45 @@
+"""Compare guidance settings of a trained pipeline on a validation slice of the synthetic *train* stream.
+
+The slice (indices 5000.. of the seed-0 train stream) is never rendered by the training scripts' default
+2000-10000 samples, and it is disjoint from the test split, so choosing guidance here does not touch test data.
+Prints one table row per setting, pictures in (the pipeline's own regressor gives the initial estimate).
+
+Run: .venv/bin/python training/choose_guidance.py [--pipeline DIR] [--num-samples 48] [--cycles 2]
+"""
+import argparse
+
+from scorehoi_diffusers import GuidanceConfig, ScoreHOIPipeline
+from scorehoi_diffusers.data.synthetic import generate_dataset
+from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate, format_table
+
+CANDIDATES = {
+    "release (s=1)": GuidanceConfig.release(),
+    "s=10": GuidanceConfig(scale=10.0),
+    "s=50": GuidanceConfig(scale=50.0),
+    "s=10, penetration 1": GuidanceConfig(scale=10.0, penetration=1.0),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pipeline", default="checkpoints/scorehoi-synthetic")
+    parser.add_argument("--num-samples", type=int, default=48)
+    parser.add_argument("--first-index", type=int, default=5000)
+    parser.add_argument("--cycles", type=int, default=2)
+    args = parser.parse_args()
+    pipeline = ScoreHOIPipeline.from_pretrained(args.pipeline)
+    pipeline.set_progress_bar_config(disable=True)
+    data = generate_dataset(args.num_samples, seed=0, split="train", start=args.first_index, image_size=192,
+                            body=pipeline.body_model, progress=False)
+    estimate = RegressorEstimate(pipeline)
+    rows = [evaluate(pipeline, data, split=None, mode="regressor", initial_estimate_fn=estimate)]
+    for name, config in CANDIDATES.items():
+        row = evaluate(pipeline, data, split=None, mode="full", num_cycles=args.cycles,
+                       initial_estimate_fn=estimate, guidance_config=config)
+        row["mode"] = f"full, {name}"
+        rows.append(row)
+    print(format_table(rows))
+
+
+if __name__ == "__main__":
+    main()
