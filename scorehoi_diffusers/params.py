@@ -48,10 +48,30 @@ def matrix_to_rotation_6d(matrix: torch.Tensor) -> torch.Tensor:
     return matrix[..., :, :2].reshape(*matrix.shape[:-2], 6)
 
 
+# Below this norm a 6D column counts as zero (or as parallel to the first) and a fixed fallback is used.
+_DEGENERATE_NORM = 1e-12
+
+
 def rotation_6d_to_matrix(rotation_6d: torch.Tensor) -> torch.Tensor:
-    """6D ``(..., 6)`` to rotation matrices ``(..., 3, 3)`` by Gram-Schmidt (b1, b2, b1 x b2 as columns)."""
+    """6D ``(..., 6)`` to rotation matrices ``(..., 3, 3)`` by Gram-Schmidt (b1, b2, b1 x b2 as columns).
+
+    Degenerate input still gives a rotation: a zero first column falls back to the x axis, and a second
+    column parallel to the first falls back to a fixed perpendicular, so no 6 finite numbers decode to NaN.
+    """
     _check_last_dims(rotation_6d, (6,), "rotation_6d")
-    return roma.special_gramschmidt(rotation_6d.reshape(*rotation_6d.shape[:-1], 3, 2))
+    columns = rotation_6d.reshape(*rotation_6d.shape[:-1], 3, 2)
+    a1, a2 = columns[..., 0], columns[..., 1]
+    norm1 = a1.norm(dim=-1, keepdim=True)
+    x_axis = torch.zeros_like(a1)
+    x_axis[..., 0] = 1.0
+    b1 = torch.where(norm1 > _DEGENERATE_NORM, a1 / norm1.clamp_min(_DEGENERATE_NORM), x_axis)
+    a2 = a2 - (b1 * a2).sum(dim=-1, keepdim=True) * b1
+    norm2 = a2.norm(dim=-1, keepdim=True)
+    # Perpendicular fallback: b1 crossed with the axis it is least aligned with.
+    least = torch.nn.functional.one_hot(b1.abs().argmin(dim=-1), 3).to(b1)
+    fallback = torch.nn.functional.normalize(torch.linalg.cross(b1, least, dim=-1), dim=-1)
+    b2 = torch.where(norm2 > _DEGENERATE_NORM, a2 / norm2.clamp_min(_DEGENERATE_NORM), fallback)
+    return torch.stack([b1, b2, torch.linalg.cross(b1, b2, dim=-1)], dim=-1)
 
 
 def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:

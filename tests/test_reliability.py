@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import roma
 import torch
 import trimesh
 from hypothesis import HealthCheck, given, settings
@@ -452,12 +453,13 @@ def test_codec_nearly_parallel_columns_stay_finite(first, direction, angle, magn
     _check_round_trip(x0, rotation_atol=1e-4 if angle >= 1e-2 else 1e-3)
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN: a 6D block with a zero or exactly parallel column decodes to NaN "
-                                      "(roma.special_gramschmidt divides by 0); reported, not fixed")
 def test_codec_exactly_degenerate_6d_decodes_finite():
-    x0 = torch.zeros(1, X0_DIM)  # every 6D block has zero columns
+    x0 = torch.zeros(2, X0_DIM)  # sample 0: every 6D block has zero columns
+    x0[1, :312] = torch.tensor([1.0, 2.0, 0.0, 0.0, 0.0, 0.0]).repeat(52)  # sample 1: parallel columns
     decoded = CODEC.decode(x0)
-    assert torch.isfinite(decoded.global_orient).all()
+    for rotations in (decoded.global_orient, decoded.body_pose, decoded.left_hand_pose, decoded.object_rotation):
+        assert torch.isfinite(rotations).all()
+        assert roma.is_rotation_matrix(rotations, epsilon=1e-5)
 
 
 # ------------------------------------------------------------------------------------------------------------
