@@ -331,13 +331,12 @@ class ScoreHOIPipeline(DiffusionPipeline):
         up_axis = up_axis / up_axis.norm()
         image_evidence = self._image_evidence(intrinsics, human_mask, object_mask, batch, device, dtype)
 
-        def estimate(x: torch.Tensor) -> Contacts:
-            p, body_points, object_points, sdf = self._geometry(x, camera_translation, template)
-            state = ReconstructionState(p, body_points, object_points, sdf, up_axis, image_tokens)
-            return estimator(state).detach()
+        def estimate(geometry) -> Contacts:
+            """Contacts from the ``_geometry`` of the current estimate."""
+            return estimator(ReconstructionState(*geometry, up_axis, image_tokens)).detach()
 
         if contacts is None:
-            contacts = estimate(x0)
+            contacts = estimate(self._geometry(x0, camera_translation, template))
         contacts = contacts.to(device=device, dtype=dtype)
 
         keypoints = template.keypoints.expand(batch, -1, -1)
@@ -391,14 +390,15 @@ class ScoreHOIPipeline(DiffusionPipeline):
                     step_index += 1
                     progress.update()
                 x0 = latents
-                _, body_points, object_points, sdf = self._geometry(x0, camera_translation, template)
+                geometry = self._geometry(x0, camera_translation, template)
+                _, body_points, object_points, sdf = geometry
                 inputs = self._guidance_inputs(body_points, object_points, sdf, contacts, camera_translation, image_evidence)
                 total, terms = guidance_loss(inputs, config)
                 loss_history.append(total)
                 for name, value in terms.items():
                     term_history.setdefault(name, []).append(value)
                 if refresh_contacts:
-                    contacts = estimate(x0)
+                    contacts = estimate(geometry)
 
         final = self.codec.decode(x0, camera_translation)
         body = self.body_model(final, frame="camera")
