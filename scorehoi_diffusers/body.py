@@ -27,6 +27,7 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.utils import BaseOutput
 
 from .params import NUM_BETAS, HOIParams, axis_angle_to_matrix, matrix_to_axis_angle
+from .strict_config import StrictConfigMixin
 
 NUM_JOINTS = 52
 # The paper downsamples SMPL-H's 6890 vertices to 431; other meshes keep the same proportion.
@@ -171,7 +172,7 @@ def _depth_levels(parents: np.ndarray) -> list:
     return [torch.as_tensor(np.flatnonzero(depth == d)) for d in range(1, depth.max() + 1)]
 
 
-class BodyModel(ModelMixin, ConfigMixin):
+class BodyModel(StrictConfigMixin, ModelMixin, ConfigMixin):
     """SMPL-H through ``smplx.SMPLH``, with a fixed downsampled vertex subset.
 
     Args:

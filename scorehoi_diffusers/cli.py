@@ -53,19 +53,31 @@ def _read_image(path: str, name: str, mask: bool = False) -> np.ndarray:
         raise UserError(f"--{name.replace('_', '-')}: {file} is not a readable picture ({error}).") from error
 
 
+def _checked_items(items: Sequence[dict], object_root: Optional[str]) -> List[dict]:
+    """Each item checked as the pipeline will check it (pictures, masks, bbox, intrinsics) and with its object
+    template loaded, so that a bad input fails with one line before the pipeline loads."""
+    from .image_processor import HOIImageProcessor
+    from .objects import load_object
+
+    for item in items:
+        HOIImageProcessor().preprocess(item["image"], item["human_mask"], item["object_mask"],
+                                       bbox=item.get("bbox"), intrinsics=item.get("intrinsics"))
+    return [{**item, "template": load_object(item["object"], object_root=object_root)} for item in items]
+
+
 def _reconstruct_files(
-    pipeline, items: Sequence[dict], out_dir: Path, cycles: int, seed: int, object_root: Optional[str]
+    pipeline, items: Sequence[dict], out_dir: Path, cycles: int, seed: int
 ) -> List[dict]:
-    """Reconstruct a list of ``{name, image, human_mask, object_mask, object, bbox, intrinsics}`` and export."""
+    """Reconstruct a list of ``{name, image, human_mask, object_mask, object, template, bbox, intrinsics}`` items
+    (see :func:`_checked_items`) and export them."""
     import torch
 
     from .export import export_reconstruction
     from .image_processor import to_rgb_array
-    from .objects import load_object
 
     written = []
     for item in items:
-        template = load_object(item["object"], object_root=object_root)
+        template = item["template"]
         start = time.perf_counter()
         output = pipeline(
             image=item["image"], human_mask=item["human_mask"], object_mask=item["object_mask"],
@@ -83,7 +95,7 @@ def _reconstruct_files(
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> None:
-    pipeline = _load_pipeline(args.pipeline, args.body_model)
+    # Every input is read and checked before the pipeline loads: a typo costs no loading time.
     intrinsics = None
     if args.focal is not None:
         height, width = _read_image(args.image, "image").shape[:2]
@@ -98,7 +110,9 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
         "intrinsics": intrinsics,
         "sources": {"image": args.image, "human_mask": args.human_mask, "object_mask": args.object_mask},
     }
-    for entry in _reconstruct_files(pipeline, [item], Path(args.out), args.cycles, args.seed, args.object_root):
+    items = _checked_items([item], args.object_root)
+    pipeline = _load_pipeline(args.pipeline, args.body_model)
+    for entry in _reconstruct_files(pipeline, items, Path(args.out), args.cycles, args.seed):
         _print_written(entry)
 
 
@@ -126,13 +140,14 @@ def load_example(folder: Path) -> dict:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    pipeline = _load_pipeline(args.pipeline, args.body_model)
     folders = sorted(p.parent for p in Path(args.examples).glob("*/example.json"))
     if not folders:
         raise UserError(f"No examples (*/example.json) under {args.examples}.")
+    items = _checked_items([load_example(f) for f in folders], None)
+    pipeline = _load_pipeline(args.pipeline, args.body_model)
     out = Path(args.out)
     start = time.perf_counter()
-    written = _reconstruct_files(pipeline, [load_example(f) for f in folders], out, args.cycles, args.seed, None)
+    written = _reconstruct_files(pipeline, items, out, args.cycles, args.seed)
     for entry in written:
         _print_written(entry)
     print(f"Reconstructed {len(written)} examples in {time.perf_counter() - start:.1f} s; outputs in {out.resolve()}")

@@ -113,8 +113,12 @@ def truncate_denoiser_weights(folder):
 
 
 def edit_denoiser_config(**changes):
+    return edit_config("denoiser/config.json", **changes)
+
+
+def edit_config(relative_path, **changes):
     def edit(folder):
-        path = folder / "denoiser" / "config.json"
+        path = folder / relative_path
         config = json.loads(path.read_text())
         config.update(changes)
         path.write_text(json.dumps(config))
@@ -223,6 +227,14 @@ ERROR_CASES = [
     ("from-pretrained-config-wrong-size",
      lambda e: ScoreHOIPipeline.from_pretrained(copied_pipeline(e.tmp, edit_denoiser_config(hidden_size=64))),
      ValueError, "expected shape"),
+    # A folder from a newer version: a field this version cannot build is an error, not a silently ignored log line.
+    ("from-pretrained-config-newer-model-field",
+     lambda e: ScoreHOIPipeline.from_pretrained(copied_pipeline(e.tmp, edit_denoiser_config(attention_window=16))),
+     ValueError, "re:ScoreHOIDenoiser config .*denoiser.* does not know: \\['attention_window'\\]"),
+    ("from-pretrained-config-newer-scheduler-field",
+     lambda e: ScoreHOIPipeline.from_pretrained(
+         copied_pipeline(e.tmp, edit_config("scheduler/scheduler_config.json", guidance_schedule="cosine"))),
+     ValueError, "guidance_schedule"),
 ]
 
 
@@ -295,8 +307,8 @@ def test_cli_user_errors_exit_2_with_one_line(args, message, files, tmp_path, ca
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
-    # Besides diffusers' "Loading pipeline components" progress bar, exactly one line: the error.
-    lines = [line for line in re.split(r"[\r\n]+", err) if line.strip() and "Loading pipeline components" not in line]
+    # Inputs are checked before the pipeline loads, so not even its loading progress bar shows: one line, the error.
+    lines = [line for line in re.split(r"[\r\n]+", err) if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("scorehoi "), err
 
 

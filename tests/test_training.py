@@ -1,10 +1,11 @@
 """The training scripts under `accelerate launch` with two CPU processes, resuming, the saved pipeline, the Hub
 failure path, atomic checkpoints and the model card.
 
-Each script runs twice: once uninterrupted (checkpoints every step), once in a fresh folder holding only an early
-checkpoint of the first run (as if it had crashed there) plus debris of an interrupted save. The resumed run must
-pick the complete checkpoint, continue from its step and end with exactly the weights, optimizer state and losses of
-the uninterrupted run.
+Each script runs uninterrupted once (checkpoints every step). The regressor also runs in a second folder where it is
+really killed (SIGKILL) half-way through writing its step-3 checkpoint (`kill_during_save.py`) and then relaunched;
+the denoiser's second folder holds an early checkpoint of the first run plus hand-made debris of interrupted saves.
+Either way the resumed run must pick the last complete checkpoint, continue from its step and end with exactly the
+weights, optimizer state and losses of the uninterrupted run.
 """
 import json
 import os
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -52,13 +54,22 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch(script: str, *args: str) -> subprocess.CompletedProcess:
-    """`accelerate launch --multi_gpu --num_processes 2` on the CPU (two gloo processes)."""
+def launch(script: str, *args: str, kill_at_step: Optional[int] = None) -> subprocess.CompletedProcess:
+    """`accelerate launch --multi_gpu --num_processes 2` on the CPU (two gloo processes); with `kill_at_step`, the
+    run is killed while saving that step's checkpoint and must fail."""
+    target = [str(TRAINING / script)]
+    env = _environment()
+    if kill_at_step is not None:
+        target = [str(Path(__file__).parent / "kill_during_save.py"), *target]
+        env["SCOREHOI_KILL_AT_STEP"] = str(kill_at_step)
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(_free_port()), str(TRAINING / script), *args]
-    result = subprocess.run(command, env=_environment(), capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+               "--main_process_port", str(_free_port()), *target, *args]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    if kill_at_step is None:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    else:
+        assert result.returncode != 0 and "SIGKILL" in result.stderr, result.stderr[-6000:]
     return result
 
 
@@ -97,14 +108,20 @@ def assert_same_optimizer(path_a: Path, path_b: Path) -> None:
 
 @pytest.fixture(scope="module")
 def regressor_runs(tmp_path_factory):
-    """An uninterrupted 3-step run (rendering its 8 samples on the fly) and a run resumed from its step 2."""
+    """An uninterrupted 3-step run (rendering its 8 samples on the fly), and a run killed while saving step 3 and
+    relaunched."""
     root = tmp_path_factory.mktemp("regressor")
     args = [*COMMON, "--num_train_samples", "8", "--synthetic_image_size", "64", "--train_batch_size", "2",
             "--max_train_steps", "3", "--regressor_config", TINY_REGRESSOR,
             "--contact_estimator_config", TINY_ESTIMATOR]
     full, resumed = root / "full", root / "resumed"
     launch("train_regressor.py", "--output_dir", str(full), *args)
-    crash_copy(full, resumed, step=2)
+    launch("train_regressor.py", "--output_dir", str(resumed), *args, kill_at_step=3)
+    # The crash left checkpoints 1 and 2 and a half-written temporary folder for step 3, nothing named checkpoint-3.
+    debris = resumed / f"{training_setup.TEMPORARY_CHECKPOINT_PREFIX}3"
+    assert [p.name for p in training_setup.list_checkpoints(resumed)] == ["checkpoint-1", "checkpoint-2"]
+    assert debris.is_dir() and not (resumed / "checkpoint-3").exists()
+    assert (debris / "optimizer.bin").stat().st_size < (full / "checkpoint-3" / "optimizer.bin").stat().st_size
     launch("train_regressor.py", "--output_dir", str(resumed), "--resume_from_checkpoint", "latest", *args)
     return full, resumed
 
@@ -145,7 +162,8 @@ def test_resume_continues_exactly(runs, weights, request):
     assert record["start_step"] == 2 and Path(record["resumed_from"]).name == "checkpoint-2"
     full_log, resumed_log = read_log(full), read_log(resumed)
     last = max(full_log)
-    assert sorted(resumed_log) == list(range(3, last + 1))
+    # Steps 3.. come from the resumed launch (a killed run's log also holds its own earlier steps, which must agree).
+    assert set(range(3, last + 1)) <= set(resumed_log) <= set(full_log)
     for step in resumed_log:
         assert resumed_log[step]["loss"] == pytest.approx(full_log[step]["loss"], rel=1e-6, abs=1e-7)
         assert resumed_log[step]["lr"] == full_log[step]["lr"]

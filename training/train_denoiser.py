@@ -74,6 +74,7 @@ from training_setup import (
     slot_indices,
     step_generator,
     synthetic_objects_suffix,
+    warm_start_folder,
 )
 
 # The model-card generator lives in the repository's model_cards/ folder, beside this one.
@@ -239,10 +240,20 @@ def main(args: argparse.Namespace) -> None:
     # The x0 codec: the regressor's betas range (they must agree), else the standard -3..3 for a prior alone.
     codec = HOIParamCodec(**statistics) if statistics is not None else HOIParamCodec.default()
 
-    config = {**args.denoiser_config, "condition_dropout_prob": args.condition_dropout_prob}
-    if regressor is not None:
-        config["image_feature_dim"] = regressor.config.image_feature_dim
-    model = ConditionedDenoiser(ScoreHOIDenoiser(**config)).train()
+    if args.init_from is not None:
+        if args.denoiser_config:
+            raise ValueError("--init_from brings its own denoiser config; leave out --denoiser_config.")
+        denoiser = ScoreHOIDenoiser.from_pretrained(warm_start_folder(args, "denoiser"),
+                                                    condition_dropout_prob=args.condition_dropout_prob)
+        if regressor is not None and denoiser.config.image_feature_dim != regressor.config.image_feature_dim:
+            raise ValueError(f"The denoiser of --init_from {args.init_from!r} reads {denoiser.config.image_feature_dim}"
+                             f"-dim image tokens, the regressor makes {regressor.config.image_feature_dim}.")
+    else:
+        config = {**args.denoiser_config, "condition_dropout_prob": args.condition_dropout_prob}
+        if regressor is not None:
+            config["image_feature_dim"] = regressor.config.image_feature_dim
+        denoiser = ScoreHOIDenoiser(**config)
+    model = ConditionedDenoiser(denoiser).train()
     noise_scheduler = GuidedDDIMScheduler()
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),

@@ -49,6 +49,8 @@ from training_setup import (
     StepLog,
     add_training_arguments,
     betas_statistics,
+    warm_start_betas_statistics,
+    warm_start_folder,
     check_training_arguments,
     create_accelerator,
     create_lr_scheduler,
@@ -171,15 +173,26 @@ def main(args: argparse.Namespace) -> None:
 
     body = load_body_model(args).to(device)
     dataset = load_training_dataset(args, accelerator, body)
-    statistics = betas_statistics(dataset, args.betas_statistics)
+    statistics = warm_start_betas_statistics(args) or betas_statistics(dataset, args.betas_statistics)
     codec = HOIParamCodec(**statistics)
 
-    regressor = ScoreHOIRegressor(**args.regressor_config)
-    fixed = {"num_body_points": body.num_downsampled, "feature_dim": regressor.config.hidden_sizes[-1]}
-    clashes = {k: v for k, v in args.contact_estimator_config.items() if k in fixed and v != fixed[k]}
-    if clashes:
-        raise ValueError(f"--contact_estimator_config sets {clashes}, but the body model and regressor need {fixed}.")
-    estimator = ScoreHOIContactEstimator(**{**args.contact_estimator_config, **fixed})
+    if args.init_from is not None:
+        if args.regressor_config or args.contact_estimator_config:
+            raise ValueError("--init_from brings its own model configs; leave out --regressor_config and "
+                             "--contact_estimator_config.")
+        regressor = ScoreHOIRegressor.from_pretrained(warm_start_folder(args, "regressor"))
+        estimator = ScoreHOIContactEstimator.from_pretrained(warm_start_folder(args, "contact_estimator"))
+        if estimator.config.num_body_points != body.num_downsampled:
+            raise ValueError(f"The contact estimator of --init_from {args.init_from!r} has "
+                             f"{estimator.config.num_body_points} body points, this body model {body.num_downsampled}.")
+    else:
+        regressor = ScoreHOIRegressor(**args.regressor_config)
+        fixed = {"num_body_points": body.num_downsampled, "feature_dim": regressor.config.hidden_sizes[-1]}
+        clashes = {k: v for k, v in args.contact_estimator_config.items() if k in fixed and v != fixed[k]}
+        if clashes:
+            raise ValueError(
+                f"--contact_estimator_config sets {clashes}, but the body model and regressor need {fixed}.")
+        estimator = ScoreHOIContactEstimator(**{**args.contact_estimator_config, **fixed})
     camera_extent_prior = regressor.config.camera_extent_prior
     regressor.train()
     estimator.train()

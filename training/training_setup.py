@@ -103,6 +103,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, learning_rate: fl
     training = parser.add_argument_group("training")
     training.add_argument("--output_dir", type=str, required=True)
     training.add_argument("--seed", type=int, default=0)
+    training.add_argument("--init_from", type=str, default=None, metavar="DIR",
+                          help="warm start: load the trained models' weights and configs from this pipeline or "
+                          "training output folder; the optimizer, LR schedule and EMA start afresh.")
     training.add_argument("--train_batch_size", type=int, default=batch_size,
                           help="samples per process and micro-step.")
     training.add_argument("--num_epochs", type=int, default=100)
@@ -155,6 +158,43 @@ def check_training_arguments(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--dataset {args.dataset} needs --train_data_dir (the folder with {args.dataset}_train.json)."
         )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Warm start
+
+
+def warm_start_folder(args: argparse.Namespace, component: str) -> Optional[Path]:
+    """`--init_from/<component>` (a `from_pretrained` folder), `None` without `--init_from`.
+
+    Pipeline folders (`save_pretrained`, `checkpoints/scorehoi-synthetic`) and `train_regressor.py` output folders
+    share the component layout (`regressor/`, `contact_estimator/`, `denoiser/`), so either works.
+    """
+    if args.init_from is None:
+        return None
+    folder = Path(args.init_from) / component
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(
+            f"--init_from {args.init_from!r} has no {component}/config.json; pass a pipeline folder or the "
+            f"--output_dir of an earlier training run."
+        )
+    return folder
+
+
+def warm_start_betas_statistics(args: argparse.Namespace) -> Optional[Dict[str, List[float]]]:
+    """The x0 betas range of the `--init_from` folder (its weights were trained for it), `None` without one."""
+    if args.init_from is None:
+        return None
+    folder = Path(args.init_from)
+    if (folder / BETAS_STATISTICS_FILE).is_file():
+        return json.loads((folder / BETAS_STATISTICS_FILE).read_text())
+    index = json.loads((folder / "model_index.json").read_text()) if (folder / "model_index.json").is_file() else {}
+    if "betas_min" not in index or "betas_max" not in index:
+        raise FileNotFoundError(
+            f"--init_from {args.init_from!r} has neither {BETAS_STATISTICS_FILE} nor betas_min/betas_max in "
+            "model_index.json; the warm-started weights need the x0 betas range they were trained with."
+        )
+    return {"betas_min": index["betas_min"], "betas_max": index["betas_max"]}
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from torch import nn
 
 from ..contacts import Contacts, ReconstructionState
 from ..guidance import project_points
+from ..strict_config import StrictConfigMixin
 from .aligned_loading import AlignedLoadingMixin
 from .regressor import _check_tensor, fourier_features, pre_norm_transformer
 
@@ -75,7 +76,7 @@ class ContactEstimatorOutput(BaseOutput):
     contacts: Contacts
 
 
-class ScoreHOIContactEstimator(AlignedLoadingMixin, ModelMixin, ConfigMixin):
+class ScoreHOIContactEstimator(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, ConfigMixin):
     """
     Transformer contact estimator over downsampled-body tokens and object-keypoint tokens with sampled image features.
 

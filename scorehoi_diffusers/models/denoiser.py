@@ -18,6 +18,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import nn
 
+from ..strict_config import StrictConfigMixin
 from .aligned_loading import AlignedLoadingMixin
 
 __all__ = ["ScoreHOIDenoiser", "ScoreHOIDenoiserOutput", "ConditionCache", "X0_PARTS"]
@@ -168,7 +169,7 @@ def _mlp(hidden_size: int, mlp_ratio: float) -> nn.Sequential:
     return nn.Sequential(nn.Linear(hidden_size, mlp_size), nn.GELU(), nn.Linear(mlp_size, hidden_size))
 
 
-class ScoreHOIDenoiser(AlignedLoadingMixin, ModelMixin, ConfigMixin):
+class ScoreHOIDenoiser(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, ConfigMixin):
     """
     The ScoreHOI prior: predicts the noise ε of a noisy x0 vector `(B, 331)` at a timestep, conditioned on image
     feature tokens and object keypoints.

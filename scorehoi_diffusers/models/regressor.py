@@ -31,6 +31,7 @@ from torch import nn
 from transformers import ResNetConfig, ResNetModel
 
 from ..params import NUM_BODY_JOINTS, NUM_HAND_JOINTS, OBJECT_ROTATION_SLICE, X0_DIM, HOIParamCodec, HOIParams
+from ..strict_config import StrictConfigMixin
 from .aligned_loading import AlignedLoadingMixin
 
 __all__ = [
@@ -160,7 +161,7 @@ class ScoreHOIRegressorOutput(BaseOutput):
     camera_crop: torch.Tensor
 
 
-class ScoreHOIRegressor(AlignedLoadingMixin, ModelMixin, ConfigMixin):
+class ScoreHOIRegressor(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, ConfigMixin):
     """
     Single-image regressor of the initial human-object estimate, and source of the denoiser's image tokens.
 

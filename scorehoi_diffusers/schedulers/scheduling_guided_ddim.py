@@ -15,6 +15,8 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.schedulers.scheduling_ddim import DDIMScheduler, DDIMSchedulerOutput
 from diffusers.utils import BaseOutput
 
+from ..strict_config import StrictConfigMixin
+
 # diffusers' pipeline loader looks `SchedulerMixin` up in the module that defines a scheduler class; a custom
 # scheduler whose module lacks it cannot be loaded by `DiffusionPipeline.from_pretrained`.
 from diffusers.schedulers.scheduling_utils import SchedulerMixin  # noqa: F401
@@ -46,7 +48,7 @@ class GuidedDDIMInversionOutput(BaseOutput):
     pred_original_sample: torch.Tensor | None = None
 
 
-class GuidedDDIMScheduler(DDIMScheduler):
+class GuidedDDIMScheduler(StrictConfigMixin, DDIMScheduler):
     """
     [`DDIMScheduler`] with DDIM inversion and score-guided steps, as used by ScoreHOI's refinement cycles.
 
