@@ -202,6 +202,44 @@ def test_pipeline_folder_loads_offline(denoiser_runs, regressor_runs, monkeypatc
     assert NOT_EVALUATED in card and "ScoreHOIPipeline.from_pretrained(" in card
 
 
+def run_single(script: str, *args: str) -> subprocess.CompletedProcess:
+    """One plain process (no launcher): enough for argument handling and warm starts."""
+    result = subprocess.run([sys.executable, str(TRAINING / script), *args], env=_environment(),
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    return result
+
+
+def learned_weights(folder: Path) -> dict:
+    """A saved model's parameters (BatchNorm running statistics move even at learning rate 0)."""
+    weights = load_file(folder / "diffusion_pytorch_model.safetensors")
+    return {k: v for k, v in weights.items() if "running_" not in k and "num_batches_tracked" not in k}
+
+
+def test_init_from_warm_starts_every_model(regressor_runs, denoiser_runs, tmp_path):
+    # At learning rate 0 a warm-started run must save exactly the weights it started from.
+    still = ["--max_train_steps", "1", "--learning_rate", "0", "--lr_scheduler", "constant", "--lr_warmup_steps", "0",
+             "--resolution", "64", "--seed", "5", "--synthetic_objects", "box", "ball", "--use_ema"]
+    source = regressor_runs[0]
+    run_single("train_regressor.py", "--output_dir", str(tmp_path / "regressor"), "--init_from", str(source),
+               "--train_data_dir", str(source / SYNTHETIC_DATA), "--train_batch_size", "2", *still)
+    for name in ("regressor", "contact_estimator"):
+        assert_same_tensors(learned_weights(source / name), learned_weights(tmp_path / "regressor" / name), atol=0)
+    assert (json.loads((tmp_path / "regressor" / training_setup.BETAS_STATISTICS_FILE).read_text())
+            == json.loads((source / training_setup.BETAS_STATISTICS_FILE).read_text()))
+    run_single("train_denoiser.py", "--output_dir", str(tmp_path / "pipeline"), "--init_from", str(denoiser_runs[0]),
+               "--param_only_fraction", "1", "--num_param_samples", "4", "--train_batch_size", "2", *still)
+    assert_same_tensors(learned_weights(denoiser_runs[0] / "denoiser"),
+                        learned_weights(tmp_path / "pipeline" / "denoiser"), atol=0)
+
+
+def test_init_from_without_models_is_a_clear_error(tmp_path):
+    result = subprocess.run([sys.executable, str(TRAINING / "train_denoiser.py"), "--output_dir", str(tmp_path / "o"),
+                             "--param_only_fraction", "1", "--init_from", str(tmp_path)],
+                            env=_environment(), capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "--init_from" in result.stderr and "denoiser/config.json" in result.stderr
+
+
 def test_push_to_hub_offline_fails_clearly(tmp_path):
     command = [sys.executable, str(TRAINING / "train_denoiser.py"), "--output_dir", str(tmp_path / "out"),
                "--param_only_fraction", "1", "--push_to_hub", "--hub_model_id", "someone/scorehoi-test"]

@@ -221,6 +221,7 @@ def load_regressor(path: Optional[str], body, device):
 
 def main(args: argparse.Namespace) -> None:
     check_training_arguments(args)
+    init_denoiser = warm_start_folder(args, "denoiser")  # checked before any data is built
     num_parameters = round(args.train_batch_size * args.param_only_fraction)
     num_rendered = args.train_batch_size - num_parameters
     # Without rendered samples the image projection of the condition gets no gradient.
@@ -240,10 +241,10 @@ def main(args: argparse.Namespace) -> None:
     # The x0 codec: the regressor's betas range (they must agree), else the standard -3..3 for a prior alone.
     codec = HOIParamCodec(**statistics) if statistics is not None else HOIParamCodec.default()
 
-    if args.init_from is not None:
+    if init_denoiser is not None:
         if args.denoiser_config:
             raise ValueError("--init_from brings its own denoiser config; leave out --denoiser_config.")
-        denoiser = ScoreHOIDenoiser.from_pretrained(warm_start_folder(args, "denoiser"),
+        denoiser = ScoreHOIDenoiser.from_pretrained(init_denoiser,
                                                     condition_dropout_prob=args.condition_dropout_prob)
         if regressor is not None and denoiser.config.image_feature_dim != regressor.config.image_feature_dim:
             raise ValueError(f"The denoiser of --init_from {args.init_from!r} reads {denoiser.config.image_feature_dim}"

@@ -165,6 +165,7 @@ def compute_losses(args, regressor, estimator, body, codec: HOIParamCodec, camer
 
 def main(args: argparse.Namespace) -> None:
     check_training_arguments(args)
+    init_folders = [warm_start_folder(args, name) for name in ("regressor", "contact_estimator")]  # before any data
     # `image_out` (the denoiser's image tokens) gets no gradient from these losses.
     accelerator = create_accelerator(args, find_unused_parameters=True)
     repo_id = hub_repository(accelerator, args)
@@ -180,8 +181,8 @@ def main(args: argparse.Namespace) -> None:
         if args.regressor_config or args.contact_estimator_config:
             raise ValueError("--init_from brings its own model configs; leave out --regressor_config and "
                              "--contact_estimator_config.")
-        regressor = ScoreHOIRegressor.from_pretrained(warm_start_folder(args, "regressor"))
-        estimator = ScoreHOIContactEstimator.from_pretrained(warm_start_folder(args, "contact_estimator"))
+        regressor = ScoreHOIRegressor.from_pretrained(init_folders[0])
+        estimator = ScoreHOIContactEstimator.from_pretrained(init_folders[1])
         if estimator.config.num_body_points != body.num_downsampled:
             raise ValueError(f"The contact estimator of --init_from {args.init_from!r} has "
                              f"{estimator.config.num_body_points} body points, this body model {body.num_downsampled}.")
