@@ -99,6 +99,7 @@ def _procedure_rows(args: Mapping[str, Any], keys: Mapping[str, str]) -> Dict[st
 
 
 COMMON_ROWS = {
+    "init_from": "warm start from (weights of an earlier run)",
     "max_train_steps": "optimizer steps",
     "learning_rate": "learning rate (AdamW)",
     "lr_scheduler": "learning-rate schedule",

@@ -89,7 +89,12 @@ METRICS = (
 )
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
-InitialEstimate = Tuple[HOIParams, Optional[Contacts], Optional[torch.Tensor], Optional[Callable]]
+# (params, contacts, image tokens, contact estimator), optionally followed by a dict of further pipeline arguments
+# (the crop's `intrinsics`, `human_mask` and `object_mask`, which the image guidance terms need).
+InitialEstimate = Union[
+    Tuple[HOIParams, Optional[Contacts], Optional[torch.Tensor], Optional[Callable]],
+    Tuple[HOIParams, Optional[Contacts], Optional[torch.Tensor], Optional[Callable], Dict[str, Any]],
+]
 
 
 def _numpy(array: ArrayLike, name: str) -> np.ndarray:
@@ -588,7 +593,8 @@ def evaluate(
         seed: seeds the default noisy-GT estimate, the pipeline's generator and the surface sampling.
         batch_size: samples per pipeline call (samples of one object are batched together).
         initial_estimate_fn: ``fn(batch) -> (HOIParams, Contacts | None, image_tokens | None,
-            contact_estimator | None)``. ``batch`` holds the dataset columns of the rows (lists, one entry per
+            contact_estimator | None[, pipeline_kwargs])``, where the optional ``pipeline_kwargs`` (e.g. the crop's
+            ``intrinsics`` and masks) go to the pipeline call. ``batch`` holds the dataset columns of the rows (lists, one entry per
             sample), ``"index"`` (their row numbers) and ``"object"`` (the :class:`ObjectTemplate`). Default:
             :class:`NoisyGroundTruth` with ``seed`` (the "noisy-GT" protocol, which tests refinement alone).
         guidance_config: :class:`~scorehoi_diffusers.guidance.GuidanceConfig` for the pipeline.
@@ -638,11 +644,12 @@ def evaluate(
             batch["index"], batch["object"] = index, template
 
             begin = time.perf_counter()
-            params, contacts, image_tokens, estimator = initial_estimate_fn(batch)
+            params, contacts, image_tokens, estimator, *extra = initial_estimate_fn(batch)
             output = pipeline(
                 initial_params=params, object=template, contacts=contacts, image_tokens=image_tokens,
                 contact_estimator=estimator, guidance_config=guidance_config,
                 generator=torch.Generator().manual_seed(seed), output_type="pt", **mode_arguments,
+                **(extra[0] if extra else {}),
             )
             elapsed += time.perf_counter() - begin
 
@@ -764,7 +771,8 @@ class RegressorEstimate:
     """``initial_estimate_fn`` that runs the pipeline's own regressor on the batch's pictures.
 
     This is the real protocol (pictures in, everything estimated): the initial parameters, the denoiser's image
-    tokens and the learned contact estimator all come from the regressor on the crop around each sample's bbox.
+    tokens and the learned contact estimator all come from the regressor on the crop around each sample's bbox,
+    and the crop's intrinsics and masks feed the image guidance terms, exactly as ``pipeline(image=...)`` does.
     """
 
     def __init__(self, pipeline):
@@ -779,7 +787,9 @@ class RegressorEstimate:
         )
         with torch.no_grad():
             estimate = self.pipeline._regress(pictures, batch["object"], need_params=True)
-        return estimate["params"], None, estimate["image_tokens"], estimate["contact_estimator"]
+        crop = {"intrinsics": pictures.crop_intrinsics, "human_mask": pictures.human_mask,
+                "object_mask": pictures.object_mask}
+        return estimate["params"], None, estimate["image_tokens"], estimate["contact_estimator"], crop
 
 
 def run_evaluation_command(args) -> Dict[str, Any]:

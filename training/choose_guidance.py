@@ -18,8 +18,8 @@ CANDIDATES = {
     "s=10, penetration 1": GuidanceConfig(scale=10.0, penetration=1.0),
     "s=10, penetration 10": GuidanceConfig(scale=10.0, penetration=10.0),
     "s=10, penetration 10, floor 0": GuidanceConfig(scale=10.0, penetration=10.0, floor=0.0),
-    "s=10, penetration 100, floor 0": GuidanceConfig(scale=10.0, penetration=100.0, floor=0.0),
-    "s=30, penetration 10, floor 0": GuidanceConfig(scale=30.0, penetration=10.0, floor=0.0),
+    "s=10, penetration 10, floor 0, mask 10": GuidanceConfig(scale=10.0, penetration=10.0, floor=0.0, mask=10.0),
+    "s=30, penetration 10, floor 0, mask 10": GuidanceConfig(scale=30.0, penetration=10.0, floor=0.0, mask=10.0),
 }
 
 
