@@ -201,6 +201,10 @@ def render_model_card(
         if regressor_args:
             procedure += ["", "Regressor and contact estimator, trained first with `training/train_regressor.py`:", "",
                           _table(_procedure_rows(regressor_args, {**COMMON_ROWS, **REGRESSOR_ROWS}))]
+        if any(a.get("init_from") for a in (training_args, regressor_args) if a):
+            procedure += ["", "These tables describe the last training stage only: it continued from the weights "
+                          "named under \"warm start from\" (`--init_from`), so the weights carry the earlier stages' "
+                          "training too; the repository's `training/train_shipped.sh` lists every stage."]
         training_procedure = "\n".join(procedure)
     else:
         training_data = training_procedure = "Not recorded: no training arguments were given for this folder."
