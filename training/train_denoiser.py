@@ -56,6 +56,7 @@ from training_setup import (
     StepLog,
     add_training_arguments,
     build_table,
+    check_estimator_body,
     check_training_arguments,
     create_accelerator,
     create_lr_scheduler,
@@ -210,11 +211,7 @@ def load_regressor(path: Optional[str], body, device):
         )
     regressor = ScoreHOIRegressor.from_pretrained(folder / "regressor").to(device).eval().requires_grad_(False)
     estimator = ScoreHOIContactEstimator.from_pretrained(folder / "contact_estimator").eval().requires_grad_(False)
-    if estimator.config.num_body_points != body.num_downsampled:
-        raise ValueError(
-            f"The contact estimator in {path!r} was trained for {estimator.config.num_body_points} body points, but "
-            f"this body model has {body.num_downsampled}: pass the --body_model_path the regressor was trained with."
-        )
+    check_estimator_body(estimator, body, f"--regressor_path {path!r}")
     statistics = json.loads((folder / BETAS_STATISTICS_FILE).read_text())
     return regressor, estimator, statistics
 

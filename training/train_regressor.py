@@ -49,6 +49,7 @@ from training_setup import (
     StepLog,
     add_training_arguments,
     betas_statistics,
+    check_estimator_body,
     warm_start_betas_statistics,
     warm_start_folder,
     check_training_arguments,
@@ -183,9 +184,7 @@ def main(args: argparse.Namespace) -> None:
                              "--contact_estimator_config.")
         regressor = ScoreHOIRegressor.from_pretrained(init_folders[0])
         estimator = ScoreHOIContactEstimator.from_pretrained(init_folders[1])
-        if estimator.config.num_body_points != body.num_downsampled:
-            raise ValueError(f"The contact estimator of --init_from {args.init_from!r} has "
-                             f"{estimator.config.num_body_points} body points, this body model {body.num_downsampled}.")
+        check_estimator_body(estimator, body, f"--init_from {args.init_from!r}")
     else:
         regressor = ScoreHOIRegressor(**args.regressor_config)
         fixed = {"num_body_points": body.num_downsampled, "feature_dim": regressor.config.hidden_sizes[-1]}

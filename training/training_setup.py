@@ -181,6 +181,15 @@ def warm_start_folder(args: argparse.Namespace, component: str) -> Optional[Path
     return folder
 
 
+def check_estimator_body(estimator, body: BodyModel, source: str) -> None:
+    """The contact estimator loaded from `source` must read this body model's downsampled points."""
+    if estimator.config.num_body_points != body.num_downsampled:
+        raise ValueError(
+            f"The contact estimator in {source} was trained for {estimator.config.num_body_points} body points, but "
+            f"this body model has {body.num_downsampled}: pass the --body_model_path it was trained with."
+        )
+
+
 def warm_start_betas_statistics(args: argparse.Namespace) -> Optional[Dict[str, List[float]]]:
     """The x0 betas range of the `--init_from` folder (its weights were trained for it), `None` without one."""
     if args.init_from is None:
