@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# How checkpoints/scorehoi-synthetic was trained, on this 2-core CPU (about 2 h 30 min in all), in three stages.
+# How checkpoints/scorehoi-synthetic was trained, on this 2-core CPU (about 2 hours in all), in three stages.
 # Every random choice in the scripts depends only on (seed, step, rank), so this sequence reproduces the weights.
 #
 # Stage 1 (about 45 min): 2000 renders at 192 px; a regressor on a 1500-step cosine schedule, stopped at its
 # step-1000 checkpoint for time (resuming that checkpoint with --max_train_steps 1000 writes the final folders);
 # a 3000-step prior. This was the first shipped version.
-# Stage 2 (about 45 min): both models warm-started from stage 1 (--init_from) on 6000 renders (the first 2000 are
+# Stage 2 (about 30 min): both models warm-started from stage 1 (--init_from) on 6000 renders (the first 2000 are
 # stage 1's) with fresh cosine schedules: 2400 regressor steps, then 2000 prior steps on the new regressor's tokens.
 # Stage 3 (about 45 min): the same again from stage 2, on the same 6000 renders with another data order (seed 1).
 set -euo pipefail
