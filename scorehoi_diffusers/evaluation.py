@@ -563,6 +563,13 @@ def _mean(values: np.ndarray) -> Optional[float]:
     return float(values.mean()) if values.size else None
 
 
+def _standard_error(values: np.ndarray) -> Optional[float]:
+    """Standard error of :func:`_mean` (sample standard deviation / sqrt(n)), ``None`` below two entries."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else None
+
+
 def evaluate(
     pipeline,
     dataset,
@@ -607,7 +614,8 @@ def evaluate(
     Returns:
         A JSON-serialisable dict: ``mode``, ``protocol`` (``"noisy_gt"`` or ``"custom"``), ``seed``, ``split``,
         ``num_samples``, ``num_cycles``, ``batch_size``, one mean per metric of :data:`METRICS` (``None`` when
-        no sample qualifies) and ``counts`` (samples behind the contact precision, recall and floor means).
+        no sample qualifies), ``standard_errors`` (of each per-sample mean, to judge differences between runs)
+        and ``counts`` (samples behind the contact precision, recall and floor means).
         Everything but ``seconds_per_image`` is identical for the same arguments.
     """
     mode_arguments = _mode_arguments(mode, num_cycles)
@@ -678,6 +686,7 @@ def evaluate(
             results[key] = elapsed / total
         else:
             results[key] = _mean(values[key])
+    results["standard_errors"] = {key: _standard_error(value) for key, value in values.items()}
     results["counts"] = {
         "contact_precision": int(np.isfinite(values["contact_precision"]).sum()),
         "contact_recall": int(np.isfinite(values["contact_recall"]).sum()),

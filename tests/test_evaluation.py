@@ -23,6 +23,7 @@ from scorehoi_diffusers.evaluation import (
     procrustes_similarity,
     reconstruction_contacts,
     sample_surface,
+    _standard_error,
 )
 from scorehoi_diffusers.models.denoiser import ScoreHOIDenoiser
 from scorehoi_diffusers.objects import load_object
@@ -238,8 +239,15 @@ def test_evaluate_is_deterministic_and_json_serialisable(small_setup):
     json.dumps(first, allow_nan=False)
     assert first["protocol"] == "noisy_gt" and first["num_samples"] == 3 and first["counts"]["floor_distance"] == 2
     assert first["cd_human"] > 0 and first["seconds_per_image"] > 0
+    errors = first["standard_errors"]
+    assert {"cd_human", "cd_object", "penetration_depth"} <= set(errors) and errors["cd_human"] > 0
     table = format_table([first, other])
     assert table.count("\n| full | 1 |") == 2 and "CD_h (cm)" in table and "seed 0" in table and "seed 1" in table
+
+
+def test_standard_error_ignores_missing_samples():
+    assert _standard_error(np.array([1.0, 2.0, 3.0, np.nan])) == pytest.approx(1 / np.sqrt(3))
+    assert _standard_error(np.array([4.0, np.inf])) is None
 
 
 def test_evaluate_scores_the_ground_truth_as_perfect(small_setup):
