@@ -22,6 +22,13 @@ LAUNCH=".venv/bin/accelerate launch --multi_gpu --num_processes 2 --num_machines
 COMMON="--synthetic_image_size 192 --resolution 128 --lr_scheduler cosine --use_ema --checkpoints_total_limit 2
   --resume_from_checkpoint latest --seed 0"
 
+# The prior of stages 2, 3 and 5, warm-started: train_prior OUTPUT_DIR INIT_FROM REGRESSOR_PATH TRAIN_DATA_DIR SEED
+train_prior() {
+  $LAUNCH training/train_denoiser.py --output_dir "$1" --init_from "$2" --regressor_path "$3" --train_data_dir "$4" \
+    --num_param_samples 12000 --train_batch_size 32 --param_only_fraction 0.5 --max_train_steps 2000 \
+    --learning_rate 5e-4 --lr_warmup_steps 50 --checkpointing_steps 1000 ${COMMON/--seed 0/--seed $5}
+}
+
 # Stage 1
 REGRESSOR_ARGS="--output_dir runs/regressor --num_train_samples 2000 --train_batch_size 16 --learning_rate 1e-3
   --lr_warmup_steps 100 --checkpointing_steps 500 $COMMON"
@@ -39,19 +46,13 @@ $LAUNCH training/train_denoiser.py --output_dir runs/pipeline --regressor_path r
 $LAUNCH training/train_regressor.py --output_dir runs/regressor2 --init_from runs/pipeline \
   --num_train_samples 6000 --train_batch_size 16 --learning_rate 5e-4 --lr_warmup_steps 50 \
   --checkpointing_steps 400 --max_train_steps 2400 $COMMON
-$LAUNCH training/train_denoiser.py --output_dir runs/pipeline2 --init_from runs/pipeline \
-  --regressor_path runs/regressor2 --train_data_dir runs/regressor2/data/synthetic-train-n6000-seed0-192px \
-  --num_param_samples 12000 --train_batch_size 32 --param_only_fraction 0.5 --max_train_steps 2000 \
-  --learning_rate 5e-4 --lr_warmup_steps 50 --checkpointing_steps 1000 $COMMON
+train_prior runs/pipeline2 runs/pipeline runs/regressor2 runs/regressor2/data/synthetic-train-n6000-seed0-192px 0
 
 # Stage 3
 $LAUNCH training/train_regressor.py --output_dir runs/regressor3 --init_from runs/regressor2 \
   --train_data_dir runs/regressor2/data/synthetic-train-n6000-seed0-192px --train_batch_size 16 \
   --learning_rate 5e-4 --lr_warmup_steps 50 --checkpointing_steps 400 --max_train_steps 2400 ${COMMON/--seed 0/--seed 1}
-$LAUNCH training/train_denoiser.py --output_dir runs/pipeline3 --init_from runs/pipeline2 \
-  --regressor_path runs/regressor3 --train_data_dir runs/regressor2/data/synthetic-train-n6000-seed0-192px \
-  --num_param_samples 12000 --train_batch_size 32 --param_only_fraction 0.5 --max_train_steps 2000 \
-  --learning_rate 5e-4 --lr_warmup_steps 50 --checkpointing_steps 1000 ${COMMON/--seed 0/--seed 1}
+train_prior runs/pipeline3 runs/pipeline2 runs/regressor3 runs/regressor2/data/synthetic-train-n6000-seed0-192px 1
 
 # Stage 4
 env -u ACCELERATE_USE_CPU .venv/bin/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no \
@@ -63,10 +64,7 @@ env -u ACCELERATE_USE_CPU .venv/bin/accelerate launch --num_processes 1 --num_ma
 $LAUNCH training/train_regressor.py --output_dir runs/regressor5 --init_from runs/regressor4 \
   --train_data_dir runs/regressor4/data/synthetic-train-n12000-seed0-192px --train_batch_size 16 \
   --learning_rate 2e-4 --lr_warmup_steps 50 --checkpointing_steps 400 --max_train_steps 2400 ${COMMON/--seed 0/--seed 3}
-$LAUNCH training/train_denoiser.py --output_dir runs/pipeline5 --init_from runs/pipeline3 \
-  --regressor_path runs/regressor5 --train_data_dir runs/regressor4/data/synthetic-train-n12000-seed0-192px \
-  --num_param_samples 12000 --train_batch_size 32 --param_only_fraction 0.5 --max_train_steps 2000 \
-  --learning_rate 5e-4 --lr_warmup_steps 50 --checkpointing_steps 1000 ${COMMON/--seed 0/--seed 3}
+train_prior runs/pipeline5 runs/pipeline3 runs/regressor5 runs/regressor4/data/synthetic-train-n12000-seed0-192px 3
 
 rm -rf checkpoints/scorehoi-synthetic && mkdir -p checkpoints/scorehoi-synthetic
 cp -r runs/pipeline5/{README.md,body_model,contact_estimator,denoiser,model_index.json,pipeline.py,regressor,scheduler,training_args.json} checkpoints/scorehoi-synthetic/
