@@ -556,17 +556,21 @@ def _select_split(dataset, split: Optional[str]):
     return dataset
 
 
+def _finite(values: np.ndarray) -> np.ndarray:
+    """The finite entries as float64: samples a metric does not apply to are stored as NaN."""
+    values = np.asarray(values, dtype=np.float64)
+    return values[np.isfinite(values)]
+
+
 def _mean(values: np.ndarray) -> Optional[float]:
     """Mean of the finite entries, ``None`` (JSON null) when there is none."""
-    values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values)]
+    values = _finite(values)
     return float(values.mean()) if values.size else None
 
 
 def _standard_error(values: np.ndarray) -> Optional[float]:
     """Standard error of :func:`_mean` (sample standard deviation / sqrt(n)), ``None`` below two entries."""
-    values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values)]
+    values = _finite(values)
     return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else None
 
 
@@ -688,9 +692,7 @@ def evaluate(
             results[key] = _mean(values[key])
     results["standard_errors"] = {key: _standard_error(value) for key, value in values.items()}
     results["counts"] = {
-        "contact_precision": int(np.isfinite(values["contact_precision"]).sum()),
-        "contact_recall": int(np.isfinite(values["contact_recall"]).sum()),
-        "floor_distance": int(np.isfinite(values["floor_distance"]).sum()),
+        key: int(_finite(values[key]).size) for key in ("contact_precision", "contact_recall", "floor_distance")
     }
     return results
 

@@ -50,8 +50,6 @@ from training_setup import (
     add_training_arguments,
     betas_statistics,
     check_estimator_body,
-    warm_start_betas_statistics,
-    warm_start_folder,
     check_training_arguments,
     create_accelerator,
     create_lr_scheduler,
@@ -67,6 +65,8 @@ from training_setup import (
     save_checkpoint,
     save_training_args,
     step_generator,
+    warm_start_betas_statistics,
+    warm_start_folder,
 )
 
 LOSS_NAMES = ("param", "vertex", "reprojection", "camera", "contact")
