@@ -31,15 +31,16 @@ DEFAULT_FOCAL_FACTOR = 1.2
 CAMERA_UP = np.array([0.0, -1.0, 0.0])
 
 
-def intrinsics_from_focal(focal: float, height: int, width: int) -> np.ndarray:
+def intrinsics_from_focal(focal: float, height: int, width: int, name: str = "focal") -> np.ndarray:
     """``(3, 3)`` float32 pinhole matrix with focal length ``focal`` (pixels) and the principal point centred.
 
     Args:
         focal: focal length in pixels, checked to be plausible for the picture
             (:func:`~scorehoi_diffusers.input_checks.check_focal`).
         height, width: the picture's size in pixels.
+        name: how errors refer to the focal length, e.g. ``"--focal"``.
     """
-    focal = check_focal(focal, (height, width))
+    focal = check_focal(focal, (height, width), name)
     return np.array([[focal, 0, (width - 1) / 2], [0, focal, (height - 1) / 2], [0, 0, 1]], dtype=np.float32)
 
 
