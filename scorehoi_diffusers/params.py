@@ -27,7 +27,7 @@ from typing import Optional, Sequence
 import roma
 import torch
 
-from .input_checks import check_last_dims
+from .input_checks import check_last_dims, check_tensor
 
 NUM_BODY_JOINTS = 21
 NUM_HAND_JOINTS = 15
@@ -141,11 +141,8 @@ class HOIParams:
         batch_size = None
         for name, trailing in self._TRAILING_SHAPES.items():
             value = getattr(self, name)
-            if not isinstance(value, torch.Tensor):
-                raise TypeError(f"HOIParams.{name} must be a torch.Tensor, got {type(value).__name__}.")
-            if tuple(value.shape[1:]) != trailing or value.dim() != len(trailing) + 1:
-                shape = ", ".join(["B"] + [str(d) for d in trailing])
-                raise ValueError(f"HOIParams.{name} must have shape ({shape}), got {tuple(value.shape)}.")
+            spec = "(" + ", ".join(["B", *map(str, trailing)]) + ")"
+            check_tensor(f"HOIParams.{name}", value, (None, *trailing), spec)
             if batch_size is None:
                 batch_size = value.shape[0]
             elif value.shape[0] != batch_size:
@@ -274,10 +271,7 @@ class HOIParamCodec:
             camera_translation: ``(B, 3)`` pelvis position in camera space; defaults to 3 m straight ahead
                 since ``x0`` does not hold it.
         """
-        if not isinstance(x0, torch.Tensor):
-            raise TypeError(f"`x0` must be a torch.Tensor, got {type(x0).__name__}.")
-        if x0.dim() != 2 or x0.shape[1] != X0_DIM:
-            raise ValueError(f"`x0` must have shape (B, {X0_DIM}), got {tuple(x0.shape)}.")
+        check_tensor("x0", x0, (None, X0_DIM), f"(B, {X0_DIM})")
         batch = x0.shape[0]
         if camera_translation is None:
             camera_translation = x0.new_zeros(batch, 3)
