@@ -118,7 +118,8 @@ def load_image(path: Union[str, os.PathLike], name: str = "image", mask: bool = 
             # Between one and two times the limit PIL only warns; the picture is refused all the same.
             warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
             with PIL.Image.open(file) as picture:
-                picture = PIL.ImageOps.exif_transpose(_to_8bit(picture))
+                # Orientation first: the 8-bit copy of a 16-bit picture no longer carries the EXIF data.
+                picture = _to_8bit(PIL.ImageOps.exif_transpose(picture))
                 return np.asarray(picture.convert("L" if mask else "RGB"))
     except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as error:
         raise ValueError(

@@ -208,9 +208,11 @@ def test_exif_orientation_is_applied_to_images_and_masks(tmp_path):
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
     PIL.Image.fromarray(image).save(tmp_path / "photo.png", exif=exif)
     PIL.Image.fromarray(image[..., 0]).save(tmp_path / "mask.png", exif=exif)
+    PIL.Image.fromarray(image[..., 0].astype(np.uint16) * 257).save(tmp_path / "mask16.png", exif=exif)
     displayed = np.rot90(image, k=-1)
     np.testing.assert_array_equal(load_image(tmp_path / "photo.png"), displayed)
-    np.testing.assert_array_equal(load_image(tmp_path / "mask.png", "human_mask", mask=True), displayed[..., 0])
+    for mask_file in ("mask.png", "mask16.png"):
+        np.testing.assert_array_equal(load_image(tmp_path / mask_file, "human_mask", mask=True), displayed[..., 0])
 
 
 @pytest.mark.parametrize("limit", [64 * 64 - 1, (64 * 64) // 2 - 1])  # PIL warns over 1x and raises over 2x
