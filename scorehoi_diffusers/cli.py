@@ -41,16 +41,9 @@ def _load_pipeline(path: Optional[str], body_model: Optional[str]):
 
 
 def _read_image(path: str, name: str, mask: bool = False) -> np.ndarray:
-    from PIL import Image
+    from .image_processor import load_image
 
-    file = Path(path)
-    if not file.is_file():
-        raise UserError(f"--{name.replace('_', '-')}: no file at {file}.")
-    try:
-        with Image.open(file) as picture:
-            return np.asarray(picture.convert("L" if mask else "RGB"))
-    except OSError as error:
-        raise UserError(f"--{name.replace('_', '-')}: {file} is not a readable picture ({error}).") from error
+    return load_image(path, f"--{name.replace('_', '-')}", mask=mask)
 
 
 def _checked_items(items: Sequence[dict], object_root: Optional[str]) -> List[dict]:
@@ -95,11 +88,13 @@ def _reconstruct_files(
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> None:
+    from .camera import intrinsics_from_focal
+
     # Every input is read and checked before the pipeline loads: a typo costs no loading time.
     intrinsics = None
     if args.focal is not None:
         height, width = _read_image(args.image, "image").shape[:2]
-        intrinsics = np.array([[args.focal, 0, (width - 1) / 2], [0, args.focal, (height - 1) / 2], [0, 0, 1]])
+        intrinsics = intrinsics_from_focal(args.focal, height, width, name="--focal")
     item = {
         "name": Path(args.image).stem,
         "image": _read_image(args.image, "image"),

@@ -1,4 +1,4 @@
-"""Differentiable physics and image guidance terms for score-guided refinement (DESIGN §7).
+"""Differentiable physics and image guidance terms for score-guided refinement.
 
 Every term is batched and returns one loss per sample, shape ``(B,)``: samples never mix, so a NaN in one
 sample stays in that sample's loss and gradient. The guided scheduler differentiates the weighted sum
@@ -29,6 +29,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.ndimage import distance_transform_edt
+
+from .camera import project_points
+from .input_checks import check_tensor, mask_inside
 
 @dataclass
 class GuidanceConfig:
@@ -99,16 +102,6 @@ def _float_tuple(values: Sequence[float], length: int, name: str) -> tuple:
 # Validation
 
 
-def _check_tensor(name: str, tensor: torch.Tensor, expected: Sequence[Optional[int]], spec: str) -> None:
-    """Raise if ``tensor`` is not a tensor of shape ``expected`` (``None`` matches any size)."""
-    if not isinstance(tensor, torch.Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor of shape {spec}, got {type(tensor).__name__}.")
-    ok = tensor.dim() == len(expected) and all(e is None or s == e for s, e in zip(tensor.shape, expected))
-    if not ok:
-        sizes = ", ".join("?" if e is None else str(e) for e in expected)
-        raise ValueError(f"`{name}` must have shape {spec} = ({sizes}), got {tuple(tensor.shape)}.")
-
-
 def _check_probability(name: str, tensor: torch.Tensor) -> None:
     """Raise if any value is outside [0, 1] (NaN is let through, see the module docstring)."""
     if bool(((tensor < 0) | (tensor > 1)).any()):
@@ -137,8 +130,8 @@ def points_to_points_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B, M)`` distances, same units as the points.
     """
-    _check_tensor("a", a, (None, None, 3), "(B, M, 3)")
-    _check_tensor("b", b, (a.shape[0], None, 3), "(B, N, 3)")
+    check_tensor("a", a, (None, None, 3), "(B, M, 3)")
+    check_tensor("b", b, (a.shape[0], None, 3), "(B, N, 3)")
     if b.shape[1] == 0:
         raise ValueError("`b` must hold at least one point per sample, got shape (B, 0, 3).")
     with torch.no_grad():
@@ -178,11 +171,11 @@ def contact_term(
     Returns:
         ``(B,)`` loss in m^2.
     """
-    _check_tensor("body_object_sdf", body_object_sdf, (None, None), "(B, N)")
+    check_tensor("body_object_sdf", body_object_sdf, (None, None), "(B, N)")
     batch, num_body = body_object_sdf.shape
-    _check_tensor("human_contact", human_contact, (batch, num_body), "(B, N)")
-    _check_tensor("object_to_body_distance", object_to_body_distance, (batch, None), "(B, M)")
-    _check_tensor("object_contact", object_contact, tuple(object_to_body_distance.shape), "(B, M)")
+    check_tensor("human_contact", human_contact, (batch, num_body), "(B, N)")
+    check_tensor("object_to_body_distance", object_to_body_distance, (batch, None), "(B, M)")
+    check_tensor("object_contact", object_contact, tuple(object_to_body_distance.shape), "(B, M)")
     _check_probability("human_contact", human_contact)
     _check_probability("object_contact", object_contact)
     human = (human_contact * F.relu(body_object_sdf - threshold).square()).sum(-1)
@@ -205,10 +198,10 @@ def penetration_term(
     Returns:
         ``(B,)`` loss in m^2.
     """
-    _check_tensor("body_object_sdf", body_object_sdf, (None, None), "(B, N)")
+    check_tensor("body_object_sdf", body_object_sdf, (None, None), "(B, N)")
     loss = F.relu(-body_object_sdf).square().sum(-1)
     if object_body_sdf is not None:
-        _check_tensor("object_body_sdf", object_body_sdf, (body_object_sdf.shape[0], None), "(B, M)")
+        check_tensor("object_body_sdf", object_body_sdf, (body_object_sdf.shape[0], None), "(B, M)")
         loss = loss + F.relu(-object_body_sdf).square().sum(-1)
     return loss
 
@@ -243,9 +236,9 @@ def floor_term(
     Returns:
         ``(B,)`` loss in m^2.
     """
-    _check_tensor("object_points", object_points, (None, None, 3), "(B, M, 3)")
+    check_tensor("object_points", object_points, (None, None, 3), "(B, M, 3)")
     batch = object_points.shape[0]
-    _check_tensor("floor_contact", floor_contact, (batch,), "(B,)")
+    check_tensor("floor_contact", floor_contact, (batch,), "(B,)")
     _check_probability("floor_contact", floor_contact)
     dtype, device = object_points.dtype, object_points.device
     if floor_plane is not None:
@@ -258,7 +251,7 @@ def floor_term(
         heights = (object_points @ plane[:3] + plane[3]) / scale  # (B, M)
         floor = torch.zeros(batch, dtype=dtype, device=device)
     else:
-        _check_tensor("body_points", body_points, (batch, None, 3), "(B, N, 3)")
+        check_tensor("body_points", body_points, (batch, None, 3), "(B, N, 3)")
         up = torch.as_tensor(up_axis, dtype=dtype, device=device)
         if up.shape != (3,) or up.norm() == 0:
             raise ValueError(f"`up_axis` must be a non-zero 3-vector, got {up_axis!r}.")
@@ -279,14 +272,15 @@ def mask_distance_transform(mask: torch.Tensor, name: str = "mask") -> torch.Ten
     single 3D call would measure distances across images).
 
     Args:
-        mask: ``(B, H, W)`` bool, or float/uint8 where values > 0.5 are inside.
+        mask: ``(B, H, W)`` binary mask: bool, 0/1 or 0/255 integers, or floats where values >= 0.5 are inside
+            (the rules of :func:`~scorehoi_diffusers.input_checks.mask_inside`).
         name: how errors refer to the mask, e.g. ``"object_mask"``.
 
     Returns:
         ``(B, H, W)`` float32 on ``mask``'s device.
     """
-    _check_tensor(name, mask, (None, None, None), "(B, H, W)")
-    inside = (mask if mask.dtype == torch.bool else mask > 0.5).cpu().numpy()
+    check_tensor(name, mask, (None, None, None), "(B, H, W)")
+    inside = mask_inside(mask, name)
     empty = np.flatnonzero(~inside.reshape(inside.shape[0], -1).any(axis=1))
     if empty.size:
         raise ValueError(
@@ -295,27 +289,6 @@ def mask_distance_transform(mask: torch.Tensor, name: str = "mask") -> torch.Ten
         )
     distances = np.stack([distance_transform_edt(~image) for image in inside]).astype(np.float32)
     return torch.from_numpy(distances).to(mask.device)
-
-
-def project_points(points: torch.Tensor, intrinsics: torch.Tensor, min_depth: float = 1e-3) -> torch.Tensor:
-    """Pinhole projection of camera-space points to pixel coordinates (OpenCV: pixel centres at integers).
-
-    Depths are clamped to at least ``min_depth`` metres, so points at or behind the camera project to
-    large but finite coordinates (and get no gradient through their depth) instead of dividing by 0.
-
-    Args:
-        points: ``(B, N, 3)`` camera-space points (x right, y down, z forward).
-        intrinsics: ``(B, 3, 3)`` camera matrices ``K``.
-        min_depth: smallest depth used in the division (m).
-
-    Returns:
-        ``(B, N, 2)`` pixel coordinates ``(u, v)``.
-    """
-    _check_tensor("points", points, (None, None, 3), "(B, N, 3)")
-    _check_tensor("intrinsics", intrinsics, (points.shape[0], 3, 3), "(B, 3, 3)")
-    depth = points[..., 2:].clamp(min=min_depth)  # (B, N, 1)
-    image_plane = torch.cat([points[..., :2] / depth, torch.ones_like(depth)], dim=-1)
-    return (image_plane @ intrinsics.to(points.dtype).transpose(1, 2))[..., :2]
 
 
 def _image_diagonal(height: int, width: int) -> float:
@@ -339,8 +312,8 @@ def mask_term(points_cam: torch.Tensor, intrinsics: torch.Tensor, distance_map: 
     Returns:
         ``(B,)`` loss, 0 when every point projects inside the mask.
     """
-    _check_tensor("points_cam", points_cam, (None, None, 3), "(B, N, 3)")
-    _check_tensor("distance_map", distance_map, (points_cam.shape[0], None, None), "(B, H, W)")
+    check_tensor("points_cam", points_cam, (None, None, 3), "(B, N, 3)")
+    check_tensor("distance_map", distance_map, (points_cam.shape[0], None, None), "(B, H, W)")
     height, width = distance_map.shape[1:]
     pixels = project_points(points_cam, intrinsics)  # (B, N, 2)
     limits = pixels.new_tensor([width - 1, height - 1])
@@ -380,10 +353,10 @@ def keypoints_2d_term(
     Returns:
         ``(B,)`` loss, 0 at the exact keypoints.
     """
-    _check_tensor("points_cam", points_cam, (None, None, 3), "(B, K, 3)")
+    check_tensor("points_cam", points_cam, (None, None, 3), "(B, K, 3)")
     batch, num = points_cam.shape[:2]
-    _check_tensor("keypoints_2d", keypoints_2d, (batch, num, 2), "(B, K, 2)")
-    _check_tensor("confidence", confidence, (batch, num), "(B, K)")
+    check_tensor("keypoints_2d", keypoints_2d, (batch, num, 2), "(B, K, 2)")
+    check_tensor("confidence", confidence, (batch, num), "(B, K)")
     if bool((confidence < 0).any()):
         raise ValueError("`confidence` must be non-negative (0 marks a missing keypoint).")
     height, width = image_size
@@ -438,11 +411,11 @@ class GuidanceInputs:
     image_size: Optional[Tuple[int, int]] = None
 
     def __post_init__(self):
-        _check_tensor("body_points", self.body_points, (None, None, 3), "(B, N, 3)")
-        _check_tensor("object_points", self.object_points, (self.body_points.shape[0], None, 3), "(B, M, 3)")
+        check_tensor("body_points", self.body_points, (None, None, 3), "(B, N, 3)")
+        check_tensor("object_points", self.object_points, (self.body_points.shape[0], None, 3), "(B, M, 3)")
         if self.camera_translation is not None:
             batch = self.body_points.shape[0]
-            _check_tensor("camera_translation", self.camera_translation, (batch, 3), "(B, 3)")
+            check_tensor("camera_translation", self.camera_translation, (batch, 3), "(B, 3)")
 
     def to_camera(self, points: torch.Tensor) -> torch.Tensor:
         """``(B, P, 3)`` points of the guidance frame to camera space."""

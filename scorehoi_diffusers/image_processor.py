@@ -1,26 +1,44 @@
 """Turns a user's pictures (image, human mask, object mask) into the regressor's cropped input.
 
-Accepts PIL images, numpy arrays and torch tensors, one sample or a list (a batch); checks them and says
-which input is wrong and what to do; then crops each sample around its person-and-object box with the same
-crop as training (:func:`scorehoi_diffusers.data.crop.crop_sample`), so the crop camera differs from the
-original one only by its intrinsics.
+Accepts PIL images, numpy arrays and torch tensors, one sample or a list (a batch), or reads them from files
+(:func:`load_image`); checks them and says which input is wrong and what to do; then crops each sample around
+its person-and-object box with the same crop as training (:func:`scorehoi_diffusers.data.crop.crop_sample`), so
+the crop camera differs from the original one only by its intrinsics.
 """
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import PIL.Image
+import PIL.ImageOps
 import torch
+from diffusers.utils import logging
 
+from .camera import default_intrinsics, depth_for_extent
 from .data.crop import CropConfig, crop_sample, to_model_input
+from .input_checks import check_bbox, check_intrinsics, mask_inside
+
+logger = logging.get_logger(__name__)
 
 ImageInput = Union[PIL.Image.Image, np.ndarray, torch.Tensor]
 
-# Without calibration, assume a focal length of 1.2 x the longer side (about a 45 degree field of view).
-DEFAULT_FOCAL_FACTOR = 1.2
+# A mask with fewer pixels than this cannot place a person or an object: it is a stray click, not a mask.
+MIN_MASK_PIXELS = 16
+
+# Depths (m) outside which the box around person and object implies a picture the models were not made for.
+PLAUSIBLE_DEPTH_RANGE = (0.3, 20.0)
+
+# Longer side (m) of the box around a person and the object they hold, used to turn the box's size in pixels
+# into the depth it implies (a standing adult is about 1.7 m tall).
+TYPICAL_SUBJECT_EXTENT = 1.7
+
+# PIL modes of 16-bit grey pictures; PIL's own conversion to 8 bits clips them, so they read as all white.
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
 @dataclass
@@ -62,15 +80,66 @@ def _as_list(value, name: str, batch: Optional[int]) -> list:
     return items
 
 
+def _to_8bit(picture: PIL.Image.Image) -> PIL.Image.Image:
+    """A 16-bit grey picture (or a 32-bit one holding 16-bit values) scaled to 8 bits; others as they are.
+
+    0/1 pictures are left as they are: they are binary masks, which 0/255 scaling would empty.
+    """
+    if picture.mode not in _SIXTEEN_BIT_MODES and picture.mode != "I":
+        return picture
+    values = np.asarray(picture).astype(np.float64)
+    sixteen_bit = picture.mode in _SIXTEEN_BIT_MODES or values.max() > 255
+    if sixteen_bit and values.max() > 1:
+        values = values / 257.0  # 65535 -> 255
+    return PIL.Image.fromarray(np.clip(values, 0, 255).round().astype(np.uint8), mode="L")
+
+
+def load_image(path: Union[str, os.PathLike], name: str = "image", mask: bool = False) -> np.ndarray:
+    """Read a picture file as the user sees it displayed.
+
+    EXIF orientation is applied (so masks drawn on the displayed photo line up with it), 16-bit grey pictures
+    are scaled to 8 bits, and a picture over PIL's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``)
+    is refused with a one-line error.
+
+    Args:
+        path: the file.
+        name: how errors refer to it, e.g. ``"human_mask"`` or ``"--human-mask"``.
+        mask: read a mask: grey instead of RGB.
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB, or ``(H, W)`` uint8 grey for a mask (pass it to the pipeline as it is: 0/1 and
+        0/255 masks are both read as binary).
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"`{name}`: no file at {file}; give the path of a picture file.")
+    try:
+        with warnings.catch_warnings():
+            # Between one and two times the limit PIL only warns; the picture is refused all the same.
+            warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
+            with PIL.Image.open(file) as picture:
+                # Orientation first: the 8-bit copy of a 16-bit picture no longer carries the EXIF data.
+                picture = _to_8bit(PIL.ImageOps.exif_transpose(picture))
+                return np.asarray(picture.convert("L" if mask else "RGB"))
+    except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as error:
+        raise ValueError(
+            f"`{name}`: {file} has more pixels than PIL's limit of {PIL.Image.MAX_IMAGE_PIXELS} "
+            f"(PIL.Image.MAX_IMAGE_PIXELS, a guard against decompression bombs); downscale it first."
+        ) from error
+    except OSError as error:
+        raise ValueError(f"`{name}`: {file} is not a readable picture ({error}); give a PNG or JPEG file.") from error
+
+
 def to_rgb_array(image: ImageInput, name: str = "image") -> np.ndarray:
     """One picture to ``(H, W, 3)`` uint8. Grey is repeated to RGB; an alpha channel is dropped with a warning.
 
     Float arrays and tensors are read as values in ``[0, 1]``; tensors may be ``(3, H, W)`` or ``(H, W, 3)``.
+    16-bit grey PIL pictures are scaled to 8 bits.
     """
     if isinstance(image, PIL.Image.Image):
         if image.mode in ("RGBA", "LA", "PA"):
-            warnings.warn(f"`{name}` has an alpha channel; it is ignored.", UserWarning, stacklevel=3)
-        return np.asarray(image.convert("RGB"))
+            logger.warning(f"`{name}` has an alpha channel; it is ignored.")
+        return np.asarray(_to_8bit(image).convert("RGB"))
     if isinstance(image, torch.Tensor):
         array = image.detach().cpu().numpy()
         if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
@@ -78,15 +147,20 @@ def to_rgb_array(image: ImageInput, name: str = "image") -> np.ndarray:
     elif isinstance(image, np.ndarray):
         array = image
     else:
-        raise TypeError(f"`{name}` must be a PIL image, numpy array or torch tensor, got {type(image).__name__}.")
+        hint = "; read files with `load_image`" if isinstance(image, (str, os.PathLike)) else ""
+        raise TypeError(
+            f"`{name}` must be a PIL image, numpy array or torch tensor, got {type(image).__name__}{hint}."
+        )
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"`{name}` must be (H, W), (H, W, 3) or (H, W, 4) (or (3, H, W) as a tensor), got {array.shape}.")
+        raise ValueError(
+            f"`{name}` must be (H, W), (H, W, 3) or (H, W, 4) (or (3, H, W) as a tensor), got {array.shape}."
+        )
     if array.shape[0] < 8 or array.shape[1] < 8:
         raise ValueError(f"`{name}` is only {array.shape[1]}x{array.shape[0]} pixels; give a real picture.")
     if array.shape[-1] == 4:
-        warnings.warn(f"`{name}` has an alpha channel; it is ignored.", UserWarning, stacklevel=3)
+        logger.warning(f"`{name}` has an alpha channel; it is ignored.")
         array = array[..., :3]
     if array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)
@@ -100,41 +174,42 @@ def to_rgb_array(image: ImageInput, name: str = "image") -> np.ndarray:
     if array.dtype.kind == "f" and array.max() <= 1.0 and array.min() >= 0.0:
         array = array * 255.0
     if array.min() < 0 or array.max() > 255:
-        raise ValueError(f"`{name}` values must lie in [0, 1] (floats) or [0, 255]; got [{array.min()}, {array.max()}].")
+        raise ValueError(
+            f"`{name}` values must lie in [0, 1] (floats) or [0, 255]; got [{array.min()}, {array.max()}]."
+        )
     return array.round().astype(np.uint8)
 
 
 def to_mask_array(mask: ImageInput, name: str, shape: Sequence[int]) -> np.ndarray:
-    """One mask to ``(H, W)`` bool: non-zero (or >= 0.5 for floats, >= 128 for uint8) is inside."""
+    """One mask to ``(H, W)`` bool, with the rules of :func:`~scorehoi_diffusers.input_checks.mask_inside`.
+
+    0/1 and 0/255 masks are both binary; floats are inside from 0.5; an RGB mask is read from its first channel.
+    A mask must mark at least ``MIN_MASK_PIXELS`` pixels.
+    """
     if isinstance(mask, PIL.Image.Image):
-        array = np.asarray(mask.convert("L")) >= 128
-    else:
-        if isinstance(mask, torch.Tensor):
-            mask = mask.detach().cpu().numpy()
-        if not isinstance(mask, np.ndarray):
-            raise TypeError(f"`{name}` must be a PIL image, numpy array or torch tensor, got {type(mask).__name__}.")
-        array = np.squeeze(mask)
+        array = np.asarray(_to_8bit(mask).convert("L"))
+    elif isinstance(mask, (torch.Tensor, np.ndarray)):
+        array = np.squeeze(mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else mask)
         if array.ndim == 3 and array.shape[-1] in (3, 4):
             array = array[..., 0]
-        if array.dtype == bool:
-            pass
-        elif array.dtype == np.uint8:
-            array = array >= 128
-        elif array.dtype.kind in "fiu":
-            if not np.isfinite(array).all():
-                raise ValueError(f"`{name}` contains NaN or Inf values.")
-            array = array >= 0.5
-        else:
-            raise TypeError(f"`{name}` must hold numbers or booleans, got dtype {array.dtype}.")
+    else:
+        raise TypeError(f"`{name}` must be a PIL image, numpy array or torch tensor, got {type(mask).__name__}.")
+    array = mask_inside(array, name)
     if array.shape != tuple(shape):
         raise ValueError(
             f"`{name}` is {array.shape[1] if array.ndim == 2 else '?'}x{array.shape[0]} but the image is "
             f"{shape[1]}x{shape[0]}; masks must have the image's size."
         )
+    what = name.split("_")[0]
     if not array.any():
-        raise ValueError(f"`{name}` is empty (no pixel inside); give a mask that marks the {name.split('_')[0]}.")
+        raise ValueError(f"`{name}` is empty (no pixel inside); give a mask that marks the {what}.")
+    if array.sum() < MIN_MASK_PIXELS:
+        raise ValueError(
+            f"`{name}` marks only {int(array.sum())} pixels, fewer than the {MIN_MASK_PIXELS} needed to place the "
+            f"{what}; give a mask that covers the whole {what}."
+        )
     if array.all():
-        warnings.warn(f"`{name}` covers the whole image; the crop will be the whole picture.", UserWarning, stacklevel=3)
+        logger.warning(f"`{name}` covers the whole image; the crop will be the whole picture.")
     return array
 
 
@@ -145,31 +220,18 @@ def mask_bbox(*masks: np.ndarray) -> np.ndarray:
     return np.array([cols[0], rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1], dtype=np.float32)
 
 
-def default_intrinsics(height: int, width: int) -> np.ndarray:
-    """A plausible ``(3, 3)`` pinhole matrix for an uncalibrated picture (see ``DEFAULT_FOCAL_FACTOR``)."""
-    focal = DEFAULT_FOCAL_FACTOR * max(height, width)
-    return np.array([[focal, 0, (width - 1) / 2], [0, focal, (height - 1) / 2], [0, 0, 1]], dtype=np.float32)
-
-
-def _check_bbox(bbox, height: int, width: int, index: int) -> np.ndarray:
-    box = np.asarray(bbox, dtype=np.float64).reshape(-1)
-    if box.shape != (4,) or not np.isfinite(box).all():
-        raise ValueError(f"`bbox[{index}]` must be 4 finite numbers x, y, w, h; got {bbox!r}.")
-    x, y, w, h = box
-    if w <= 0 or h <= 0:
-        raise ValueError(f"`bbox[{index}]` must have positive width and height; got w={w}, h={h}.")
-    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
-        raise ValueError(f"`bbox[{index}]` {box.tolist()} lies outside the {width}x{height} image.")
-    return box.astype(np.float32)
-
-
-def _check_intrinsics(value, index: int) -> np.ndarray:
-    matrix = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=np.float64)
-    if matrix.shape != (3, 3) or not np.isfinite(matrix).all():
-        raise ValueError(f"`intrinsics[{index}]` must be a finite (3, 3) pinhole matrix, got shape {matrix.shape}.")
-    if matrix[0, 0] <= 0 or matrix[1, 1] <= 0 or not np.allclose(matrix[2], [0, 0, 1]):
-        raise ValueError(f"`intrinsics[{index}]` must have positive focal lengths and last row (0, 0, 1).")
-    return matrix.astype(np.float32)
+def _warn_if_implausible_depth(box: np.ndarray, intrinsics: np.ndarray, name: str) -> None:
+    """Warn when the box's size in pixels implies a person-sized subject nearer or further than is plausible."""
+    side = float(max(box[2], box[3]))
+    depth = depth_for_extent(float(intrinsics[0, 0]), TYPICAL_SUBJECT_EXTENT, side)
+    low, high = PLAUSIBLE_DEPTH_RANGE
+    if not low <= depth <= high:
+        logger.warning(
+            f"`{name}`: person and object span {side:.0f} pixels, which with a focal length of "
+            f"{intrinsics[0, 0]:.0f} pixels puts a person-sized subject ({TYPICAL_SUBJECT_EXTENT} m) about "
+            f"{depth:.2g} m away, outside the plausible {low} to {high} m; check the masks, the box and the "
+            "focal length (`intrinsics`, CLI `--focal`)."
+        )
 
 
 class HOIImageProcessor:
@@ -197,7 +259,9 @@ class HOIImageProcessor:
             image: RGB picture(s); grey is repeated, alpha dropped.
             human_mask, object_mask: ``(H, W)`` masks of the same size as their image.
             bbox: ``x, y, w, h`` per image; defaults to the box around both masks.
-            intrinsics: ``(3, 3)`` or ``(B, 3, 3)`` camera matrices; defaults to :func:`default_intrinsics`.
+            intrinsics: ``(3, 3)`` or ``(B, 3, 3)`` camera matrices, with focal lengths plausible for their
+                pictures (:func:`~scorehoi_diffusers.input_checks.check_focal`); defaults to
+                :func:`~scorehoi_diffusers.camera.default_intrinsics`.
         """
         images = [to_rgb_array(item, f"image[{i}]") for i, item in enumerate(_as_list(image, "image", None))]
         batch = len(images)
@@ -217,12 +281,27 @@ class HOIImageProcessor:
             height, width = rgb.shape[:2]
             human = to_mask_array(human_masks[i], f"human_mask[{i}]" if batch > 1 else "human_mask", (height, width))
             obj = to_mask_array(object_masks[i], f"object_mask[{i}]" if batch > 1 else "object_mask", (height, width))
-            box = _check_bbox(bbox[i], height, width, i) if bbox is not None else mask_bbox(human, obj)
-            K = _check_intrinsics(intrinsics[i], i) if intrinsics is not None else default_intrinsics(height, width)
-            samples.append(crop_sample(
+            if bbox is not None:
+                box = check_bbox(bbox[i], f"bbox[{i}]", (height, width)).astype(np.float32)
+            else:
+                box = mask_bbox(human, obj)
+            if intrinsics is not None:
+                K = check_intrinsics(intrinsics[i], f"intrinsics[{i}]", (height, width)).astype(np.float32)
+            else:
+                K = default_intrinsics(height, width)
+            _warn_if_implausible_depth(box, K, f"image[{i}]")
+            sample = crop_sample(
                 {"image": rgb, "human_mask": human, "object_mask": obj, "intrinsics": K, "bbox": box},
                 self.crop_config,
-            ) | {"original_intrinsics": K, "original_bbox": box, "original_image": rgb})
+            )
+            for key, what in (("human_mask", "person"), ("object_mask", "object")):
+                if not sample[key].any():
+                    raise ValueError(
+                        f"`bbox[{i}]` {box.tolist()} leaves the {what} (`{key}`) out of the crop; give a box around "
+                        "the person and the object (`bbox`, CLI `--bbox X Y W H`), or none to use the box around "
+                        "both masks."
+                    )
+            samples.append(sample | {"original_intrinsics": K, "original_bbox": box, "original_image": rgb})
         stacked = {key: np.stack([s[key] for s in samples]) for key in ("image", "human_mask", "object_mask")}
         return HOIImageBatch(
             pixel_values=to_model_input(stacked),

@@ -2,7 +2,7 @@
 
 ``HOIParams`` is what a user reads and writes: rotation matrices, betas in SMPL-H units and metres.
 ``HOIParamCodec`` turns it into the flat ``(B, 331)`` vector the diffusion prior works on and back,
-laid out exactly as the paper's release (DESIGN §3):
+laid out exactly as the paper's release:
 
 ====================  =====================================================================
 slice                 content
@@ -27,6 +27,8 @@ from typing import Optional, Sequence
 import roma
 import torch
 
+from .input_checks import check_last_dims, check_tensor
+
 NUM_BODY_JOINTS = 21
 NUM_HAND_JOINTS = 15
 NUM_BETAS = 10
@@ -44,7 +46,7 @@ BETAS_SLICE = slice(321, 331)
 
 def matrix_to_rotation_6d(matrix: torch.Tensor) -> torch.Tensor:
     """Rotation matrices ``(..., 3, 3)`` to 6D ``(..., 6)``: the first two columns, row-major."""
-    _check_last_dims(matrix, (3, 3), "matrix")
+    check_last_dims("matrix", matrix, (3, 3))
     return matrix[..., :, :2].reshape(*matrix.shape[:-2], 6)
 
 
@@ -58,7 +60,7 @@ def rotation_6d_to_matrix(rotation_6d: torch.Tensor) -> torch.Tensor:
     Degenerate input still gives a rotation: a zero first column falls back to the x axis, and a second
     column parallel to the first falls back to a fixed perpendicular, so no 6 finite numbers decode to NaN.
     """
-    _check_last_dims(rotation_6d, (6,), "rotation_6d")
+    check_last_dims("rotation_6d", rotation_6d, (6,))
     columns = rotation_6d.reshape(*rotation_6d.shape[:-1], 3, 2)
     a1, a2 = columns[..., 0], columns[..., 1]
     norm1 = a1.norm(dim=-1, keepdim=True)
@@ -76,13 +78,13 @@ def rotation_6d_to_matrix(rotation_6d: torch.Tensor) -> torch.Tensor:
 
 def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
     """Axis-angle ``(..., 3)`` to rotation matrices ``(..., 3, 3)``; finite with finite gradients at 0."""
-    _check_last_dims(axis_angle, (3,), "axis_angle")
+    check_last_dims("axis_angle", axis_angle, (3,))
     return roma.rotvec_to_rotmat(axis_angle)
 
 
 def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:
     """Rotation matrices ``(..., 3, 3)`` to axis-angle ``(..., 3)``, angle in [0, pi]; no NaN at 0 or pi."""
-    _check_last_dims(matrix, (3, 3), "matrix")
+    check_last_dims("matrix", matrix, (3, 3))
     return roma.rotmat_to_rotvec(matrix)
 
 
@@ -94,14 +96,6 @@ def rotation_6d_to_axis_angle(rotation_6d: torch.Tensor) -> torch.Tensor:
 def axis_angle_to_rotation_6d(axis_angle: torch.Tensor) -> torch.Tensor:
     """Axis-angle ``(..., 3)`` to 6D ``(..., 6)``."""
     return matrix_to_rotation_6d(axis_angle_to_matrix(axis_angle))
-
-
-def _check_last_dims(tensor: torch.Tensor, dims: Sequence[int], name: str) -> None:
-    if not isinstance(tensor, torch.Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(tensor).__name__}.")
-    if tuple(tensor.shape[len(tensor.shape) - len(dims):]) != tuple(dims) or tensor.dim() < len(dims):
-        expected = ", ".join(["..."] + [str(d) for d in dims])
-        raise ValueError(f"`{name}` must have shape ({expected}), got {tuple(tensor.shape)}.")
 
 
 @dataclass
@@ -147,11 +141,8 @@ class HOIParams:
         batch_size = None
         for name, trailing in self._TRAILING_SHAPES.items():
             value = getattr(self, name)
-            if not isinstance(value, torch.Tensor):
-                raise TypeError(f"HOIParams.{name} must be a torch.Tensor, got {type(value).__name__}.")
-            if tuple(value.shape[1:]) != trailing or value.dim() != len(trailing) + 1:
-                shape = ", ".join(["B"] + [str(d) for d in trailing])
-                raise ValueError(f"HOIParams.{name} must have shape ({shape}), got {tuple(value.shape)}.")
+            spec = "(" + ", ".join(["B", *map(str, trailing)]) + ")"
+            check_tensor(f"HOIParams.{name}", value, (None, *trailing), spec)
             if batch_size is None:
                 batch_size = value.shape[0]
             elif value.shape[0] != batch_size:
@@ -280,10 +271,7 @@ class HOIParamCodec:
             camera_translation: ``(B, 3)`` pelvis position in camera space; defaults to 3 m straight ahead
                 since ``x0`` does not hold it.
         """
-        if not isinstance(x0, torch.Tensor):
-            raise TypeError(f"`x0` must be a torch.Tensor, got {type(x0).__name__}.")
-        if x0.dim() != 2 or x0.shape[1] != X0_DIM:
-            raise ValueError(f"`x0` must have shape (B, {X0_DIM}), got {tuple(x0.shape)}.")
+        check_tensor("x0", x0, (None, X0_DIM), f"(B, {X0_DIM})")
         batch = x0.shape[0]
         if camera_translation is None:
             camera_translation = x0.new_zeros(batch, 3)

@@ -18,14 +18,19 @@ import io
 import math
 import os
 import tempfile
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import trimesh
+from diffusers.utils import logging
 from PIL import Image, ImageDraw, ImageFont
+
+from .camera import CAMERA_UP, look_at_camera
+from .input_checks import check_image_size, check_intrinsics, check_unit_vector, to_numpy
+
+logger = logging.get_logger(__name__)
 
 __all__ = [
     "BODY_COLOR",
@@ -38,7 +43,6 @@ __all__ = [
     "RenderResult",
     "render",
     "overlay",
-    "look_at_camera",
     "render_view",
     "multi_view_figure",
     "export_scene",
@@ -57,27 +61,10 @@ DEFAULT_LIGHT_DIRECTION = (-0.4, -0.7, -1.0)
 # Corners whose smooth normal is further than this from their face's normal are shaded flat, so a box
 # keeps its edges while a sphere or a body stays smooth.
 _CREASE_COS = math.cos(math.radians(50.0))
-_CAMERA_UP = np.array([0.0, -1.0, 0.0])
 _GAMMA = 2.2
 
 # NumPy arrays, nested sequences or torch tensors (converted with `.detach().cpu().numpy()`).
 ArrayLike = Union[np.ndarray, Sequence]
-
-
-def _as_numpy(value, dtype=None) -> np.ndarray:
-    """Convert an array-like (NumPy, torch tensor, nested sequence) to a NumPy array."""
-    if hasattr(value, "detach"):  # torch.Tensor, without importing torch
-        value = value.detach().cpu().numpy()
-    array = np.asarray(value)
-    return array if dtype is None else array.astype(dtype, copy=False)
-
-
-def _unit(vector, name: str) -> np.ndarray:
-    vector = _as_numpy(vector, np.float64).reshape(-1)
-    norm = np.linalg.norm(vector) if vector.shape == (3,) else 0.0
-    if not np.isfinite(norm) or norm < 1e-12:
-        raise ValueError(f"`{name}` must be a finite, non-zero 3-vector, got {vector!r}.")
-    return vector / norm
 
 
 # --------------------------------------------------------------------------------------------------
@@ -107,14 +94,14 @@ class MeshLayer:
         if not isinstance(self.name, str) or not self.name:
             raise TypeError(f"MeshLayer `name` must be a non-empty string, got {self.name!r}.")
         where = f"MeshLayer {self.name!r}"
-        vertices = _as_numpy(self.vertices)
+        vertices = to_numpy(self.vertices)
         if vertices.ndim != 2 or vertices.shape[1] != 3 or len(vertices) == 0:
             raise ValueError(f"{where}: `vertices` must have shape (V, 3) with V > 0, got {vertices.shape}.")
         vertices = vertices.astype(np.float64)
         if not np.isfinite(vertices).all():
             bad = int((~np.isfinite(vertices).all(axis=1)).sum())
             raise ValueError(f"{where}: `vertices` hold NaN or inf in {bad} of {len(vertices)} vertices.")
-        faces = _as_numpy(self.faces)
+        faces = to_numpy(self.faces)
         if faces.ndim != 2 or faces.shape[1] != 3:
             raise ValueError(f"{where}: `faces` must have shape (F, 3), got {faces.shape}.")
         if len(faces) == 0:
@@ -126,7 +113,7 @@ class MeshLayer:
                 f"{where}: `faces` index vertices in [{faces.min()}, {faces.max()}] but there are only "
                 f"{len(vertices)} vertices."
             )
-        color = _as_numpy(self.color, np.float64).reshape(-1)
+        color = to_numpy(self.color, np.float64).reshape(-1)
         if color.shape != (3,) or not np.isfinite(color).all() or color.min() < 0 or color.max() > 1:
             raise ValueError(f"{where}: `color` must be three floats in [0, 1], got {self.color!r}.")
         if not 0.0 <= float(self.alpha) <= 1.0:
@@ -152,7 +139,7 @@ class Floor:
     """
 
     point: np.ndarray
-    normal: np.ndarray = field(default_factory=lambda: _CAMERA_UP.copy())
+    normal: np.ndarray = field(default_factory=lambda: CAMERA_UP.copy())
     size: float = 4.0
     tile: float = 0.25
     colors: Tuple[Tuple[float, float, float], Tuple[float, float, float]] = (
@@ -162,20 +149,23 @@ class Floor:
     axis: Optional[np.ndarray] = None
 
     def __post_init__(self):
-        self.point = _as_numpy(self.point, np.float64).reshape(-1)
+        self.point = to_numpy(self.point, np.float64).reshape(-1)
         if self.point.shape != (3,) or not np.isfinite(self.point).all():
             raise ValueError(f"Floor `point` must be a finite 3-vector, got {self.point!r}.")
-        self.normal = _unit(self.normal, "Floor.normal")
+        self.normal = check_unit_vector(self.normal, "Floor.normal")
         if not (self.size > 0 and self.tile > 0):
             raise ValueError(f"Floor `size` and `tile` must be > 0, got {self.size} and {self.tile}.")
-        axis = np.eye(3)[np.argmin(np.abs(self.normal))] if self.axis is None else _unit(self.axis, "Floor.axis")
+        if self.axis is None:
+            axis = np.eye(3)[np.argmin(np.abs(self.normal))]
+        else:
+            axis = check_unit_vector(self.axis, "Floor.axis")
         axis = axis - axis.dot(self.normal) * self.normal
-        self.axis = _unit(axis, "Floor.axis (it must not be parallel to the normal)")
+        self.axis = check_unit_vector(axis, "Floor.axis (it must not be parallel to the normal)")
 
     @classmethod
-    def below(cls, layers: Sequence[MeshLayer], up=_CAMERA_UP, **kwargs) -> "Floor":
+    def below(cls, layers: Sequence[MeshLayer], up=CAMERA_UP, **kwargs) -> "Floor":
         """A floor under the lowest vertex of `layers` (along `up`), centred below them, sized to them."""
-        up = _unit(up, "up")
+        up = check_unit_vector(up, "up")
         vertices = np.concatenate([layer.vertices for layer in layers])
         center = 0.5 * (vertices.min(axis=0) + vertices.max(axis=0))
         radius = float(np.linalg.norm(vertices - center, axis=1).max())
@@ -187,8 +177,8 @@ class Floor:
 
     def transformed(self, rotation, translation) -> "Floor":
         """The same floor seen from another camera: `p' = rotation @ p + translation`."""
-        rotation = _as_numpy(rotation, np.float64)
-        translation = _as_numpy(translation, np.float64)
+        rotation = to_numpy(rotation, np.float64)
+        translation = to_numpy(translation, np.float64)
         return replace(
             self,
             point=rotation @ self.point + translation,
@@ -247,27 +237,8 @@ def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
-def _check_intrinsics(intrinsics) -> np.ndarray:
-    K = _as_numpy(intrinsics, np.float64)
-    if K.shape != (3, 3) or not np.isfinite(K).all():
-        raise ValueError(f"`intrinsics` must be a finite (3, 3) matrix, got shape {K.shape}.")
-    if not np.allclose(K[2], [0.0, 0.0, 1.0]) or K[1, 0] != 0 or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise ValueError(
-            "`intrinsics` must be a pinhole matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0, "
-            f"got {K.tolist()}."
-        )
-    return K
-
-
-def _check_image_size(image_size) -> Tuple[int, int]:
-    size = tuple(int(s) for s in _as_numpy(image_size).reshape(-1))
-    if len(size) != 2 or min(size) <= 0:
-        raise ValueError(f"`image_size` must be (H, W) with H, W > 0, got {image_size!r}.")
-    return size
-
-
 def _check_image(image, name: str, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
-    image = _as_numpy(image)
+    image = to_numpy(image)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"`{name}` must have shape (H, W, 3), got {image.shape}.")
     if image.dtype != np.uint8:
@@ -310,11 +281,9 @@ def _intersector(mesh: trimesh.Trimesh):
         from trimesh.ray.ray_pyembree import RayMeshIntersector
 
         return RayMeshIntersector(mesh)
-    warnings.warn(
+    logger.warning(
         "embreex is not available: rendering falls back to trimesh's pure-NumPy ray caster, which is "
-        "about 100x slower. Install it with `pip install embreex`.",
-        RuntimeWarning,
-        stacklevel=3,
+        "about 100x slower. Install it with `pip install embreex`."
     )
     from trimesh.ray.ray_triangle import RayMeshIntersector
 
@@ -341,7 +310,7 @@ def _shade(points, normals, base_srgb, light) -> np.ndarray:
     # A weak fill from the opposite side and below keeps the shadow side from going flat black.
     fill_dir = np.array([-light[0], 0.3, -0.6])
     fill = np.clip(normals @ (fill_dir / np.linalg.norm(fill_dir)), 0.0, None)
-    sky = 0.5 + 0.5 * (normals @ _CAMERA_UP)  # 1 facing up, 0 facing down
+    sky = 0.5 + 0.5 * (normals @ CAMERA_UP)  # 1 facing up, 0 facing down
     ambient = 0.10 + 0.12 * sky
     half = light + view
     half /= np.maximum(np.linalg.norm(half, axis=1, keepdims=True), 1e-12)
@@ -378,14 +347,14 @@ def render(
         A `RenderResult` with the picture, depth, nearest-layer index and per-layer masks.
     """
     layers = _check_layers(layers)
-    K = _check_intrinsics(intrinsics)
-    height, width = _check_image_size(image_size)
+    K = check_intrinsics(intrinsics)
+    height, width = check_image_size(image_size)
     if background is None:
         image = np.empty((height, width, 3), dtype=np.float64)
         image[:] = np.asarray(BACKGROUND_COLOR, dtype=np.float64) / 255.0
     else:
         image = _check_image(background, "background", (height, width)) / 255.0
-    light = _unit(light_direction, "light_direction")
+    light = check_unit_vector(light_direction, "light_direction")
     if floor is not None and not isinstance(floor, Floor):
         raise TypeError(f"`floor` must be a Floor or None, got {type(floor).__name__}.")
 
@@ -446,7 +415,7 @@ def render(
             lit = 0.55 + 0.45 * np.clip(floor_normal @ light, 0.0, None)
             # Shadows fall mostly straight down (a light overhead, leaning towards the key light), which
             # shows best where a body or object touches the floor.
-            shadow_dir = _unit(2.0 * floor.normal + light, "shadow direction")
+            shadow_dir = check_unit_vector(2.0 * floor.normal + light, "shadow direction")
             origins = points[on_floor] + 1e-4 * max(floor.size, 1.0) * floor.normal
             blocked = intersector.intersects_any(origins, np.broadcast_to(shadow_dir, origins.shape))
             lit = lit * np.where(blocked, 0.6, 1.0)
@@ -489,64 +458,6 @@ def overlay(image: ArrayLike, layers: Sequence[MeshLayer], intrinsics: ArrayLike
     return render(layers, intrinsics, image.shape[:2], background=image).image
 
 
-def look_at_camera(
-    center: ArrayLike,
-    distance: float,
-    azimuth_deg: float,
-    elevation_deg: float,
-    image_size: Tuple[int, int],
-    fov_deg: float = 40.0,
-    up: ArrayLike = _CAMERA_UP,
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """An OpenCV camera orbiting `center`, for seeing camera-space meshes from another viewpoint.
-
-    At azimuth 0 and elevation 0 the new camera sits where the original one looks from (on its side of
-    `center`, same orientation); positive azimuth swings it round `up` towards the original camera's
-    right (+x), positive elevation raises it along `up`.
-
-    Args:
-        center: `(3,)` point looked at, in the original camera space.
-        distance: distance from the new camera to `center`, > 0.
-        azimuth_deg: rotation about `up`, in degrees.
-        elevation_deg: height angle in degrees, strictly between -90 and 90.
-        image_size: `(H, W)` of the new view.
-        fov_deg: vertical field of view in degrees.
-        up: `(3,)` up direction in the original camera space (OpenCV: -y).
-
-    Returns:
-        `(R (3, 3), t (3,), K (3, 3))` with `p_view = R @ p + t`; `center` projects to the image centre.
-    """
-    center = _as_numpy(center, np.float64).reshape(-1)
-    if center.shape != (3,) or not np.isfinite(center).all():
-        raise ValueError(f"`center` must be a finite 3-vector, got {center!r}.")
-    if not distance > 0:
-        raise ValueError(f"`distance` must be > 0, got {distance!r}.")
-    if not -90.0 < elevation_deg < 90.0:
-        raise ValueError(f"`elevation_deg` must lie strictly between -90 and 90, got {elevation_deg!r}.")
-    if not 0.0 < fov_deg < 180.0:
-        raise ValueError(f"`fov_deg` must lie in (0, 180), got {fov_deg!r}.")
-    height, width = _check_image_size(image_size)
-    up = _unit(up, "up")
-
-    forward0 = _unit(np.array([0.0, 0.0, 1.0]) - up[2] * up, "up (it must not be parallel to the optical axis)")
-    right0 = np.cross(forward0, up)
-    azimuth, elevation = math.radians(azimuth_deg), math.radians(elevation_deg)
-    horizontal = -math.cos(azimuth) * forward0 + math.sin(azimuth) * right0
-    eye_dir = math.cos(elevation) * horizontal + math.sin(elevation) * up
-    eye = center + distance * eye_dir
-
-    z_axis = -eye_dir
-    y_axis = -(up - up.dot(z_axis) * z_axis)
-    y_axis /= np.linalg.norm(y_axis)
-    x_axis = np.cross(y_axis, z_axis)
-    R = np.stack([x_axis, y_axis, z_axis])
-    t = -R @ eye
-
-    focal = 0.5 * height / math.tan(0.5 * math.radians(fov_deg))
-    K = np.array([[focal, 0.0, 0.5 * (width - 1)], [0.0, focal, 0.5 * (height - 1)], [0.0, 0.0, 1.0]])
-    return R, t, K
-
-
 def render_view(
     layers: Sequence[MeshLayer],
     center: ArrayLike,
@@ -556,7 +467,7 @@ def render_view(
     image_size: Tuple[int, int],
     fov_deg: float = 40.0,
     floor: Union[bool, Floor, None] = True,
-    up: ArrayLike = _CAMERA_UP,
+    up: ArrayLike = CAMERA_UP,
     background: Optional[ArrayLike] = None,
     light_direction: ArrayLike = DEFAULT_LIGHT_DIRECTION,
 ) -> RenderResult:
@@ -656,7 +567,7 @@ def multi_view_figure(
         if intrinsics is None:
             raise ValueError("`intrinsics` is required to overlay meshes on `image`.")
         photo = _check_image(image, "image")
-        K = _check_intrinsics(intrinsics)
+        K = check_intrinsics(intrinsics)
         tile_w = max(1, round(photo.shape[1] * size / photo.shape[0]))
         big_w, big_h = tile_w * supersample, size * supersample
         sx, sy = big_w / photo.shape[1], big_h / photo.shape[0]

@@ -6,6 +6,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from scorehoi_diffusers.camera import project_points
 from scorehoi_diffusers.guidance import (
     GuidanceConfig,
     GuidanceInputs,
@@ -19,7 +20,6 @@ from scorehoi_diffusers.guidance import (
     mask_term,
     penetration_term,
     points_to_points_distance,
-    project_points,
 )
 
 DTYPE = torch.float64

@@ -193,6 +193,13 @@ ERROR_CASES = [
     ("bbox-wrong-count", lambda e: image_call(e, image=[picture(), picture(seed=1)], human_mask=[masks()[0]] * 2,
                                               object_mask=[masks()[1]] * 2,
                                               bbox=[[0, 0, 10, 10]] * 3), ValueError, "`bbox` has 3 boxes"),
+    ("bbox-leaves-out-person", lambda e: image_call(e, bbox=[56, 0, 8, 8]), ValueError,
+     "leaves the person (`human_mask`) out of the crop"),
+    ("human-mask-three-pixels",
+     lambda e: image_call(e, human_mask=np.pad(np.ones((1, 3), bool), ((30, 33), (30, 31)))), ValueError,
+     "`human_mask` marks only 3 pixels"),
+    ("intrinsics-implausible-focal", lambda e: image_call(e, intrinsics=np.diag([1e9, 1e9, 1.0])), ValueError,
+     "needs a focal length between"),
     ("intrinsics-negative-focal", lambda e: image_call(e, intrinsics=np.diag([-70.0, 70.0, 1.0])), ValueError,
      "positive focal"),
     ("intrinsics-wrong-shape", lambda e: image_call(e, intrinsics=np.eye(4)[None]), ValueError,
@@ -263,12 +270,14 @@ GRACEFUL_CASES = [
 
 
 @pytest.mark.parametrize("call, warning", [c[1:] for c in GRACEFUL_CASES], ids=[c[0] for c in GRACEFUL_CASES])
-def test_graceful_inputs_warn_and_give_finite_results(call, warning, small_pipe, shipped_pipe, files, tmp_path):
+def test_graceful_inputs_warn_and_give_finite_results(call, warning, small_pipe, shipped_pipe, files, tmp_path,
+                                                      caplog):
     env = SimpleNamespace(small=small_pipe, shipped=shipped_pipe, files=files, tmp=tmp_path)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level("WARNING"):
         warnings.simplefilter("always")
         out = call(env)
-    messages = [str(w.message) for w in caught]
+    # Warnings reach the user either as Python warnings or through the library's (diffusers) logger.
+    messages = [str(w.message) for w in caught] + [record.getMessage() for record in caplog.records]
     if warning is not None:
         assert any(warning in m for m in messages), messages
     assert torch.isfinite(out.body_vertices).all() and torch.isfinite(out.object_vertices).all()
@@ -290,7 +299,10 @@ CLI_CASES = [
     ("missing-mesh-file", _bag_args(**{"--object": "nowhere/thing.obj"}), "thing.obj"),
     ("no-pipeline-folder", _bag_args(**{"--pipeline": "/nonexistent/pipe"}), "No pipeline folder"),
     ("smplh-pkl", "pkl", "pickle"),
-    ("negative-focal", _bag_args(**{"--focal": "-5"}), "intrinsics"),
+    ("negative-focal", _bag_args(**{"--focal": "-5"}), "--focal"),
+    ("nan-focal", _bag_args(**{"--focal": "nan"}), "--focal"),
+    ("huge-focal", _bag_args(**{"--focal": "1e9"}), "--focal"),
+    ("bbox-leaves-out-person", _bag_args(**{"--bbox": "0"}) + ["0", "10", "10"], "--bbox"),
     ("bbox-outside", _bag_args(**{"--bbox": "1000"}) + ["1000", "5", "5"], "outside"),
     ("demo-no-examples", ["demo", "--examples", "/nonexistent/examples", "--cycles", "0"], "No examples"),
 ]

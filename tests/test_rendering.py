@@ -8,13 +8,13 @@ from PIL import Image
 from scipy.spatial import ConvexHull
 
 from scorehoi_diffusers import rendering
+from scorehoi_diffusers.camera import look_at_camera
 from scorehoi_diffusers.rendering import (
     BODY_COLOR,
     OBJECT_COLOR,
     Floor,
     MeshLayer,
     export_scene,
-    look_at_camera,
     multi_view_figure,
     overlay,
     render,
@@ -122,13 +122,14 @@ def test_torch_inputs_match_numpy():
     np.testing.assert_allclose(a.depth, b.depth, atol=1e-5)
 
 
-def test_fallback_without_embree_warns_and_agrees(monkeypatch):
+def test_fallback_without_embree_warns_and_agrees(monkeypatch, caplog):
     layers = [cube(side=2.0, center=(0.0, 0.0, 6.0), name="big"), cube(side=0.5, center=(0.2, 0.0, 3.0))]
     size, small_K = (12, 16), np.array([[25.0, 0.0, 7.5], [0.0, 25.0, 5.5], [0.0, 0.0, 1.0]])
     fast = render(layers, small_K, size)
     monkeypatch.setattr(trimesh.ray, "has_embree", False)
-    with pytest.warns(RuntimeWarning, match="embreex"):
+    with caplog.at_level("WARNING", logger="scorehoi_diffusers.rendering"):
         slow = render(layers, small_K, size)
+    assert any("embreex" in record.getMessage() for record in caplog.records), caplog.text
     np.testing.assert_array_equal(fast.layer_index, slow.layer_index)
 
 

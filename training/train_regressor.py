@@ -34,8 +34,8 @@ from accelerate.utils import set_seed
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
+from scorehoi_diffusers.camera import project_points
 from scorehoi_diffusers.data.schema import sample_to_params
-from scorehoi_diffusers.guidance import project_points
 from scorehoi_diffusers.models.contact_estimator import ScoreHOIContactEstimator
 from scorehoi_diffusers.models.regressor import ScoreHOIRegressor, camera_translation_to_crop
 from scorehoi_diffusers.objects import ObjectTemplate

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..input_checks import check_bbox, check_intrinsics, mask_inside
 from ..params import axis_angle_to_matrix, matrix_to_axis_angle
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -126,8 +127,8 @@ def crop_camera(
         scale_factor: crop side = ``max(w, h) * scale_factor`` original pixels.
         rotation_degrees: camera roll ``theta`` (clockwise on screen for ``theta > 0``).
     """
-    K = _check_intrinsics(intrinsics)
-    x, y, w, h = _check_bbox(bbox)
+    K = check_intrinsics(intrinsics)
+    x, y, w, h = (float(v) for v in check_bbox(bbox))
     theta = math.radians(float(rotation_degrees))
     cos, sin = math.cos(theta), math.sin(theta)
     rotation = np.array([[cos, -sin, 0.0], [sin, cos, 0.0], [0.0, 0.0, 1.0]])
@@ -186,8 +187,9 @@ def crop_sample(
         sample: needs ``image`` (PIL image or ``(H, W, 3)`` uint8 array), ``intrinsics (3, 3)`` and
             ``bbox (4,)``; ``human_mask`` / ``object_mask`` and the parameter fields (``pose``,
             ``object_rotation``, ``object_translation``, ``camera_translation``) are transformed when present.
-            Masks may be PIL images (converted to grey and thresholded at 128, like the datasets' JPEG
-            masks), bool arrays, uint8 arrays (thresholded at 128) or float arrays (thresholded at 0.5).
+            Masks may be PIL images (converted to grey and thresholded at 128 after the warp, like the datasets'
+            JPEG masks) or arrays; 0/1 masks are binary as they are (see
+            :func:`~scorehoi_diffusers.input_checks.mask_inside`).
         config: crop size and augmentation ranges.
         generator: draws the augmentation (6 numbers per sample, in a fixed order); ``None`` means no
             augmentation whatever ``config`` says (evaluation crop).
@@ -342,43 +344,24 @@ def _as_rgb(image) -> Image.Image:
 
 
 def _as_mask(mask, name: str) -> Image.Image:
-    """A mask as a grey PIL image with 255 inside (see :func:`crop_sample` for the accepted inputs)."""
+    """A mask as a grey PIL image, 255 inside (the rules of :func:`~scorehoi_diffusers.input_checks.mask_inside`).
+
+    A grey PIL mask with levels other than 0/1 keeps them, so that the warp interpolates its anti-aliased edges
+    before the result is thresholded at 128.
+    """
     if isinstance(mask, Image.Image):
-        return mask.convert("L")
+        grey = mask.convert("L")
+        if grey.getextrema()[1] > 1:
+            return grey
+        mask = np.asarray(grey)
     array = np.asarray(mask)
     if array.ndim != 2:
         raise ValueError(f"`{name}` must be a PIL image or an (H, W) array, got shape {array.shape}.")
-    if array.dtype == np.bool_:
-        inside = array
-    elif array.dtype == np.uint8:
-        inside = array >= 128
-    elif np.issubdtype(array.dtype, np.floating):
-        inside = array >= 0.5
-    else:
-        raise ValueError(f"`{name}` must be bool, uint8 or float, got dtype {array.dtype}.")
-    return Image.fromarray(inside.astype(np.uint8) * 255, mode="L")
+    return Image.fromarray(mask_inside(array, name).astype(np.uint8) * 255, mode="L")
 
 
 def _transform_bbox(bbox, matrix: np.ndarray) -> np.ndarray:
-    x, y, w, h = _check_bbox(bbox)
+    x, y, w, h = (float(v) for v in check_bbox(bbox))
     corners = np.array([[x, y, 1], [x + w, y, 1], [x, y + h, 1], [x + w, y + h, 1]]) @ matrix.T
     low, high = corners[:, :2].min(axis=0), corners[:, :2].max(axis=0)
     return np.concatenate([low, high - low]).astype(np.float32)
-
-
-def _check_intrinsics(intrinsics) -> np.ndarray:
-    K = np.asarray(intrinsics, dtype=np.float64)
-    if K.shape != (3, 3) or not np.isfinite(K).all():
-        raise ValueError(f"`intrinsics` must be a finite (3, 3) matrix, got shape {K.shape}.")
-    if not np.allclose(K[2], [0.0, 0.0, 1.0]) or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise ValueError(
-            f"`intrinsics` must be a pinhole matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]], got {K.tolist()}."
-        )
-    return K
-
-
-def _check_bbox(bbox) -> tuple:
-    values = np.asarray(bbox, dtype=np.float64).reshape(-1)
-    if values.shape != (4,) or not np.isfinite(values).all() or values[2] <= 0 or values[3] <= 0:
-        raise ValueError(f"`bbox` must be 4 finite numbers x, y, w, h with w, h > 0, got {np.asarray(bbox).tolist()}.")
-    return tuple(float(v) for v in values)

@@ -25,11 +25,12 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import nn
 
+from ..camera import project_points
 from ..contacts import Contacts, ReconstructionState
-from ..guidance import project_points
+from ..input_checks import check_tensor
 from ..strict_config import StrictConfigMixin
 from .aligned_loading import AlignedLoadingMixin
-from .regressor import _check_tensor, fourier_features, pre_norm_transformer
+from .regressor import fourier_features, pre_norm_transformer
 
 __all__ = [
     "ScoreHOIContactEstimator",
@@ -176,7 +177,7 @@ class ScoreHOIContactEstimator(StrictConfigMixin, AlignedLoadingMixin, ModelMixi
             [`ContactEstimatorOutput`] or `(human_logits, object_logits, floor_logits, contacts)`.
         """
         num_body = self.config.num_body_points
-        _check_tensor("body_points", body_points, (None, None, 3), f"(B, {num_body}, 3)")
+        check_tensor("body_points", body_points, (None, None, 3), f"(B, {num_body}, 3)", finite=True)
         batch = body_points.shape[0]
         if body_points.shape[1] != num_body:
             raise ValueError(
@@ -184,11 +185,13 @@ class ScoreHOIContactEstimator(StrictConfigMixin, AlignedLoadingMixin, ModelMixi
                 f"num_body_points={num_body}; build it with `num_body_points=body_model.num_downsampled` "
                 "for the body model in use."
             )
-        _check_tensor("object_points", object_points, (batch, None, 3), f"({batch}, M, 3)")
-        _check_tensor("camera_translation", camera_translation, (batch, 3), f"({batch}, 3)")
-        _check_tensor("intrinsics", intrinsics, (batch, 3, 3), f"({batch}, 3, 3)")
+        check_tensor("object_points", object_points, (batch, None, 3), f"({batch}, M, 3)", finite=True)
+        check_tensor("camera_translation", camera_translation, (batch, 3), f"({batch}, 3)", finite=True)
+        check_tensor("intrinsics", intrinsics, (batch, 3, 3), f"({batch}, 3, 3)", finite=True)
         channels = self.config.feature_dim
-        _check_tensor("feature_map", feature_map, (batch, channels, None, None), f"({batch}, {channels}, h, w)")
+        check_tensor(
+            "feature_map", feature_map, (batch, channels, None, None), f"({batch}, {channels}, h, w)", finite=True
+        )
         if len(image_size) != 2 or min(image_size) < 1:
             raise ValueError(f"`image_size` must be (H, W) in pixels, got {tuple(image_size)}.")
         dtype = self.dtype
@@ -254,10 +257,10 @@ class BoundContactEstimator:
     ):
         if not isinstance(model, ScoreHOIContactEstimator):
             raise TypeError(f"`model` must be a ScoreHOIContactEstimator, got {type(model).__name__}.")
-        _check_tensor("feature_map", feature_map, (None, model.config.feature_dim, None, None),
-                      f"(B, {model.config.feature_dim}, h, w)")
+        check_tensor("feature_map", feature_map, (None, model.config.feature_dim, None, None),
+                      f"(B, {model.config.feature_dim}, h, w)", finite=True)
         batch = feature_map.shape[0]
-        _check_tensor("intrinsics", intrinsics, (batch, 3, 3), f"({batch}, 3, 3)")
+        check_tensor("intrinsics", intrinsics, (batch, 3, 3), f"({batch}, 3, 3)", finite=True)
         if len(image_size) != 2 or min(image_size) < 1:
             raise ValueError(f"`image_size` must be (H, W) in pixels, got {tuple(image_size)}.")
         self.model = model

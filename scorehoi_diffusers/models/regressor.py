@@ -5,10 +5,10 @@ map (``(B, C, H/32, W/32)``, 8 x 8 for a 256² crop). Its cells become image tok
 object's template keypoints become keypoint tokens; a small transformer fuses both with a few learned query tokens.
 The queries feed two heads:
 
-- the diffusion vector ``x0 (B, 331)`` directly (DESIGN §3 layout: 6D rotations, pelvis-relative object translation,
-  normalised betas); the last layer starts with tiny weights and a bias equal to the rest pose (identity rotations,
-  hands at the mean hand, object at the pelvis, betas at the middle of their range), so an untrained model predicts
-  the rest pose;
+- the diffusion vector ``x0 (B, 331)`` directly (``HOIParamCodec`` layout: 6D rotations, pelvis-relative object
+  translation, normalised betas); the last layer starts with tiny weights and a bias equal to the rest pose (identity
+  rotations, hands at the mean hand, object at the pelvis, betas at the middle of their range), so an untrained model
+  predicts the rest pose;
 - the camera translation (pelvis position in camera space) in a crop-relative form, see
   :func:`crop_to_camera_translation`.
 
@@ -21,7 +21,7 @@ default after ``from_pretrained``) every sample is processed independently.
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Tuple
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -30,6 +30,7 @@ from diffusers.utils import BaseOutput
 from torch import nn
 from transformers import ResNetConfig, ResNetModel
 
+from ..input_checks import check_tensor
 from ..params import NUM_BODY_JOINTS, NUM_HAND_JOINTS, OBJECT_ROTATION_SLICE, X0_DIM, HOIParamCodec, HOIParams
 from ..strict_config import StrictConfigMixin
 from .aligned_loading import AlignedLoadingMixin
@@ -111,16 +112,6 @@ def camera_translation_to_crop(
     v = (pixels[:, 1] + 0.5) * 2 / height - 1
     log_extent = torch.log(depth * width / (intrinsics[:, 0, 0] * extent_prior))
     return torch.stack([u, v, log_extent], dim=-1)
-
-
-def _check_tensor(name: str, value, shape: Sequence[Optional[int]], spec: str) -> None:
-    """Type, shape (``None`` = any size) and finiteness of an input, with an error naming the argument."""
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(value).__name__}.")
-    if value.dim() != len(shape) or any(s is not None and s != d for s, d in zip(shape, value.shape)):
-        raise ValueError(f"`{name}` must have shape {spec}, got {tuple(value.shape)}.")
-    if value.is_floating_point() and not torch.isfinite(value).all():
-        raise ValueError(f"`{name}` contains NaN or infinite values.")
 
 
 def pre_norm_transformer(hidden_size: int, num_heads: int, mlp_ratio: float, num_layers: int) -> nn.TransformerEncoder:
@@ -293,12 +284,14 @@ class ScoreHOIRegressor(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Conf
             [`ScoreHOIRegressorOutput`] or the tuple `(x0, camera_translation, image_tokens, feature_map, camera_crop)`.
         """
         channels = self.config.num_channels
-        _check_tensor("pixel_values", pixel_values, (None, channels, None, None), f"(B, {channels}, H, W)")
+        check_tensor(
+            "pixel_values", pixel_values, (None, channels, None, None), f"(B, {channels}, H, W)", finite=True
+        )
         batch, _, height, width = pixel_values.shape
         if height < 32 or width < 32:
             raise ValueError(f"`pixel_values` must be at least 32 x 32 pixels, got {height} x {width}.")
-        _check_tensor("object_keypoints", object_keypoints, (batch, None, 3), f"({batch}, K, 3)")
-        _check_tensor("intrinsics", intrinsics, (batch, 3, 3), f"({batch}, 3, 3)")
+        check_tensor("object_keypoints", object_keypoints, (batch, None, 3), f"({batch}, K, 3)", finite=True)
+        check_tensor("intrinsics", intrinsics, (batch, 3, 3), f"({batch}, 3, 3)", finite=True)
         dtype = self.dtype
         pixel_values, object_keypoints, intrinsics = (
             t.to(dtype) for t in (pixel_values, object_keypoints, intrinsics)
