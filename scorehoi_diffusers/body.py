@@ -26,6 +26,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from diffusers.utils import BaseOutput
 
+from .kinematics import forward_kinematics, kinematic_levels, skin_points
 from .params import NUM_BETAS, HOIParams, axis_angle_to_matrix, matrix_to_axis_angle
 from .strict_config import StrictConfigMixin
 
@@ -164,14 +165,6 @@ def farthest_point_indices(points: np.ndarray, count: int, seed: int = 0) -> np.
     return np.sort(chosen)
 
 
-def _depth_levels(parents: np.ndarray) -> list:
-    """Joint indices grouped by depth in the kinematic tree, so forward kinematics runs one level at a time."""
-    depth = np.zeros(len(parents), dtype=np.int64)
-    for joint in range(1, len(parents)):
-        depth[joint] = depth[parents[joint]] + 1
-    return [torch.as_tensor(np.flatnonzero(depth == d)) for d in range(1, depth.max() + 1)]
-
-
 class BodyModel(StrictConfigMixin, ModelMixin, ConfigMixin):
     """SMPL-H through ``smplx.SMPLH``, with a fixed downsampled vertex subset.
 
@@ -263,7 +256,7 @@ class BodyModel(StrictConfigMixin, ModelMixin, ConfigMixin):
         for name, value in subset.items():
             self.register_buffer(name, value.contiguous(), persistent=False)
         self._parents = smplh.parents.clone()
-        self._levels = _depth_levels(self._parents.numpy())
+        self._levels = kinematic_levels(self._parents.tolist())
         self.register_buffer("_hand_mean", torch.cat([smplh.left_hand_mean, smplh.right_hand_mean]).reshape(30, 3), persistent=False)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
@@ -350,23 +343,7 @@ class BodyModel(StrictConfigMixin, ModelMixin, ConfigMixin):
         pose_feature = (rotations[:, 1:] - eye).reshape(batch, -1)
         posed = shaped + (pose_feature @ self.sub_posedirs).reshape(batch, -1, 3)
 
-        # Forward kinematics one tree level at a time: world rotation and position of every joint.
-        parents = self._parents
-        offsets = rest_joints.clone()
-        offsets[:, 1:] = rest_joints[:, 1:] - rest_joints[:, parents[1:]]
-        world_rot_t = rotations.new_empty(batch, NUM_JOINTS, 3, 3)
-        world_pos_t = rotations.new_empty(batch, NUM_JOINTS, 3)
-        world_rot_t[:, 0] = rotations[:, 0]
-        world_pos_t[:, 0] = rest_joints[:, 0]
-        for level in self._levels:
-            parent = parents[level]
-            parent_rot = world_rot_t[:, parent]
-            world_pos_t[:, level] = world_pos_t[:, parent] + (parent_rot @ offsets[:, level, :, None])[..., 0]
-            world_rot_t[:, level] = parent_rot @ rotations[:, level]
-        # Skinning transform of joint j maps a rest point p to R_j (p - J_j) + G_j.
-        translation = world_pos_t - (world_rot_t @ rest_joints[..., None])[..., 0]
-        blend_rot = torch.einsum("sj,bjcd->bscd", self.sub_weights, world_rot_t)
-        blend_trans = torch.einsum("sj,bjc->bsc", self.sub_weights, translation)
-        vertices = (blend_rot @ posed[..., None])[..., 0] + blend_trans
+        world_rot_t, world_pos_t = forward_kinematics(rotations, rest_joints, self._parents, self._levels)
+        vertices = skin_points(posed, self.sub_weights, world_rot_t, world_pos_t, rest_joints)
         pelvis = world_pos_t[:, :1]
         return vertices - pelvis, world_pos_t - pelvis

@@ -55,6 +55,7 @@ import torch
 from PIL import Image
 
 from ..body import BodyModel
+from ..kinematics import forward_kinematics, kinematic_levels, skin_points
 from ..objects import PRIMITIVE_NAMES, ObjectTemplate, load_object
 from ..params import HOIParams, axis_angle_to_matrix, matrix_to_axis_angle
 from ..rendering import Floor, MeshLayer, render
@@ -199,10 +200,7 @@ class _Rig:
         self.joint_template = regressor @ self.v_template
         self.joint_shapedirs = torch.einsum("jv,vck->jck", regressor, self.shapedirs)
         self.parents = smplh.parents.detach().long().clone()
-        depth = torch.zeros(len(self.parents), dtype=torch.long)
-        for j in range(1, len(self.parents)):
-            depth[j] = depth[self.parents[j]] + 1
-        self.levels = [torch.nonzero(depth == d)[:, 0] for d in range(1, int(depth.max()) + 1)]
+        self.levels = kinematic_levels(self.parents.tolist())
         self.hand_mean = torch.cat([smplh.left_hand_mean, smplh.right_hand_mean]).detach().to(f64).reshape(30, 3)
 
         self.down_index = body.downsample_index.detach().clone()
@@ -307,16 +305,7 @@ class _Rig:
 
     def forward_kinematics(self, local: torch.Tensor, rest: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """World rotations ``(n, 52, 3, 3)`` and positions ``(n, 52, 3)`` (pelvis at the origin)."""
-        parents = self.parents
-        offsets = rest - rest[:, parents.clamp_min(0)]
-        world_rot = torch.empty_like(local)
-        world_pos = torch.zeros_like(rest)
-        world_rot[:, 0] = local[:, 0]
-        for level in self.levels:
-            parent = parents[level]
-            world_pos[:, level] = world_pos[:, parent] + (world_rot[:, parent] @ offsets[:, level, :, None])[..., 0]
-            world_rot[:, level] = world_rot[:, parent] @ local[:, level]
-        return world_rot, world_pos
+        return forward_kinematics(local, rest, self.parents, self.levels, root_position=rest.new_zeros(rest.shape[0], 3))
 
     def skin(self, name: str, local, world_rot, world_pos, rest, betas) -> torch.Tensor:
         """Linear blend skinning of the vertex set ``name``: ``(n, m, 3)``, pelvis at the origin."""
@@ -327,12 +316,8 @@ class _Rig:
             eye = torch.eye(3, dtype=local.dtype)
             feature = (local[:, 1:] - eye).reshape(n, -1).float()
             vertices = vertices + (feature @ rows["posedirs"]).double().reshape(n, -1, 3)
-        vertices = vertices - rest[:, :1]
-        translation = world_pos - (world_rot @ (rest - rest[:, :1])[..., None])[..., 0]
-        transforms = torch.cat([world_rot.reshape(n, -1, 9), translation], dim=2)  # (n, 52, 12)
-        blended = (rows["weights"] @ transforms).reshape(n, -1, 12)
-        rotation = blended[..., :9].reshape(n, -1, 3, 3)
-        return (rotation @ vertices[..., None])[..., 0] + blended[..., 9:]
+        pelvis = rest[:, :1]
+        return skin_points(vertices - pelvis, rows["weights"], world_rot, world_pos, rest - pelvis)
 
 
 # ---------------------------------------------------------------------------------------------------------
