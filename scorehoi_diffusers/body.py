@@ -27,10 +27,10 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.utils import BaseOutput
 
 from .kinematics import forward_kinematics, kinematic_levels, skin_points
+from .skeleton import NUM_JOINTS
 from .params import NUM_BETAS, HOIParams, axis_angle_to_matrix, matrix_to_axis_angle
 from .strict_config import StrictConfigMixin
 
-NUM_JOINTS = 52
 # The paper downsamples SMPL-H's 6890 vertices to 431; other meshes keep the same proportion.
 SMPLH_NUM_VERTICES = 6890
 SMPLH_NUM_DOWNSAMPLED = 431

@@ -58,6 +58,10 @@ from ..body import BodyModel
 from ..kinematics import forward_kinematics, kinematic_levels, skin_points
 from ..objects import PRIMITIVE_NAMES, ObjectTemplate, load_object
 from ..params import HOIParams, axis_angle_to_matrix, matrix_to_axis_angle
+from ..skeleton import (
+    ANKLE, COLLAR, ELBOW, FINGER_ORDER, FOOT, HAND_START, HEAD, HIP, KNEE, LEFT, MIRRORED_JOINTS, NECK, NUM_JOINTS,
+    PELVIS, RIGHT, SHOULDER, SIDE_NAMES, SPINE1, SPINE2, SPINE3, WRIST,
+)
 from ..rendering import Floor, MeshLayer, render
 from .schema import FEATURES, params_to_fields
 
@@ -83,16 +87,9 @@ MIN_OBJECT_VISIBILITY = 0.4  # share of the object's camera-facing surface the b
 SPLITS = {"train": 0, "test": 1}
 _NUM_DRAWS = 512  # uniform numbers drawn per sample and attempt; recipes read them in a fixed order
 
-# SMPL-H joints used by the recipes.
-PELVIS, SPINE1, SPINE2, SPINE3, NECK, HEAD = 0, 3, 6, 9, 12, 15
-LEFT, RIGHT = 0, 1
 _SIGN = (1.0, -1.0)  # the body's left is +x
-_SIDE_NAMES = ("left", "right")
-_HIP, _KNEE, _ANKLE, _FOOT = (1, 2), (4, 5), (7, 8), (10, 11)
-_COLLAR, _SHOULDER, _ELBOW, _WRIST = (13, 14), (16, 17), (18, 19), (20, 21)
-_HAND_START = (22, 37)
-_FINGER_ORDER = ("index", "middle", "pinky", "ring", "thumb")
-_ARM_JOINTS = set(range(16, 52))
+# Shoulders, elbows, wrists and fingers (SMPL-H lists them after every trunk, leg and head joint).
+_ARM_JOINTS = set(range(SHOULDER[LEFT], NUM_JOINTS))
 _UP = (0.0, 1.0, 0.0)
 # How a forward bend of the trunk is shared between the pelvis and the spine joints.
 _POSTURE_SHARES = {PELVIS: 0.55, SPINE1: 0.2, SPINE2: 0.15, SPINE3: 0.1}
@@ -225,9 +222,9 @@ class _Rig:
             seat = self._nearest(joints[0])
         sets = {"down": self.down_index, "seat": seat[::3]}  # a third of the seat is dense enough
         for side, name in ((LEFT, "left"), (RIGHT, "right")):
-            foot = torch.nonzero(torch.isin(dominant, torch.tensor([_ANKLE[side], _FOOT[side]])))[:, 0]
+            foot = torch.nonzero(torch.isin(dominant, torch.tensor([ANKLE[side], FOOT[side]])))[:, 0]
             if len(foot) == 0:
-                foot = self._nearest(joints[_ANKLE[side]])
+                foot = self._nearest(joints[ANKLE[side]])
             lowest = rest[foot, 1].min()
             sets[f"sole_{name}"] = foot[rest[foot, 1] < lowest + 0.012]
             sets[f"palm_{name}"] = self._palm_vertices(dominant, side)
@@ -246,16 +243,16 @@ class _Rig:
         # Rest directions of the hand frames (palm normal is -y in a palms-down T-pose).
         self.palm_normal_rest = torch.tensor([0.0, -1.0, 0.0], dtype=f64)
         self.finger_rest = [
-            _unit(joints[_HAND_START[s] + 3] - joints[_WRIST[s]]) for s in (LEFT, RIGHT)
+            _unit(joints[HAND_START[s] + 3] - joints[WRIST[s]]) for s in (LEFT, RIGHT)
         ]  # wrist -> middle knuckle
         self.finger_axes = self._finger_axes(joints)
 
     def _palm_vertices(self, dominant: torch.Tensor, side: int) -> torch.Tensor:
         """A patch of palm-side vertices at the centre of the palm."""
         rest = self.v_template
-        wrist = self.joint_template[_WRIST[side]]
-        knuckle = self.joint_template[_HAND_START[side] + 3]  # middle1
-        candidates = torch.nonzero(dominant == _WRIST[side])[:, 0]
+        wrist = self.joint_template[WRIST[side]]
+        knuckle = self.joint_template[HAND_START[side] + 3]  # middle1
+        candidates = torch.nonzero(dominant == WRIST[side])[:, 0]
         centre = 0.45 * wrist + 0.55 * knuckle
         near = candidates[(rest[candidates][:, [0, 2]] - centre[[0, 2]]).norm(dim=1) < 0.025]
         if len(near) == 0:
@@ -266,9 +263,9 @@ class _Rig:
     def _thigh_vertex(self, dominant: torch.Tensor, side: int) -> torch.Tensor:
         """The front-most thigh vertex half way down the thigh (where a sitting hand rests)."""
         rest = self.v_template
-        hip, knee = self.joint_template[_HIP[side]], self.joint_template[_KNEE[side]]
+        hip, knee = self.joint_template[HIP[side]], self.joint_template[KNEE[side]]
         level = 0.5 * hip + 0.5 * knee
-        candidates = torch.nonzero(torch.isin(dominant, torch.tensor([_HIP[side], _KNEE[side]])))[:, 0]
+        candidates = torch.nonzero(torch.isin(dominant, torch.tensor([HIP[side], KNEE[side]])))[:, 0]
         band = candidates[(rest[candidates, 1] - level[1]).abs() < 0.02]
         if len(band) == 0:
             return self._nearest(level + torch.tensor([0.0, 0.0, 0.1], dtype=torch.float64), count=1)
@@ -283,7 +280,7 @@ class _Rig:
         axes = torch.zeros(2, 15, 3, dtype=torch.float64)
         for side in (LEFT, RIGHT):
             for finger in range(5):
-                base = _HAND_START[side] + 3 * finger
+                base = HAND_START[side] + 3 * finger
                 for k in range(3):
                     j = base + min(k, 1)
                     bone = _unit(joints[j + 1] - joints[j])
@@ -406,7 +403,7 @@ class _SceneBatch:
         eye = torch.eye(3, dtype=torch.float64)
         self.local = eye.expand(n, 52, 3, 3).clone()
         for side in (LEFT, RIGHT):  # hands start at the model's relaxed mean hand, slightly varied
-            start = _HAND_START[side]
+            start = HAND_START[side]
             mean = rig.hand_mean[15 * side: 15 * side + 15]
             noise = self.randn(0.08, size=45).reshape(n, 15, 3)
             self.local[:, start: start + 15] = _rot(mean + noise)
@@ -512,20 +509,20 @@ class _SceneBatch:
         self.set_local(NECK, _rot(torch.stack([-0.3 * bend + self.randn(0.1), self.randn(0.15), self.randn(0.05)], 1)))
         self.set_local(HEAD, _rot(torch.stack([self.randn(0.12), self.randn(0.2), self.randn(0.05)], 1)))
         for side in (LEFT, RIGHT):
-            self.set_local(_COLLAR[side], _rot(self.randn(0.05, size=3)))
+            self.set_local(COLLAR[side], _rot(self.randn(0.05, size=3)))
         return bend
 
     def _leg_lengths(self, side: int) -> Tuple[torch.Tensor, torch.Tensor]:
         rest = self.rest
-        thigh = (rest[:, _KNEE[side]] - rest[:, _HIP[side]]).norm(dim=1)
-        shin = (rest[:, _ANKLE[side]] - rest[:, _KNEE[side]]).norm(dim=1)
+        thigh = (rest[:, KNEE[side]] - rest[:, HIP[side]]).norm(dim=1)
+        shin = (rest[:, ANKLE[side]] - rest[:, KNEE[side]]).norm(dim=1)
         return thigh, shin
 
     def ankle_height(self, side: int) -> torch.Tensor:
         """Height ``(n,)`` of the ankle joint above the sole when the foot is flat."""
         if side not in self._ankle_height:
-            sole = self.rig.rest_vertices(f"sole_{_SIDE_NAMES[side]}", self.betas)
-            self._ankle_height[side] = self.rest[:, _ANKLE[side], 1] - sole[..., 1].min(1).values
+            sole = self.rig.rest_vertices(f"sole_{SIDE_NAMES[side]}", self.betas)
+            self._ankle_height[side] = self.rest[:, ANKLE[side], 1] - sole[..., 1].min(1).values
         return self._ankle_height[side]
 
     def stand(self, crouch, width: Tuple[float, float] = (-0.02, 0.1), step: float = 0.12) -> None:
@@ -537,7 +534,7 @@ class _SceneBatch:
         world_rot, world_pos = self.fk()
         targets, floors, yaws = [], [], []
         for side in (LEFT, RIGHT):
-            hip = world_pos[:, _HIP[side]]
+            hip = world_pos[:, HIP[side]]
             thigh, shin = self._leg_lengths(side)
             x = hip[:, 0] + _SIGN[side] * self.rand(*width)
             z = self.rand(-step, step) + 0.02
@@ -564,7 +561,7 @@ class _SceneBatch:
             position = position + (rotation @ (rest[:, joint] - rest[:, previous])[..., None])[..., 0]
             rotation = rotation @ _axis_rot((1.0, 0.0, 0.0), _POSTURE_SHARES[joint] * bend)
             previous = joint
-        shoulders = 0.5 * (rest[:, _SHOULDER[LEFT]] + rest[:, _SHOULDER[RIGHT]]) - rest[:, SPINE3]
+        shoulders = 0.5 * (rest[:, SHOULDER[LEFT]] + rest[:, SHOULDER[RIGHT]]) - rest[:, SPINE3]
         return position[:, 1] + (rotation @ shoulders[..., None])[:, 1, 0]
 
     def stoop(self, height: torch.Tensor, crouch: Tuple[float, float], reach: Tuple[float, float] = (0.6, 0.85),
@@ -574,7 +571,7 @@ class _SceneBatch:
         ``reach`` (fraction of an arm) above a point at ``height (n,)`` above the floor; then stand.
         """
         rest = self.rest
-        hip_drop = rest[:, PELVIS, 1] - 0.5 * (rest[:, _HIP[LEFT], 1] + rest[:, _HIP[RIGHT], 1])
+        hip_drop = rest[:, PELVIS, 1] - 0.5 * (rest[:, HIP[LEFT], 1] + rest[:, HIP[RIGHT], 1])
         legs = 0.5 * sum(sum(self._leg_lengths(side)) for side in (LEFT, RIGHT))
         ankle = 0.5 * (self.ankle_height(LEFT) + self.ankle_height(RIGHT))
         arm = 0.5 * (self.arm_length(LEFT) + self.arm_length(RIGHT)) + 0.05
@@ -600,11 +597,11 @@ class _SceneBatch:
         if pole is None:
             pole = _vec([_SIGN[side] * 0.15, 0.0, 1.0], self.n)
         hinge = (1.0, 0.0, 0.0)
-        reached = self._two_bone(PELVIS, _HIP[side], _KNEE[side], _ANKLE[side], ankle, pole, hinge, twist_share=0.0)
+        reached = self._two_bone(PELVIS, HIP[side], KNEE[side], ANKLE[side], ankle, pole, hinge, twist_share=0.0)
         self.failed |= ~reached
         world_rot, _ = self.fk()
-        self.set_local(_ANKLE[side], world_rot[:, _KNEE[side]].transpose(1, 2) @ _yaw(foot_yaw))
-        self.set_local(_FOOT[side], _rot(self.randn(0.03, size=3)))
+        self.set_local(ANKLE[side], world_rot[:, KNEE[side]].transpose(1, 2) @ _yaw(foot_yaw))
+        self.set_local(FOOT[side], _rot(self.randn(0.03, size=3)))
 
     # -- inverse kinematics ------------------------------------------------------------------------------
 
@@ -656,19 +653,19 @@ class _SceneBatch:
         return reached
 
     def shoulder(self, side: int) -> torch.Tensor:
-        return self.fk()[1][:, _SHOULDER[side]]
+        return self.fk()[1][:, SHOULDER[side]]
 
     def arm_length(self, side: int) -> torch.Tensor:
         rest = self.rest
-        upper = (rest[:, _ELBOW[side]] - rest[:, _SHOULDER[side]]).norm(dim=1)
-        fore = (rest[:, _WRIST[side]] - rest[:, _ELBOW[side]]).norm(dim=1)
+        upper = (rest[:, ELBOW[side]] - rest[:, SHOULDER[side]]).norm(dim=1)
+        fore = (rest[:, WRIST[side]] - rest[:, ELBOW[side]]).norm(dim=1)
         return upper + fore
 
     def palm_offset(self, side: int) -> torch.Tensor:
         """``(n, 3)`` rest offset from the wrist joint to the centre of the palm's surface."""
         if side not in self._palm_offset:
-            palm = self.rig.rest_vertices(f"palm_{_SIDE_NAMES[side]}", self.betas).mean(1)
-            self._palm_offset[side] = palm - self.rest[:, _WRIST[side]]
+            palm = self.rig.rest_vertices(f"palm_{SIDE_NAMES[side]}", self.betas).mean(1)
+            self._palm_offset[side] = palm - self.rest[:, WRIST[side]]
         return self._palm_offset[side]
 
     def hand_rotation(self, side: int, fingers: torch.Tensor, palm: torch.Tensor) -> torch.Tensor:
@@ -691,7 +688,7 @@ class _SceneBatch:
         if pole is None:
             pole = torch.stack([_SIGN[side] * self.rand(0.3, 1.0), -self.rand(0.6, 1.0), self.rand(-0.6, 0.1)], 1)
         hinge = (0.0, -_SIGN[side], 0.0)  # elbows bend forward from a palms-down T-pose
-        reached = self._two_bone(_COLLAR[side], _SHOULDER[side], _ELBOW[side], _WRIST[side], wrist, pole, hinge,
+        reached = self._two_bone(COLLAR[side], SHOULDER[side], ELBOW[side], WRIST[side], wrist, pole, hinge,
                                  end_rotation=hand, twist_share=0.55)
         self.failed |= ~reached
         self.hand_contact[:, side] = True
@@ -751,7 +748,7 @@ class _SceneBatch:
     def grasp(self, side: int, kind: str, jitter: float = 0.08) -> None:
         """Shape the fingers of one hand (absolute joint rotations, see :data:`_GRASPS`)."""
         spec = _GRASPS[kind]
-        thumb = _FINGER_ORDER.index("thumb")
+        thumb = FINGER_ORDER.index("thumb")
         # Flexion of the 15 joints (finger-major, three joints each), then a sideways turn of each first joint.
         flexion = torch.tensor([spec["thumb"][1:] if f == thumb else spec["curl"] for f in range(5)],
                                dtype=torch.float64).reshape(15)
@@ -763,7 +760,7 @@ class _SceneBatch:
         turn = _rot(self.rig.palm_normal_rest * sideways[..., None])  # (n, 5, 3, 3)
         first = torch.arange(0, 15, 3)
         rotations[:, first] = turn @ rotations[:, first]
-        start = _HAND_START[side]
+        start = HAND_START[side]
         self.local[:, start: start + 15] = rotations
         self._fk = None
 
@@ -776,16 +773,16 @@ class _SceneBatch:
         pole = _vec([0.0, 0.0, -1.0], self.n)
         pole[:, 0] = s * self.rand(0.1, 0.5)
         # The elbow's hinge then turns the palm towards the thigh, as a hanging arm rests.
-        self._two_bone(_COLLAR[side], _SHOULDER[side], _ELBOW[side], _WRIST[side], wrist, pole, (0.0, -s, 0.0))
-        self.set_local(_WRIST[side], _rot(self.randn(0.12, size=3)))
+        self._two_bone(COLLAR[side], SHOULDER[side], ELBOW[side], WRIST[side], wrist, pole, (0.0, -s, 0.0))
+        self.set_local(WRIST[side], _rot(self.randn(0.12, size=3)))
 
     def lower_arm(self, side: int, lowered: Tuple[float, float], elbow: Tuple[float, float]) -> None:
         """Lower an arm from the T-pose by ``lowered`` radians (palm towards the body), elbow bent by ``elbow``."""
         s = _SIGN[side]
         down = -s * self.rand(*lowered)
-        self.set_local(_SHOULDER[side], _rot(torch.stack([self.randn(0.12), self.randn(0.15), down], 1)))
-        self.set_local(_ELBOW[side], _axis_rot((0.0, -s, 0.0), self.rand(*elbow)))
-        self.set_local(_WRIST[side], _rot(self.randn(0.12, size=3)))
+        self.set_local(SHOULDER[side], _rot(torch.stack([self.randn(0.12), self.randn(0.15), down], 1)))
+        self.set_local(ELBOW[side], _axis_rot((0.0, -s, 0.0), self.rand(*elbow)))
+        self.set_local(WRIST[side], _rot(self.randn(0.12, size=3)))
 
     def look_at(self, point: torch.Tensor, strength: float = 0.7) -> None:
         """Turn neck and head part of the way towards ``point (n, 3)``."""
@@ -924,8 +921,8 @@ def _thumb_direction(ctx: _SceneBatch, side: int, hand: torch.Tensor) -> torch.T
 def _grip_hole(ctx: _SceneBatch, side: int, radius: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """Centre ``(n, 3)`` and axis ``(n, 3)`` of a bar of ``radius`` held in a hand at its current pose."""
     world_rot, world_pos = ctx.fk()
-    hand = world_rot[:, _WRIST[side]]
-    palm_point = world_pos[:, _WRIST[side]] + (hand @ ctx.palm_offset(side)[..., None])[..., 0]
+    hand = world_rot[:, WRIST[side]]
+    palm_point = world_pos[:, WRIST[side]] + (hand @ ctx.palm_offset(side)[..., None])[..., 0]
     palm_normal = hand @ ctx.rig.palm_normal_rest
     return palm_point + (radius + 0.002) * palm_normal, _unit(_thumb_direction(ctx, side, hand))
 
@@ -1078,8 +1075,8 @@ def _sit(ctx: _SceneBatch) -> None:
     for side in (LEFT, RIGHT):
         flex = ctx.rand(1.3, 1.65) + bend * 0.55
         spread = _SIGN[side] * ctx.rand(0.0, 0.3)
-        ctx.set_local(_HIP[side], _rot(torch.stack([-flex, torch.zeros_like(flex), spread], 1)))
-        ctx.set_local(_KNEE[side], _axis_rot((1.0, 0.0, 0.0), ctx.rand(1.3, 1.7)))
+        ctx.set_local(HIP[side], _rot(torch.stack([-flex, torch.zeros_like(flex), spread], 1)))
+        ctx.set_local(KNEE[side], _axis_rot((1.0, 0.0, 0.0), ctx.rand(1.3, 1.7)))
     turn = ctx.randn(0.12) if chair else ctx.rand(-math.pi, math.pi)
     ctx.object_rotation = _yaw(turn)
     seat_local = torch.tensor([0.0, ctx.geometry.seat_top, 0.0], dtype=torch.float64)
@@ -1091,13 +1088,13 @@ def _sit(ctx: _SceneBatch) -> None:
         seat = ctx.skin("seat")
         contact_height = seat[..., 1].min(1).values
         world_pos = ctx.fk()[1]
-        hips = 0.5 * (world_pos[:, _HIP[LEFT]] + world_pos[:, _HIP[RIGHT]])
+        hips = 0.5 * (world_pos[:, HIP[LEFT]] + world_pos[:, HIP[RIGHT]])
         wanted = torch.stack([hips[:, 0] + offset_x, contact_height - gap, hips[:, 2] - offset_z], 1)
         ctx.object_translation = wanted - (ctx.object_rotation @ seat_local)
         ctx.floor = ctx.object_bottom()
         for side in (LEFT, RIGHT):
             out, forward, yaw = feet[side]
-            hip = world_pos[:, _HIP[side]]
+            hip = world_pos[:, HIP[side]]
             ankle = torch.stack(
                 [hip[:, 0] + _SIGN[side] * out, ctx.floor + ctx.ankle_height(side), hip[:, 2] + forward], 1
             )
@@ -1114,9 +1111,9 @@ def _sit(ctx: _SceneBatch) -> None:
     def hands_on_thighs():
         world_rot = ctx.fk()[0]
         for side in (LEFT, RIGHT):
-            thigh = ctx.skin(f"thigh_{_SIDE_NAMES[side]}")[:, 0]
-            front = world_rot[:, _HIP[side]] @ torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
-            along = world_rot[:, _HIP[side]] @ torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64)
+            thigh = ctx.skin(f"thigh_{SIDE_NAMES[side]}")[:, 0]
+            front = world_rot[:, HIP[side]] @ torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+            along = world_rot[:, HIP[side]] @ torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64)
             inward = torch.tensor([-_SIGN[side], 0.0, 0.0], dtype=torch.float64)
             fingers = along + ctx.rand(0.0, 0.6)[:, None] * inward
             # As far towards the knee as the arm reaches (short arms rest nearer the hip).
@@ -1191,13 +1188,13 @@ def _step_on_ball(ctx: _SceneBatch) -> None:
     ctx.posture(lean=(-0.05, 0.2))
     ctx.stand(crouch=(0.95, 0.985), width=(0.0, 0.06), step=0.05)
     radius = ctx.geometry.radius
-    hip = ctx.fk()[1][:, _HIP[LEFT]]
+    hip = ctx.fk()[1][:, HIP[LEFT]]
     centre = torch.stack([hip[:, 0] + ctx.rand(-0.04, 0.12), ctx.floor + radius, hip[:, 2] + ctx.rand(0.28, 0.5)], 1)
     ctx.object_rotation = _rot(ctx.randn(1.5, size=3))
     ctx.object_translation = centre
     yaw = ctx.rand(-0.1, 0.35)
     sole = ctx.rig.rest_vertices("sole_left", ctx.betas).mean(1)
-    sole_to_ankle = ctx.rest[:, _ANKLE[LEFT]] - sole
+    sole_to_ankle = ctx.rest[:, ANKLE[LEFT]] - sole
     sole_to_ankle[:, 1] = ctx.ankle_height(LEFT)
     top = centre + torch.tensor([0.0, radius - 0.004, 0.0], dtype=torch.float64)
     ankle = top + (_yaw(yaw) @ sole_to_ankle[..., None])[..., 0]
@@ -1213,7 +1210,7 @@ def _swing_bat(ctx: _SceneBatch) -> None:
     ctx.stand(crouch=(0.86, 0.98), width=(0.06, 0.18), step=0.15)
     ready = ctx.coin(0.5)
     world_pos = ctx.fk()[1]
-    chest = 0.5 * (world_pos[:, _SHOULDER[LEFT]] + world_pos[:, _SHOULDER[RIGHT]])
+    chest = 0.5 * (world_pos[:, SHOULDER[LEFT]] + world_pos[:, SHOULDER[RIGHT]])
     one = torch.ones(ctx.n, dtype=torch.float64)
     ready_dir = torch.stack([-ctx.rand(0.0, 0.6), one, -ctx.rand(0.05, 0.7)], 1)
     ready_at = torch.stack([-ctx.rand(0.1, 0.25), -ctx.rand(0.12, 0.3), ctx.rand(0.15, 0.3)], 1)
@@ -1241,8 +1238,8 @@ def _lean_on_stick(ctx: _SceneBatch) -> None:
     # A bat is short for a cane: stoop until the arms reach its top.
     ctx.stoop(height, crouch=(0.9, 0.985), reach=(0.55, 0.7), extra=(0.0, 0.08))
     world_pos = ctx.fk()[1]
-    chest = 0.5 * (world_pos[:, _SHOULDER[LEFT]] + world_pos[:, _SHOULDER[RIGHT]])
-    half_width = 0.5 * (world_pos[:, _SHOULDER[LEFT], 0] - world_pos[:, _SHOULDER[RIGHT], 0])
+    chest = 0.5 * (world_pos[:, SHOULDER[LEFT]] + world_pos[:, SHOULDER[RIGHT]])
+    half_width = 0.5 * (world_pos[:, SHOULDER[LEFT], 0] - world_pos[:, SHOULDER[RIGHT], 0])
     reach = ctx.rand(0.8, 0.9) * ctx.arm_length(LEFT)
     drop = chest[:, 1] - ctx.floor - height
     forward = (reach.square() - drop.square() - half_width.square()).clamp_min(0.01).sqrt()
@@ -1268,7 +1265,7 @@ def _hold_stick(ctx: _SceneBatch) -> None:
     ctx.posture(lean=(-0.05, 0.2))
     ctx.stand(crouch=(0.94, 0.985), step=0.2)
     ctx.lower_arm(LEFT, lowered=(1.0, 1.4), elbow=(0.2, 1.3))
-    ctx.set_local(_WRIST[LEFT], _rot(torch.stack([ctx.randn(0.25), ctx.randn(0.1), ctx.randn(0.25)], 1)))
+    ctx.set_local(WRIST[LEFT], _rot(torch.stack([ctx.randn(0.25), ctx.randn(0.1), ctx.randn(0.25)], 1)))
     ctx.grasp(LEFT, "power")
     radius = ctx.geometry.radius
     centre, axis = _grip_hole(ctx, LEFT, radius)
@@ -1287,7 +1284,7 @@ def _carry_by_handle(ctx: _SceneBatch) -> None:
     ctx.posture(lean=(-0.05, 0.15), side_lean=0.08)
     ctx.stand(crouch=(0.95, 0.985))
     ctx.lower_arm(LEFT, lowered=(0.95, 1.2), elbow=(0.05, 0.4))
-    ctx.set_local(_WRIST[LEFT], _rot(ctx.randn(0.1, size=3)))
+    ctx.set_local(WRIST[LEFT], _rot(ctx.randn(0.1, size=3)))
     ctx.grasp(LEFT, "power")
     handle = ctx.geometry.handle
     centre, axis = _grip_hole(ctx, LEFT, ctx.geometry.radius)
@@ -1368,11 +1365,6 @@ _SEEN_FROM_BEHIND = ("wear_backpack",)
 # Finishing a batch: mirror, checks, yaw, camera
 # ---------------------------------------------------------------------------------------------------------
 
-_MIRROR_JOINTS = list(range(52))
-for _a, _b in [(1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21)] + [
-    (22 + k, 37 + k) for k in range(15)
-]:
-    _MIRROR_JOINTS[_a], _MIRROR_JOINTS[_b] = _b, _a
 _MIRROR = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
 
 
@@ -1381,7 +1373,7 @@ def _mirror(ctx: _SceneBatch, mask: torch.Tensor) -> None:
 
     Valid because the body's rest shape and every shipped primitive are symmetric in x.
     """
-    mirrored = _MIRROR @ ctx.local[:, _MIRROR_JOINTS] @ _MIRROR
+    mirrored = _MIRROR @ ctx.local[:, list(MIRRORED_JOINTS)] @ _MIRROR
     ctx.local = ctx.pick(mask, mirrored, ctx.local)
     ctx.object_rotation = ctx.pick(mask, _MIRROR @ ctx.object_rotation @ _MIRROR, ctx.object_rotation)
     ctx.object_translation = ctx.pick(mask, ctx.object_translation @ _MIRROR, ctx.object_translation)
@@ -1468,7 +1460,7 @@ def _finish(ctx: _SceneBatch) -> Dict[str, torch.Tensor]:
     sdf = ctx.object_sdf(down)
     failed = ctx.failed | ((-sdf).amax(1) > MAX_PENETRATION) | (sdf.amin(1) > 0.03)
     for side in (LEFT, RIGHT):
-        palm = ctx.skin(f"palm_{_SIDE_NAMES[side]}").mean(1, keepdim=True)
+        palm = ctx.skin(f"palm_{SIDE_NAMES[side]}").mean(1, keepdim=True)
         failed |= ctx.hand_contact[:, side] & (ctx.object_sdf(palm)[:, 0].abs() > 0.03)
     failed |= down[..., 1].amin(1) < ctx.floor - 0.03
     failed |= ctx.object_bottom() < ctx.floor - 0.01
