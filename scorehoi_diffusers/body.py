@@ -27,8 +27,8 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.utils import BaseOutput
 
 from .kinematics import forward_kinematics, kinematic_levels, skin_points
-from .skeleton import NUM_JOINTS
 from .params import NUM_BETAS, HOIParams, axis_angle_to_matrix, matrix_to_axis_angle
+from .skeleton import NUM_JOINTS
 from .strict_config import StrictConfigMixin
 
 # The paper downsamples SMPL-H's 6890 vertices to 431; other meshes keep the same proportion.
