@@ -28,6 +28,7 @@ from diffusers.utils import BaseOutput
 
 from .kinematics import forward_kinematics, kinematic_levels, skin_points
 from .params import NUM_BETAS, HOIParams, axis_angle_to_matrix, matrix_to_axis_angle
+from .point_sampling import farthest_point_indices
 from .skeleton import NUM_JOINTS
 from .strict_config import StrictConfigMixin
 
@@ -151,20 +152,6 @@ def _validate_arrays(arrays: Dict[str, np.ndarray], path: Path) -> None:
             raise ValueError(f"Field {name!r} of SMPL-H file {str(path)!r} contains NaN or Inf.")
 
 
-def farthest_point_indices(points: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
-    """Deterministic farthest-point sampling: ``count`` indices into ``points`` ``(N, 3)``."""
-    if not 0 < count <= len(points):
-        raise ValueError(f"`count` must be in 1..{len(points)}, got {count}.")
-    start = int(np.random.default_rng(seed).integers(len(points)))
-    chosen = np.empty(count, dtype=np.int64)
-    chosen[0] = start
-    distance = np.linalg.norm(points - points[start], axis=1)
-    for i in range(1, count):
-        chosen[i] = int(np.argmax(distance))
-        distance = np.minimum(distance, np.linalg.norm(points - points[chosen[i]], axis=1))
-    return np.sort(chosen)
-
-
 class BodyModel(StrictConfigMixin, ModelMixin, ConfigMixin):
     """SMPL-H through ``smplx.SMPLH``, with a fixed downsampled vertex subset.
 
@@ -233,7 +220,8 @@ class BodyModel(StrictConfigMixin, ModelMixin, ConfigMixin):
         num_vertices = self.smplh.v_template.shape[0]
         if num_downsampled_vertices is None:
             num_downsampled_vertices = round(SMPLH_NUM_DOWNSAMPLED * num_vertices / SMPLH_NUM_VERTICES)
-        index = farthest_point_indices(arrays["v_template"], num_downsampled_vertices, downsample_seed)
+        start = int(np.random.default_rng(downsample_seed).integers(len(arrays["v_template"])))
+        index = np.sort(farthest_point_indices(arrays["v_template"], num_downsampled_vertices, start))
         self.register_buffer("downsample_index", torch.as_tensor(index))
         self._build_subset_tensors()
 

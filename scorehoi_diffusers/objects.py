@@ -45,6 +45,8 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, cKDTree
 from scipy.spatial.distance import cdist
 
+from .point_sampling import farthest_point_indices
+
 __all__ = [
     "BEHAVE_OBJECTS",
     "INTERCAP_OBJECTS",
@@ -207,7 +209,7 @@ class ObjectTemplate:
         points, face_index = trimesh.sample.sample_surface(mesh, num_surface_points, seed=rng)
         normals = mesh.face_normals[face_index]
         pool, _ = trimesh.sample.sample_surface(mesh, max(4096, 8 * num_keypoints), seed=rng)
-        keypoints = pool[_farthest_point_indices(pool, num_keypoints, start=mesh.bounds.mean(axis=0))]
+        keypoints = pool[farthest_point_indices(pool, num_keypoints, start=mesh.bounds.mean(axis=0))]
 
         if not mesh.is_watertight:
             warnings.warn(
@@ -501,16 +503,6 @@ def _clean_mesh(mesh: trimesh.Trimesh, name: str) -> trimesh.Trimesh:
 
 
 # ---------------------------------------------------------------------- geometry precomputation
-
-
-def _farthest_point_indices(points: np.ndarray, count: int, start: np.ndarray) -> np.ndarray:
-    """Indices of `count` farthest-point samples of `points` (P, 3), starting farthest from `start`."""
-    chosen = np.empty(count, dtype=np.int64)
-    distance = np.linalg.norm(points - start, axis=1)
-    for i in range(count):
-        chosen[i] = np.argmax(distance)
-        distance = np.minimum(distance, np.linalg.norm(points - points[chosen[i]], axis=1))
-    return chosen
 
 
 def _diameter(mesh: trimesh.Trimesh) -> float:

@@ -69,6 +69,7 @@ import numpy as np
 import torch
 
 from ..body import BodyModel
+from ..contacts import CONTACT_THRESHOLD, FLOOR_CONTACT_THRESHOLD
 from ..objects import INTERCAP_OBJECTS, ObjectTemplate, load_object
 from ..params import axis_angle_to_matrix
 from .schema import FEATURES, NUM_POSE_VALUES
@@ -166,8 +167,8 @@ def iter_contho_samples(
     flat_hand_mean: bool = True,
     mask_layout: Optional[MaskLayout] = None,
     object_names: Optional[Mapping[str, Union[str, PathLike, ObjectTemplate]]] = None,
-    contact_threshold: float = 0.05,
-    floor_threshold: float = 0.02,
+    contact_threshold: float = CONTACT_THRESHOLD,
+    floor_threshold: float = FLOOR_CONTACT_THRESHOLD,
     up_axis: Sequence[float] = (0.0, -1.0, 0.0),
     batch_size: int = 32,
     progress: bool = False,
@@ -268,8 +269,8 @@ def load_contho_dataset(
     flat_hand_mean: bool = True,
     mask_layout: Optional[MaskLayout] = None,
     object_names: Optional[Mapping[str, Union[str, PathLike, ObjectTemplate]]] = None,
-    contact_threshold: float = 0.05,
-    floor_threshold: float = 0.02,
+    contact_threshold: float = CONTACT_THRESHOLD,
+    floor_threshold: float = FLOOR_CONTACT_THRESHOLD,
     up_axis: Sequence[float] = (0.0, -1.0, 0.0),
     batch_size: int = 32,
 ) -> datasets.Dataset:

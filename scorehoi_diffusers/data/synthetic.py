@@ -55,6 +55,7 @@ import torch
 from PIL import Image
 
 from ..body import BodyModel
+from ..contacts import CONTACT_THRESHOLD, FLOOR_CONTACT_THRESHOLD
 from ..kinematics import forward_kinematics, kinematic_levels, skin_points
 from ..objects import PRIMITIVE_NAMES, ObjectTemplate, load_object
 from ..params import HOIParams, axis_angle_to_matrix, matrix_to_axis_angle
@@ -79,8 +80,6 @@ __all__ = [
     "contact_sheet",
 ]
 
-CONTACT_THRESHOLD = 0.05  # body vertex / object keypoint within this distance: in contact (DESIGN §8)
-FLOOR_CONTACT_THRESHOLD = 0.02  # object's lowest point within this height of the floor
 MAX_PENETRATION = 0.02  # deeper body-in-object points make a sample be drawn again
 MAX_ATTEMPTS = 8
 MIN_OBJECT_VISIBILITY = 0.4  # share of the object's camera-facing surface the body may not hide
