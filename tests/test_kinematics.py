@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from scorehoi_diffusers.body import BodyModel
-from scorehoi_diffusers.data.synthetic import _Rig
+from scorehoi_diffusers.data.synthetic.rig import _Rig
 from scorehoi_diffusers.kinematics import forward_kinematics, kinematic_levels, skin_points
 
 from test_body import random_params

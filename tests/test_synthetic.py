@@ -11,7 +11,7 @@ from scorehoi_diffusers.body import BodyModel
 from scorehoi_diffusers.contacts import CONTACT_THRESHOLD, FLOOR_CONTACT_THRESHOLD
 from scorehoi_diffusers.data import synthetic
 from scorehoi_diffusers.data.schema import FEATURES, sample_to_params
-from scorehoi_diffusers.objects import load_object
+from scorehoi_diffusers.objects import PRIMITIVE_NAMES, load_object
 
 SIZE = 128
 SEED = 7
@@ -68,7 +68,7 @@ def test_samples_fit_the_schema(samples, body):
         assert np.abs(sample["betas"]).max() <= 2.5
         assert np.asarray(sample["human_contact"]).shape == (body.num_downsampled,)
         assert np.asarray(sample["object_contact"]).shape == (64,)
-        assert sample["source"] == "synthetic" and sample["object_name"] in synthetic.PRIMITIVE_NAMES
+        assert sample["source"] == "synthetic" and sample["object_name"] in PRIMITIVE_NAMES
         K = sample["intrinsics"]
         assert 500 * SIZE / 256 - 1e-3 <= K[0, 0] <= 1500 * SIZE / 256 + 1e-3 and K[0, 0] == K[1, 1]
         assert np.all(np.isfinite(sample["pose"])) and np.all(np.isfinite(sample["camera_translation"]))
