@@ -2,7 +2,7 @@
 
 ``HOIParams`` is what a user reads and writes: rotation matrices, betas in SMPL-H units and metres.
 ``HOIParamCodec`` turns it into the flat ``(B, 331)`` vector the diffusion prior works on and back,
-laid out exactly as the paper's release (DESIGN §3):
+laid out exactly as the paper's release:
 
 ====================  =====================================================================
 slice                 content
@@ -27,10 +27,10 @@ from typing import Optional, Sequence
 import roma
 import torch
 
-NUM_BODY_JOINTS = 21
-NUM_HAND_JOINTS = 15
+from .skeleton import NUM_BODY_JOINTS, NUM_HAND_JOINTS
+
 NUM_BETAS = 10
-X0_DIM = 331
+X0_DIM = 331  # width of the diffusion vector x0, the denoiser's sample
 
 # Slices of the x0 vector, named so that no other module repeats the numbers.
 ROOT_SLICE = slice(0, 6)
