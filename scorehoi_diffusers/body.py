@@ -29,7 +29,7 @@ from diffusers.utils import BaseOutput
 from .kinematics import forward_kinematics, kinematic_levels, skin_points
 from .params import NUM_BETAS, HOIParams, axis_angle_to_matrix, matrix_to_axis_angle
 from .point_sampling import farthest_point_indices
-from .skeleton import NUM_JOINTS
+from .skeleton import BODY_JOINTS, LEFT_HAND_JOINTS, NUM_HAND_JOINTS, NUM_JOINTS, RIGHT_HAND_JOINTS
 from .strict_config import StrictConfigMixin
 
 # The paper downsamples SMPL-H's 6890 vertices to 431; other meshes keep the same proportion.
@@ -87,7 +87,9 @@ def resolve_body_file(model_path: Union[str, os.PathLike], gender: str = "neutra
         found = [c for c in candidates if c.is_file()]
         if not found:
             names = ", ".join(str(c.relative_to(path)) for c in candidates)
-            raise FileNotFoundError(f"No SMPL-H file for gender {gender!r} in `model_path` {str(path)!r}; looked for {names}.")
+            raise FileNotFoundError(
+                f"No SMPL-H file for gender {gender!r} in `model_path` {str(path)!r}; looked for {names}."
+            )
         path = found[0]
     if path.suffix == ".pkl":
         raise ValueError(
@@ -139,7 +141,9 @@ def _validate_arrays(arrays: Dict[str, np.ndarray], path: Path) -> None:
     }
     for name, shape in expected.items():
         if arrays[name].shape != shape:
-            raise ValueError(f"Field {name!r} of SMPL-H file {str(path)!r} has shape {arrays[name].shape}, expected {shape}.")
+            raise ValueError(
+                f"Field {name!r} of SMPL-H file {str(path)!r} has shape {arrays[name].shape}, expected {shape}."
+            )
     faces = arrays["f"]
     if faces.ndim != 2 or faces.shape[1] != 3 or faces.shape[0] == 0:
         raise ValueError(f"Field 'f' of SMPL-H file {str(path)!r} must be a non-empty (F, 3) face array.")
@@ -245,7 +249,8 @@ class BodyModel(StrictConfigMixin, ModelMixin, ConfigMixin):
             self.register_buffer(name, value.contiguous(), persistent=False)
         self._parents = smplh.parents.clone()
         self._levels = kinematic_levels(self._parents.tolist())
-        self.register_buffer("_hand_mean", torch.cat([smplh.left_hand_mean, smplh.right_hand_mean]).reshape(30, 3), persistent=False)
+        hand_mean = torch.cat([smplh.left_hand_mean, smplh.right_hand_mean]).reshape(2 * NUM_HAND_JOINTS, 3)
+        self.register_buffer("_hand_mean", hand_mean, persistent=False)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         result = super().load_state_dict(state_dict, strict=strict, assign=assign)
@@ -293,13 +298,14 @@ class BodyModel(StrictConfigMixin, ModelMixin, ConfigMixin):
         """
         if frame not in ("pelvis", "camera"):
             raise ValueError(f"`frame` must be 'pelvis' or 'camera', got {frame!r}.")
-        pose = params.full_pose_axis_angle().reshape(params.batch_size, -1)
+        pose = params.full_pose_axis_angle()
+        batch = params.batch_size
         output = self.smplh(
             betas=params.betas,
-            global_orient=pose[:, :3],
-            body_pose=pose[:, 3:66],
-            left_hand_pose=pose[:, 66:111],
-            right_hand_pose=pose[:, 111:156],
+            global_orient=pose[:, 0],
+            body_pose=pose[:, BODY_JOINTS].reshape(batch, -1),
+            left_hand_pose=pose[:, LEFT_HAND_JOINTS].reshape(batch, -1),
+            right_hand_pose=pose[:, RIGHT_HAND_JOINTS].reshape(batch, -1),
         )
         offset = output.joints[:, :1]
         if frame == "camera":

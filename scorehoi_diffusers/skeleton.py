@@ -34,6 +34,10 @@ __all__ = [
     "WRIST",
     "FINGER_ORDER",
     "HAND_START",
+    "BODY_JOINTS",
+    "LEFT_HAND_JOINTS",
+    "RIGHT_HAND_JOINTS",
+    "HAND_JOINTS",
     "LEFT",
     "RIGHT",
     "SIDE_NAMES",
@@ -73,6 +77,12 @@ def _pair(name: str) -> Tuple[int, int]:
 HIP, KNEE, ANKLE, FOOT = _pair("hip"), _pair("knee"), _pair("ankle"), _pair("foot")
 COLLAR, SHOULDER, ELBOW, WRIST = _pair("collar"), _pair("shoulder"), _pair("elbow"), _pair("wrist")
 HAND_START = (JOINT_INDEX["left_index1"], JOINT_INDEX["right_index1"])  # first joint of each hand
+
+# Joint ranges in the order smplx takes the pose: root, body, left hand, right hand.
+BODY_JOINTS = slice(1, 1 + NUM_BODY_JOINTS)
+LEFT_HAND_JOINTS = slice(HAND_START[LEFT], HAND_START[LEFT] + NUM_HAND_JOINTS)
+RIGHT_HAND_JOINTS = slice(HAND_START[RIGHT], HAND_START[RIGHT] + NUM_HAND_JOINTS)
+HAND_JOINTS = slice(HAND_START[LEFT], NUM_JOINTS)
 
 
 def finger_joint(side: int, finger: str, k: int = 0) -> int:

@@ -1,12 +1,11 @@
 """One forward kinematics + skinning behind BodyModel.skin_subset and the synthetic rig, checked against smplx."""
 import pytest
 import torch
+from test_body import random_params
 
 from scorehoi_diffusers.body import BodyModel
 from scorehoi_diffusers.data.synthetic.rig import _Rig
 from scorehoi_diffusers.kinematics import forward_kinematics, kinematic_levels, skin_points
-
-from test_body import random_params
 
 
 @pytest.fixture(scope="module")

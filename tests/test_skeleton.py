@@ -1,7 +1,16 @@
 """The SMPL-H skeleton module: the one table of joints every other module reads."""
 from scorehoi_diffusers import skeleton
 from scorehoi_diffusers.skeleton import (
-    FINGER_ORDER, HAND_START, JOINT_INDEX, JOINT_NAMES, LEFT, MIRRORED_JOINTS, NUM_JOINTS, PARENTS, RIGHT, WRIST,
+    FINGER_ORDER,
+    HAND_START,
+    JOINT_INDEX,
+    JOINT_NAMES,
+    LEFT,
+    MIRRORED_JOINTS,
+    NUM_JOINTS,
+    PARENTS,
+    RIGHT,
+    WRIST,
     finger_joint,
 )
 

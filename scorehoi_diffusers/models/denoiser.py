@@ -2,10 +2,11 @@
 
 The 331 numbers of x0 (laid out by `scorehoi_diffusers.params`) are split into 12 part tokens (torso, head, arms,
 legs, two tokens per hand, object pose, shape). Each block runs self-attention over the part tokens,
-cross-attention to the condition tokens (image feature tokens from the regressor, object keypoint tokens) and an MLP. The timestep enters through adaptive
-LayerNorms with zero-initialised gates (DiT's adaLN-Zero), computed once for all blocks plus a learned per-block
-offset (PixArt-α's adaLN-single), which saves one large linear layer per block. The condition is resampled once
-per call into a fixed number of latent tokens, whose keys and values every step reuses ([`ConditionCache`]).
+cross-attention to the condition tokens (image feature tokens from the regressor, object keypoint tokens) and an
+MLP. The timestep enters through adaptive LayerNorms with zero-initialised gates (DiT's adaLN-Zero), computed once
+for all blocks plus a learned per-block offset (PixArt-α's adaLN-single), which saves one large linear layer per
+block. The condition is resampled once per call into a fixed number of latent tokens, whose keys and values every
+step reuses ([`ConditionCache`]).
 """
 
 from dataclasses import dataclass
@@ -20,7 +21,22 @@ from torch import nn
 
 from ..params import BETAS_SLICE, OBJECT_ROTATION_SLICE, OBJECT_TRANSLATION_SLICE, ROOT_SLICE, X0_DIM
 from ..skeleton import (
-    ANKLE, COLLAR, ELBOW, FOOT, HEAD, HIP, KNEE, LEFT, NECK, PELVIS, RIGHT, SHOULDER, SPINE1, SPINE2, SPINE3, WRIST,
+    ANKLE,
+    COLLAR,
+    ELBOW,
+    FOOT,
+    HEAD,
+    HIP,
+    KNEE,
+    LEFT,
+    NECK,
+    PELVIS,
+    RIGHT,
+    SHOULDER,
+    SPINE1,
+    SPINE2,
+    SPINE3,
+    WRIST,
     finger_joint,
 )
 from ..strict_config import StrictConfigMixin

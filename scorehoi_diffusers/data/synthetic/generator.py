@@ -14,6 +14,7 @@ from ...body import BodyModel
 from ...contacts import CONTACT_THRESHOLD, FLOOR_CONTACT_THRESHOLD
 from ...objects import PRIMITIVE_NAMES, load_object
 from ...params import HOIParams, axis_angle_to_matrix, matrix_to_axis_angle
+from ...skeleton import BODY_JOINTS, HAND_JOINTS
 from ..schema import params_to_fields
 from .recipes import _RECIPES, INTERACTIONS, _finish
 from .render import _body_part_faces, _render_scene
@@ -201,10 +202,10 @@ class SyntheticHOIGenerator:
         """World-frame results to camera-frame :class:`HOIParams` and ground-truth contacts."""
         rotation = results["camera_rotation"]
         local = results["local"]
-        hand_offsets = matrix_to_axis_angle(local[:, 22:52]) - self.rig.hand_mean
+        hand_offsets = matrix_to_axis_angle(local[:, HAND_JOINTS]) - self.rig.hand_mean
         params = HOIParams(
             global_orient=rotation @ local[:, 0],
-            body_pose=local[:, 1:22],
+            body_pose=local[:, BODY_JOINTS],
             left_hand_pose=axis_angle_to_matrix(hand_offsets[:, :15]),
             right_hand_pose=axis_angle_to_matrix(hand_offsets[:, 15:]),
             betas=results["betas"],

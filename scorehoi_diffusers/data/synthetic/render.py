@@ -8,17 +8,34 @@ import numpy as np
 
 from ...objects import ObjectTemplate
 from ...rendering import Floor, MeshLayer, render
+from ...skeleton import (
+    ANKLE,
+    COLLAR,
+    ELBOW,
+    FOOT,
+    HAND_JOINTS,
+    HEAD,
+    HIP,
+    KNEE,
+    NECK,
+    PELVIS,
+    SHOULDER,
+    SPINE1,
+    SPINE2,
+    SPINE3,
+    WRIST,
+)
 
 if TYPE_CHECKING:
     from .generator import SyntheticScenes
 
 # Clothing regions: the body joints whose faces each region takes.
 _BODY_PARTS = {
-    "skin": [12, 15, 20, 21] + list(range(22, 52)),
-    "shirt": [3, 6, 9, 13, 14, 16, 17],
-    "forearms": [18, 19],
-    "trousers": [0, 1, 2, 4, 5],
-    "shoes": [7, 8, 10, 11],
+    "skin": [NECK, HEAD, *WRIST, *range(HAND_JOINTS.start, HAND_JOINTS.stop)],
+    "shirt": [SPINE1, SPINE2, SPINE3, *COLLAR, *SHOULDER],
+    "forearms": [*ELBOW],
+    "trousers": [PELVIS, *HIP, *KNEE],
+    "shoes": [*ANKLE, *FOOT],
 }
 
 

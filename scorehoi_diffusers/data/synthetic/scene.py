@@ -21,6 +21,7 @@ from ...skeleton import (
     KNEE,
     LEFT,
     NECK,
+    NUM_JOINTS,
     PELVIS,
     RIGHT,
     SHOULDER,
@@ -122,7 +123,7 @@ class _SceneBatch:
         self.camera_draws = torch.stack([self.rand() for _ in range(6)], dim=1)
         self.rest = rig.rest_joints(self.betas)
         eye = torch.eye(3, dtype=torch.float64)
-        self.local = eye.expand(n, 52, 3, 3).clone()
+        self.local = eye.expand(n, NUM_JOINTS, 3, 3).clone()
         for side in (LEFT, RIGHT):  # hands start at the model's relaxed mean hand, slightly varied
             start = HAND_START[side]
             mean = rig.hand_mean[15 * side: 15 * side + 15]
