@@ -15,8 +15,12 @@ from ...skeleton import (
     KNEE,
     LEFT,
     NUM_JOINTS,
+    PELVIS,
     RIGHT,
     SHOULDER,
+    SPINE1,
+    SPINE2,
+    SPINE3,
     WRIST,
 )
 from .rotations import _unit
@@ -56,18 +60,18 @@ class _Rig:
         # Downsampled vertices that arms never carry: what objects slide against and what sits on seats.
         self.down_trunk = torch.tensor([int(j) not in _ARM_JOINTS for j in down_dominant])
         self.down_back = torch.tensor(
-            [int(j) in (0, 3, 6, 9) for j in down_dominant]
+            [int(j) in (PELVIS, SPINE1, SPINE2, SPINE3) for j in down_dominant]
         ) & (rest[self.down_index, 2] < joints[down_dominant, 2])
-        self.down_above_hips = rest[self.down_index, 1] > joints[0, 1] + 0.05
+        self.down_above_hips = rest[self.down_index, 1] > joints[PELVIS, 1] + 0.05
         # Buttocks and the tops of the thighs: what rests on a seat (not the knees, whatever the hip angle).
-        hips_y = joints[[1, 2], 1].mean()
+        hips_y = joints[list(HIP), 1].mean()
         seat = torch.nonzero(
-            torch.isin(dominant, torch.tensor([0, 1, 2]))
+            torch.isin(dominant, torch.tensor([PELVIS, *HIP]))
             & (rest[:, 1] > hips_y - 0.1)
-            & (rest[:, 2] < joints[0, 2] + 0.02)
+            & (rest[:, 2] < joints[PELVIS, 2] + 0.02)
         )[:, 0]
         if len(seat) == 0:
-            seat = self._nearest(joints[0])
+            seat = self._nearest(joints[PELVIS])
         sets = {"down": self.down_index, "seat": seat[::3]}  # a third of the seat is dense enough
         for side, name in ((LEFT, "left"), (RIGHT, "right")):
             foot = torch.nonzero(torch.isin(dominant, torch.tensor([ANKLE[side], FOOT[side]])))[:, 0]
