@@ -86,7 +86,7 @@ def skin_points(
     """Linear blend skinning of rest-pose points.
 
     The rigid transform of joint ``j`` maps a rest point ``x`` to ``R_j (x - J_j) + G_j``; each point moves by
-    the ``weights``-blend of these transforms (rotation and translation blended separately, as one matrix).
+    the ``weights``-blend of these transforms: the blended 3x3 matrix applied to it plus the blended translation.
 
     Args:
         points: ``(B, N, 3)`` rest-pose points, blend shapes already added, in the frame of ``joints``.
