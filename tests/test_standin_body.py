@@ -22,7 +22,7 @@ def model(arrays):
     from smplx.body_models import Struct
 
     data = dict(arrays)
-    # smplx keeps only 10 betas unless shapedirs has 300 columns (DESIGN.md section 4).
+    # smplx keeps only 10 betas unless shapedirs has 300 columns.
     shapedirs = data["shapedirs"]
     data["shapedirs"] = np.concatenate(
         [shapedirs, np.zeros(shapedirs.shape[:2] + (300 - shapedirs.shape[2],), shapedirs.dtype)], axis=2)
