@@ -12,6 +12,7 @@ import time
 import torch
 
 from scorehoi_diffusers.models import ScoreHOIDenoiser
+from scorehoi_diffusers.params import X0_DIM
 from scorehoi_diffusers.schedulers import GuidedDDIMScheduler
 
 
@@ -62,7 +63,7 @@ def main():
     print(f"condition: {args.image_tokens} image tokens + {args.keypoints} keypoints")
 
     for batch in (1, 8):
-        sample = torch.randn(batch, 331, generator=generator).to(device)
+        sample = torch.randn(batch, X0_DIM, generator=generator).to(device)
         image = torch.randn(batch, args.image_tokens, model.config.image_feature_dim, generator=generator).to(device)
         keypoints = torch.randn(batch, args.keypoints, 3, generator=generator).to(device)
         with torch.inference_mode():

@@ -26,10 +26,12 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from diffusers.utils import BaseOutput
 
+from .kinematics import forward_kinematics, kinematic_levels, skin_points
 from .params import NUM_BETAS, HOIParams, axis_angle_to_matrix, matrix_to_axis_angle
+from .point_sampling import farthest_point_indices
+from .skeleton import BODY_JOINTS, LEFT_HAND_JOINTS, NUM_HAND_JOINTS, NUM_JOINTS, RIGHT_HAND_JOINTS
 from .strict_config import StrictConfigMixin
 
-NUM_JOINTS = 52
 # The paper downsamples SMPL-H's 6890 vertices to 431; other meshes keep the same proportion.
 SMPLH_NUM_VERTICES = 6890
 SMPLH_NUM_DOWNSAMPLED = 431
@@ -85,7 +87,9 @@ def resolve_body_file(model_path: Union[str, os.PathLike], gender: str = "neutra
         found = [c for c in candidates if c.is_file()]
         if not found:
             names = ", ".join(str(c.relative_to(path)) for c in candidates)
-            raise FileNotFoundError(f"No SMPL-H file for gender {gender!r} in `model_path` {str(path)!r}; looked for {names}.")
+            raise FileNotFoundError(
+                f"No SMPL-H file for gender {gender!r} in `model_path` {str(path)!r}; looked for {names}."
+            )
         path = found[0]
     if path.suffix == ".pkl":
         raise ValueError(
@@ -137,7 +141,9 @@ def _validate_arrays(arrays: Dict[str, np.ndarray], path: Path) -> None:
     }
     for name, shape in expected.items():
         if arrays[name].shape != shape:
-            raise ValueError(f"Field {name!r} of SMPL-H file {str(path)!r} has shape {arrays[name].shape}, expected {shape}.")
+            raise ValueError(
+                f"Field {name!r} of SMPL-H file {str(path)!r} has shape {arrays[name].shape}, expected {shape}."
+            )
     faces = arrays["f"]
     if faces.ndim != 2 or faces.shape[1] != 3 or faces.shape[0] == 0:
         raise ValueError(f"Field 'f' of SMPL-H file {str(path)!r} must be a non-empty (F, 3) face array.")
@@ -148,28 +154,6 @@ def _validate_arrays(arrays: Dict[str, np.ndarray], path: Path) -> None:
     for name, value in arrays.items():
         if value.dtype.kind == "f" and not np.isfinite(value).all():
             raise ValueError(f"Field {name!r} of SMPL-H file {str(path)!r} contains NaN or Inf.")
-
-
-def farthest_point_indices(points: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
-    """Deterministic farthest-point sampling: ``count`` indices into ``points`` ``(N, 3)``."""
-    if not 0 < count <= len(points):
-        raise ValueError(f"`count` must be in 1..{len(points)}, got {count}.")
-    start = int(np.random.default_rng(seed).integers(len(points)))
-    chosen = np.empty(count, dtype=np.int64)
-    chosen[0] = start
-    distance = np.linalg.norm(points - points[start], axis=1)
-    for i in range(1, count):
-        chosen[i] = int(np.argmax(distance))
-        distance = np.minimum(distance, np.linalg.norm(points - points[chosen[i]], axis=1))
-    return np.sort(chosen)
-
-
-def _depth_levels(parents: np.ndarray) -> list:
-    """Joint indices grouped by depth in the kinematic tree, so forward kinematics runs one level at a time."""
-    depth = np.zeros(len(parents), dtype=np.int64)
-    for joint in range(1, len(parents)):
-        depth[joint] = depth[parents[joint]] + 1
-    return [torch.as_tensor(np.flatnonzero(depth == d)) for d in range(1, depth.max() + 1)]
 
 
 class BodyModel(StrictConfigMixin, ModelMixin, ConfigMixin):
@@ -240,7 +224,8 @@ class BodyModel(StrictConfigMixin, ModelMixin, ConfigMixin):
         num_vertices = self.smplh.v_template.shape[0]
         if num_downsampled_vertices is None:
             num_downsampled_vertices = round(SMPLH_NUM_DOWNSAMPLED * num_vertices / SMPLH_NUM_VERTICES)
-        index = farthest_point_indices(arrays["v_template"], num_downsampled_vertices, downsample_seed)
+        start = int(np.random.default_rng(downsample_seed).integers(len(arrays["v_template"])))
+        index = np.sort(farthest_point_indices(arrays["v_template"], num_downsampled_vertices, start))
         self.register_buffer("downsample_index", torch.as_tensor(index))
         self._build_subset_tensors()
 
@@ -263,8 +248,9 @@ class BodyModel(StrictConfigMixin, ModelMixin, ConfigMixin):
         for name, value in subset.items():
             self.register_buffer(name, value.contiguous(), persistent=False)
         self._parents = smplh.parents.clone()
-        self._levels = _depth_levels(self._parents.numpy())
-        self.register_buffer("_hand_mean", torch.cat([smplh.left_hand_mean, smplh.right_hand_mean]).reshape(30, 3), persistent=False)
+        self._levels = kinematic_levels(self._parents.tolist())
+        hand_mean = torch.cat([smplh.left_hand_mean, smplh.right_hand_mean]).reshape(2 * NUM_HAND_JOINTS, 3)
+        self.register_buffer("_hand_mean", hand_mean, persistent=False)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         result = super().load_state_dict(state_dict, strict=strict, assign=assign)
@@ -312,13 +298,14 @@ class BodyModel(StrictConfigMixin, ModelMixin, ConfigMixin):
         """
         if frame not in ("pelvis", "camera"):
             raise ValueError(f"`frame` must be 'pelvis' or 'camera', got {frame!r}.")
-        pose = params.full_pose_axis_angle().reshape(params.batch_size, -1)
+        pose = params.full_pose_axis_angle()
+        batch = params.batch_size
         output = self.smplh(
             betas=params.betas,
-            global_orient=pose[:, :3],
-            body_pose=pose[:, 3:66],
-            left_hand_pose=pose[:, 66:111],
-            right_hand_pose=pose[:, 111:156],
+            global_orient=pose[:, 0],
+            body_pose=pose[:, BODY_JOINTS].reshape(batch, -1),
+            left_hand_pose=pose[:, LEFT_HAND_JOINTS].reshape(batch, -1),
+            right_hand_pose=pose[:, RIGHT_HAND_JOINTS].reshape(batch, -1),
         )
         offset = output.joints[:, :1]
         if frame == "camera":
@@ -350,23 +337,7 @@ class BodyModel(StrictConfigMixin, ModelMixin, ConfigMixin):
         pose_feature = (rotations[:, 1:] - eye).reshape(batch, -1)
         posed = shaped + (pose_feature @ self.sub_posedirs).reshape(batch, -1, 3)
 
-        # Forward kinematics one tree level at a time: world rotation and position of every joint.
-        parents = self._parents
-        offsets = rest_joints.clone()
-        offsets[:, 1:] = rest_joints[:, 1:] - rest_joints[:, parents[1:]]
-        world_rot_t = rotations.new_empty(batch, NUM_JOINTS, 3, 3)
-        world_pos_t = rotations.new_empty(batch, NUM_JOINTS, 3)
-        world_rot_t[:, 0] = rotations[:, 0]
-        world_pos_t[:, 0] = rest_joints[:, 0]
-        for level in self._levels:
-            parent = parents[level]
-            parent_rot = world_rot_t[:, parent]
-            world_pos_t[:, level] = world_pos_t[:, parent] + (parent_rot @ offsets[:, level, :, None])[..., 0]
-            world_rot_t[:, level] = parent_rot @ rotations[:, level]
-        # Skinning transform of joint j maps a rest point p to R_j (p - J_j) + G_j.
-        translation = world_pos_t - (world_rot_t @ rest_joints[..., None])[..., 0]
-        blend_rot = torch.einsum("sj,bjcd->bscd", self.sub_weights, world_rot_t)
-        blend_trans = torch.einsum("sj,bjc->bsc", self.sub_weights, translation)
-        vertices = (blend_rot @ posed[..., None])[..., 0] + blend_trans
+        world_rot_t, world_pos_t = forward_kinematics(rotations, rest_joints, self._parents, self._levels)
+        vertices = skin_points(posed, self.sub_weights, world_rot_t, world_pos_t, rest_joints)
         pelvis = world_pos_t[:, :1]
         return vertices - pelvis, world_pos_t - pelvis

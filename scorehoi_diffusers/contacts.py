@@ -14,6 +14,13 @@ import torch
 
 from .params import HOIParams
 
+# Metres. A body vertex touches the object when it is within this signed distance of the object surface, an
+# object keypoint touches the body when a body vertex is this close: the ground-truth contact rule of the
+# synthetic data and the BEHAVE/InterCap loaders, the rule of the geometric estimator and of the metrics.
+CONTACT_THRESHOLD = 0.05
+# Metres. The object rests on the floor when its lowest point is within this height of the floor.
+FLOOR_CONTACT_THRESHOLD = 0.02
+
 
 @dataclass
 class Contacts:
@@ -75,14 +82,14 @@ class ProximityContactEstimator:
     """Contacts read off the geometry of the current reconstruction.
 
     A body vertex is in contact when it is within ``threshold`` of the object surface, an object keypoint
-    when it is within ``threshold`` of a body vertex (the ground-truth rule of DESIGN §8), and the object
+    when it is within ``threshold`` of a body vertex (the ground-truth rule of the training data), and the object
     rests on the floor when its lowest keypoint is within ``threshold`` of the lowest body-or-object point.
 
     Args:
         threshold: contact distance in metres.
     """
 
-    def __init__(self, threshold: float = 0.05):
+    def __init__(self, threshold: float = CONTACT_THRESHOLD):
         if not threshold > 0:
             raise ValueError(f"`threshold` must be positive, got {threshold}.")
         self.threshold = threshold

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from .contacts import Contacts
+from .contacts import CONTACT_THRESHOLD, Contacts
 from .objects import ObjectTemplate, load_object
 from .params import HOIParams, axis_angle_to_matrix
 from .data.schema import sample_to_params
@@ -66,7 +66,6 @@ __all__ = [
     "format_table",
 ]
 
-CONTACT_THRESHOLD = 0.05  # metres: body vertex within this signed distance of the object is in contact
 FSCORE_THRESHOLD = 0.01  # metres: F-score@1cm
 NUM_SURFACE_SAMPLES = 6000
 CM = 100.0

@@ -28,11 +28,10 @@ import roma
 import torch
 
 from .input_checks import check_last_dims, check_tensor
+from .skeleton import NUM_BODY_JOINTS, NUM_HAND_JOINTS
 
-NUM_BODY_JOINTS = 21
-NUM_HAND_JOINTS = 15
 NUM_BETAS = 10
-X0_DIM = 331
+X0_DIM = 331  # width of the diffusion vector x0, the denoiser's sample
 
 # Slices of the x0 vector, named so that no other module repeats the numbers.
 ROOT_SLICE = slice(0, 6)

@@ -1,21 +1,15 @@
 """Shared fixtures: a small synthetic SMPL-H-format file so body tests need no licensed data."""
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import trimesh
 
-SMPLH_BODY_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19]
-LANDMARKS = ["nose", "reye", "leye", "rear", "lear", "LBigToe", "LSmallToe", "LHeel", "RBigToe", "RSmallToe",
-             "RHeel", "lthumb", "lindex", "lmiddle", "lring", "lpinky", "rthumb", "rindex", "rmiddle", "rring",
-             "rpinky"]
+from scorehoi_diffusers.skeleton import LANDMARK_NAMES, PARENTS
 
-
-def smplh_parents():
-    parents = list(SMPLH_BODY_PARENTS)
-    for wrist in (20, 21):
-        for finger in range(5):
-            first = len(parents)
-            parents += [wrist, first, first + 1]
-    return parents
+# The asset generators in tools/ are tested too; they live outside the installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def make_fake_smplh_arrays(seed: int = 0) -> dict:
@@ -31,7 +25,7 @@ def make_fake_smplh_arrays(seed: int = 0) -> dict:
     distance = np.linalg.norm(vertices[:, None] - joints[None], axis=-1)
     weights = np.exp(-distance / 0.05)
     weights /= weights.sum(1, keepdims=True)
-    parents = np.array(smplh_parents(), dtype=np.int64)
+    parents = np.array(PARENTS, dtype=np.int64)
     kintree = np.stack([np.where(parents < 0, 4294967295, parents), np.arange(52)]).astype(np.int64)
     return {
         "v_template": vertices,
@@ -45,8 +39,8 @@ def make_fake_smplh_arrays(seed: int = 0) -> dict:
         "hands_componentsr": np.eye(45),
         "hands_meanl": rng.normal(scale=0.2, size=45),
         "hands_meanr": rng.normal(scale=0.2, size=45),
-        "landmark_names": np.array(LANDMARKS),
-        "landmark_indices": rng.choice(num_vertices, len(LANDMARKS), replace=False).astype(np.int64),
+        "landmark_names": np.array(LANDMARK_NAMES),
+        "landmark_indices": rng.choice(num_vertices, len(LANDMARK_NAMES), replace=False).astype(np.int64),
     }
 
 

@@ -3,7 +3,7 @@ import pytest
 import roma
 import torch
 
-from scorehoi_diffusers.body import BodyModel, farthest_point_indices, load_body_arrays
+from scorehoi_diffusers.body import BodyModel, load_body_arrays
 from scorehoi_diffusers.params import HOIParams
 
 from conftest import make_fake_smplh_arrays
@@ -80,13 +80,6 @@ def test_save_does_not_copy_body_data(fake_body, tmp_path):
     reloaded = BodyModel.from_pretrained(tmp_path)
     params = random_params(2, seed=3)
     torch.testing.assert_close(reloaded.skin_subset(params)[0], fake_body.skin_subset(params)[0], atol=0, rtol=0)
-
-
-def test_farthest_point_indices_deterministic():
-    points = np.random.default_rng(0).normal(size=(500, 3))
-    assert np.array_equal(farthest_point_indices(points, 40, 1), farthest_point_indices(points, 40, 1))
-    with pytest.raises(ValueError, match="count"):
-        farthest_point_indices(points, 0)
 
 
 def test_missing_path_is_clear(tmp_path):

@@ -5,6 +5,7 @@ import torch
 
 from scorehoi_diffusers.models import ConditionCache, ScoreHOIDenoiser, X0_PARTS
 from scorehoi_diffusers.models import denoiser as denoiser_module
+from scorehoi_diffusers.params import X0_DIM
 
 B, NI, FEAT = 4, 10, 32
 
@@ -39,7 +40,7 @@ def _public(config) -> dict:
 
 def _inputs(seed: int = 1, batch: int = B):
     generator = torch.Generator().manual_seed(seed)
-    sample = torch.randn(batch, 331, generator=generator)
+    sample = torch.randn(batch, X0_DIM, generator=generator)
     image = torch.randn(batch, NI, FEAT, generator=generator)
     keypoints = 0.3 * torch.randn(batch, 64, 3, generator=generator)
     return sample, image, keypoints
@@ -47,7 +48,7 @@ def _inputs(seed: int = 1, batch: int = B):
 
 def test_parts_cover_x0_once():
     columns = sorted(c for part in X0_PARTS.values() for c in part)
-    assert columns == list(range(331))
+    assert columns == list(range(X0_DIM))
     assert len(X0_PARTS) == 12
     # SMPL-H left hand: index, middle, pinky, ring, thumb from joint 22; pinky + ring are joints 28..33.
     assert X0_PARTS["left_hand_pinky_ring"] == tuple(range(6 * 28, 6 * 34))
@@ -60,10 +61,10 @@ def test_output_shape_and_zero_init():
     fresh = ScoreHOIDenoiser(image_feature_dim=FEAT).eval()
     sample, image, keypoints = _inputs()
     out = fresh(sample, 10, image_tokens=image, object_keypoints=keypoints)
-    assert out.sample.shape == (B, 331)
+    assert out.sample.shape == (B, X0_DIM)
     assert not out.sample.any()  # adaLN-Zero output head
     (tuple_out,) = fresh(sample, 10, return_dict=False)
-    assert tuple_out.shape == (B, 331)
+    assert tuple_out.shape == (B, X0_DIM)
 
 
 def test_parameter_count():

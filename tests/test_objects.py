@@ -15,8 +15,8 @@ from scorehoi_diffusers.objects import (
     PRIMITIVE_NAMES,
     ObjectTemplate,
     load_object,
-    write_primitives,
 )
+from tools.primitives import write_primitives
 
 
 def random_rotations(batch, seed=0):

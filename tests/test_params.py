@@ -123,3 +123,16 @@ def test_codec_rejects_bad_statistics():
         HOIParamCodec([0.0] * 9, [1.0] * 10)
     with pytest.raises(ValueError, match="greater"):
         HOIParamCodec([1.0] * 10, [1.0] * 10)
+
+
+def test_x0_slices_tile_the_vector_with_one_6d_block_per_joint():
+    from scorehoi_diffusers import params as layout
+    from scorehoi_diffusers.skeleton import NUM_JOINTS
+
+    slices = [layout.ROOT_SLICE, layout.BODY_POSE_SLICE, layout.LEFT_HAND_SLICE, layout.RIGHT_HAND_SLICE,
+              layout.OBJECT_ROTATION_SLICE, layout.OBJECT_TRANSLATION_SLICE, layout.BETAS_SLICE]
+    assert slices[0].start == 0 and slices[-1].stop == X0_DIM
+    assert all(a.stop == b.start for a, b in zip(slices, slices[1:]))
+    # Joint j of SMPL-H (root, body, left hand, right hand) is x0[6j : 6j + 6]: the denoiser's part tokens rely on it.
+    assert layout.RIGHT_HAND_SLICE.stop == 6 * NUM_JOINTS
+    assert layout.BETAS_SLICE.stop - layout.BETAS_SLICE.start == layout.NUM_BETAS

@@ -20,7 +20,7 @@ from scorehoi_diffusers.models.regressor import (
     crop_to_camera_translation,
     rest_pose_x0,
 )
-from scorehoi_diffusers.params import HOIParamCodec, HOIParams
+from scorehoi_diffusers.params import BETAS_SLICE, HOIParamCodec, HOIParams
 
 SIZE = 64
 TINY_REGRESSOR = dict(
@@ -118,7 +118,7 @@ def test_predict_params_decodes_with_codec(regressor):
         out = regressor(pixels, keypoints, K)
     assert isinstance(params, HOIParams) and params.batch_size == 2
     assert torch.allclose(params.camera_translation, out.camera_translation)
-    assert torch.allclose(params.betas, codec.denormalize_betas(out.x0[:, 321:]))
+    assert torch.allclose(params.betas, codec.denormalize_betas(out.x0[:, BETAS_SLICE]))
     assert torch.allclose(roma.rotmat_to_unitquat(params.body_pose).norm(dim=-1), torch.ones(2, 21), atol=1e-5)
     with pytest.raises(TypeError, match="codec"):
         regressor.predict_params(pixels, keypoints, K, codec=None)

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from scorehoi_diffusers import GuidedDDIMScheduler, ScoreHOIPipeline
 from scorehoi_diffusers.body import BodyModel
 from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, DEFAULT_PIPELINE, main
-from scorehoi_diffusers.params import X0_DIM, HOIParamCodec, HOIParams
+from scorehoi_diffusers.params import RIGHT_HAND_SLICE, X0_DIM, HOIParamCodec, HOIParams
 
 from test_pipeline import holding_params, small_denoiser
 
@@ -479,7 +479,8 @@ def test_codec_nearly_parallel_columns_stay_finite(first, direction, angle, magn
 
 def test_codec_exactly_degenerate_6d_decodes_finite():
     x0 = torch.zeros(2, X0_DIM)  # sample 0: every 6D block has zero columns
-    x0[1, :312] = torch.tensor([1.0, 2.0, 0.0, 0.0, 0.0, 0.0]).repeat(52)  # sample 1: parallel columns
+    # Sample 1: parallel columns in every joint's 6D block.
+    x0[1, :RIGHT_HAND_SLICE.stop] = torch.tensor([1.0, 2.0, 0.0, 0.0, 0.0, 0.0]).repeat(52)
     decoded = CODEC.decode(x0)
     for rotations in (decoded.global_orient, decoded.body_pose, decoded.left_hand_pose, decoded.object_rotation):
         assert torch.isfinite(rotations).all()

@@ -6,10 +6,11 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
+from scorehoi_diffusers.params import X0_DIM
 from scorehoi_diffusers.schedulers import GuidedDDIMScheduler
 from scorehoi_diffusers.schedulers import scheduling_guided_ddim
 
-DIM = 331
+DIM = X0_DIM
 
 
 def _ddim_twin(scheduler: GuidedDDIMScheduler) -> DDIMScheduler:

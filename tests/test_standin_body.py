@@ -3,16 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from scorehoi_diffusers.standin_body import (
-    JOINT_NAMES,
-    LANDMARK_NAMES,
-    PARENTS,
-    SHAPE_DIRECTION_NAMES,
-    STANDIN_BODY_PATH,
-    generate_standin_body,
-    load_standin_arrays,
-    write_standin_body,
-)
+from scorehoi_diffusers.skeleton import JOINT_NAMES, LANDMARK_NAMES, PARENTS
+from scorehoi_diffusers.standin_body import SHAPE_DIRECTION_NAMES, STANDIN_BODY_PATH, load_standin_arrays
+from tools.standin_body import generate_standin_body, write_standin_body
 
 SMPLH_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19]
 LEFT_ELBOW, LEFT_WRIST, RIGHT_SHOULDER = 18, 20, 17
@@ -29,7 +22,7 @@ def model(arrays):
     from smplx.body_models import Struct
 
     data = dict(arrays)
-    # smplx keeps only 10 betas unless shapedirs has 300 columns (DESIGN.md section 4).
+    # smplx keeps only 10 betas unless shapedirs has 300 columns.
     shapedirs = data["shapedirs"]
     data["shapedirs"] = np.concatenate(
         [shapedirs, np.zeros(shapedirs.shape[:2] + (300 - shapedirs.shape[2],), shapedirs.dtype)], axis=2)
@@ -100,7 +93,7 @@ def test_kintree_parents_follow_smplh(arrays):
     for wrist, first in ((20, 22), (21, 37)):
         for base in range(first, first + 15, 3):
             assert kintree[0, base : base + 3].tolist() == [wrist, base, base + 1]
-    assert kintree[0, 1:].tolist() == PARENTS[1:].tolist()
+    assert kintree[0, 1:].tolist() == list(PARENTS[1:])
 
 
 def test_hand_pca_is_orthonormal_and_mirrored(arrays):

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from scorehoi_diffusers.body import BodyModel
+from scorehoi_diffusers.contacts import CONTACT_THRESHOLD, FLOOR_CONTACT_THRESHOLD
 from scorehoi_diffusers.data import synthetic
 from scorehoi_diffusers.data.schema import FEATURES, sample_to_params
-from scorehoi_diffusers.objects import load_object
+from scorehoi_diffusers.objects import PRIMITIVE_NAMES, load_object
 
 SIZE = 128
 SEED = 7
@@ -67,7 +68,7 @@ def test_samples_fit_the_schema(samples, body):
         assert np.abs(sample["betas"]).max() <= 2.5
         assert np.asarray(sample["human_contact"]).shape == (body.num_downsampled,)
         assert np.asarray(sample["object_contact"]).shape == (64,)
-        assert sample["source"] == "synthetic" and sample["object_name"] in synthetic.PRIMITIVE_NAMES
+        assert sample["source"] == "synthetic" and sample["object_name"] in PRIMITIVE_NAMES
         K = sample["intrinsics"]
         assert 500 * SIZE / 256 - 1e-3 <= K[0, 0] <= 1500 * SIZE / 256 + 1e-3 and K[0, 0] == K[1, 1]
         assert np.all(np.isfinite(sample["pose"])) and np.all(np.isfinite(sample["camera_translation"]))
@@ -105,13 +106,13 @@ def test_human_contacts_are_the_vertices_within_5cm_of_the_object(samples, body)
                                                  params.object_translation)[0].numpy()
             keypoints = template.pose(template.keypoints, params.object_rotation, params.object_translation)
             nearest = torch.cdist(keypoints, output.vertices)[0].amin(-1).numpy()
-        expected = sdf < synthetic.CONTACT_THRESHOLD
-        clear = np.abs(sdf - synthetic.CONTACT_THRESHOLD) > 1e-4  # float32 round trips at the threshold
+        expected = sdf < CONTACT_THRESHOLD
+        clear = np.abs(sdf - CONTACT_THRESHOLD) > 1e-4  # float32 round trips at the threshold
         np.testing.assert_array_equal(np.asarray(sample["human_contact"])[clear] > 0.5, expected[clear])
         assert expected.any(), "every synthetic interaction touches its object"
-        clear = np.abs(nearest - synthetic.CONTACT_THRESHOLD) > 1e-4
+        clear = np.abs(nearest - CONTACT_THRESHOLD) > 1e-4
         np.testing.assert_array_equal(np.asarray(sample["object_contact"])[clear] > 0.5,
-                                      (nearest < synthetic.CONTACT_THRESHOLD)[clear])
+                                      (nearest < CONTACT_THRESHOLD)[clear])
 
 
 def test_every_interaction_gives_plausible_contact_without_penetration(generator, body):
@@ -138,7 +139,7 @@ def test_every_interaction_gives_plausible_contact_without_penetration(generator
         lowest = torch.cat([body_points, object_points]) @ up[k] + d[k]
         assert lowest.min().abs() < 0.03, scenes.interactions[k]
         lowest_object = (object_points @ up[k] + d[k]).min()
-        assert scenes.contacts["floor"][k] == float(lowest_object < synthetic.FLOOR_CONTACT_THRESHOLD)
+        assert scenes.contacts["floor"][k] == float(lowest_object < FLOOR_CONTACT_THRESHOLD)
 
 
 def test_projections_land_in_their_masks(samples, body):

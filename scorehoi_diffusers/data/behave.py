@@ -69,8 +69,10 @@ import numpy as np
 import torch
 
 from ..body import BodyModel
+from ..contacts import CONTACT_THRESHOLD, FLOOR_CONTACT_THRESHOLD
 from ..objects import INTERCAP_OBJECTS, ObjectTemplate, load_object
 from ..params import axis_angle_to_matrix
+from ..skeleton import BODY_JOINTS, HAND_JOINTS, LEFT_HAND_JOINTS, NUM_JOINTS, RIGHT_HAND_JOINTS
 from .schema import FEATURES, NUM_POSE_VALUES
 
 DATASETS = ("behave", "intercap")
@@ -166,8 +168,8 @@ def iter_contho_samples(
     flat_hand_mean: bool = True,
     mask_layout: Optional[MaskLayout] = None,
     object_names: Optional[Mapping[str, Union[str, PathLike, ObjectTemplate]]] = None,
-    contact_threshold: float = 0.05,
-    floor_threshold: float = 0.02,
+    contact_threshold: float = CONTACT_THRESHOLD,
+    floor_threshold: float = FLOOR_CONTACT_THRESHOLD,
     up_axis: Sequence[float] = (0.0, -1.0, 0.0),
     batch_size: int = 32,
     progress: bool = False,
@@ -268,8 +270,8 @@ def load_contho_dataset(
     flat_hand_mean: bool = True,
     mask_layout: Optional[MaskLayout] = None,
     object_names: Optional[Mapping[str, Union[str, PathLike, ObjectTemplate]]] = None,
-    contact_threshold: float = 0.05,
-    floor_threshold: float = 0.02,
+    contact_threshold: float = CONTACT_THRESHOLD,
+    floor_threshold: float = FLOOR_CONTACT_THRESHOLD,
     up_axis: Sequence[float] = (0.0, -1.0, 0.0),
     batch_size: int = 32,
 ) -> datasets.Dataset:
@@ -507,20 +509,21 @@ def _convert_group(
     if flat_hand_mean:
         # smplx (flat_hand_mean=False) adds the mean hand in axis-angle; remove it from the absolute values.
         hands_mean = torch.cat([body.smplh.left_hand_mean, body.smplh.right_hand_mean]).double().cpu().numpy()
-        pose[:, 66:] = pose[:, 66:] - hands_mean
+        hands = slice(3 * HAND_JOINTS.start, 3 * HAND_JOINTS.stop)  # 3 axis-angle values per joint
+        pose[:, hands] = pose[:, hands] - hands_mean
     betas = np.stack([record.betas for record in records])
     trans = np.stack([record.trans for record in records])
 
     def tensor(array):
         return torch.as_tensor(array, dtype=dtype, device=device)
 
-    pose_t = tensor(pose)
+    pose_t = tensor(pose).reshape(len(records), NUM_JOINTS, 3)  # one axis-angle per SMPL-H joint
     output = body.smplh(
         betas=tensor(betas),
-        global_orient=pose_t[:, :3],
-        body_pose=pose_t[:, 3:66],
-        left_hand_pose=pose_t[:, 66:111],
-        right_hand_pose=pose_t[:, 111:156],
+        global_orient=pose_t[:, 0],
+        body_pose=pose_t[:, BODY_JOINTS].reshape(len(records), -1),
+        left_hand_pose=pose_t[:, LEFT_HAND_JOINTS].reshape(len(records), -1),
+        right_hand_pose=pose_t[:, RIGHT_HAND_JOINTS].reshape(len(records), -1),
         transl=tensor(trans),
     )
     # smplx's transl moves joints and vertices alike, so joint 0 is the pelvis in camera space.

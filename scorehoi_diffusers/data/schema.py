@@ -24,8 +24,9 @@ import numpy as np
 import torch
 
 from ..params import NUM_BETAS, HOIParams, axis_angle_to_matrix
+from ..skeleton import BODY_JOINTS, LEFT_HAND_JOINTS, NUM_JOINTS, RIGHT_HAND_JOINTS
 
-NUM_POSE_VALUES = 52 * 3
+NUM_POSE_VALUES = NUM_JOINTS * 3
 
 FEATURES = datasets.Features(
     {
@@ -63,12 +64,12 @@ def sample_to_params(sample: Mapping[str, object]) -> HOIParams:
     pose = values["pose"]
     if pose.shape[-1] != NUM_POSE_VALUES:
         raise ValueError(f"Sample field 'pose' must have {NUM_POSE_VALUES} values, got {pose.shape[-1]}.")
-    rotations = axis_angle_to_matrix(pose.reshape(pose.shape[0], 52, 3))
+    rotations = axis_angle_to_matrix(pose.reshape(pose.shape[0], NUM_JOINTS, 3))
     return HOIParams(
         global_orient=rotations[:, 0],
-        body_pose=rotations[:, 1:22],
-        left_hand_pose=rotations[:, 22:37],
-        right_hand_pose=rotations[:, 37:52],
+        body_pose=rotations[:, BODY_JOINTS],
+        left_hand_pose=rotations[:, LEFT_HAND_JOINTS],
+        right_hand_pose=rotations[:, RIGHT_HAND_JOINTS],
         betas=values["betas"],
         object_rotation=values["object_rotation"],
         object_translation=values["object_translation"],

@@ -1,11 +1,12 @@
 """ScoreHOIDenoiser: a transformer over body and object part tokens that predicts the noise of x0 `(B, 331)`.
 
-The 331 numbers of x0 (DESIGN.md §3) are split into 12 part tokens (torso, head, arms, legs, two tokens per hand,
-object pose, shape). Each block runs self-attention over the part tokens, cross-attention to the condition tokens
-(image feature tokens from the regressor, object keypoint tokens) and an MLP. The timestep enters through adaptive
-LayerNorms with zero-initialised gates (DiT's adaLN-Zero), computed once for all blocks plus a learned per-block
-offset (PixArt-α's adaLN-single), which saves one large linear layer per block. The condition is resampled once
-per call into a fixed number of latent tokens, whose keys and values every step reuses ([`ConditionCache`]).
+The 331 numbers of x0 (laid out by `scorehoi_diffusers.params`) are split into 12 part tokens (torso, head, arms,
+legs, two tokens per hand, object pose, shape). Each block runs self-attention over the part tokens,
+cross-attention to the condition tokens (image feature tokens from the regressor, object keypoint tokens) and an
+MLP. The timestep enters through adaptive LayerNorms with zero-initialised gates (DiT's adaLN-Zero), computed once
+for all blocks plus a learned per-block offset (PixArt-α's adaLN-single), which saves one large linear layer per
+block. The condition is resampled once per call into a fixed number of latent tokens, whose keys and values every
+step reuses ([`ConditionCache`]).
 """
 
 from dataclasses import dataclass
@@ -18,40 +19,61 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import nn
 
+from ..params import BETAS_SLICE, OBJECT_ROTATION_SLICE, OBJECT_TRANSLATION_SLICE, ROOT_SLICE, X0_DIM
+from ..skeleton import (
+    ANKLE,
+    COLLAR,
+    ELBOW,
+    FOOT,
+    HEAD,
+    HIP,
+    KNEE,
+    LEFT,
+    NECK,
+    PELVIS,
+    RIGHT,
+    SHOULDER,
+    SPINE1,
+    SPINE2,
+    SPINE3,
+    WRIST,
+    finger_joint,
+)
 from ..strict_config import StrictConfigMixin
 from .aligned_loading import AlignedLoadingMixin
 
 __all__ = ["ScoreHOIDenoiser", "ScoreHOIDenoiserOutput", "ConditionCache", "X0_PARTS"]
 
-SAMPLE_DIM = 331
-
 
 def _joints(*joints: int) -> tuple[int, ...]:
-    # Every SMPL-H joint j (root, 21 body, 15 + 15 hand joints) occupies x0[6j : 6j + 6].
-    return tuple(c for j in joints for c in range(6 * j, 6 * j + 6))
+    # The root's 6D rotation comes first and every other SMPL-H joint j follows in order: x0[6j : 6j + 6].
+    width = ROOT_SLICE.stop - ROOT_SLICE.start
+    return tuple(c for j in joints for c in range(ROOT_SLICE.start + width * j, ROOT_SLICE.start + width * (j + 1)))
 
 
-def _hand(first: int, fingers: str) -> tuple[int, ...]:
-    # Each hand lists index1-3, middle1-3, pinky1-3, ring1-3, thumb1-3, starting at joint `first`.
-    order = ("index", "middle", "pinky", "ring", "thumb")
-    return _joints(*(first + 3 * order.index(f) + k for f in fingers.split() for k in range(3)))
+def _hand(side: int, fingers: str) -> tuple[int, ...]:
+    return _joints(*(finger_joint(side, f, k) for f in fingers.split() for k in range(3)))
+
+
+def _columns(*slices: slice) -> tuple[int, ...]:
+    return tuple(c for part in slices for c in range(part.start, part.stop))
 
 
 X0_PARTS: dict[str, tuple[int, ...]] = {
-    "torso": _joints(0, 3, 6, 9),  # root (pelvis), spine1-3
-    "head": _joints(12, 15),  # neck, head
-    "left_arm": _joints(13, 16, 18, 20),  # collar, shoulder, elbow, wrist
-    "right_arm": _joints(14, 17, 19, 21),
-    "left_leg": _joints(1, 4, 7, 10),  # hip, knee, ankle, foot
-    "right_leg": _joints(2, 5, 8, 11),
-    "left_hand_index_middle_thumb": _hand(22, "index middle thumb"),
-    "left_hand_pinky_ring": _hand(22, "pinky ring"),
-    "right_hand_index_middle_thumb": _hand(37, "index middle thumb"),
-    "right_hand_pinky_ring": _hand(37, "pinky ring"),
-    "object_pose": tuple(range(312, 321)),  # rotation 6D, translation 3
-    "shape": tuple(range(321, 331)),  # betas
+    "torso": _joints(PELVIS, SPINE1, SPINE2, SPINE3),
+    "head": _joints(NECK, HEAD),
+    "left_arm": _joints(COLLAR[LEFT], SHOULDER[LEFT], ELBOW[LEFT], WRIST[LEFT]),
+    "right_arm": _joints(COLLAR[RIGHT], SHOULDER[RIGHT], ELBOW[RIGHT], WRIST[RIGHT]),
+    "left_leg": _joints(HIP[LEFT], KNEE[LEFT], ANKLE[LEFT], FOOT[LEFT]),
+    "right_leg": _joints(HIP[RIGHT], KNEE[RIGHT], ANKLE[RIGHT], FOOT[RIGHT]),
+    "left_hand_index_middle_thumb": _hand(LEFT, "index middle thumb"),
+    "left_hand_pinky_ring": _hand(LEFT, "pinky ring"),
+    "right_hand_index_middle_thumb": _hand(RIGHT, "index middle thumb"),
+    "right_hand_pinky_ring": _hand(RIGHT, "pinky ring"),
+    "object_pose": _columns(OBJECT_ROTATION_SLICE, OBJECT_TRANSLATION_SLICE),
+    "shape": _columns(BETAS_SLICE),
 }
-"""The x0 columns of each part token; together they cover `0 … 330` exactly once."""
+"""The x0 columns of each part token; together they cover every column of x0 exactly once."""
 
 
 @dataclass
@@ -223,16 +245,16 @@ class ScoreHOIDenoiser(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Confi
         if not 0.0 <= condition_dropout_prob <= 1.0:
             raise ValueError(f"`condition_dropout_prob` must be in [0, 1], got {condition_dropout_prob}.")
 
-        # Part tokens: x0 is gathered into a zero-padded (B, P, max_width) tensor (column SAMPLE_DIM is the padding)
+        # Part tokens: x0 is gathered into a zero-padded (B, P, max_width) tensor (column X0_DIM is the padding)
         # so that all per-part projections run as one batched matmul.
         parts = list(X0_PARTS.values())
         max_width = max(len(p) for p in parts)
-        gather = torch.full((len(parts), max_width), SAMPLE_DIM, dtype=torch.long)
+        gather = torch.full((len(parts), max_width), X0_DIM, dtype=torch.long)
         for i, columns in enumerate(parts):
             gather[i, : len(columns)] = torch.tensor(columns)
         # scatter[c]: where x0 column c sits in the flattened (P * max_width) part layout.
-        scatter = torch.empty(SAMPLE_DIM, dtype=torch.long)
-        scatter[gather[gather < SAMPLE_DIM]] = torch.nonzero(gather.flatten() < SAMPLE_DIM).flatten()
+        scatter = torch.empty(X0_DIM, dtype=torch.long)
+        scatter[gather[gather < X0_DIM]] = torch.nonzero(gather.flatten() < X0_DIM).flatten()
         self.register_buffer("part_gather_index", gather, persistent=False)
         self.register_buffer("part_scatter_index", scatter, persistent=False)
 
@@ -271,7 +293,7 @@ class ScoreHOIDenoiser(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Confi
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)
         # Each part's in-projection is uniform with its own fan-in (its width); padding rows stay zero.
-        padding = self.part_gather_index == SAMPLE_DIM
+        padding = self.part_gather_index == X0_DIM
         widths = (~padding).sum(1, keepdim=True)
         nn.init.uniform_(self.part_in_weight, -1.0, 1.0)
         self.part_in_weight.mul_((3.0 / widths)[..., None].sqrt()).masked_fill_(padding[..., None], 0.0)
@@ -365,8 +387,8 @@ class ScoreHOIDenoiser(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Confi
         Returns:
             [`ScoreHOIDenoiserOutput`] with `sample` of shape `(B, 331)`, or `(sample,)`.
         """
-        if sample.ndim != 2 or sample.shape[1] != SAMPLE_DIM:
-            raise ValueError(f"`sample` must have shape (B, {SAMPLE_DIM}), got {tuple(sample.shape)}.")
+        if sample.ndim != 2 or sample.shape[1] != X0_DIM:
+            raise ValueError(f"`sample` must have shape (B, {X0_DIM}), got {tuple(sample.shape)}.")
         batch = sample.shape[0]
         if condition is None:
             condition = self.encode_condition(image_tokens, object_keypoints, drop_mask, generator)

@@ -1,0 +1,163 @@
+"""Rendering a synthetic scene: clothing, object, wall, floor and background colours."""
+from __future__ import annotations
+
+import colorsys
+from typing import TYPE_CHECKING, Dict, Tuple
+
+import numpy as np
+
+from ...objects import ObjectTemplate
+from ...rendering import Floor, MeshLayer, render
+from ...skeleton import (
+    ANKLE,
+    COLLAR,
+    ELBOW,
+    FOOT,
+    HAND_JOINTS,
+    HEAD,
+    HIP,
+    KNEE,
+    NECK,
+    PELVIS,
+    SHOULDER,
+    SPINE1,
+    SPINE2,
+    SPINE3,
+    WRIST,
+)
+
+if TYPE_CHECKING:
+    from .generator import SyntheticScenes
+
+# Clothing regions: the body joints whose faces each region takes.
+_BODY_PARTS = {
+    "skin": [NECK, HEAD, *WRIST, *range(HAND_JOINTS.start, HAND_JOINTS.stop)],
+    "shirt": [SPINE1, SPINE2, SPINE3, *COLLAR, *SHOULDER],
+    "forearms": [*ELBOW],
+    "trousers": [PELVIS, *HIP, *KNEE],
+    "shoes": [*ANKLE, *FOOT],
+}
+
+
+def _hsv(h: float, s: float, v: float) -> Tuple[float, float, float]:
+    return tuple(float(c) for c in colorsys.hsv_to_rgb(h % 1.0, s, v))
+
+
+def _muted_color(rng: np.random.Generator, low: float, high: float) -> Tuple[float, float, float]:
+    return _hsv(rng.random(), rng.uniform(0.0, 0.35), rng.uniform(low, high))
+
+
+def _clothing_colors(rng: np.random.Generator) -> Dict[str, Tuple[float, float, float]]:
+    tone = rng.random()
+    skin = tuple(float(a + (b - a) * tone) for a, b in zip((0.95, 0.80, 0.68), (0.35, 0.22, 0.15)))
+    shirt = _hsv(rng.random(), rng.uniform(0.15, 0.8), rng.uniform(0.3, 0.95))
+    trousers = _hsv(rng.choice([0.6, 0.62, 0.08, 0.3, rng.random()]), rng.uniform(0.0, 0.6), rng.uniform(0.12, 0.6))
+    shoes = _hsv(rng.random(), rng.uniform(0.0, 0.3), rng.choice([rng.uniform(0.08, 0.3), rng.uniform(0.75, 0.95)]))
+    return {
+        "skin": skin,
+        "shirt": shirt,
+        "forearms": shirt if rng.random() < 0.5 else skin,
+        "trousers": trousers,
+        "shoes": shoes,
+    }
+
+
+_OBJECT_HUES = {
+    "box": [(0.08, 0.45, 0.75)],
+    "ball": [(0.06, 0.85, 0.85), (0.0, 0.75, 0.8), (0.6, 0.7, 0.7), (0.15, 0.8, 0.9)],
+    "stool": [(0.08, 0.55, 0.6), (0.0, 0.0, 0.25), (0.58, 0.5, 0.6)],
+    "chair": [(0.08, 0.55, 0.55), (0.0, 0.0, 0.2), (0.0, 0.0, 0.85)],
+    "table": [(0.09, 0.5, 0.65), (0.0, 0.0, 0.9), (0.07, 0.6, 0.4)],
+    "stick": [(0.1, 0.45, 0.8), (0.0, 0.0, 0.2), (0.07, 0.6, 0.5)],
+    "bag": [(0.6, 0.6, 0.45), (0.0, 0.7, 0.6), (0.3, 0.5, 0.4), (0.0, 0.0, 0.2)],
+}
+
+
+def _object_color(name: str, rng: np.random.Generator) -> Tuple[float, float, float]:
+    choices = _OBJECT_HUES.get(name, [(rng.random(), 0.6, 0.7)])
+    h, s, v = choices[rng.integers(len(choices))]
+    saturation = float(np.clip(s + rng.normal(0, 0.08), 0, 1))
+    return _hsv(h + rng.normal(0, 0.02), saturation, float(np.clip(v + rng.normal(0, 0.08), 0.05, 1)))
+
+
+def _floor_colors(rng: np.random.Generator):
+    h, s, v = rng.random(), rng.uniform(0.0, 0.4), rng.uniform(0.3, 0.85)
+    contrast = rng.uniform(0.03, 0.2)
+    return _hsv(h, s, v), _hsv(h, s, float(np.clip(v * (1 - contrast), 0, 1)))
+
+
+def _gradient(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A vertical two-colour gradient background ``(size, size, 3)`` uint8."""
+    top = np.array(_muted_color(rng, 0.5, 1.0))
+    bottom = np.array(_muted_color(rng, 0.3, 0.9))
+    t = np.linspace(0.0, 1.0, size)[:, None, None]
+    image = (1 - t) * top + t * bottom
+    return np.round(np.broadcast_to(image, (size, size, 3)) * 255).astype(np.uint8)
+
+
+def _body_part_faces(faces: np.ndarray, weights: np.ndarray) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """Body faces ``(F, 3)`` grouped by clothing region (from the joint that moves each face most, by the skinning
+    ``weights (V, 52)``), each as ``(vertex indices used, faces re-indexed into them)``."""
+    joint = weights[faces].sum(1).argmax(1)
+    part_faces = {}
+    for part, joints in _BODY_PARTS.items():
+        chosen = faces[np.isin(joint, joints)]
+        if len(chosen):
+            used, compact = np.unique(chosen, return_inverse=True)
+            part_faces[part] = (used, compact.reshape(-1, 3))
+    return part_faces
+
+
+def _render_scene(scenes: SyntheticScenes, k: int, vertices: np.ndarray, template: ObjectTemplate,
+                  part_faces: Dict[str, Tuple[np.ndarray, np.ndarray]], K: np.ndarray, size: int,
+                  rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Render scene ``k`` with appearance drawn from ``rng``: ``(image (size, size, 3) uint8, human mask, object
+    mask)``, both masks ``(size, size)`` bool.
+
+    Args:
+        scenes: the batch the scene belongs to.
+        k: the scene's row in ``scenes``.
+        vertices: ``(V, 3)`` its body mesh in camera space.
+        template: its object.
+        part_faces: :func:`_body_part_faces` of the body.
+        K: ``(3, 3)`` intrinsics for ``size`` pixels.
+        size: image side in pixels.
+        rng: the sample's own appearance stream.
+    """
+    params = scenes.params
+    name = scenes.object_names[k]
+    rotation = params.object_rotation[k].double().numpy()
+    translation = (params.object_translation[k] + params.camera_translation[k]).double().numpy()
+    object_vertices = template.vertices.double().numpy() @ rotation.T + translation
+
+    colors = _clothing_colors(rng)
+    layers = [
+        MeshLayer(vertices[used], faces, colors[part], name=f"human_{part}")
+        for part, (used, faces) in part_faces.items()
+    ]
+    num_body_layers = len(layers)
+    layers.append(MeshLayer(object_vertices, template.faces.numpy(), _object_color(name, rng), name="object"))
+
+    plane = scenes.floor_plane[k].double().numpy()
+    up, offset = plane[:3], plane[3]
+    everything = np.concatenate([vertices, object_vertices])
+    centre = 0.5 * (everything.min(0) + everything.max(0))
+    on_floor = centre - (up @ centre + offset) * up
+    toward_camera = -on_floor - (-on_floor @ up) * up
+    toward_camera /= max(np.linalg.norm(toward_camera), 1e-9)
+    wall_distance = rng.uniform(1.2, 4.0)
+    if rng.random() < 0.75:
+        across = np.cross(up, toward_camera)
+        base = on_floor - wall_distance * toward_camera
+        corners = np.array([base - 15 * across, base + 15 * across, base + 15 * across + 6 * up,
+                            base - 15 * across + 6 * up])
+        wall_color = _muted_color(rng, 0.45, 0.95)
+        layers.append(MeshLayer(corners, np.array([[0, 1, 2], [0, 2, 3]]), wall_color, name="wall"))
+    floor_colors = _floor_colors(rng)
+    floor = Floor(point=on_floor, normal=up, size=max(10.0, 5.0 * wall_distance + 6.0),
+                  tile=float(rng.uniform(0.15, 0.8)), colors=floor_colors, axis=toward_camera)
+    light = np.array([rng.uniform(-0.8, 0.8), rng.uniform(-1.0, -0.3), rng.uniform(-1.0, -0.2)])
+    result = render(layers, K, (size, size), background=_gradient(rng, size), light_direction=light, floor=floor)
+    human_mask = result.masks[:num_body_layers].any(0)
+    object_mask = result.masks[num_body_layers]
+    return result.image, human_mask, object_mask

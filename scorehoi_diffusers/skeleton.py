@@ -1,0 +1,122 @@
+"""The SMPL-H skeleton: joint names and order, the kinematic tree, hands, left/right mirroring and landmarks.
+
+SMPL-H has 52 joints: the root (pelvis), 21 body joints, then 15 joints per hand (left hand first). Each hand
+lists its fingers in the order of :data:`FINGER_ORDER`, three joints per finger from the knuckle out.
+Everything that needs joint indices (the denoiser's part tokens, the synthetic scene rig, the stand-in body
+generator) reads them here. A table mapping another keypoint convention onto SMPL-H joints belongs here too,
+written as ``{other keypoint name: JOINT_INDEX[smplh joint name]}``.
+
+Joints that come in pairs are given as ``(left, right)`` tuples indexed by :data:`LEFT` / :data:`RIGHT`, e.g.
+``WRIST[RIGHT] == 21``. The body's left is on +x in SMPL-H's rest pose (y up, facing +z).
+"""
+from typing import Dict, Tuple
+
+__all__ = [
+    "NUM_JOINTS",
+    "NUM_BODY_JOINTS",
+    "NUM_HAND_JOINTS",
+    "JOINT_NAMES",
+    "JOINT_INDEX",
+    "PARENTS",
+    "PELVIS",
+    "SPINE1",
+    "SPINE2",
+    "SPINE3",
+    "NECK",
+    "HEAD",
+    "HIP",
+    "KNEE",
+    "ANKLE",
+    "FOOT",
+    "COLLAR",
+    "SHOULDER",
+    "ELBOW",
+    "WRIST",
+    "FINGER_ORDER",
+    "HAND_START",
+    "BODY_JOINTS",
+    "LEFT_HAND_JOINTS",
+    "RIGHT_HAND_JOINTS",
+    "HAND_JOINTS",
+    "LEFT",
+    "RIGHT",
+    "SIDE_NAMES",
+    "finger_joint",
+    "MIRRORED_JOINTS",
+    "LANDMARK_NAMES",
+]
+
+NUM_BODY_JOINTS = 21  # without the root
+NUM_HAND_JOINTS = 15  # per hand
+NUM_JOINTS = 1 + NUM_BODY_JOINTS + 2 * NUM_HAND_JOINTS  # 52
+
+LEFT, RIGHT = 0, 1
+SIDE_NAMES = ("left", "right")
+FINGER_ORDER = ("index", "middle", "pinky", "ring", "thumb")
+
+_BODY_JOINT_NAMES = (
+    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
+    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+)
+JOINT_NAMES: Tuple[str, ...] = _BODY_JOINT_NAMES + tuple(
+    f"{side}_{finger}{k}" for side in SIDE_NAMES for finger in FINGER_ORDER for k in (1, 2, 3)
+)
+JOINT_INDEX: Dict[str, int] = {name: index for index, name in enumerate(JOINT_NAMES)}
+
+# Single joints of the spine and head.
+PELVIS, SPINE1, SPINE2, SPINE3, NECK, HEAD = (JOINT_INDEX[n] for n in ("pelvis", "spine1", "spine2", "spine3",
+                                                                     "neck", "head"))
+
+
+def _pair(name: str) -> Tuple[int, int]:
+    return JOINT_INDEX[f"left_{name}"], JOINT_INDEX[f"right_{name}"]
+
+
+# Paired joints, (left, right).
+HIP, KNEE, ANKLE, FOOT = _pair("hip"), _pair("knee"), _pair("ankle"), _pair("foot")
+COLLAR, SHOULDER, ELBOW, WRIST = _pair("collar"), _pair("shoulder"), _pair("elbow"), _pair("wrist")
+HAND_START = (JOINT_INDEX["left_index1"], JOINT_INDEX["right_index1"])  # first joint of each hand
+
+# Joint ranges in the order smplx takes the pose: root, body, left hand, right hand.
+BODY_JOINTS = slice(1, 1 + NUM_BODY_JOINTS)
+LEFT_HAND_JOINTS = slice(HAND_START[LEFT], HAND_START[LEFT] + NUM_HAND_JOINTS)
+RIGHT_HAND_JOINTS = slice(HAND_START[RIGHT], HAND_START[RIGHT] + NUM_HAND_JOINTS)
+HAND_JOINTS = slice(HAND_START[LEFT], NUM_JOINTS)
+
+
+def finger_joint(side: int, finger: str, k: int = 0) -> int:
+    """Index of joint ``k`` (0 = knuckle, 1, 2 = tip joint) of ``finger`` on hand ``side`` (LEFT or RIGHT)."""
+    return HAND_START[side] + 3 * FINGER_ORDER.index(finger) + k
+
+
+# Parent of each joint (-1 for the root): the body tree, then every finger chain hanging off its wrist.
+PARENTS: Tuple[int, ...] = (
+    -1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19,
+) + tuple(
+    parent
+    for side in (LEFT, RIGHT)
+    for finger in FINGER_ORDER
+    for parent in (WRIST[side], finger_joint(side, finger, 0), finger_joint(side, finger, 1))
+)
+
+
+def _mirrored_joints() -> Tuple[int, ...]:
+    swap = {"left_": "right_", "right_": "left_"}
+    mirrored = []
+    for name in JOINT_NAMES:
+        prefix = next((p for p in swap if name.startswith(p)), None)
+        mirrored.append(JOINT_INDEX[swap[prefix] + name[len(prefix):]] if prefix else JOINT_INDEX[name])
+    return tuple(mirrored)
+
+
+# The joint each joint becomes under a left/right reflection (a permutation swapping every left/right pair).
+MIRRORED_JOINTS: Tuple[int, ...] = _mirrored_joints()
+
+# Keys of smplx's ``vertex_ids`` dictionary for SMPL-H: the face, feet and fingertip keypoints smplx appends
+# to the 52 joints, in smplx's order.
+LANDMARK_NAMES = (
+    "nose", "reye", "leye", "rear", "lear", "LBigToe", "LSmallToe", "LHeel", "RBigToe", "RSmallToe",
+    "RHeel", "lthumb", "lindex", "lmiddle", "lring", "lpinky", "rthumb", "rindex", "rmiddle", "rring",
+    "rpinky",
+)

@@ -1,0 +1,1 @@
+"""Development tools that generate the package's shipped assets (not installed with the package)."""
