@@ -76,17 +76,18 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 import datasets
 import numpy as np
 import torch
 from diffusers.utils import logging
 
-from ..body import SMPLH_NUM_VERTICES, BodyModel
+from ..body import SMPLH_NUM_VERTICES, BodyModel, resolve_body_file
 from ..objects import INTERCAP_OBJECTS, ObjectTemplate, load_object
 from ..params import NUM_BETAS, axis_angle_to_matrix, matrix_to_axis_angle
 from .dataset_objects import load_dataset_object
+from .mask_layout import BEHAVE_MASKS, INTERCAP_MASKS, MaskLayout
 from .schema import FEATURES, NUM_POSE_VALUES
 
 logger = logging.get_logger(__name__)
@@ -102,50 +103,6 @@ _ROTATION_TOLERANCE = 1e-3  # an extrinsic R must be orthonormal with det +1 to 
 
 PathLike = Union[str, os.PathLike]
 BodySpec = Union[None, BodyModel, Mapping[str, BodyModel]]
-
-
-@dataclass(frozen=True)
-class MaskLayout:
-    """Where the human and object masks of a picture are.
-
-    The picture's name must end with ``image_suffix``; the masks replace that suffix with ``human_suffix``
-    and ``object_suffix``. When ``image_folder`` is set, the picture's parent folder must have that name
-    and the masks are in the sibling folder ``mask_folder``.
-    """
-
-    image_suffix: str
-    human_suffix: str
-    object_suffix: str
-    image_folder: Optional[str] = None
-    mask_folder: Optional[str] = None
-
-    def __post_init__(self) -> None:
-        if (self.image_folder is None) != (self.mask_folder is None):
-            raise ValueError("MaskLayout: give both `image_folder` and `mask_folder`, or neither.")
-
-    def mask_paths(self, image_path: PathLike) -> Tuple[Path, Path]:
-        """``(human_mask_path, object_mask_path)`` of a picture."""
-        image_path = Path(image_path)
-        if not image_path.name.endswith(self.image_suffix):
-            raise ValueError(
-                f"Picture {str(image_path)!r} does not end with {self.image_suffix!r}, so its masks cannot be "
-                "found; pass a `mask_layout` that matches your files."
-            )
-        stem = image_path.name[: len(image_path.name) - len(self.image_suffix)]
-        folder = image_path.parent
-        if self.image_folder is not None:
-            if folder.name != self.image_folder:
-                raise ValueError(
-                    f"Picture {str(image_path)!r} is not in a folder named {self.image_folder!r}, so its masks "
-                    f"(expected in a sibling folder {self.mask_folder!r}) cannot be found; pass a matching "
-                    "`mask_layout`."
-                )
-            folder = folder.parent / self.mask_folder
-        return folder / (stem + self.human_suffix), folder / (stem + self.object_suffix)
-
-
-BEHAVE_MASKS = MaskLayout(".color.jpg", ".person_mask.jpg", ".obj_rend_mask.jpg")
-INTERCAP_MASKS = MaskLayout(".jpg", "_human.png", "_object.png", image_folder="color", mask_folder="mask")
 _DEFAULT_MASKS = {"behave": BEHAVE_MASKS, "intercap": INTERCAP_MASKS}
 
 
@@ -349,6 +306,31 @@ def load_contho_dataset(
     if not samples:
         return datasets.Dataset.from_dict({name: [] for name in features}, features=features)
     return datasets.Dataset.from_list(samples, features=features)
+
+
+def gendered_bodies(model_path: PathLike, **options) -> Dict[str, BodyModel]:
+    """The SMPL-H bodies, by gender, that a user's SMPL-H path holds, for the ``body`` argument of the loaders.
+
+    BEHAVE and InterCap were fitted with gendered SMPL-H (CONTHO builds a male, a female and a neutral layer),
+    so a folder's ``SMPLH_{GENDER}.npz`` / ``{gender}/model.npz`` files are all loaded; a single ``.npz`` file
+    serves every gender as ``"neutral"``. ``options`` go to :class:`BodyModel`.
+
+    Raises:
+        FileNotFoundError: no SMPL-H file there.
+    """
+    path = Path(model_path).expanduser()
+    if not path.is_dir():
+        return {"neutral": BodyModel(model_path=str(path), **options)}
+    bodies = {}
+    for gender in GENDERS:
+        try:
+            resolve_body_file(path, gender)
+        except FileNotFoundError:
+            continue
+        bodies[gender] = BodyModel(model_path=str(path), gender=gender, **options)
+    if not bodies:
+        resolve_body_file(path, "neutral")  # raises, naming the files looked for
+    return bodies
 
 
 # ---------------------------------------------------------------------- reading
@@ -629,7 +611,8 @@ def _convert_group(
     _check_pelvis(records, pelvis.double().cpu().numpy(), pelvis_tolerance)
 
     downsampled = vertices.index_select(1, body.downsample_index)
-    object_rotation = extrinsic_rotation @ axis_angle_to_matrix(torch.as_tensor(np.stack([r.object_pose for r in records])))
+    object_pose = torch.as_tensor(np.stack([r.object_pose for r in records]))
+    object_rotation = extrinsic_rotation @ axis_angle_to_matrix(object_pose)
     object_trans = torch.einsum(
         "bij,bj->bi", extrinsic_rotation, torch.as_tensor(np.stack([r.object_trans for r in records]))
     ) + extrinsic_translation

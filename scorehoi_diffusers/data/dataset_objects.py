@@ -113,7 +113,9 @@ def behave_template_centre(object_root: PathLike, name: str) -> Optional[Tuple[P
     return mesh_path, vertices.mean(axis=0)
 
 
-def load_dataset_object(name: str, object_root: Optional[PathLike], dataset: str = "behave", **options) -> ObjectTemplate:
+def load_dataset_object(
+    name: str, object_root: Optional[PathLike], dataset: str = "behave", **options
+) -> ObjectTemplate:
     """The template of a BEHAVE / InterCap object, in the frame its pose annotations refer to.
 
     Args:
