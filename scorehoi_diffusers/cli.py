@@ -205,8 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipeline", default=None, help=f"pipeline folder (default: {DEFAULT_PIPELINE})")
     p.add_argument("--dataset", choices=("synthetic", "behave", "intercap"), default="synthetic")
     p.add_argument("--split", choices=("train", "test"), default="test")
-    p.add_argument("--data-root", default=None, help="BEHAVE/InterCap annotation root")
-    p.add_argument("--object-root", default=None, help="BEHAVE/InterCap object meshes")
+    p.add_argument("--data-root", default=None,
+                   help="BEHAVE/InterCap: folder of {dataset}_{split}.json (CONTHO's data/base_data/annotations)")
+    p.add_argument("--image-root", default=None,
+                   help="BEHAVE/InterCap: folder the pictures' file_name is relative to (CONTHO's "
+                        "data/BEHAVE/sequences or data/InterCap/sequences; default: --data-root)")
+    p.add_argument("--object-root", default=None,
+                   help="BEHAVE/InterCap object meshes: CONTHO's data/base_data/object_models, or BEHAVE's objects/")
+    p.add_argument("--contact-labels", choices=("auto", "annotated", "recomputed"), default="auto",
+                   help="contact P/R ground truth: the annotation's per-vertex labels (CONTHO's protocol), the "
+                        "recomputed ones, or annotated when the split has them (default)")
     p.add_argument("--body-model", default=None, help="your SMPL-H file or folder (default: stand-in)")
     p.add_argument("--num-samples", type=int, default=200)
     p.add_argument("--image-size", type=int, default=192, help="synthetic: rendered picture side")

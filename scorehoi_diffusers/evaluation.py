@@ -16,6 +16,9 @@ Metrics (DESIGN §9), all in centimetres unless stated:
   use. Per sample, precision = TP / predicted contacts (skipped when nothing is predicted), recall =
   TP / ground-truth contacts (skipped when there is none); the reported F is ``2 P̄ R̄ / (P̄ + R̄)`` from the
   mean precision ``P̄`` and mean recall ``R̄`` over the samples that have them.
+  When the dataset carries the annotation's own per-vertex labels (``annotated_contact``, CONTHO's BEHAVE /
+  InterCap test splits, one label per SMPL-H vertex), they can be the ground truth instead, as in CONTHO's
+  protocol: the predicted contacts are then those of every vertex of the full body mesh, by the same 5 cm rule.
 * **Penetration depth**: the deepest body vertex inside the object (object SDF), per sample; 0 if none.
 * **Penetration volume** (cm³): the depth below the object's surface integrated over the part of the body
   *surface* inside the object, ``∫ relu(-sdf) dA``, estimated with seeded area-weighted body surface
@@ -38,12 +41,16 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from diffusers.utils import logging
 from scipy.spatial import cKDTree
 
 from .contacts import CONTACT_THRESHOLD, Contacts
 from .objects import ObjectTemplate, load_object
 from .params import HOIParams, axis_angle_to_matrix
+from .data.behave import ANNOTATED_CONTACT
 from .data.schema import sample_to_params
+
+logger = logging.get_logger(__name__)
 
 __all__ = [
     "ABLATION_MODES",
@@ -70,6 +77,7 @@ FSCORE_THRESHOLD = 0.01  # metres: F-score@1cm
 NUM_SURFACE_SAMPLES = 6000
 CM = 100.0
 ABLATION_MODES = ("regressor", "prior", "frozen_contacts", "full")
+CONTACT_LABELS = ("auto", "annotated", "recomputed")
 IMAGE_COLUMNS = ("image", "human_mask", "object_mask")
 
 # (result key, table header) in table order.
@@ -555,6 +563,32 @@ def _select_split(dataset, split: Optional[str]):
     return dataset
 
 
+def _resolve_contact_labels(contact_labels: str, data, num_vertices: int) -> str:
+    """``"annotated"`` or ``"recomputed"``: the contact ground truth :func:`evaluate` uses (see its docstring)."""
+    if contact_labels not in CONTACT_LABELS:
+        raise ValueError(f"`contact_labels` must be one of {CONTACT_LABELS}, got {contact_labels!r}.")
+    if contact_labels == "recomputed":
+        return contact_labels
+    if ANNOTATED_CONTACT not in data.column_names:
+        if contact_labels == "annotated":
+            raise ValueError(
+                f"`contact_labels='annotated'` needs the dataset column {ANNOTATED_CONTACT!r} (CONTHO's test "
+                "splits carry it); use 'recomputed' for this dataset."
+            )
+        return "recomputed"
+    num_labels = len(data.select_columns([ANNOTATED_CONTACT])[0][ANNOTATED_CONTACT])
+    if num_labels == num_vertices:
+        return "annotated"
+    message = (
+        f"The dataset's {ANNOTATED_CONTACT!r} labels {num_labels} body vertices but the body model has "
+        f"{num_vertices}: evaluate with the SMPL-H body the annotations were made with"
+    )
+    if contact_labels == "annotated":
+        raise ValueError(message + ", or with `contact_labels='recomputed'`.")
+    logger.warning(message + "; contact precision and recall use the recomputed labels instead.")
+    return "recomputed"
+
+
 def _finite(values: np.ndarray) -> np.ndarray:
     """The finite entries as float64: samples a metric does not apply to are stored as NaN."""
     values = np.asarray(values, dtype=np.float64)
@@ -588,6 +622,8 @@ def evaluate(
     gt_body_model=None,
     up_axis: Sequence[float] = (0.0, -1.0, 0.0),
     num_surface_samples: int = NUM_SURFACE_SAMPLES,
+    object_templates: Optional[Mapping[str, ObjectTemplate]] = None,
+    contact_labels: str = "auto",
 ) -> Dict[str, Any]:
     """Run the pipeline on a dataset and average the metrics of the module docstring.
 
@@ -613,12 +649,20 @@ def evaluate(
         up_axis: camera-space up direction for the floor distance, used when the dataset has no
             ``floor_plane`` column ``(4,)`` (whose normal is then taken per sample).
         num_surface_samples: surface samples per mesh for Chamfer and F-score.
+        object_templates: templates by object name, used instead of loading the names under ``object_root``
+            (e.g. :func:`~scorehoi_diffusers.data.dataset_objects.load_dataset_objects`, whose frames match the
+            BEHAVE / InterCap pose annotations).
+        contact_labels: ground truth of contact precision and recall: ``"recomputed"`` (the schema's
+            ``human_contact`` on the downsampled vertices), ``"annotated"`` (the dataset's ``annotated_contact``
+            column on every body vertex, CONTHO's protocol) or ``"auto"`` (annotated when the column is there
+            and labels as many vertices as the body model has).
 
     Returns:
         A JSON-serialisable dict: ``mode``, ``protocol`` (``"noisy_gt"`` or ``"custom"``), ``seed``, ``split``,
         ``num_samples``, ``num_cycles``, ``batch_size``, one mean per metric of :data:`METRICS` (``None`` when
         no sample qualifies), ``standard_errors`` (of each per-sample mean, to judge differences between runs)
-        and ``counts`` (samples behind the contact precision, recall and floor means).
+        and ``counts`` (samples behind the contact precision, recall and floor means); ``contact_labels``: the
+        labels used, ``"annotated"`` or ``"recomputed"``.
         Everything but ``seconds_per_image`` is identical for the same arguments.
     """
     mode_arguments = _mode_arguments(mode, num_cycles)
@@ -637,6 +681,7 @@ def evaluate(
             data = data.remove_columns(unused)
     body_model = pipeline.body_model
     gt_body_model = body_model if gt_body_model is None else gt_body_model
+    contact_labels = _resolve_contact_labels(contact_labels, data, body_model.num_vertices)
     body_faces = body_model.faces.cpu().numpy()
 
     names = np.asarray(list(data.select(range(total))["object_name"]))
@@ -646,7 +691,10 @@ def evaluate(
     }
     elapsed = 0.0
     for name in sorted(set(names.tolist())):
-        template = load_object(name, object_root=object_root)
+        if object_templates is not None and name in object_templates:
+            template = object_templates[name]
+        else:
+            template = load_object(name, object_root=object_root)
         object_faces = template.faces.cpu().numpy()
         rows = np.flatnonzero(names == name)
         for start in range(0, len(rows), batch_size):
@@ -666,7 +714,7 @@ def evaluate(
 
             metrics = _batch_metrics(
                 output, batch, template, body_model, gt_body_model, body_faces, object_faces,
-                up_axis, num_surface_samples, seed,
+                up_axis, num_surface_samples, seed, contact_labels,
             )
             for key, value in metrics.items():
                 per_sample[key].append(value)
@@ -681,6 +729,7 @@ def evaluate(
         "num_samples": total,
         "num_cycles": int(mode_arguments["num_cycles"]),
         "batch_size": batch_size,
+        "contact_labels": contact_labels,
     }
     for key, _ in METRICS:
         if key == "contact_f":
@@ -698,7 +747,7 @@ def evaluate(
 
 def _batch_metrics(
     output, batch, template: ObjectTemplate, body_model, gt_body_model, body_faces, object_faces,
-    up_axis, num_surface_samples: int, seed: int,
+    up_axis, num_surface_samples: int, seed: int, contact_labels: str = "recomputed",
 ) -> Dict[str, np.ndarray]:
     """Per-sample metrics ``(B,)`` of one pipeline output against its batch's ground truth."""
     predicted = output.params
@@ -721,10 +770,14 @@ def _batch_metrics(
     cd_object, fscore_object = _chamfer_and_fscore(samples["pred_object"], samples["gt_object"], FSCORE_THRESHOLD)
 
     object_translation = predicted.object_translation + predicted.camera_translation
+    if contact_labels == "annotated":
+        contact_points, gt_contacts = pred_human, np.asarray(batch[ANNOTATED_CONTACT], dtype=np.float64)
+    else:
+        contact_points = body_model.downsample(pred_human)
+        gt_contacts = np.asarray(batch["human_contact"], dtype=np.float64)
     predicted_contacts = reconstruction_contacts(
-        body_model.downsample(pred_human), template, predicted.object_rotation, object_translation
+        contact_points, template, predicted.object_rotation, object_translation
     )
-    gt_contacts = np.asarray(batch["human_contact"], dtype=np.float64)
     precision, recall = contact_precision_recall(predicted_contacts, gt_contacts)
 
     if "floor_plane" in batch:
@@ -816,6 +869,7 @@ def run_evaluation_command(args) -> Dict[str, Any]:
         raise FileNotFoundError(f"--pipeline {folder}: no model_index.json there; pass a saved pipeline folder.")
     pipeline = ScoreHOIPipeline.from_pretrained(folder, **overrides)
     pipeline.set_progress_bar_config(disable=True)
+    object_templates = None
     if args.dataset == "synthetic":
         from .data.synthetic import synthetic_split
 
@@ -824,14 +878,24 @@ def run_evaluation_command(args) -> Dict[str, Any]:
     else:
         if args.data_root is None:
             raise ValueError(f"--dataset {args.dataset} needs --data-root (the folder with {args.dataset}_{args.split}.json).")
-        from .data.behave import load_contho_dataset
+        from .data.behave import gendered_bodies, load_contho_dataset
+        from .data.dataset_objects import load_dataset_objects
 
-        dataset = load_contho_dataset(args.data_root, args.dataset, args.split, body=pipeline.body_model,
-                                      object_root=args.object_root, max_samples=args.num_samples)
+        # Ground truth from the user's gendered SMPL-H, as fitted; the stand-in's pelvis is not SMPL-H's, so the
+        # annotations' pelvis is checked only with the user's SMPL-H.
+        if args.body_model:
+            bodies, checks = gendered_bodies(args.body_model), {}
+        else:
+            bodies, checks = pipeline.body_model, {"pelvis_tolerance": None}
+        dataset = load_contho_dataset(args.data_root, args.dataset, args.split, body=bodies,
+                                      object_root=args.object_root, max_samples=args.num_samples,
+                                      image_root=args.image_root, **checks)
+        object_templates = load_dataset_objects(dataset["object_name"], args.object_root, args.dataset)
     estimate = RegressorEstimate(pipeline) if pipeline.regressor is not None else None
     kwargs = dict(split=None, num_samples=min(args.num_samples, len(dataset)), num_cycles=args.cycles,
                   seed=args.seed, batch_size=args.batch_size, initial_estimate_fn=estimate,
-                  object_root=args.object_root)
+                  object_root=args.object_root, object_templates=object_templates,
+                  contact_labels=args.contact_labels)
     modes = ABLATION_MODES if args.mode == "ablation" else (args.mode,)
     results = [evaluate(pipeline, dataset, mode=mode, **kwargs) for mode in modes]
     for result in results:

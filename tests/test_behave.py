@@ -1,15 +1,27 @@
-"""BEHAVE / InterCap loader on a tiny dataset in CONTHO's layout that the tests write themselves."""
+"""BEHAVE / InterCap loader on a tiny copy in CONTHO's real layout and conventions (tests/contho_fixture.py)."""
 import json
 import shutil
 
 import numpy as np
 import pytest
 import torch
-import trimesh
-from PIL import Image, ImageDraw
 
-from scorehoi_diffusers.body import BodyModel
+from contho_fixture import (
+    HUMAN_RECT,
+    IMAGE_SIZE,
+    OBJECT_RECT,
+    box_signed_distance,
+    layout,
+    make_sample,
+    object_mesh,
+    pelvis_at_rest,
+    write_bodies,
+    write_contho_object_models,
+    write_dataset,
+    write_raw_behave_object,
+)
 from scorehoi_diffusers.data.behave import (
+    ANNOTATED_CONTACT,
     BEHAVE_MASKS,
     INTERCAP_MASKS,
     MaskLayout,
@@ -17,243 +29,201 @@ from scorehoi_diffusers.data.behave import (
     load_contho_dataset,
 )
 from scorehoi_diffusers.data.crop import CropConfig, crop_sample, to_model_input
+from scorehoi_diffusers.data.dataset_objects import contho_mesh_paths, load_dataset_object
 from scorehoi_diffusers.data.schema import FEATURES, sample_to_params
 from scorehoi_diffusers.params import axis_angle_to_matrix
-
-from conftest import make_fake_smplh_arrays
-
-BOX_EXTENTS = np.array([0.4, 0.3, 0.3])
-IMAGE_SIZE = (48, 32)  # width, height
-HUMAN_RECT = (8, 8, 24, 32)  # left, top, right (excl.), bottom (excl.): 8-pixel aligned, so JPEG keeps it
-OBJECT_RECT = (24, 0, 40, 16)
 
 
 @pytest.fixture(scope="module")
 def bodies(tmp_path_factory):
-    """Two different fake SMPL-H bodies, to check that each annotation's gender picks its body."""
-    folder = tmp_path_factory.mktemp("bodies")
-    arrays = {"male": make_fake_smplh_arrays(seed=0), "female": make_fake_smplh_arrays(seed=1)}
-    models = {}
-    for gender, values in arrays.items():
-        path = folder / f"SMPLH_{gender.upper()}.npz"
-        np.savez(path, **values)
-        # Dense downsampling (300 of 642 vertices), so that contacts have vertices near every threshold.
-        models[gender] = BodyModel(model_path=str(path), num_downsampled_vertices=300)
-    return models, arrays
-
-
-def pelvis_at_rest(arrays, betas):
-    """Joint 0 of the shaped body, straight from the model arrays (independent of the loader)."""
-    shaped = arrays["v_template"] + arrays["shapedirs"][:, :, :10] @ betas
-    return arrays["J_regressor"][0] @ shaped
-
-
-def make_sample(seed, gender, object_name, place="side"):
-    """Our-convention parameters of one scene; the box is placed against the body or held up high."""
-    rng = np.random.default_rng(seed)
-    pose = rng.normal(scale=0.3, size=156)
-    pose[:3] = [np.pi - 0.3, 0.2, 0.1]  # upright body seen from the front: a rotation of ~pi about x
-    betas = rng.normal(scale=1.0, size=10)
-    object_pose = rng.normal(scale=0.5, size=3)
-    return {
-        "pose": pose,
-        "betas": betas,
-        "camera_translation": np.array([0.1, -0.05, 2.8]) + rng.normal(scale=0.05, size=3),
-        "object_pose": object_pose,
-        "place": place,
-        "gender": gender,
-        "object_name": object_name,
-    }
-
-
-def place_object(sample, body):
-    """Object translation (pelvis-relative) from the posed body: touching its side, on the floor, or high up."""
-    params = sample_to_params(
-        {
-            "pose": sample["pose"].astype(np.float32),
-            "betas": sample["betas"].astype(np.float32),
-            "object_rotation": np.eye(3, dtype=np.float32),
-            "object_translation": np.zeros(3, dtype=np.float32),
-            "camera_translation": sample["camera_translation"].astype(np.float32),
-        }
-    )
-    vertices = body(params).vertices[0].double().numpy()  # pelvis at the origin, camera axes
-    if sample["place"] == "side":  # the box (half-sides >= 15 cm) swallows the outermost downsampled vertex
-        downsampled = vertices[body.downsample_index.numpy()]
-        return downsampled[np.argmax(downsampled[:, 0])] + np.array([0.1, 0.0, 0.0])
-    if sample["place"] == "floor":  # camera +y is down: put the box below the lowest body point
-        return np.array([0.6, vertices[:, 1].max() + 0.5, 0.0])
-    return np.array([0.6, vertices[:, 1].min() - 0.3, 0.0])  # "high": above the head, far from the body
-
-
-def write_dataset(root, dataset, samples, bodies, flat_hand_mean=True):
-    """Write pictures, masks, object meshes and `{dataset}_test.json`; return our-convention ground truth."""
-    models, arrays = bodies
-    root.mkdir(parents=True, exist_ok=True)
-    images, annotations, truth = [], [], []
-    for index, sample in enumerate(samples):
-        gender = sample["gender"]
-        object_translation = place_object(sample, models[gender])
-        hands_mean = np.concatenate([arrays[gender]["hands_meanl"], arrays[gender]["hands_meanr"]])
-        file_pose = sample["pose"].copy()
-        if flat_hand_mean:
-            file_pose[66:] += hands_mean  # absolute hand rotations, as a flat-hand-mean SMPL-H takes them
-        trans = sample["camera_translation"] - pelvis_at_rest(arrays[gender], sample["betas"])
-        object_trans = object_translation + sample["camera_translation"]
-        if dataset == "behave":
-            file_name = f"sequences/Date01_Sub01/t{index:04d}.000/k1.color.jpg"
-            human_mask, object_mask = BEHAVE_MASKS.mask_paths(root / file_name)
-            object_name = sample["object_name"]
-        else:
-            file_name = f"sub01/obj01/seg{index}/Frames_Cam1/color/{index:05d}.jpg"
-            human_mask, object_mask = INTERCAP_MASKS.mask_paths(root / file_name)
-            object_name = int(sample["object_name"])  # InterCap files may give the number
-        (root / file_name).parent.mkdir(parents=True, exist_ok=True)
-        human_mask.parent.mkdir(parents=True, exist_ok=True)
-        colour = Image.new("RGB", IMAGE_SIZE, (40 * index, 120, 200))
-        colour.save(root / file_name)
-        for path, rect in ((human_mask, HUMAN_RECT), (object_mask, OBJECT_RECT)):
-            mask = Image.new("L", IMAGE_SIZE, 0)
-            ImageDraw.Draw(mask).rectangle((rect[0], rect[1], rect[2] - 1, rect[3] - 1), fill=255)
-            mask.save(path, quality=95) if path.suffix == ".jpg" else mask.save(path)
-        images.append(
-            {
-                "id": 100 + index,
-                "file_name": file_name,
-                "width": IMAGE_SIZE[0],
-                "height": IMAGE_SIZE[1],
-                "cam_param": {"focal": [500.0 + index, 505.0], "princpt": [24.0, 15.5]},
-            }
-        )
-        annotations.append(
-            {
-                "id": 7 + index,
-                "image_id": 100 + index,
-                "bbox": [2.0, 3.0, 40.0, 25.0 + index],
-                "smpl_param": {
-                    "pose": file_pose.tolist(),
-                    "shape": sample["betas"].tolist(),
-                    "trans": trans.tolist(),
-                    "gender": gender,
-                },
-                "obj_param": {
-                    "pose": sample["object_pose"].tolist(),
-                    "trans": object_trans.tolist(),
-                    "name": object_name,
-                },
-                "h_contacts": [0.0] * 431,
-                "o_contacts": [0.0] * 64,
-            }
-        )
-        truth.append(dict(sample, object_translation=object_translation, file_name=file_name))
-    with open(root / f"{dataset}_test.json", "w") as handle:
-        json.dump({"images": images, "annotations": annotations}, handle)
-
-    box = trimesh.creation.box(extents=BOX_EXTENTS)
-    if dataset == "behave":
-        (root / "objects" / "boxmedium").mkdir(parents=True, exist_ok=True)
-        box.export(root / "objects" / "boxmedium" / "boxmedium.obj")
-    else:
-        (root / "objects").mkdir(parents=True, exist_ok=True)
-        box.export(root / "objects" / "01.ply")
-    return truth
+    """Two different fake SMPL-H bodies (6890 vertices), to check that each annotation's gender picks its body."""
+    return write_bodies(tmp_path_factory.mktemp("bodies"))
 
 
 @pytest.fixture(scope="module")
 def behave(tmp_path_factory, bodies):
-    root = tmp_path_factory.mktemp("behave")
+    """BEHAVE's test split: one sample in camera space, one with cam_param R and t, one with t alone."""
+    base = tmp_path_factory.mktemp("contho")
     samples = [
         make_sample(0, "male", "boxmedium", "side"),
-        make_sample(1, "female", "boxmedium", "floor"),
-        make_sample(2, "male", "boxmedium", "high"),
+        make_sample(1, "female", "boxmedium", "floor", extrinsics="Rt"),
+        make_sample(2, "male", "boxmedium", "high", extrinsics="t"),
     ]
-    truth = write_dataset(root, "behave", samples, bodies)
-    dataset = load_contho_dataset(root, "behave", "test", body=bodies[0], object_root=root / "objects", progress=False)
-    return root, truth, dataset
+    truth = write_dataset(base, "behave", samples, bodies)
+    write_contho_object_models(base, "behave", "boxmedium")
+    write_raw_behave_object(base / "behave" / "objects", "boxmedium")
+    roots = layout(base, "behave")
+    dataset = load_contho_dataset(roots["root"], "behave", "test", body=bodies[0], object_root=roots["object_root"],
+                                  image_root=roots["image_root"], progress=False)
+    return base, roots, truth, dataset
 
 
-def box_signed_distance(points, rotation, translation):
-    """Exact signed distance to the posed box (negative inside)."""
-    local = (points - translation) @ rotation
-    q = np.abs(local) - BOX_EXTENTS / 2
-    return np.linalg.norm(np.maximum(q, 0), axis=-1) + np.minimum(q.max(axis=-1), 0)
+def load(roots, bodies, **kwargs):
+    options = dict(body=bodies[0], object_root=roots["object_root"], image_root=roots["image_root"], progress=False)
+    options.update(kwargs)
+    return load_contho_dataset(roots["root"], "behave", "test", **options)
 
 
 def test_parameters_round_trip(behave):
-    _, truth, dataset = behave
-    assert dataset.features == FEATURES and len(dataset) == 3
+    _, _, truth, dataset = behave
+    assert len(dataset) == 3
+    assert {key: value for key, value in dataset.features.items() if key != ANNOTATED_CONTACT} == dict(FEATURES)
     for row, expected in zip(dataset, truth):
-        np.testing.assert_allclose(row["pose"], expected["pose"], atol=1e-5)  # incl. mean-relative hands
-        np.testing.assert_allclose(row["betas"], expected["betas"], atol=1e-5)
+        # Root in camera space (cam_param R applied), hands as in the file (CONTHO's mean-relative convention).
+        np.testing.assert_allclose(row["pose"], expected["pose"], atol=1e-5)
+        np.testing.assert_allclose(row["betas"], expected["betas"], atol=1e-5)  # the first 10 of the file's 16
         np.testing.assert_allclose(row["camera_translation"], expected["camera_translation"], atol=1e-5)
         np.testing.assert_allclose(row["object_translation"], expected["object_translation"], atol=1e-5)
         rotation = axis_angle_to_matrix(torch.tensor(expected["object_pose"])).numpy()
         np.testing.assert_allclose(row["object_rotation"], rotation, atol=1e-6)
         assert row["gender"] == expected["gender"] and row["object_name"] == "boxmedium"
         assert row["source"] == "behave" and row["sample_id"] == expected["file_name"]
-    first = dataset[1]
-    np.testing.assert_allclose(first["intrinsics"], [[501.0, 0, 24.0], [0, 505.0, 15.5], [0, 0, 1]])
-    np.testing.assert_allclose(first["bbox"], [2.0, 3.0, 40.0, 26.0])
+        np.testing.assert_array_equal(np.asarray(row[ANNOTATED_CONTACT]) > 0.5, expected["contacts"])
+    second = dataset[1]
+    np.testing.assert_allclose(second["intrinsics"], [[501.0, 0, 24.0], [0, 505.0, 15.5], [0, 0, 1]])
+    np.testing.assert_allclose(second["bbox"], [2.0, 3.0, 40.0, 26.0])
+
+
+def test_extrinsics_are_applied(behave, bodies):
+    """Without cam_param R, the R-sample's pelvis no longer matches its h3d_keypoints: the check catches it."""
+    base, roots, _, _ = behave
+    path = roots["root"] / "behave_test.json"
+    content = json.loads(path.read_text())
+    del content["images"][1]["cam_param"]["R"]
+    broken = base.parent / "no_rotation"
+    shutil.copytree(base, broken)
+    (layout(broken, "behave")["root"] / "behave_test.json").write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=r"annotation id 8 \(sample 'Date03_Sub03_boxmedium/t0001.000/k1.color.jpg'\)"):
+        load(layout(broken, "behave"), bodies)
+
+
+def test_pelvis_check_names_the_sample(behave, bodies, tmp_path):
+    base, _, _, _ = behave
+    copy = tmp_path / "copy"
+    shutil.copytree(base, copy)
+    roots = layout(copy, "behave")
+    path = roots["root"] / "behave_test.json"
+    content = json.loads(path.read_text())
+    content["annotations"][2]["smpl_param"]["trans"][0] += 0.02  # 2 cm off the keypoint
+    path.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=r"annotation id 9 \(sample '.*t0002.*'\): .* 1\.8 cm from h3d_keypoints\[0\]"):
+        load(roots, bodies)
+    assert len(load(roots, bodies, pelvis_tolerance=None)) == 3
+    with pytest.raises(ValueError, match="pelvis_tolerance"):
+        load(roots, bodies, pelvis_tolerance=0.0)
+    # Without h3d_keypoints there is nothing to check against.
+    del content["annotations"][2]["h3d_keypoints"]
+    path.write_text(json.dumps(content))
+    assert len(load(roots, bodies)) == 3
+
+
+def test_other_hand_convention_is_selectable(behave, bodies):
+    _, roots, truth, _ = behave
+    models, arrays = bodies
+    flat = load(roots, bodies, flat_hand_mean=True)
+    hands_mean = np.concatenate([arrays["male"]["hands_meanl"], arrays["male"]["hands_meanr"]])
+    # Read as absolute rotations, the hands are stored relative to the mean: file value - mean.
+    np.testing.assert_allclose(flat[0]["pose"][66:], truth[0]["pose"][66:] - hands_mean, atol=1e-5)
+    np.testing.assert_allclose(flat[0]["pose"][:66], truth[0]["pose"][:66], atol=1e-5)
+
+
+def test_raw_behave_objects_are_centred_like_contho_models(behave, bodies):
+    base, roots, _, dataset = behave
+    raw_root = base / "behave" / "objects"
+    raw = load_dataset_object("boxmedium", raw_root, "behave")
+    contho = load_dataset_object("boxmedium", roots["object_root"], "behave")
+    expected = object_mesh()
+    for template in (raw, contho):
+        np.testing.assert_allclose(template.vertices.amin(0).numpy(), expected.bounds[0], atol=1e-6)
+        np.testing.assert_allclose(template.vertices.amax(0).numpy(), expected.bounds[1], atol=1e-6)
+    # The same annotations give the same contacts with either source.
+    from_raw = load(roots, bodies, object_root=raw_root)
+    for row, other in zip(from_raw, dataset):
+        for key in ("human_contact", "object_contact", "floor_contact"):
+            np.testing.assert_array_equal(row[key], other[key])
+    # The dataset folder itself (holding _info.json) works as object_root too.
+    direct = load_dataset_object("boxmedium", roots["object_root"] / "behave", "behave")
+    np.testing.assert_allclose(direct.vertices.mean(0).numpy(), contho.vertices.mean(0).numpy(), atol=1e-6)
+
+
+def test_object_model_errors(behave, tmp_path):
+    _, roots, _, _ = behave
+    with pytest.raises(FileNotFoundError, match=r"'chairwood' is not in CONTHO's object model index.*boxmedium"):
+        load_dataset_object("chairwood", roots["object_root"], "behave")
+    raw = write_raw_behave_object(tmp_path / "objects", "boxmedium")
+    shutil.copy(raw / "boxmedium" / "boxmedium_f1000.ply", raw / "boxmedium" / "boxmedium_f2000.ply")
+    with pytest.raises(ValueError, match="several simplified meshes"):
+        load_dataset_object("boxmedium", raw, "behave")
+    info = tmp_path / "models" / "_info.json"
+    info.parent.mkdir()
+    info.write_text(json.dumps({"0": {"path": "data/base_data/object_models/behave/gone/gone.obj"}}))
+    with pytest.raises(FileNotFoundError, match="gone.obj"):
+        contho_mesh_paths(info)
+
+
+def test_image_root_is_separate(behave, bodies):
+    _, roots, _, _ = behave
+    with pytest.raises(FileNotFoundError, match="`image_root`"):
+        load(roots, bodies, image_root=None)
+
+
+def test_train_split_labels_are_not_kept(behave, bodies, tmp_path):
+    """CONTHO's train labels index its 431-vertex downsampling, not ours: no annotated_contact column."""
+    base, _, _, _ = behave
+    samples = [make_sample(0, "male", "boxmedium", "side")]
+    write_dataset(tmp_path, "behave", samples, bodies, split="train")
+    write_contho_object_models(tmp_path, "behave", "boxmedium")
+    roots = layout(tmp_path, "behave")
+    dataset = load_contho_dataset(roots["root"], "behave", "train", body=bodies[0], object_root=roots["object_root"],
+                                  image_root=roots["image_root"], progress=False)
+    assert dataset.features == FEATURES and len(dataset) == 1
 
 
 def test_rows_feed_the_crop(behave):
-    _, _, dataset = behave
+    dataset = behave[3]
     cropped = crop_sample(dataset[0], CropConfig.training(out_size=32), np.random.default_rng(0))
     assert to_model_input(cropped).shape == (5, 32, 32)
     assert cropped["human_mask"].any() and cropped["object_mask"].any()
 
 
 def test_errors_come_when_iterating_starts(broken, bodies):
-    root, content = broken
+    roots, content = broken
     del content["annotations"][0]["obj_param"]["name"]
-    rewrite(root, content)
+    rewrite(roots, content)
     with pytest.raises(KeyError, match="obj_param lacks the key 'name'"):
-        iter_contho_samples(root, "behave", "test", bodies[0], root / "objects")  # no next() needed
-
-
-def test_flat_hand_mean_false_keeps_file_hands(tmp_path, bodies):
-    samples = [make_sample(5, "male", "boxmedium", "side")]
-    truth = write_dataset(tmp_path, "behave", samples, bodies, flat_hand_mean=False)
-    row = next(iter_contho_samples(tmp_path, "behave", "test", bodies[0], tmp_path / "objects", flat_hand_mean=False))
-    np.testing.assert_allclose(row["pose"], truth[0]["pose"], atol=1e-5)
-    # Read as flat-hand-mean instead, the hands would be shifted by the mean hand: the option matters.
-    shifted = next(iter_contho_samples(tmp_path, "behave", "test", bodies[0], tmp_path / "objects"))
-    hands_mean = np.concatenate([bodies[1]["male"]["hands_meanl"], bodies[1]["male"]["hands_meanr"]])
-    np.testing.assert_allclose(shifted["pose"][66:], truth[0]["pose"][66:] - hands_mean, atol=1e-5)
-    assert isinstance(row["image"], str) and row["image"].endswith(".color.jpg")
+        iter_contho_samples(roots["root"], "behave", "test", bodies[0], roots["object_root"],
+                            image_root=roots["image_root"])  # no next() needed
 
 
 def test_gender_picks_its_body_and_a_single_body_serves_all(behave, bodies):
-    root, truth, dataset = behave
+    _, roots, truth, _ = behave
+    models, arrays = bodies
     # One body for everyone: the female sample's pelvis is then computed with the male body.
-    single = load_contho_dataset(
-        root, "behave", "test", body=bodies[0]["male"], object_root=root / "objects", progress=False
-    )
+    single = load(roots, bodies, body=models["male"], pelvis_tolerance=None)
     np.testing.assert_allclose(single[0]["camera_translation"], truth[0]["camera_translation"], atol=1e-5)
-    female_pelvis = np.asarray(single[1]["camera_translation"])
-    arrays = bodies[1]
     offset = pelvis_at_rest(arrays["male"], truth[1]["betas"]) - pelvis_at_rest(arrays["female"], truth[1]["betas"])
-    np.testing.assert_allclose(female_pelvis, truth[1]["camera_translation"] + offset, atol=1e-5)
+    rotation = truth[1]["R"]  # the offset arises in the annotation's frame, then turns with the camera
+    np.testing.assert_allclose(single[1]["camera_translation"], truth[1]["camera_translation"] + rotation @ offset,
+                               atol=1e-5)
     assert np.abs(offset).max() > 1e-3
 
 
 def test_masks_and_pictures_load(behave):
-    _, _, dataset = behave
-    row = dataset[0]
+    row = behave[3][0]
     assert row["image"].size == IMAGE_SIZE
     expected = {}
     for key, rect in (("human_mask", HUMAN_RECT), ("object_mask", OBJECT_RECT)):
         mask = np.zeros(IMAGE_SIZE[::-1], dtype=bool)
-        mask[rect[1] : rect[3], rect[0] : rect[2]] = True
+        mask[rect[1]: rect[3], rect[0]: rect[2]] = True
         expected[key] = mask
-        loaded = np.asarray(row[key].convert("L")) >= 128
-        np.testing.assert_array_equal(loaded, mask)
+        np.testing.assert_array_equal(np.asarray(row[key].convert("L")) >= 128, mask)
     assert not np.array_equal(expected["human_mask"], expected["object_mask"])
 
 
 def test_contacts_follow_the_geometry(behave, bodies):
-    _, truth, dataset = behave
+    _, roots, truth, dataset = behave
     models, _ = bodies
+    template = load_dataset_object("boxmedium", roots["object_root"], "behave")
     for row, expected in zip(dataset, truth):
         body = models[expected["gender"]]
         params = sample_to_params({k: np.asarray(row[k], dtype=np.float32) for k in
@@ -270,14 +240,11 @@ def test_contacts_follow_the_geometry(behave, bodies):
         assert np.all(np.abs(distance[disagree] - 0.05) < 0.005)
 
         # Object: keypoints within 5 cm of a body vertex.
-        from scorehoi_diffusers.objects import load_object
-
-        template = load_object("boxmedium", object_root=behave[0] / "objects")
         keypoints = template.keypoints.double().numpy() @ rotation.T + translation
         nearest = np.linalg.norm(keypoints[:, None] - vertices[None], axis=-1).min(axis=1)
         np.testing.assert_array_equal(np.asarray(row["object_contact"]) > 0.5, nearest < 0.05)
 
-        corners = trimesh.creation.box(extents=BOX_EXTENTS).vertices @ rotation.T + translation
+        corners = object_mesh().vertices @ rotation.T + translation
         if expected["place"] == "side":
             assert human.sum() > 0 and (nearest < 0.05).sum() > 0
             assert ((distance > 0.01) & (distance < 0.04)).sum() > 0  # contacts outside the object count too
@@ -291,15 +258,17 @@ def test_contacts_follow_the_geometry(behave, bodies):
 
 
 def test_intercap_layout(tmp_path, bodies):
-    samples = [make_sample(3, "female", "01", "side"), make_sample(4, "male", "01", "floor")]
+    samples = [make_sample(3, "female", "01", "side", extrinsics="Rt"), make_sample(4, "male", "01", "floor")]
     truth = write_dataset(tmp_path, "intercap", samples, bodies)
-    dataset = load_contho_dataset(
-        tmp_path, "intercap", "test", body=bodies[0], object_root=tmp_path / "objects", max_samples=1, progress=False
-    )
+    write_contho_object_models(tmp_path, "intercap", "01")
+    roots = layout(tmp_path, "intercap")
+    dataset = load_contho_dataset(roots["root"], "intercap", "test", body=bodies[0], object_root=roots["object_root"],
+                                  image_root=roots["image_root"], max_samples=1, progress=False)
     assert len(dataset) == 1
     row = dataset[0]
-    assert row["object_name"] == "01" and row["source"] == "intercap"
+    assert row["object_name"] == "01" and row["source"] == "intercap"  # the file's number 1 is object "01"
     np.testing.assert_allclose(row["object_translation"], truth[0]["object_translation"], atol=1e-5)
+    np.testing.assert_allclose(row["pose"], truth[0]["pose"], atol=1e-5)
     human = np.asarray(row["human_mask"].convert("L")) >= 128
     assert human[HUMAN_RECT[1], HUMAN_RECT[0]] and not human[0, 0]
 
@@ -322,16 +291,14 @@ def test_mask_layout_paths():
 @pytest.fixture
 def broken(tmp_path, behave):
     """A fresh copy of the BEHAVE fixture to damage."""
-    root = tmp_path / "copy"
-    shutil.copytree(behave[0], root)
-    with open(root / "behave_test.json") as handle:
-        content = json.load(handle)
-    return root, content
+    shutil.copytree(behave[0], tmp_path / "copy")
+    roots = layout(tmp_path / "copy", "behave")
+    content = json.loads((roots["root"] / "behave_test.json").read_text())
+    return roots, content
 
 
-def rewrite(root, content):
-    with open(root / "behave_test.json", "w") as handle:
-        json.dump(content, handle)
+def rewrite(roots, content):
+    (roots["root"] / "behave_test.json").write_text(json.dumps(content))
 
 
 def test_missing_annotation_file(tmp_path, bodies):
@@ -342,39 +309,49 @@ def test_missing_annotation_file(tmp_path, bodies):
 
 
 def test_missing_key_names_file_annotation_and_key(broken, bodies):
-    root, content = broken
+    roots, content = broken
     del content["annotations"][1]["smpl_param"]["shape"]
-    rewrite(root, content)
+    rewrite(roots, content)
     with pytest.raises(KeyError) as error:
-        load_contho_dataset(root, "behave", "test", body=bodies[0], object_root=root / "objects", progress=False)
+        load(roots, bodies)
     message = str(error.value)
     assert "behave_test.json" in message and "annotation id 8" in message and "'shape'" in message
 
 
-def test_wrong_length_and_missing_camera(broken, bodies):
-    root, content = broken
+def test_wrong_lengths_and_missing_camera(broken, bodies):
+    roots, content = broken
     content["annotations"][2]["smpl_param"]["pose"] = [0.0] * 72
-    rewrite(root, content)
+    rewrite(roots, content)
     with pytest.raises(ValueError, match=r"annotation id 9.*'smpl_param.pose' must have 156 values, got 72"):
-        load_contho_dataset(root, "behave", "test", body=bodies[0], object_root=root / "objects", progress=False)
+        load(roots, bodies)
     content["annotations"][2]["smpl_param"]["pose"] = [0.0] * 156
+    content["annotations"][0]["smpl_param"]["shape"] = [0.0] * 8
+    rewrite(roots, content)
+    with pytest.raises(ValueError, match=r"annotation id 7.*'smpl_param.shape' must have at least 10 values, got 8"):
+        load(roots, bodies)
+    content["annotations"][0]["smpl_param"]["shape"] = [0.0] * 10
+    content["images"][1]["cam_param"]["R"] = (2 * np.eye(3)).tolist()
+    rewrite(roots, content)
+    with pytest.raises(ValueError, match=r"annotation id 8.*'cam_param.R' must be a rotation matrix"):
+        load(roots, bodies)
+    content["images"][1]["cam_param"]["R"] = np.eye(3).tolist()
     del content["images"][0]["cam_param"]["princpt"]
-    rewrite(root, content)
+    rewrite(roots, content)
     with pytest.raises(KeyError, match="annotation id 7.*cam_param lacks the key 'princpt'"):
-        load_contho_dataset(root, "behave", "test", body=bodies[0], object_root=root / "objects", progress=False)
+        load(roots, bodies)
 
 
 def test_missing_mask_file_names_the_path(broken, bodies):
-    root, content = broken
-    missing = BEHAVE_MASKS.mask_paths(root / content["images"][2]["file_name"])[1]
+    roots, content = broken
+    missing = BEHAVE_MASKS.mask_paths(roots["image_root"] / content["images"][2]["file_name"])[1]
     missing.unlink()
     with pytest.raises(FileNotFoundError) as error:
-        load_contho_dataset(root, "behave", "test", body=bodies[0], object_root=root / "objects", progress=False)
+        load(roots, bodies)
     assert str(missing) in str(error.value) and "annotation id 9" in str(error.value)
 
 
 def test_missing_object_mesh(broken, bodies):
-    root, _ = broken
-    shutil.rmtree(root / "objects" / "boxmedium")
+    roots, _ = broken
+    (roots["object_root"] / "behave" / "boxmedium" / "boxmedium.obj").unlink()
     with pytest.raises(FileNotFoundError, match="boxmedium"):
-        load_contho_dataset(root, "behave", "test", body=bodies[0], object_root=root / "objects", progress=False)
+        load(roots, bodies)

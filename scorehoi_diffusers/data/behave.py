@@ -1,50 +1,65 @@
 """BEHAVE and InterCap in CONTHO's COCO-style annotation layout, converted to the sample schema.
 
-The data are licensed with the datasets and never shipped: the user points ``root`` at their copy.
+The data are licensed with the datasets and never shipped: the user points the loader at their copy.
 
-Layout read (``{dataset}`` is ``behave`` or ``intercap``, ``{split}`` is ``train`` or ``test``)::
+Folders, as CONTHO keeps them (``{dataset}`` is ``behave`` or ``intercap``, ``{split}`` ``train`` or ``test``)::
 
-    {root}/{dataset}_{split}.json
-        images:      id, file_name (relative to ``image_root``, default ``root``), width, height,
-                     cam_param {focal [fx, fy], princpt [cx, cy]}
-        annotations: id, image_id, bbox [x, y, w, h] (person + object),
-                     smpl_param {pose (156 axis-angle: root, 21 body, 15 left-hand, 15 right-hand joints),
-                                 shape (10), trans (3), gender},
-                     obj_param {pose (3 axis-angle), trans (3), name},
-                     h_contacts, o_contacts (optional, not used: see "Contacts")
+    data/base_data/annotations/{dataset}_{split}.json      -> ``root``
+    data/base_data/object_models/{dataset}/_info.json     -> ``object_root`` (with the meshes it names)
+    data/BEHAVE/sequences/Date01_Sub01_backpack_back/...  -> ``image_root`` (``data/InterCap/sequences``)
 
-CONTHO's own release keeps the JSON files in ``base_data/annotations`` and the pictures in
-``BEHAVE/sequences``: pass the first as ``root`` and the second as ``image_root``.
+Annotation file::
+
+    images:      id, file_name (relative to ``image_root``), width, height,
+                 cam_param {focal [fx, fy], princpt [cx, cy], optional R (3x3), optional t (3)}
+    annotations: id, image_id, bbox [x, y, w, h] (person + object),
+                 smpl_param {pose (156 axis-angle: root, 21 body, 15 left-hand, 15 right-hand joints),
+                             shape (10 or more; the first 10 are kept), trans (3), gender},
+                 obj_param {pose (3 axis-angle), trans (3), name},
+                 h3d_keypoints (optional, (J, 3) camera space, joint 0 the pelvis),
+                 h_contacts (optional; kept when it labels every SMPL-H vertex), o_contacts (not used)
 
 Masks lie next to the pictures and are found by :class:`MaskLayout`:
 
 * BEHAVE (:data:`BEHAVE_MASKS`): ``X.color.jpg`` -> ``X.person_mask.jpg``, ``X.obj_rend_mask.jpg``;
 * InterCap (:data:`INTERCAP_MASKS`): ``.../color/X.jpg`` -> ``.../mask/X_human.png``, ``.../mask/X_object.png``.
 
+Object meshes: CONTHO's object models or BEHAVE's raw ``objects/`` folder, each in the frame the poses refer
+to (:mod:`scorehoi_diffusers.data.dataset_objects`); InterCap's objects are ``"01"`` .. ``"10"`` (a number in
+the file is read as that name).
+
 Conversion to the schema (:mod:`scorehoi_diffusers.data.schema`):
 
-* ``pose``: the file's 156 values, with the hand joints re-expressed relative to the SMPL-H mean hand.
-  With ``flat_hand_mean=True`` (default) the file's hand values are absolute joint rotations, as given to an
-  SMPL-H layer built with ``flat_hand_mean=True``; smplx with ``flat_hand_mean=False`` (our convention)
-  *adds* the mean hand in axis-angle, so we store ``file_hand - hands_mean`` (axis-angle subtraction, exact).
-  With ``flat_hand_mean=False`` the file's values are already mean-relative and are kept.
-* ``camera_translation``: the pelvis in camera space. smplx's ``transl`` moves vertices and joints alike,
-  so it is the pelvis joint of an SMPL-H forward with the file's ``trans`` (``J_0(betas) + trans``): it
-  depends on the body model, which is why the loader needs the user's SMPL-H (:class:`BodyModel`).
-* ``object_rotation`` = the matrix of ``obj_param.pose``; ``object_translation = obj_param.trans -
-  camera_translation`` (pelvis-relative, camera axes). ``obj_param`` poses the object mesh in the frame of
-  its file, which :func:`~scorehoi_diffusers.objects.load_object` keeps.
+* Camera extrinsics: when ``cam_param`` holds ``R`` (and/or ``t``), the annotation's body and object are in a
+  world frame and ``x_cam = R @ x + t``. The root orientation becomes ``R @ root`` and the object pose
+  ``(R @ R_o, R @ t_o + t)``; the body is posed in the world frame and moved rigidly the same way.
+* ``pose``: the file's 156 values (the root as above). With ``flat_hand_mean=False`` (default, CONTHO's
+  convention: its SMPL-H layer is smplx's with ``use_pca=False`` and the default ``flat_hand_mean=False``)
+  the file's hand values are relative to the SMPL-H mean hand, as the schema's, and are kept. With
+  ``flat_hand_mean=True`` they are read as absolute joint rotations and stored as ``file_hand - hands_mean``
+  (axis-angle subtraction, exact: smplx adds the mean hand in axis-angle).
+* ``betas``: the first 10 values of ``shape``.
+* ``camera_translation``: the pelvis in camera space, ``R @ (J_0(betas) + trans) + t``: smplx's ``transl``
+  moves vertices and joints alike, so the pelvis is joint 0 of an SMPL-H forward. It depends on the body
+  model, which is why the loader needs the user's SMPL-H (:class:`BodyModel`). When ``h3d_keypoints`` is
+  present its joint 0 must agree with it within ``pelvis_tolerance`` (1 cm), else the loader raises an error
+  naming the sample: a disagreement means a wrong body model, hand convention or extrinsic.
+* ``object_rotation`` = the matrix of the object pose; ``object_translation = t_o - camera_translation``
+  (pelvis-relative, camera axes).
 * ``intrinsics`` from ``cam_param``; ``bbox`` as in the file; ``gender`` from the file (``"neutral"`` when
   absent); ``source`` = ``dataset``; ``sample_id`` = the picture's ``file_name`` (with ``#<annotation id>``
   appended when one picture has several annotations).
 * ``image``, ``human_mask``, ``object_mask`` hold the file paths (Arrow stores the path; the picture is
   read when a row is accessed). The masks are the datasets' own files (JPEG for BEHAVE, so grey values
   near 0 and 255): binarise at 128, as :func:`~scorehoi_diffusers.data.crop.crop_sample` does.
+* ``annotated_contact`` (extra column, :data:`ANNOTATED_CONTACT`): the file's ``h_contacts`` when every
+  annotation labels all 6890 SMPL-H vertices (CONTHO's test splits), for contact precision and recall
+  against the dataset's own labels (:func:`scorehoi_diffusers.evaluation.evaluate`). Labels of another
+  length (CONTHO's train splits index its own 431-vertex downsampling) are not kept.
 
-Contacts are recomputed from the ground-truth geometry, because the files' ``h_contacts`` index CONTHO's
-431-vertex downsampling of SMPL-H and ``o_contacts`` CONTHO's 64 object points, neither of which is ours
-(our downsampled vertices are :attr:`BodyModel.downsample_index`, our object points the template's
-``keypoints``). The files' labels are therefore not kept. With ``d = contact_threshold`` (5 cm):
+The schema's contacts are recomputed from the ground-truth geometry, because the files' labels index CONTHO's
+vertex sets, not ours (our downsampled vertices are :attr:`BodyModel.downsample_index`, our object points the
+template's ``keypoints``). With ``d = contact_threshold`` (5 cm):
 
 * ``human_contact``: a downsampled body vertex whose signed distance to the posed object is below ``d``
   (:meth:`ObjectTemplate.signed_distance_posed`; inside counts as contact);
@@ -58,73 +73,38 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 import datasets
 import numpy as np
 import torch
+from diffusers.utils import logging
 
-from ..body import BodyModel
+from ..body import SMPLH_NUM_VERTICES, BodyModel, resolve_body_file
 from ..contacts import CONTACT_THRESHOLD, FLOOR_CONTACT_THRESHOLD
 from ..objects import INTERCAP_OBJECTS, ObjectTemplate, load_object
-from ..params import axis_angle_to_matrix
+from ..params import NUM_BETAS, axis_angle_to_matrix, matrix_to_axis_angle
 from ..skeleton import BODY_JOINTS, HAND_JOINTS, LEFT_HAND_JOINTS, NUM_JOINTS, RIGHT_HAND_JOINTS
+from .dataset_objects import load_dataset_object
+from .mask_layout import BEHAVE_MASKS, INTERCAP_MASKS, MaskLayout
 from .schema import FEATURES, NUM_POSE_VALUES
+
+logger = logging.get_logger(__name__)
 
 DATASETS = ("behave", "intercap")
 SPLITS = ("train", "test")
 GENDERS = ("neutral", "male", "female")
 
+# Extra column: the annotation's own per-vertex human contact labels over the full SMPL-H mesh.
+ANNOTATED_CONTACT = "annotated_contact"
+PELVIS_TOLERANCE = 0.01  # metres: trans-implied pelvis vs the annotation's h3d_keypoints[0]
+_ROTATION_TOLERANCE = 1e-3  # an extrinsic R must be orthonormal with det +1 to this accuracy
+
 PathLike = Union[str, os.PathLike]
 BodySpec = Union[None, BodyModel, Mapping[str, BodyModel]]
-
-
-@dataclass(frozen=True)
-class MaskLayout:
-    """Where the human and object masks of a picture are.
-
-    The picture's name must end with ``image_suffix``; the masks replace that suffix with ``human_suffix``
-    and ``object_suffix``. When ``image_folder`` is set, the picture's parent folder must have that name
-    and the masks are in the sibling folder ``mask_folder``.
-    """
-
-    image_suffix: str
-    human_suffix: str
-    object_suffix: str
-    image_folder: Optional[str] = None
-    mask_folder: Optional[str] = None
-
-    def __post_init__(self) -> None:
-        if (self.image_folder is None) != (self.mask_folder is None):
-            raise ValueError("MaskLayout: give both `image_folder` and `mask_folder`, or neither.")
-
-    def mask_paths(self, image_path: PathLike) -> Tuple[Path, Path]:
-        """``(human_mask_path, object_mask_path)`` of a picture."""
-        image_path = Path(image_path)
-        if not image_path.name.endswith(self.image_suffix):
-            raise ValueError(
-                f"Picture {str(image_path)!r} does not end with {self.image_suffix!r}, so its masks cannot be "
-                "found; pass a `mask_layout` that matches your files."
-            )
-        stem = image_path.name[: len(image_path.name) - len(self.image_suffix)]
-        folder = image_path.parent
-        if self.image_folder is not None:
-            if folder.name != self.image_folder:
-                raise ValueError(
-                    f"Picture {str(image_path)!r} is not in a folder named {self.image_folder!r}, so its masks "
-                    f"(expected in a sibling folder {self.mask_folder!r}) cannot be found; pass a matching "
-                    "`mask_layout`."
-                )
-            folder = folder.parent / self.mask_folder
-        return folder / (stem + self.human_suffix), folder / (stem + self.object_suffix)
-
-
-BEHAVE_MASKS = MaskLayout(".color.jpg", ".person_mask.jpg", ".obj_rend_mask.jpg")
-INTERCAP_MASKS = MaskLayout(".jpg", "_human.png", "_object.png", image_folder="color", mask_folder="mask")
 _DEFAULT_MASKS = {"behave": BEHAVE_MASKS, "intercap": INTERCAP_MASKS}
 
 
@@ -133,10 +113,13 @@ class _Record:
     """One annotation, parsed and checked, before any geometry is computed."""
 
     sample_id: str
+    where: str  # the JSON file and annotation id, for error messages
     image_path: Path
     human_mask_path: Path
     object_mask_path: Path
     intrinsics: np.ndarray  # (3, 3)
+    extrinsic_rotation: Optional[np.ndarray]  # (3, 3) cam_param.R
+    extrinsic_translation: np.ndarray  # (3,), zero without cam_param.t
     bbox: np.ndarray  # (4,)
     pose: np.ndarray  # (156,) as in the file
     betas: np.ndarray  # (10,)
@@ -145,6 +128,8 @@ class _Record:
     object_name: str
     object_pose: np.ndarray  # (3,)
     object_trans: np.ndarray  # (3,)
+    pelvis_keypoint: Optional[np.ndarray]  # (3,) h3d_keypoints[0], camera space
+    annotated_contact: Optional[np.ndarray]  # (6890,) h_contacts, when it labels every SMPL-H vertex
 
 
 def annotation_path(root: PathLike, dataset: str, split: str) -> Path:
@@ -165,12 +150,13 @@ def iter_contho_samples(
     *,
     image_root: Optional[PathLike] = None,
     max_samples: Optional[int] = None,
-    flat_hand_mean: bool = True,
+    flat_hand_mean: bool = False,
     mask_layout: Optional[MaskLayout] = None,
     object_names: Optional[Mapping[str, Union[str, PathLike, ObjectTemplate]]] = None,
     contact_threshold: float = CONTACT_THRESHOLD,
     floor_threshold: float = FLOOR_CONTACT_THRESHOLD,
     up_axis: Sequence[float] = (0.0, -1.0, 0.0),
+    pelvis_tolerance: Optional[float] = PELVIS_TOLERANCE,
     batch_size: int = 32,
     progress: bool = False,
 ) -> Iterator[dict]:
@@ -181,30 +167,36 @@ def iter_contho_samples(
     ``batch_size`` samples at a time as the iterator is consumed.
 
     Args:
-        root: folder holding ``{dataset}_{split}.json``.
+        root: folder holding ``{dataset}_{split}.json`` (CONTHO's ``data/base_data/annotations``).
         dataset: ``"behave"`` or ``"intercap"``.
         split: ``"train"`` or ``"test"``.
         body: the SMPL-H :class:`BodyModel` the annotations were fitted with, or a mapping
             ``{"male": ..., "female": ..., "neutral": ...}`` picked by each annotation's gender (a missing
             gender falls back to ``"neutral"``). ``None`` uses the licence-free stand-in body with a warning:
-            its pelvis and surface differ from SMPL-H's, so positions and contacts are then approximate.
-        object_root: folder of the dataset's object meshes (e.g. BEHAVE's ``objects/``), see
-            :func:`~scorehoi_diffusers.objects.load_object`.
-        image_root: folder that ``file_name`` is relative to; defaults to ``root``.
+            its pelvis and surface differ from SMPL-H's, so positions and contacts are then approximate, and
+            the pelvis check against ``h3d_keypoints`` is skipped.
+        object_root: CONTHO's ``data/base_data/object_models`` (or its ``{dataset}`` folder), or BEHAVE's raw
+            ``objects/`` folder; see :func:`~scorehoi_diffusers.data.dataset_objects.load_dataset_object`.
+        image_root: folder that ``file_name`` is relative to (CONTHO's ``data/BEHAVE/sequences`` or
+            ``data/InterCap/sequences``); defaults to ``root``.
         max_samples: stop after this many annotations.
-        flat_hand_mean: whether the file's hand pose is absolute (see the module docstring).
+        flat_hand_mean: ``False`` (CONTHO's convention): the file's hand pose is relative to the mean hand;
+            ``True``: it is absolute (see the module docstring).
         mask_layout: mask naming; defaults to :data:`BEHAVE_MASKS` or :data:`INTERCAP_MASKS`.
-        object_names: optional map from an annotation's object name to what :func:`load_object` gets
-            (a name, a mesh path or an :class:`ObjectTemplate`); the sample keeps the annotation's name.
+        object_names: optional map from an annotation's object name to what to load instead (a name looked up
+            under ``object_root``, a mesh path or an :class:`ObjectTemplate`); the sample keeps the
+            annotation's name.
         contact_threshold: metres, for human and object contacts.
         floor_threshold: metres, for the object-floor contact.
         up_axis: ``(3,)`` up direction in camera space for the floor contact.
+        pelvis_tolerance: metres; the largest distance allowed between the pelvis implied by ``trans`` and
+            ``h3d_keypoints[0]``. ``None`` skips the check.
         batch_size: samples per body forward.
         progress: show a progress bar.
 
     Yields:
         Schema dicts (:data:`~scorehoi_diffusers.data.schema.FEATURES`) whose ``image``, ``human_mask`` and
-        ``object_mask`` are file paths (strings).
+        ``object_mask`` are file paths (strings), plus :data:`ANNOTATED_CONTACT` when the file has such labels.
     """
     json_path = annotation_path(root, dataset, split)
     image_root = Path(root if image_root is None else image_root).expanduser()
@@ -219,22 +211,21 @@ def iter_contho_samples(
         raise ValueError(
             f"`contact_threshold` and `floor_threshold` must be > 0, got {contact_threshold} and {floor_threshold}."
         )
+    if pelvis_tolerance is not None and not pelvis_tolerance > 0:
+        raise ValueError(f"`pelvis_tolerance` must be > 0 (metres) or None, got {pelvis_tolerance}.")
     up = torch.as_tensor(up_axis, dtype=torch.float32)
     if up.shape != (3,) or not torch.isfinite(up).all() or up.norm() == 0:
         raise ValueError(f"`up_axis` must be a non-zero 3-vector, got {up_axis!r}.")
     up = up / up.norm()
+    if body is None:
+        pelvis_tolerance = None  # the stand-in's pelvis is not SMPL-H's: the check would only flag that
     bodies = _resolve_bodies(body)
 
     records = _read_records(json_path, dataset, image_root, mask_layout, max_samples)
-    templates: Dict[str, ObjectTemplate] = {}
-    object_names = {} if object_names is None else dict(object_names)
-    for name in sorted({record.object_name for record in records}):
-        spec = object_names.get(name, name)
-        templates[name] = load_object(spec, object_root=object_root)
-        if templates[name].num_keypoints != 64:
-            raise ValueError(
-                f"Object {name!r} has {templates[name].num_keypoints} keypoints; the schema's object_contact needs 64."
-            )
+    if any(record.annotated_contact is None for record in records):
+        for record in records:
+            record.annotated_contact = None
+    templates = _load_templates(records, object_root, dataset, object_names)
 
     def generate() -> Iterator[dict]:
         bar = None
@@ -246,7 +237,8 @@ def iter_contho_samples(
             for start in range(0, len(records), batch_size):
                 chunk = records[start : start + batch_size]
                 yield from _convert(
-                    chunk, dataset, bodies, templates, flat_hand_mean, contact_threshold, floor_threshold, up
+                    chunk, dataset, bodies, templates, flat_hand_mean, contact_threshold, floor_threshold, up,
+                    pelvis_tolerance,
                 )
                 if bar is not None:
                     bar.update(len(chunk))
@@ -267,25 +259,28 @@ def load_contho_dataset(
     progress: bool = True,
     *,
     image_root: Optional[PathLike] = None,
-    flat_hand_mean: bool = True,
+    flat_hand_mean: bool = False,
     mask_layout: Optional[MaskLayout] = None,
     object_names: Optional[Mapping[str, Union[str, PathLike, ObjectTemplate]]] = None,
     contact_threshold: float = CONTACT_THRESHOLD,
     floor_threshold: float = FLOOR_CONTACT_THRESHOLD,
     up_axis: Sequence[float] = (0.0, -1.0, 0.0),
+    pelvis_tolerance: Optional[float] = PELVIS_TOLERANCE,
     batch_size: int = 32,
 ) -> datasets.Dataset:
     """BEHAVE or InterCap (CONTHO layout) as a ``datasets.Dataset`` with the schema's features.
 
     Arguments as in :func:`iter_contho_samples`. Pictures and masks are stored as paths and decoded to PIL
     images when a row is read, so the table stays small; ``save_to_disk`` keeps those paths (use
-    ``dataset.cast_column`` / ``embed_table_storage`` from ``datasets`` to embed the bytes instead).
+    ``dataset.cast_column`` / ``embed_table_storage`` from ``datasets`` to embed the bytes instead). The table
+    has the extra column :data:`ANNOTATED_CONTACT` when the file labels every SMPL-H vertex.
 
     Raises:
-        FileNotFoundError: the JSON file, a picture or a mask is missing (the message names the path and the
-            annotation id).
+        FileNotFoundError: the JSON file, a picture, a mask or an object mesh is missing (the message names the
+            path and the annotation id).
         KeyError: a required key is missing (names the JSON file, the annotation id and the key).
-        ValueError: a value has the wrong length or is not finite (same details).
+        ValueError: a value has the wrong length or is not finite, an extrinsic ``R`` is not a rotation, or the
+            pelvis disagrees with ``h3d_keypoints`` (same details).
     """
     samples = list(
         iter_contho_samples(
@@ -302,13 +297,42 @@ def load_contho_dataset(
             contact_threshold=contact_threshold,
             floor_threshold=floor_threshold,
             up_axis=up_axis,
+            pelvis_tolerance=pelvis_tolerance,
             batch_size=batch_size,
             progress=progress,
         )
     )
+    features = FEATURES
+    if samples and ANNOTATED_CONTACT in samples[0]:
+        features = datasets.Features({**FEATURES, ANNOTATED_CONTACT: datasets.Sequence(datasets.Value("float32"))})
     if not samples:
-        return datasets.Dataset.from_dict({name: [] for name in FEATURES}, features=FEATURES)
-    return datasets.Dataset.from_list(samples, features=FEATURES)
+        return datasets.Dataset.from_dict({name: [] for name in features}, features=features)
+    return datasets.Dataset.from_list(samples, features=features)
+
+
+def gendered_bodies(model_path: PathLike, **options) -> Dict[str, BodyModel]:
+    """The SMPL-H bodies, by gender, that a user's SMPL-H path holds, for the ``body`` argument of the loaders.
+
+    BEHAVE and InterCap were fitted with gendered SMPL-H (CONTHO builds a male, a female and a neutral layer),
+    so a folder's ``SMPLH_{GENDER}.npz`` / ``{gender}/model.npz`` files are all loaded; a single ``.npz`` file
+    serves every gender as ``"neutral"``. ``options`` go to :class:`BodyModel`.
+
+    Raises:
+        FileNotFoundError: no SMPL-H file there.
+    """
+    path = Path(model_path).expanduser()
+    if not path.is_dir():
+        return {"neutral": BodyModel(model_path=str(path), **options)}
+    bodies = {}
+    for gender in GENDERS:
+        try:
+            resolve_body_file(path, gender)
+        except FileNotFoundError:
+            continue
+        bodies[gender] = BodyModel(model_path=str(path), gender=gender, **options)
+    if not bodies:
+        resolve_body_file(path, "neutral")  # raises, naming the files looked for
+    return bodies
 
 
 # ---------------------------------------------------------------------- reading
@@ -316,10 +340,9 @@ def load_contho_dataset(
 
 def _resolve_bodies(body: BodySpec) -> Dict[str, BodyModel]:
     if body is None:
-        warnings.warn(
+        logger.warning(
             "No `body` given: using the licence-free stand-in body. BEHAVE/InterCap were fitted with SMPL-H, "
-            "so the pelvis position and contacts are only approximate; pass your SMPL-H BodyModel.",
-            stacklevel=3,
+            "so the pelvis position and contacts are only approximate; pass your SMPL-H BodyModel."
         )
         return {"neutral": BodyModel()}
     if isinstance(body, BodyModel):
@@ -333,6 +356,28 @@ def _resolve_bodies(body: BodySpec) -> Dict[str, BodyModel]:
                 raise TypeError(f"`body[{gender!r}]` must be a BodyModel, got {type(model).__name__}.")
         return dict(body)
     raise TypeError(f"`body` must be a BodyModel, a mapping gender -> BodyModel, or None; got {type(body).__name__}.")
+
+
+def _load_templates(
+    records: List[_Record],
+    object_root: Optional[PathLike],
+    dataset: str,
+    object_names: Optional[Mapping[str, Union[str, PathLike, ObjectTemplate]]],
+) -> Dict[str, ObjectTemplate]:
+    """The template of each object name in the records, in the frame the annotations' poses refer to."""
+    templates: Dict[str, ObjectTemplate] = {}
+    object_names = {} if object_names is None else dict(object_names)
+    for name in sorted({record.object_name for record in records}):
+        spec = object_names.get(name, name)
+        if isinstance(spec, str) and not (Path(spec).suffix or os.sep in spec or "/" in spec):
+            templates[name] = load_dataset_object(spec, object_root, dataset)
+        else:
+            templates[name] = load_object(spec, object_root=object_root)
+        if templates[name].num_keypoints != 64:
+            raise ValueError(
+                f"Object {name!r} has {templates[name].num_keypoints} keypoints; the schema's object_contact needs 64."
+            )
+    return templates
 
 
 def _read_records(
@@ -385,13 +430,14 @@ def _parse(
             raise KeyError(f"{where}: {context} lacks the key {key!r}.")
         return mapping[key]
 
-    def numbers(value, length, key):
+    def numbers(value, length, key, at_least=False):
         try:
             array = np.asarray(value, dtype=np.float64).reshape(-1)
         except (TypeError, ValueError) as error:
             raise ValueError(f"{where}: {key!r} must hold numbers ({error}).") from error
-        if array.shape != (length,):
-            raise ValueError(f"{where}: {key!r} must have {length} values, got {array.size}.")
+        if array.size < length if at_least else array.shape != (length,):
+            qualifier = "at least " if at_least else ""
+            raise ValueError(f"{where}: {key!r} must have {qualifier}{length} values, got {array.size}.")
         if not np.isfinite(array).all():
             raise ValueError(f"{where}: {key!r} holds NaN or inf.")
         return array
@@ -408,13 +454,20 @@ def _parse(
     if (focal <= 0).any():
         raise ValueError(f"{where}: 'cam_param.focal' must be positive, got {focal.tolist()}.")
     intrinsics = np.array([[focal[0], 0.0, princpt[0]], [0.0, focal[1], princpt[1]], [0.0, 0.0, 1.0]])
+    rotation = None
+    if "R" in cam:
+        rotation = numbers(cam["R"], 9, "cam_param.R").reshape(3, 3)
+        error = np.abs(rotation @ rotation.T - np.eye(3)).max()
+        if error > _ROTATION_TOLERANCE or np.linalg.det(rotation) < 0:
+            raise ValueError(f"{where}: 'cam_param.R' must be a rotation matrix (orthonormal, det +1).")
+    translation = numbers(cam["t"], 3, "cam_param.t") if "t" in cam else np.zeros(3)
     bbox = numbers(get(annotation, "bbox", "the annotation"), 4, "bbox")
     if bbox[2] <= 0 or bbox[3] <= 0:
         raise ValueError(f"{where}: 'bbox' must have positive width and height, got {bbox.tolist()}.")
 
     smpl = get(annotation, "smpl_param", "the annotation")
     pose = numbers(get(smpl, "pose", "smpl_param"), NUM_POSE_VALUES, "smpl_param.pose")
-    betas = numbers(get(smpl, "shape", "smpl_param"), 10, "smpl_param.shape")
+    betas = numbers(get(smpl, "shape", "smpl_param"), NUM_BETAS, "smpl_param.shape", at_least=True)[:NUM_BETAS]
     trans = numbers(get(smpl, "trans", "smpl_param"), 3, "smpl_param.trans")
     gender = str(smpl.get("gender", "neutral")).lower()
     if gender not in GENDERS:
@@ -425,18 +478,33 @@ def _parse(
     object_trans = numbers(get(obj, "trans", "obj_param"), 3, "obj_param.trans")
     object_name = _object_name(get(obj, "name", "obj_param"), dataset)
 
+    pelvis_keypoint = None
+    if annotation.get("h3d_keypoints") is not None:
+        pelvis_keypoint = numbers(annotation["h3d_keypoints"], 3, "h3d_keypoints", at_least=True)[:3]
+    annotated_contact = None
+    if annotation.get("h_contacts") is not None:
+        labels = np.asarray(annotation["h_contacts"], dtype=np.float64).reshape(-1)
+        if labels.size == SMPLH_NUM_VERTICES:
+            annotated_contact = numbers(labels, SMPLH_NUM_VERTICES, "h_contacts")
+
     image_path = image_root / file_name
     human_mask_path, object_mask_path = mask_layout.mask_paths(image_path)
     for kind, path in (("picture", image_path), ("human mask", human_mask_path), ("object mask", object_mask_path)):
         if not path.is_file():
-            raise FileNotFoundError(f"{where}: {kind} {str(path)!r} not found.")
+            raise FileNotFoundError(
+                f"{where}: {kind} {str(path)!r} not found; `image_root` (the folder file_name is relative to) "
+                f"is {str(image_root)!r}."
+            )
     sample_id = str(file_name) if per_image[image_id] == 1 else f"{file_name}#{ann_id}"
     return _Record(
         sample_id=sample_id,
+        where=where,
         image_path=image_path,
         human_mask_path=human_mask_path,
         object_mask_path=object_mask_path,
         intrinsics=intrinsics,
+        extrinsic_rotation=rotation,
+        extrinsic_translation=translation,
         bbox=bbox,
         pose=pose,
         betas=betas,
@@ -445,6 +513,8 @@ def _parse(
         object_name=object_name,
         object_pose=object_pose,
         object_trans=object_trans,
+        pelvis_keypoint=pelvis_keypoint,
+        annotated_contact=annotated_contact,
     )
 
 
@@ -468,6 +538,7 @@ def _convert(
     contact_threshold: float,
     floor_threshold: float,
     up: torch.Tensor,
+    pelvis_tolerance: Optional[float],
 ) -> Iterator[dict]:
     """Samples for a chunk of records: one body forward per body model, contacts per object."""
     converted: Dict[int, dict] = {}
@@ -483,11 +554,10 @@ def _convert(
     for indices in groups.values():
         body = bodies.get(records[indices[0]].gender, bodies.get("neutral"))
         batch = [records[i] for i in indices]
-        for i, sample in zip(
-            indices,
-            _convert_group(batch, dataset, body, templates, flat_hand_mean, contact_threshold, floor_threshold, up),
-        ):
-            converted[i] = sample
+        samples = _convert_group(
+            batch, dataset, body, templates, flat_hand_mean, contact_threshold, floor_threshold, up, pelvis_tolerance
+        )
+        converted.update(zip(indices, samples))
     for i in range(len(records)):
         yield converted[i]
 
@@ -502,6 +572,7 @@ def _convert_group(
     contact_threshold: float,
     floor_threshold: float,
     up: torch.Tensor,
+    pelvis_tolerance: Optional[float],
 ) -> List[dict]:
     device = body.downsample_index.device
     dtype = body.smplh.v_template.dtype
@@ -513,10 +584,17 @@ def _convert_group(
         pose[:, hands] = pose[:, hands] - hands_mean
     betas = np.stack([record.betas for record in records])
     trans = np.stack([record.trans for record in records])
+    rotated = [i for i, record in enumerate(records) if record.extrinsic_rotation is not None]
+    identity = np.eye(3)
+    extrinsic_rotation = torch.as_tensor(  # (B, 3, 3) float64
+        np.stack([identity if r.extrinsic_rotation is None else r.extrinsic_rotation for r in records])
+    )
+    extrinsic_translation = torch.as_tensor(np.stack([r.extrinsic_translation for r in records]))  # (B, 3)
 
     def tensor(array):
         return torch.as_tensor(array, dtype=dtype, device=device)
 
+    # The body is posed in the annotation's frame, then moved rigidly into the camera (x_cam = R x + t).
     pose_t = tensor(pose).reshape(len(records), NUM_JOINTS, 3)  # one axis-angle per SMPL-H joint
     output = body.smplh(
         betas=tensor(betas),
@@ -526,12 +604,21 @@ def _convert_group(
         right_hand_pose=pose_t[:, RIGHT_HAND_JOINTS].reshape(len(records), -1),
         transl=tensor(trans),
     )
-    # smplx's transl moves joints and vertices alike, so joint 0 is the pelvis in camera space.
-    pelvis = output.joints[:, 0]
-    vertices = output.vertices  # (B, V, 3) camera space
+    rotation_t, translation_t = tensor(extrinsic_rotation), tensor(extrinsic_translation)
+    # smplx's transl moves joints and vertices alike, so joint 0 is the pelvis.
+    pelvis = torch.einsum("bij,bj->bi", rotation_t, output.joints[:, 0]) + translation_t
+    vertices = output.vertices @ rotation_t.transpose(1, 2) + translation_t[:, None]  # (B, V, 3) camera space
+    if rotated:  # only there: an axis-angle round trip would perturb the other roots
+        root = axis_angle_to_matrix(torch.as_tensor(pose[rotated, :3]))
+        pose[rotated, :3] = matrix_to_axis_angle(extrinsic_rotation[rotated] @ root).numpy()
+    _check_pelvis(records, pelvis.double().cpu().numpy(), pelvis_tolerance)
+
     downsampled = vertices.index_select(1, body.downsample_index)
-    object_rotation = axis_angle_to_matrix(torch.as_tensor(np.stack([r.object_pose for r in records])))
-    object_trans = torch.as_tensor(np.stack([r.object_trans for r in records]))
+    object_pose = torch.as_tensor(np.stack([r.object_pose for r in records]))
+    object_rotation = extrinsic_rotation @ axis_angle_to_matrix(object_pose)
+    object_trans = torch.einsum(
+        "bij,bj->bi", extrinsic_rotation, torch.as_tensor(np.stack([r.object_trans for r in records]))
+    ) + extrinsic_translation
     object_translation = object_trans - pelvis.double().cpu()
 
     human_contact = torch.zeros(len(records), downsampled.shape[1], dtype=dtype, device=device)
@@ -555,25 +642,42 @@ def _convert_group(
 
     samples = []
     for i, record in enumerate(records):
-        samples.append(
-            {
-                "image": str(record.image_path),
-                "human_mask": str(record.human_mask_path),
-                "object_mask": str(record.object_mask_path),
-                "intrinsics": record.intrinsics.astype(np.float32),
-                "bbox": record.bbox.astype(np.float32),
-                "pose": pose[i].astype(np.float32),
-                "betas": record.betas.astype(np.float32),
-                "object_rotation": object_rotation[i].numpy().astype(np.float32),
-                "object_translation": object_translation[i].numpy().astype(np.float32),
-                "camera_translation": pelvis[i].cpu().numpy().astype(np.float32),
-                "human_contact": human_contact[i].cpu().numpy().astype(np.float32),
-                "object_contact": object_contact[i].cpu().numpy().astype(np.float32),
-                "floor_contact": float(floor_contact[i]),
-                "object_name": record.object_name,
-                "gender": record.gender,
-                "source": dataset,
-                "sample_id": record.sample_id,
-            }
-        )
+        sample = {
+            "image": str(record.image_path),
+            "human_mask": str(record.human_mask_path),
+            "object_mask": str(record.object_mask_path),
+            "intrinsics": record.intrinsics.astype(np.float32),
+            "bbox": record.bbox.astype(np.float32),
+            "pose": pose[i].astype(np.float32),
+            "betas": record.betas.astype(np.float32),
+            "object_rotation": object_rotation[i].numpy().astype(np.float32),
+            "object_translation": object_translation[i].numpy().astype(np.float32),
+            "camera_translation": pelvis[i].cpu().numpy().astype(np.float32),
+            "human_contact": human_contact[i].cpu().numpy().astype(np.float32),
+            "object_contact": object_contact[i].cpu().numpy().astype(np.float32),
+            "floor_contact": float(floor_contact[i]),
+            "object_name": record.object_name,
+            "gender": record.gender,
+            "source": dataset,
+            "sample_id": record.sample_id,
+        }
+        if record.annotated_contact is not None:
+            sample[ANNOTATED_CONTACT] = record.annotated_contact.astype(np.float32)
+        samples.append(sample)
     return samples
+
+
+def _check_pelvis(records: List[_Record], pelvis: np.ndarray, tolerance: Optional[float]) -> None:
+    """Raise when the pelvis implied by ``trans`` is farther than ``tolerance`` from ``h3d_keypoints[0]``."""
+    if tolerance is None:
+        return
+    for record, implied in zip(records, pelvis):
+        if record.pelvis_keypoint is None:
+            continue
+        distance = float(np.linalg.norm(implied - record.pelvis_keypoint))
+        if distance > tolerance:
+            raise ValueError(
+                f"{record.where} (sample {record.sample_id!r}): the pelvis implied by smpl_param.trans is "
+                f"{100 * distance:.1f} cm from h3d_keypoints[0] (tolerance {100 * tolerance:.1f} cm); pass the "
+                "SMPL-H body of the annotation's gender the data were fitted with, or `pelvis_tolerance=None`."
+            )
