@@ -16,10 +16,11 @@ import torch
 import trimesh
 from PIL import Image, ImageDraw
 
-from conftest import LANDMARKS, smplh_parents
 from scorehoi_diffusers.body import BodyModel
 from scorehoi_diffusers.params import axis_angle_to_matrix, matrix_to_axis_angle
 from scorehoi_diffusers.data.schema import sample_to_params
+from scorehoi_diffusers.skeleton import LANDMARK_NAMES as LANDMARKS
+from scorehoi_diffusers.skeleton import PARENTS
 
 # lib/models/templates.py:22: CONTHO's SMPL-H has 6890 vertices; its h_contacts in the test split label each
 # of them (lib/utils/eval_utils.py:56 and :75 compare them with per-vertex predictions of the full mesh).
@@ -72,7 +73,7 @@ def fake_smplh_arrays(seed: int) -> dict:
     distance = np.linalg.norm(vertices[:, None] - joints[None], axis=-1)
     weights = np.exp(-distance / 0.05)
     weights /= weights.sum(1, keepdims=True)
-    parents = np.array(smplh_parents(), dtype=np.int64)
+    parents = np.array(PARENTS, dtype=np.int64)
     return {
         "v_template": vertices.astype(np.float32),
         "f": np.asarray(faces, dtype=np.int64),
