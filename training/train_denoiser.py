@@ -285,7 +285,7 @@ def main(args: argparse.Namespace) -> None:
     accumulation = args.gradient_accumulation_steps
     loader = micro_batch_loader(TrainingBatches(rendered, parameters), global_step * accumulation,
                                 (args.max_train_steps - global_step) * accumulation, args.dataloader_num_workers)
-    keypoints_of = ObjectKeypoints(args.object_root, device)
+    keypoints_of = ObjectKeypoints(args.object_root, device, args.dataset)
     log = StepLog(accelerator, args.output_dir, global_step)
     num_train_timesteps = noise_scheduler.config.num_train_timesteps
 

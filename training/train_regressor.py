@@ -231,7 +231,7 @@ def main(args: argparse.Namespace) -> None:
     accumulation = args.gradient_accumulation_steps
     loader = micro_batch_loader(build, global_step * accumulation, (args.max_train_steps - global_step) * accumulation,
                                 args.dataloader_num_workers)
-    keypoints_of = ObjectKeypoints(args.object_root, device)
+    keypoints_of = ObjectKeypoints(args.object_root, device, args.dataset)
     weights = {name: getattr(args, f"{name}_loss_weight") for name in LOSS_NAMES}
     log = StepLog(accelerator, args.output_dir, global_step)
 

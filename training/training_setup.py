@@ -36,7 +36,9 @@ from accelerate.utils import ProjectConfiguration, broadcast_object_list, gather
 from diffusers.optimization import get_scheduler
 
 from scorehoi_diffusers.body import BodyModel
+from scorehoi_diffusers.data.behave import DATASETS
 from scorehoi_diffusers.data.crop import CropConfig, crop_batch, to_model_input
+from scorehoi_diffusers.data.dataset_objects import load_dataset_object
 from scorehoi_diffusers.data.schema import FEATURES, PARAM_FIELDS
 from scorehoi_diffusers.objects import load_object
 from scorehoi_diffusers.params import NUM_BETAS, HOIParamCodec
@@ -395,15 +397,23 @@ def load_body_model(args: argparse.Namespace) -> BodyModel:
 
 
 class ObjectKeypoints:
-    """`(B, K, 3)` template keypoints (object frame) of a batch of object names, templates loaded once."""
+    """`(B, K, 3)` template keypoints (object frame) of a batch of object names, templates loaded once.
 
-    def __init__(self, object_root: Optional[str], device):
-        self.object_root, self.device = object_root, device
+    BEHAVE / InterCap objects load in the frame their pose annotations refer to (`load_dataset_object`).
+    """
+
+    def __init__(self, object_root: Optional[str], device, dataset: str = "synthetic"):
+        self.object_root, self.device, self.dataset = object_root, device, dataset
         self._keypoints: Dict[str, torch.Tensor] = {}
+
+    def _load(self, name: str):
+        if self.dataset in DATASETS:
+            return load_dataset_object(name, self.object_root, self.dataset)
+        return load_object(name, object_root=self.object_root)
 
     def __call__(self, names: Sequence[str]) -> torch.Tensor:
         for name in set(names) - set(self._keypoints):
-            self._keypoints[name] = load_object(name, object_root=self.object_root).keypoints.to(self.device)
+            self._keypoints[name] = self._load(name).keypoints.to(self.device)
         return torch.stack([self._keypoints[name] for name in names])
 
 
