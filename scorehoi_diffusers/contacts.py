@@ -75,7 +75,7 @@ class ProximityContactEstimator:
     """Contacts read off the geometry of the current reconstruction.
 
     A body vertex is in contact when it is within ``threshold`` of the object surface, an object keypoint
-    when it is within ``threshold`` of a body vertex (the ground-truth rule of DESIGN §8), and the object
+    when it is within ``threshold`` of a body vertex (the rule the ground-truth labels use), and the object
     rests on the floor when its lowest keypoint is within ``threshold`` of the lowest body-or-object point.
 
     Args:

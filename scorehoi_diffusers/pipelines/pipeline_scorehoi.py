@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import os
-import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from diffusers import DiffusionPipeline
-from diffusers.utils import BaseOutput
+from diffusers.utils import BaseOutput, logging
 
 from ..body import BodyModel
 from ..contacts import Contacts, ProximityContactEstimator, ReconstructionState
 from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, guidance_loss, mask_distance_transform
-from ..models.contact_estimator import ScoreHOIContactEstimator
+from ..models.contact_estimator import BoundContactEstimator, ScoreHOIContactEstimator
 from ..models.denoiser import ScoreHOIDenoiser
 from ..models.regressor import ScoreHOIRegressor
 from ..image_processor import HOIImageBatch, HOIImageProcessor, ImageInput
@@ -30,10 +31,15 @@ from ..objects import PRIMITIVE_NAMES, ObjectTemplate, load_object
 from ..params import HOIParamCodec, HOIParams
 from ..schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
 
+logger = logging.get_logger(__name__)
+
 # The one-line module a saved folder carries so that stock `DiffusionPipeline.from_pretrained(...,
-# trust_remote_code=True)` finds this class (DESIGN §10).
+# trust_remote_code=True)` finds this class.
 HUB_SHIM_MODULE = "pipeline"
 HUB_SHIM_SOURCE = "from scorehoi_diffusers import ScoreHOIPipeline  # noqa: F401\n"
+
+# The deepest inversion `__call__` accepts. MAX_T_START_PLACEHOLDER
+MAX_T_START = 999
 
 
 @dataclass
@@ -122,21 +128,36 @@ class ScoreHOIPipeline(DiffusionPipeline):
         self.codec = HOIParamCodec(betas_min, betas_max)
         self.image_processor = HOIImageProcessor(crop_size=int(crop_size))
 
-    def _regress(self, pictures: HOIImageBatch, template: ObjectTemplate, need_params: bool) -> Dict[str, Any]:
-        """Initial estimate, image tokens and a bound contact estimator from preprocessed pictures."""
+    def prepare_initial_estimate(
+        self, pictures: HOIImageBatch, object: ObjectTemplate
+    ) -> Tuple[HOIParams, torch.Tensor, Optional[BoundContactEstimator]]:
+        """The regressor's initial estimate, image tokens and image-bound contact estimator for preprocessed pictures.
+
+        This is what ``pipeline(image=...)`` starts from; with ``num_cycles=0`` the pipeline returns this estimate.
+
+        Args:
+            pictures (`HOIImageBatch`): the output of ``pipeline.image_processor.preprocess`` (batch B).
+            object (`ObjectTemplate`): the object template (its keypoints condition the regressor).
+
+        Returns:
+            ``(initial_params, image_tokens, contact_estimator)``: the estimate as :class:`HOIParams` (batch B),
+            ``(B, N, D)`` image tokens for the denoiser, and the registered contact estimator bound to the
+            pictures' features (``None`` when the pipeline has none).
+        """
+        if self.regressor is None:
+            raise ValueError(
+                "This pipeline has no regressor, so it cannot start from pictures; pass `initial_params` "
+                "(an estimate from any regressor) or load a pipeline folder that includes `regressor/`."
+            )
         device, dtype = self._execution_device, self.regressor.dtype
         pixel_values = pictures.pixel_values.to(device=device, dtype=dtype)
         crop_intrinsics = pictures.crop_intrinsics.to(device=device, dtype=dtype)
-        keypoints = template.keypoints.to(device=device, dtype=dtype).expand(pixel_values.shape[0], -1, -1)
+        keypoints = object.keypoints.to(device=device, dtype=dtype).expand(pixel_values.shape[0], -1, -1)
         output = self.regressor(pixel_values, keypoints, crop_intrinsics)
         bound = None
         if self.contact_estimator is not None:
             bound = self.contact_estimator.bind(output.feature_map, crop_intrinsics, pictures.image_size)
-        return {
-            "params": self.codec.decode(output.x0, output.camera_translation) if need_params else None,
-            "image_tokens": output.image_tokens,
-            "contact_estimator": bound,
-        }
+        return self.codec.decode(output.x0, output.camera_translation), output.image_tokens, bound
 
     def default_guidance_config(self) -> GuidanceConfig:
         """The guidance this pipeline uses when a call gives none: its ``guidance`` config, else the release's."""
@@ -208,6 +229,137 @@ class ScoreHOIPipeline(DiffusionPipeline):
 
     # ------------------------------------------------------------------------------------------------------
 
+    def check_inputs(
+        self,
+        image,
+        human_mask,
+        object_mask,
+        object,
+        bbox,
+        initial_params,
+        contacts,
+        contact_estimator,
+        num_cycles,
+        t_start,
+        stride,
+        guidance_config,
+        guidance_scale,
+        eta,
+        generator,
+        output_type,
+        callback_on_step_end,
+        callback_on_step_end_tensor_inputs,
+    ) -> None:
+        """Raise a one-line ``ValueError``/``TypeError`` naming the first bad argument of :meth:`__call__`."""
+        if output_type not in ("pt", "np", "mesh"):
+            raise ValueError(f"`output_type` must be 'pt', 'np' or 'mesh', got {output_type!r}.")
+        if object is None:
+            raise ValueError("`object` is required: an ObjectTemplate, a shipped primitive name "
+                             f"{list(PRIMITIVE_NAMES)}, a dataset object name with `object_root`, or a mesh path.")
+        if image is None and initial_params is None:
+            raise ValueError("Give `image` with `human_mask` and `object_mask`, or an `initial_params` estimate.")
+        if isinstance(image, (list, tuple)) and len(image) == 0:
+            raise ValueError("`image` is an empty list; give at least one picture.")
+        if image is not None and self.regressor is None:
+            raise ValueError(
+                "This pipeline has no regressor, so it cannot start from pictures; pass `initial_params` "
+                "(an estimate from any regressor) or load a pipeline folder that includes `regressor/`."
+            )
+        if image is None and bbox is not None:
+            raise ValueError("`bbox` only applies to `image`; drop it when refining `initial_params`.")
+        if bbox is not None:
+            _check_bbox_layout(bbox)
+        if initial_params is not None and not isinstance(initial_params, HOIParams):
+            raise TypeError(f"`initial_params` must be HOIParams, got {type(initial_params).__name__}.")
+        if contacts is not None and not isinstance(contacts, Contacts):
+            raise TypeError(f"`contacts` must be Contacts, got {type(contacts).__name__}.")
+        if contact_estimator is not None and not callable(contact_estimator):
+            raise TypeError("`contact_estimator` must be a callable `estimator(ReconstructionState) -> Contacts`, "
+                            f"got {type(contact_estimator).__name__}.")
+        if not _is_int(num_cycles) or num_cycles < 0:
+            raise ValueError(f"`num_cycles` must be an integer >= 0, got {num_cycles!r}.")
+        if not _is_int(stride) or stride < 1 or self.scheduler.config.num_train_timesteps % stride != 0:
+            raise ValueError(
+                f"`stride` must be a positive integer dividing {self.scheduler.config.num_train_timesteps} (the "
+                f"scheduler's training steps), e.g. 5 or 10; got {stride!r}."
+            )
+        if not _is_int(t_start) or not stride <= t_start <= MAX_T_START or t_start % stride != 0:
+            raise ValueError(
+                f"`t_start` must be a multiple of `stride`={stride} in [{stride}, {MAX_T_START}] (deeper inversion "
+                f"leaves the prior's range and the body diverges), got {t_start!r}."
+            )
+        if guidance_config is not None and not isinstance(guidance_config, (GuidanceConfig, Mapping)):
+            raise TypeError(f"`guidance_config` must be a GuidanceConfig or a dict of its fields, "
+                            f"got {type(guidance_config).__name__}.")
+        if isinstance(guidance_config, Mapping):
+            known = {field.name for field in fields(GuidanceConfig)}
+            unknown = sorted(set(guidance_config) - known)
+            if unknown:
+                raise ValueError(f"`guidance_config` has unknown keys {unknown}; GuidanceConfig fields are "
+                                 f"{sorted(known)}.")
+        if guidance_scale is not None and (
+            not isinstance(guidance_scale, numbers.Real) or not math.isfinite(guidance_scale) or guidance_scale < 0
+        ):
+            raise ValueError(f"`guidance_scale` must be a finite number >= 0 (0 turns guidance off), "
+                             f"got {guidance_scale!r}.")
+        if not isinstance(eta, numbers.Real) or not 0 <= eta <= 1:
+            raise ValueError(f"`eta` must be a number in [0, 1] (0: deterministic DDIM, 1: DDPM-like), got {eta!r}.")
+        generators = generator if isinstance(generator, list) else [generator]
+        if generator is not None and not all(isinstance(g, torch.Generator) for g in generators):
+            raise TypeError(f"`generator` must be a torch.Generator (e.g. torch.Generator().manual_seed(42)) or a "
+                            f"list of them, got {type(generator).__name__}.")
+        if callback_on_step_end is not None and not callable(callback_on_step_end):
+            raise TypeError(f"`callback_on_step_end` must be callable, got {type(callback_on_step_end).__name__}.")
+        unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
+        if unknown:
+            raise ValueError(f"`callback_on_step_end_tensor_inputs` has unknown names {sorted(unknown)}; "
+                             f"choose from {self._callback_tensor_inputs}.")
+
+    def guidance_gradient(
+        self,
+        latents: torch.Tensor,
+        noise_pred: torch.Tensor,
+        timestep: int,
+        object: ObjectTemplate,
+        camera_translation: torch.Tensor,
+        contacts: Contacts,
+        image_evidence: Dict[str, torch.Tensor],
+        guidance_config: GuidanceConfig,
+    ) -> torch.Tensor:
+        """The guidance gradient ``∇_{x_t} L(x̂0(x_t))`` of one denoising step, with the predicted noise held constant.
+
+        ``L`` is :func:`guidance_loss` on the geometry of the predicted clean sample ``x̂0``. Per sample, a
+        non-finite gradient becomes zero (that sample takes an unguided step, and a warning is logged) and
+        ``guidance_config.max_grad_norm`` bounds the norm.
+
+        Args:
+            latents (`torch.Tensor`): ``(B, 331)`` the noisy sample ``x_t``.
+            noise_pred (`torch.Tensor`): ``(B, 331)`` the denoiser's ε at ``timestep``.
+            timestep (`int`): the current timestep ``t``.
+            object (`ObjectTemplate`): the object template.
+            camera_translation (`torch.Tensor`): ``(B, 3)`` pelvis position in the camera.
+            contacts (`Contacts`): the contacts the contact term pulls together.
+            image_evidence (`dict`): camera matrices and mask distance maps (``GuidanceInputs`` fields).
+            guidance_config (`GuidanceConfig`): term weights.
+
+        Returns:
+            `torch.Tensor` of shape ``(B, 331)``, for ``scheduler.step(guidance_gradient=...)``.
+        """
+        with torch.enable_grad():
+            x0_hat = self.scheduler.predict_original_sample(noise_pred, timestep, latents).detach().requires_grad_(True)
+            _, body_points, object_points, sdf = self._geometry(x0_hat, camera_translation, object)
+            inputs = self._guidance_inputs(body_points, object_points, sdf, contacts, camera_translation, image_evidence)
+            loss, _ = guidance_loss(inputs, guidance_config)
+            (grad_x0,) = torch.autograd.grad(loss.sum(), x0_hat)
+        grad, non_finite = clip_gradient_norm(grad_x0, guidance_config.max_grad_norm)
+        if non_finite.any():
+            logger.warning(
+                f"Guidance gradient was NaN/Inf for samples {non_finite.nonzero().flatten().tolist()} at "
+                f"t={timestep}; those samples take an unguided step."
+            )
+        # x̂0 = (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t has Jacobian 1 / √ᾱ_t in x_t when ε is held constant.
+        return grad / self.scheduler.alphas_cumprod[timestep] ** 0.5
+
     @torch.no_grad()
     def __call__(
         self,
@@ -225,7 +377,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         num_cycles: int = 10,
         t_start: int = 50,
         stride: int = 5,
-        guidance_config: Optional[GuidanceConfig] = None,
+        guidance_config: Optional[Union[GuidanceConfig, Dict[str, Any]]] = None,
         guidance_scale: Optional[float] = None,
         eta: float = 0.0,
         generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
@@ -278,41 +430,26 @@ class ScoreHOIPipeline(DiffusionPipeline):
         Returns:
             [`ScoreHOIPipelineOutput`] or a tuple of its fields.
         """
-        if output_type not in ("pt", "np", "mesh"):
-            raise ValueError(f"`output_type` must be 'pt', 'np' or 'mesh', got {output_type!r}.")
-        if object is None:
-            raise ValueError("`object` is required: an ObjectTemplate, a shipped primitive name "
-                             f"{list(PRIMITIVE_NAMES)}, a dataset object name with `object_root`, or a mesh path.")
-        if image is None and initial_params is None:
-            raise ValueError("Give `image` with `human_mask` and `object_mask`, or an `initial_params` estimate.")
-        if image is not None and self.regressor is None:
-            raise ValueError(
-                "This pipeline has no regressor, so it cannot start from pictures; pass `initial_params` "
-                "(an estimate from any regressor) or load a pipeline folder that includes `regressor/`."
-            )
-        if initial_params is not None and not isinstance(initial_params, HOIParams):
-            raise TypeError(f"`initial_params` must be HOIParams, got {type(initial_params).__name__}.")
-        if not isinstance(num_cycles, int) or num_cycles < 0:
-            raise ValueError(f"`num_cycles` must be an integer >= 0, got {num_cycles!r}.")
-        unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
-        if unknown:
-            raise ValueError(f"`callback_on_step_end_tensor_inputs` has unknown names {sorted(unknown)}; "
-                             f"choose from {self._callback_tensor_inputs}.")
+        # 1. Check inputs
+        self.check_inputs(
+            image, human_mask, object_mask, object, bbox, initial_params, contacts, contact_estimator, num_cycles,
+            t_start, stride, guidance_config, guidance_scale, eta, generator, output_type, callback_on_step_end,
+            callback_on_step_end_tensor_inputs,
+        )
+        if isinstance(guidance_config, Mapping):
+            guidance_config = GuidanceConfig(**guidance_config)
         config = guidance_config if guidance_config is not None else self.default_guidance_config()
         scale = config.scale if guidance_scale is None else float(guidance_scale)
-        estimator = contact_estimator if contact_estimator is not None else ProximityContactEstimator()
-
         device, dtype = self._execution_device, self.denoiser.dtype
         template = load_object(object, object_root=object_root).to(device=device, dtype=dtype)
+
+        # 2. Initial estimate, image tokens and contact estimator (from the pictures unless given)
         if image is not None:
             pictures = self.image_processor.preprocess(image, human_mask, object_mask, bbox, intrinsics)
-            estimate_from_image = self._regress(pictures, template, initial_params is None)
-            if initial_params is None:
-                initial_params = estimate_from_image["params"]
-            if image_tokens is None:
-                image_tokens = estimate_from_image["image_tokens"]
-            if contact_estimator is None:
-                contact_estimator = estimate_from_image["contact_estimator"]
+            regressed_params, regressed_tokens, bound_estimator = self.prepare_initial_estimate(pictures, template)
+            initial_params = regressed_params if initial_params is None else initial_params
+            image_tokens = regressed_tokens if image_tokens is None else image_tokens
+            contact_estimator = bound_estimator if contact_estimator is None else contact_estimator
             camera_intrinsics = pictures.intrinsics
             # The crop camera has the original camera's axes, so the image terms can work in the crop.
             intrinsics, human_mask, object_mask = (
@@ -320,13 +457,21 @@ class ScoreHOIPipeline(DiffusionPipeline):
             )
         else:
             camera_intrinsics = intrinsics
+        estimator = contact_estimator if contact_estimator is not None else ProximityContactEstimator()
+
+        # 3. Encode the estimate as the clean sample x0
         params = initial_params.to(device=device, dtype=dtype)
         batch = params.batch_size
+        if isinstance(generator, list) and len(generator) != batch:
+            raise ValueError(f"`generator` is a list of {len(generator)} generators for {batch} samples; "
+                             "give one per sample or a single torch.Generator.")
         camera_translation = params.camera_translation
         x0 = self.codec.encode(params)
         if not torch.isfinite(x0).all():
             bad = (~torch.isfinite(x0).all(dim=1)).nonzero().flatten().tolist()
             raise ValueError(f"`initial_params` holds NaN or Inf values in samples {bad}.")
+
+        # 4. Guidance evidence and the initial contacts
         up_axis = torch.tensor(config.up_axis, device=device, dtype=dtype)
         up_axis = up_axis / up_axis.norm()
         image_evidence = self._image_evidence(intrinsics, human_mask, object_mask, batch, device, dtype)
@@ -339,27 +484,13 @@ class ScoreHOIPipeline(DiffusionPipeline):
             contacts = estimate(self._geometry(x0, camera_translation, template))
         contacts = contacts.to(device=device, dtype=dtype)
 
+        # 5. Denoiser condition and timesteps
         keypoints = template.keypoints.expand(batch, -1, -1)
         condition = self.denoiser.encode_condition(image_tokens=image_tokens, object_keypoints=keypoints)
         self.scheduler.set_refinement_timesteps(t_start, stride)
         grid = self.scheduler.refinement_timesteps(t_start, stride).tolist()
 
-        def guided_gradient(x_t: torch.Tensor, noise: torch.Tensor, t: int) -> torch.Tensor:
-            """∇_{x_t} L(x̂0(x_t)) with the predicted noise held constant."""
-            with torch.enable_grad():
-                x0_hat = self.scheduler.predict_original_sample(noise, t, x_t).detach().requires_grad_(True)
-                _, body_points, object_points, sdf = self._geometry(x0_hat, camera_translation, template)
-                inputs = self._guidance_inputs(body_points, object_points, sdf, contacts, camera_translation, image_evidence)
-                loss, _ = guidance_loss(inputs, config)
-                (grad_x0,) = torch.autograd.grad(loss.sum(), x0_hat)
-            grad, non_finite = clip_gradient_norm(grad_x0, config.max_grad_norm)
-            if non_finite.any():
-                warnings.warn(
-                    f"Guidance gradient was NaN/Inf for samples {non_finite.nonzero().flatten().tolist()} at "
-                    f"t={t}; those samples take an unguided step.", RuntimeWarning, stacklevel=3
-                )
-            return self.scheduler.guidance_gradient_from_x0_gradient(grad, t)
-
+        # 6. Refinement cycles: DDIM inversion to t_start, guided denoising back to 0, contact refresh
         contact_history: List[Contacts] = []
         loss_history: List[torch.Tensor] = []
         term_history: Dict[str, List[torch.Tensor]] = {}
@@ -375,7 +506,11 @@ class ScoreHOIPipeline(DiffusionPipeline):
                     progress.update()
                 for t in reversed(grid[1:]):
                     noise = self.denoiser(latents, t, condition=condition).sample
-                    gradient = guided_gradient(latents, noise, t) if scale > 0 else None
+                    gradient = None
+                    if scale > 0:
+                        gradient = self.guidance_gradient(
+                            latents, noise, t, template, camera_translation, contacts, image_evidence, config
+                        )
                     latents = self.scheduler.step(
                         noise, t, latents, eta=eta, generator=generator,
                         guidance_gradient=gradient, guidance_scale=scale,
@@ -386,7 +521,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
                         callback_kwargs = {k: named[k] for k in callback_on_step_end_tensor_inputs}
                         callback_outputs = callback_on_step_end(self, step_index, t, callback_kwargs)
                         if callback_outputs is not None and "latents" in callback_outputs:
-                            latents = callback_outputs["latents"]
+                            latents = _callback_latents(callback_outputs["latents"], latents)
                     step_index += 1
                     progress.update()
                 x0 = latents
@@ -400,6 +535,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
                 if refresh_contacts:
                     contacts = estimate(geometry)
 
+        # 7. Decode the meshes and assemble the output
         final = self.codec.decode(x0, camera_translation)
         body = self.body_model(final, frame="camera")
         object_vertices = template.pose(template.vertices, final.object_rotation,
@@ -430,6 +566,29 @@ class ScoreHOIPipeline(DiffusionPipeline):
         if not return_dict:
             return output.to_tuple()
         return output
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_bbox_layout(bbox) -> None:
+    """``bbox`` must be four numbers ``x, y, w, h`` or a list of such boxes (values are checked with the image)."""
+    boxes = [bbox] if len(bbox) and isinstance(bbox[0], numbers.Real) else list(bbox)
+    for i, box in enumerate(boxes):
+        if isinstance(box, (str, bytes)) or not hasattr(box, "__len__") or len(box) != 4 or not all(
+            isinstance(value, numbers.Real) for value in np.asarray(box, dtype=object).reshape(-1)
+        ):
+            raise ValueError(f"`bbox[{i}]` must be four numbers x, y, w, h; give one such box per image, got {box!r}.")
+
+
+def _callback_latents(returned: Any, latents: torch.Tensor) -> torch.Tensor:
+    """The ``latents`` a step callback returned, on the pipeline's device and dtype."""
+    if not isinstance(returned, torch.Tensor) or returned.shape != latents.shape:
+        shape = tuple(returned.shape) if isinstance(returned, torch.Tensor) else type(returned).__name__
+        raise ValueError(f"`callback_on_step_end` returned `latents` {shape}; return a tensor of shape "
+                         f"{tuple(latents.shape)}.")
+    return returned.to(device=latents.device, dtype=latents.dtype)
 
 
 def _params_numpy(params: HOIParams) -> Dict[str, np.ndarray]:
