@@ -29,6 +29,7 @@ from ..models.regressor import ScoreHOIRegressor
 from ..image_processor import HOIImageBatch, HOIImageProcessor, ImageInput
 from ..objects import PRIMITIVE_NAMES, ObjectTemplate, load_object
 from ..params import HOIParamCodec, HOIParams
+from ..safetensors_only import check_safetensors_only, safetensors_kwargs
 from ..schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
 
 logger = logging.get_logger(__name__)
@@ -128,6 +129,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         self.codec = HOIParamCodec(betas_min, betas_max)
         self.image_processor = HOIImageProcessor(crop_size=int(crop_size))
 
+    @torch.no_grad()
     def prepare_initial_estimate(
         self, pictures: HOIImageBatch, object: ObjectTemplate
     ) -> Tuple[HOIParams, torch.Tensor, Optional[BoundContactEstimator]]:
@@ -178,17 +180,40 @@ class ScoreHOIPipeline(DiffusionPipeline):
         index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Union[str, os.PathLike], **kwargs) -> "ScoreHOIPipeline":
+        """[`DiffusionPipeline.from_pretrained`] of safetensors weights only.
+
+        A local component folder whose weights are only pickled files (``diffusion_pytorch_model.bin``, ``.pt``,
+        ``.pkl``, ...) is refused before anything is read, and ``use_safetensors=True`` is passed on.
+        """
+        folder = Path(pretrained_model_name_or_path)
+        index_path = folder / "model_index.json"
+        if index_path.is_file():
+            index = json.loads(index_path.read_text())
+            for name, value in sorted(index.items()):
+                if not name.startswith("_") and isinstance(value, list):
+                    check_safetensors_only(folder / name, name)
+        return super().from_pretrained(pretrained_model_name_or_path, **safetensors_kwargs(kwargs))
+
+    @classmethod
     def load_config(cls, *args, **kwargs):
         """Read ``model_index.json``; loading through this class itself needs no custom-pipeline code.
 
         Saved folders name ``["pipeline", "ScoreHOIPipeline"]`` as their class so that stock
         ``DiffusionPipeline`` can find it; this class turns that back into its own name, so
-        ``ScoreHOIPipeline.from_pretrained(folder)`` never executes the folder's ``pipeline.py``.
+        ``ScoreHOIPipeline.from_pretrained(folder)`` never executes the folder's ``pipeline.py``. A folder of
+        another pipeline class is refused.
         """
         loaded = super().load_config(*args, **kwargs)
         config = loaded[0] if isinstance(loaded, tuple) else loaded
         if isinstance(config.get("_class_name"), list):
             config["_class_name"] = config["_class_name"][1]
+        known = {klass.__name__ for klass in cls.__mro__ if issubclass(klass, ScoreHOIPipeline)}
+        if config.get("_class_name") not in known:
+            raise ValueError(
+                f"`_class_name` in model_index.json is {config.get('_class_name')!r}, not {cls.__name__!r}: the "
+                "folder holds another pipeline; load it with that pipeline's class."
+            )
         return loaded
 
     # ------------------------------------------------------------------------------------------------------
@@ -407,23 +432,30 @@ class ScoreHOIPipeline(DiffusionPipeline):
             image_tokens (`torch.Tensor`, *optional*): ``(B, N, D)`` image features, the denoiser's condition
                 (taken from the regressor when ``image`` is given).
             contact_estimator (`callable`, *optional*): ``estimator(ReconstructionState) -> Contacts``, called
-                after every cycle; defaults to the registered contact estimator bound to the image features,
-                else :class:`ProximityContactEstimator`.
+                on the initial estimate (when ``contacts`` is not given) and after every cycle; defaults to the
+                registered contact estimator bound to the pictures' features when ``image`` is given, else
+                :class:`ProximityContactEstimator`.
             refresh_contacts (`bool`, defaults to `True`): re-estimate contacts after each cycle (``False``
                 keeps the initial contacts: the "frozen contacts" ablation).
-            num_cycles (`int`, defaults to 10): refinement cycles N.
-            t_start (`int`, defaults to 50): inversion depth.
-            stride (`int`, defaults to 5): timestep stride of inversion and denoising.
-            guidance_config (`GuidanceConfig`, *optional*): term weights; default: the pipeline's
-                :meth:`default_guidance_config`.
-            guidance_scale (`float`, *optional*): overrides ``guidance_config.scale``; 0 disables guidance.
-            eta (`float`, defaults to 0): DDIM stochasticity of the denoising steps (0 is deterministic).
-            generator (`torch.Generator`, *optional*): drives the noise when ``eta > 0``.
+            num_cycles (`int`, defaults to 10): refinement cycles N (0 returns the initial estimate).
+            t_start (`int`, defaults to 50): inversion depth, a multiple of ``stride`` up to
+                :data:`MAX_T_START`.
+            stride (`int`, defaults to 5): timestep stride of inversion and denoising; divides the scheduler's
+                training steps (1000).
+            guidance_config (`GuidanceConfig` or `dict`, *optional*): term weights (a dict is read as
+                ``GuidanceConfig(**dict)``); default: the pipeline's :meth:`default_guidance_config`.
+            guidance_scale (`float`, *optional*): overrides ``guidance_config.scale``; finite and >= 0, 0
+                disables guidance.
+            eta (`float`, defaults to 0): DDIM stochasticity of the denoising steps, in [0, 1] (0 is
+                deterministic).
+            generator (`torch.Generator` or a list of one per sample, *optional*): drives the noise when
+                ``eta > 0``.
             object_root (path, *optional*): folder of user-supplied dataset object meshes.
             output_type (`str`, defaults to `"pt"`): ``"pt"``, ``"np"`` or ``"mesh"``.
             return_dict (`bool`, defaults to `True`): return a [`ScoreHOIPipelineOutput`] or a tuple.
             callback_on_step_end (`callable`, *optional*): ``fn(pipe, step_index, timestep, callback_kwargs)``
-                called after every guided denoising step; may return a dict replacing ``latents``.
+                called after every guided denoising step; may return a dict replacing ``latents`` (same shape;
+                cast back to the pipeline's dtype).
             callback_on_step_end_tensor_inputs (`list[str]`): tensors passed in ``callback_kwargs``, from
                 ``latents``, ``human_contact``, ``object_contact``, ``floor_contact``.
 
