@@ -24,7 +24,7 @@ from scorehoi_diffusers import GuidedDDIMScheduler, ScoreHOIDenoiser, ScoreHOIPi
 from scorehoi_diffusers.body import BodyModel
 from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, DEFAULT_PIPELINE, main
 from scorehoi_diffusers.params import X0_DIM, HOIParamCodec, HOIParams
-from scorehoi_diffusers.pipelines.pipeline_scorehoi import MAX_T_START
+from scorehoi_diffusers.pipelines.pipeline_scorehoi import MAX_STRIDE, MAX_T_START
 
 from test_pipeline import holding_params, small_denoiser
 
@@ -287,16 +287,18 @@ ERROR_CASES = [
      "`eta` must be a number in [0, 1]"),
     ("eta-nan", lambda e: e.small(initial_params=holding_params(1), object="box", eta=float("nan")), ValueError,
      "`eta`"),
-    ("t-start-too-deep", lambda e: e.small(initial_params=holding_params(1), object="box", t_start=750),
+    ("t-start-too-deep", lambda e: e.small(initial_params=holding_params(1), object="box", t_start=MAX_T_START + 5),
      ValueError, f"in [5, {MAX_T_START}]"),
     ("t-start-not-multiple", lambda e: e.small(initial_params=holding_params(1), object="box", t_start=52),
      ValueError, "`t_start` must be a multiple of `stride`=5"),
     ("t-start-float", lambda e: e.small(initial_params=holding_params(1), object="box", t_start=50.0),
      ValueError, "`t_start`"),
     ("stride-zero", lambda e: e.small(initial_params=holding_params(1), object="box", stride=0), ValueError,
-     "`stride` must be a positive integer"),
+     "`stride` must be an integer in [1,"),
     ("stride-not-divisor", lambda e: e.small(initial_params=holding_params(1), object="box", t_start=49, stride=7),
      ValueError, "dividing 1000"),
+    ("stride-too-large", lambda e: e.small(initial_params=holding_params(1), object="box", t_start=100, stride=25),
+     ValueError, f"`stride` must be an integer in [1, {MAX_STRIDE}]"),
     ("num-cycles-bool", lambda e: e.small(initial_params=holding_params(1), object="box", num_cycles=True),
      ValueError, "num_cycles"),
     ("contacts-wrong-type", lambda e: e.small(initial_params=holding_params(1), object="box", contacts={}),

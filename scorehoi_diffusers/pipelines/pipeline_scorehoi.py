@@ -39,8 +39,11 @@ logger = logging.get_logger(__name__)
 HUB_SHIM_MODULE = "pipeline"
 HUB_SHIM_SOURCE = "from scorehoi_diffusers import ScoreHOIPipeline  # noqa: F401\n"
 
-# The deepest inversion `__call__` accepts. MAX_T_START_PLACEHOLDER
-MAX_T_START = 999
+# The deepest inversion and the largest timestep stride `__call__` accepts. Beyond them the guided steps diverge
+# (a body of 1e16 m, or NaN): with the shipped weights and 10 cycles, stride 5 broke from t_start 700, stride 10
+# from 560, stride 25 from 175 and stride 50 from 100; the limits keep a margin below the first breaks.
+MAX_T_START = 400
+MAX_STRIDE = 10
 
 
 @dataclass
@@ -303,15 +306,16 @@ class ScoreHOIPipeline(DiffusionPipeline):
                             f"got {type(contact_estimator).__name__}.")
         if not _is_int(num_cycles) or num_cycles < 0:
             raise ValueError(f"`num_cycles` must be an integer >= 0, got {num_cycles!r}.")
-        if not _is_int(stride) or stride < 1 or self.scheduler.config.num_train_timesteps % stride != 0:
+        num_train_timesteps = self.scheduler.config.num_train_timesteps
+        if not _is_int(stride) or not 1 <= stride <= MAX_STRIDE or num_train_timesteps % stride != 0:
             raise ValueError(
-                f"`stride` must be a positive integer dividing {self.scheduler.config.num_train_timesteps} (the "
-                f"scheduler's training steps), e.g. 5 or 10; got {stride!r}."
+                f"`stride` must be an integer in [1, {MAX_STRIDE}] dividing {num_train_timesteps} (the scheduler's "
+                f"training steps), e.g. 5 or 10 (larger guided steps diverge); got {stride!r}."
             )
         if not _is_int(t_start) or not stride <= t_start <= MAX_T_START or t_start % stride != 0:
             raise ValueError(
                 f"`t_start` must be a multiple of `stride`={stride} in [{stride}, {MAX_T_START}] (deeper inversion "
-                f"leaves the prior's range and the body diverges), got {t_start!r}."
+                f"makes the guided steps diverge), got {t_start!r}."
             )
         if guidance_config is not None and not isinstance(guidance_config, (GuidanceConfig, Mapping)):
             raise TypeError(f"`guidance_config` must be a GuidanceConfig or a dict of its fields, "
@@ -439,9 +443,9 @@ class ScoreHOIPipeline(DiffusionPipeline):
                 keeps the initial contacts: the "frozen contacts" ablation).
             num_cycles (`int`, defaults to 10): refinement cycles N (0 returns the initial estimate).
             t_start (`int`, defaults to 50): inversion depth, a multiple of ``stride`` up to
-                :data:`MAX_T_START`.
-            stride (`int`, defaults to 5): timestep stride of inversion and denoising; divides the scheduler's
-                training steps (1000).
+                ``MAX_T_START`` (400; deeper inversion diverges).
+            stride (`int`, defaults to 5): timestep stride of inversion and denoising, up to ``MAX_STRIDE`` (10)
+                and dividing the scheduler's training steps (1000).
             guidance_config (`GuidanceConfig` or `dict`, *optional*): term weights (a dict is read as
                 ``GuidanceConfig(**dict)``); default: the pipeline's :meth:`default_guidance_config`.
             guidance_scale (`float`, *optional*): overrides ``guidance_config.scale``; finite and >= 0, 0
