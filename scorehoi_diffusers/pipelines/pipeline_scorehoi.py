@@ -45,6 +45,11 @@ HUB_SHIM_SOURCE = "from scorehoi_diffusers import ScoreHOIPipeline  # noqa: F401
 MAX_T_START = 400
 MAX_STRIDE = 10
 
+NO_REGRESSOR_MESSAGE = (
+    "This pipeline has no regressor, so it cannot start from pictures; pass `initial_params` (an estimate from any "
+    "regressor) or load a pipeline folder that includes `regressor/`."
+)
+
 
 @dataclass
 class ScoreHOIPipelineOutput(BaseOutput):
@@ -150,10 +155,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
             pictures' features (``None`` when the pipeline has none).
         """
         if self.regressor is None:
-            raise ValueError(
-                "This pipeline has no regressor, so it cannot start from pictures; pass `initial_params` "
-                "(an estimate from any regressor) or load a pipeline folder that includes `regressor/`."
-            )
+            raise ValueError(NO_REGRESSOR_MESSAGE)
         device, dtype = self._execution_device, self.regressor.dtype
         pixel_values = pictures.pixel_values.to(device=device, dtype=dtype)
         crop_intrinsics = pictures.crop_intrinsics.to(device=device, dtype=dtype)
@@ -194,7 +196,8 @@ class ScoreHOIPipeline(DiffusionPipeline):
         if index_path.is_file():
             index = json.loads(index_path.read_text())
             for name, value in sorted(index.items()):
-                if not name.startswith("_") and isinstance(value, list):
+                # Components are `[module, class]` pairs; the other entries are the pipeline's own config.
+                if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
                     check_safetensors_only(folder / name, name)
         return super().from_pretrained(pretrained_model_name_or_path, **safetensors_kwargs(kwargs))
 
@@ -289,10 +292,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         if isinstance(image, (list, tuple)) and len(image) == 0:
             raise ValueError("`image` is an empty list; give at least one picture.")
         if image is not None and self.regressor is None:
-            raise ValueError(
-                "This pipeline has no regressor, so it cannot start from pictures; pass `initial_params` "
-                "(an estimate from any regressor) or load a pipeline folder that includes `regressor/`."
-            )
+            raise ValueError(NO_REGRESSOR_MESSAGE)
         if image is None and bbox is not None:
             raise ValueError("`bbox` only applies to `image`; drop it when refining `initial_params`.")
         if bbox is not None:
@@ -610,11 +610,14 @@ def _is_int(value) -> bool:
 
 def _check_bbox_layout(bbox) -> None:
     """``bbox`` must be four numbers ``x, y, w, h`` or a list of such boxes (values are checked with the image)."""
-    boxes = [bbox] if len(bbox) and isinstance(bbox[0], numbers.Real) else list(bbox)
+    if isinstance(bbox, (str, bytes)) or not isinstance(bbox, (Sequence, np.ndarray, torch.Tensor)):
+        raise TypeError(f"`bbox` must be x, y, w, h or a list of such boxes, one per image; got {type(bbox).__name__}.")
+    rows = bbox.tolist() if isinstance(bbox, (np.ndarray, torch.Tensor)) else list(bbox)
+    boxes = [rows] if rows and isinstance(rows[0], numbers.Real) else rows
     for i, box in enumerate(boxes):
-        if isinstance(box, (str, bytes)) or not hasattr(box, "__len__") or len(box) != 4 or not all(
-            isinstance(value, numbers.Real) for value in np.asarray(box, dtype=object).reshape(-1)
-        ):
+        values = box.tolist() if isinstance(box, (np.ndarray, torch.Tensor)) else box
+        if (isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) != 4
+                or not all(isinstance(value, numbers.Real) for value in values)):
             raise ValueError(f"`bbox[{i}]` must be four numbers x, y, w, h; give one such box per image, got {box!r}.")
 
 
