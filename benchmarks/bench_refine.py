@@ -46,12 +46,11 @@ RELEASE_CYCLES = 20
 TARGETS = {"n10_seconds": 0.5, "n2_seconds": 0.12, "speedup": 10.0}  # at batch 8
 IMAGE_TOKENS = 64
 
-# (label, function) of the pieces the profile attributes time to; a (file suffix, name) pair stands for a
-# function that cannot be imported (the pipeline's guided-gradient closure, torch.autograd.grad's module).
+# (label, function) of the pieces the profile attributes time to.
 PROFILE_PIECES = (
     ("denoiser forward", ScoreHOIDenoiser.forward),
     ("  (condition encoding, once per call)", ScoreHOIDenoiser.encode_condition),
-    ("guided gradient (all of it)", ("pipelines/pipeline_scorehoi.py", "guided_gradient")),
+    ("guided gradient (all of it)", ScoreHOIPipeline.guidance_gradient),
     ("  x0 decode (6D → matrices)", HOIParamCodec.decode),
     ("  subset skinning", BodyModel.skin_subset),
     ("  object SDF lookup", ObjectTemplate.signed_distance_posed),
@@ -66,8 +65,6 @@ PROFILE_PIECES = (
 
 def _profile_key_matches(key, piece) -> bool:
     """Whether a pstats key ``(file, line, name)`` is ``piece``."""
-    if isinstance(piece, tuple):
-        return key[0].endswith(piece[0]) and key[2] == piece[1]
     code = piece.__code__
     return (key[0], key[1], key[2]) == (code.co_filename, code.co_firstlineno, code.co_name)
 

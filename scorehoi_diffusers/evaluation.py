@@ -1,6 +1,6 @@
 """Reconstruction metrics (CONTHO's protocol, made reproducible), physics metrics and the evaluation loop.
 
-Metrics (DESIGN §9), all in centimetres unless stated:
+Metrics, all in centimetres unless stated:
 
 * **Alignment** -- one similarity transform (scale, rotation, translation; Umeyama, never a reflection) is
   fitted on the concatenated ``[human; object]`` vertices of a prediction to those of the ground truth and
@@ -97,10 +97,11 @@ METRICS = (
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 # (params, contacts, image tokens, contact estimator), optionally followed by a dict of further pipeline arguments
-# (the crop's `intrinsics`, `human_mask` and `object_mask`, which the image guidance terms need).
+# (e.g. the batch's `image`, masks, `bbox` and `intrinsics`, with `params` None: the pipeline then starts from the
+# pictures, exactly as `pipeline(image=...)`).
 InitialEstimate = Union[
-    Tuple[HOIParams, Optional[Contacts], Optional[torch.Tensor], Optional[Callable]],
-    Tuple[HOIParams, Optional[Contacts], Optional[torch.Tensor], Optional[Callable], Dict[str, Any]],
+    Tuple[Optional[HOIParams], Optional[Contacts], Optional[torch.Tensor], Optional[Callable]],
+    Tuple[Optional[HOIParams], Optional[Contacts], Optional[torch.Tensor], Optional[Callable], Dict[str, Any]],
 ]
 
 
@@ -638,9 +639,9 @@ def evaluate(
         num_cycles: refinement cycles N (ignored by ``"regressor"``).
         seed: seeds the default noisy-GT estimate, the pipeline's generator and the surface sampling.
         batch_size: samples per pipeline call (samples of one object are batched together).
-        initial_estimate_fn: ``fn(batch) -> (HOIParams, Contacts | None, image_tokens | None,
-            contact_estimator | None[, pipeline_kwargs])``, where the optional ``pipeline_kwargs`` (e.g. the crop's
-            ``intrinsics`` and masks) go to the pipeline call. ``batch`` holds the dataset columns of the rows (lists, one entry per
+        initial_estimate_fn: ``fn(batch) -> (HOIParams | None, Contacts | None, image_tokens | None,
+            contact_estimator | None[, pipeline_kwargs])``, where the optional ``pipeline_kwargs`` (e.g. the
+            pictures, see :class:`RegressorEstimate`) go to the pipeline call. ``batch`` holds the dataset columns of the rows (lists, one entry per
             sample), ``"index"`` (their row numbers) and ``"object"`` (the :class:`ObjectTemplate`). Default:
             :class:`NoisyGroundTruth` with ``seed`` (the "noisy-GT" protocol, which tests refinement alone).
         guidance_config: :class:`~scorehoi_diffusers.guidance.GuidanceConfig` for the pipeline.
@@ -831,11 +832,14 @@ def format_table(results: Union[Mapping[str, Any], Sequence[Mapping[str, Any]]])
 
 
 class RegressorEstimate:
-    """``initial_estimate_fn`` that runs the pipeline's own regressor on the batch's pictures.
+    """``initial_estimate_fn`` that makes the pipeline start from the batch's pictures: ``pipeline(image=...)``.
 
-    This is the real protocol (pictures in, everything estimated): the initial parameters, the denoiser's image
-    tokens and the learned contact estimator all come from the regressor on the crop around each sample's bbox,
-    and the crop's intrinsics and masks feed the image guidance terms, exactly as ``pipeline(image=...)`` does.
+    This is the real protocol (pictures in, everything estimated). It hands the pipeline the batch's images,
+    masks, boxes and camera matrices and nothing else, so each evaluated call is exactly a ``pipeline(image=...)``
+    call: the initial estimate, the denoiser's image tokens and the learned contact estimator come from
+    :meth:`~scorehoi_diffusers.ScoreHOIPipeline.prepare_initial_estimate` on the crop around each sample's bbox,
+    and the crop's camera and masks feed the image guidance terms. Mode ``"regressor"`` (no cycles) thus
+    measures the regressor's estimate.
     """
 
     def __init__(self, pipeline):
@@ -844,15 +848,12 @@ class RegressorEstimate:
         self.pipeline = pipeline
 
     def __call__(self, batch: Dict[str, Any]) -> InitialEstimate:
-        pictures = self.pipeline.image_processor.preprocess(
-            batch["image"], batch["human_mask"], batch["object_mask"],
-            bbox=[list(box) for box in batch["bbox"]], intrinsics=np.asarray(batch["intrinsics"], dtype=np.float32),
-        )
-        with torch.no_grad():
-            estimate = self.pipeline._regress(pictures, batch["object"], need_params=True)
-        crop = {"intrinsics": pictures.crop_intrinsics, "human_mask": pictures.human_mask,
-                "object_mask": pictures.object_mask}
-        return estimate["params"], None, estimate["image_tokens"], estimate["contact_estimator"], crop
+        pictures = {
+            "image": batch["image"], "human_mask": batch["human_mask"], "object_mask": batch["object_mask"],
+            "bbox": [list(box) for box in batch["bbox"]],
+            "intrinsics": np.asarray(batch["intrinsics"], dtype=np.float32),
+        }
+        return None, None, None, None, pictures
 
 
 def run_evaluation_command(args) -> Dict[str, Any]:

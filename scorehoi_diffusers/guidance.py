@@ -1,8 +1,9 @@
 """Differentiable physics and image guidance terms for score-guided refinement.
 
 Every term is batched and returns one loss per sample, shape ``(B,)``: samples never mix, so a NaN in one
-sample stays in that sample's loss and gradient. The guided scheduler differentiates the weighted sum
-returned by :func:`guidance_loss` with respect to its noisy sample and adds it to the predicted noise.
+sample stays in that sample's loss and gradient. ``ScoreHOIPipeline.guidance_gradient`` differentiates the
+weighted sum returned by :func:`guidance_loss` with respect to the noisy sample, and the guided scheduler step
+adds it to the predicted noise.
 
 The terms, for body points ``H`` (a downsampled body surface), object points ``O`` (keypoints or surface
 samples) and per-point contact probabilities ``c`` from the contact estimator:

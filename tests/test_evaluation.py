@@ -284,3 +284,44 @@ def test_evaluate_takes_the_up_axis_from_a_floor_plane_column(small_setup, box):
     assert results["floor_distance"] == pytest.approx(expected, abs=1e-3)
     default = evaluate(pipeline, dataset, mode="regressor", initial_estimate_fn=exact, num_surface_samples=100)
     assert abs(default["floor_distance"] - results["floor_distance"]) > 1.0
+
+
+class RecordingPipeline:
+    """Passes everything to a pipeline and records the keyword arguments and outputs of its calls."""
+
+    def __init__(self, pipeline):
+        self.pipeline, self.calls = pipeline, []
+
+    def __getattr__(self, name):
+        return getattr(self.pipeline, name)
+
+    def __call__(self, **kwargs):
+        output = self.pipeline(**kwargs)
+        self.calls.append((kwargs, output))
+        return output
+
+
+def test_pictures_in_evaluation_is_pipe_image(monkeypatch):
+    """The pictures-in protocol calls ``pipeline(image=...)`` with nothing estimated outside it, and its
+    "regressor" row is the estimate of ``prepare_initial_estimate``."""
+    from scorehoi_diffusers.cli import DEFAULT_PIPELINE
+    from scorehoi_diffusers.data.synthetic import synthetic_split
+    from scorehoi_diffusers.evaluation import RegressorEstimate
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    shipped = ScoreHOIPipeline.from_pretrained(DEFAULT_PIPELINE)
+    shipped.set_progress_bar_config(disable=True)
+    dataset = synthetic_split("test", 2, seed=0, image_size=96, body=shipped.body_model)
+    recording = RecordingPipeline(shipped)
+    evaluate(recording, dataset, split=None, mode="regressor", initial_estimate_fn=RegressorEstimate(recording),
+             num_surface_samples=100)
+    assert recording.calls
+    for kwargs, output in recording.calls:
+        assert kwargs["image"] is not None
+        assert all(kwargs[name] is None for name in ("initial_params", "contacts", "image_tokens",
+                                                     "contact_estimator"))
+        pictures = shipped.image_processor.preprocess(kwargs["image"], kwargs["human_mask"], kwargs["object_mask"],
+                                                      kwargs["bbox"], kwargs["intrinsics"])
+        params, _, _ = shipped.prepare_initial_estimate(pictures, kwargs["object"])
+        assert torch.equal(output.initial_params.body_pose, params.body_pose)
+        assert torch.equal(output.initial_params.camera_translation, params.camera_translation)

@@ -15,7 +15,10 @@ from scorehoi_diffusers import (
     ScoreHOIDenoiser,
     ScoreHOIPipeline,
 )
+from scorehoi_diffusers.contacts import ProximityContactEstimator
+from scorehoi_diffusers.guidance import guidance_loss
 from scorehoi_diffusers.models.contact_estimator import ScoreHOIContactEstimator
+from scorehoi_diffusers.objects import load_object
 from scorehoi_diffusers.models.regressor import ScoreHOIRegressor
 from scorehoi_diffusers.params import HOIParams, axis_angle_to_matrix
 
@@ -275,3 +278,111 @@ def test_pipeline_guidance_config_is_the_default_and_survives_save(body, tmp_pat
     assert reloaded.default_guidance_config() == pipeline.default_guidance_config()
     with pytest.raises(ValueError, match="GuidanceConfig.scale"):
         ScoreHOIPipeline(small_denoiser(), GuidedDDIMScheduler(), body, guidance={"scale": -1.0})
+
+
+def pictures_pipeline(body, seed: int = 0):
+    """A pipeline with a (random) regressor and learned contact estimator, and one picture with its masks."""
+    torch.manual_seed(seed)  # test-only: module init draws from the global RNG
+    pipeline = ScoreHOIPipeline(small_denoiser(), GuidedDDIMScheduler(), body, regressor=ScoreHOIRegressor().eval(),
+                                contact_estimator=ScoreHOIContactEstimator(num_body_points=body.num_downsampled).eval())
+    pipeline.set_progress_bar_config(disable=True)
+    rng = np.random.default_rng(seed)
+    human = np.zeros((120, 100), bool)
+    human[20:110, 30:70] = True
+    obj = np.zeros((120, 100), bool)
+    obj[60:90, 55:85] = True
+    return pipeline, dict(image=rng.integers(0, 255, (120, 100, 3), dtype=np.uint8), human_mask=human,
+                          object_mask=obj, object="box")
+
+
+class CountingEstimators:
+    """Wraps ``contact_estimator.bind`` so that the bound estimators count their calls."""
+
+    def __init__(self, model):
+        self.calls = 0
+        self.bind = model.bind
+
+    def __call__(self, *args):
+        bound = self.bind(*args)
+
+        def counted(state):
+            self.calls += 1
+            return bound(state)
+
+        return counted
+
+
+@pytest.mark.parametrize("num_cycles", [0, 2])
+def test_pictures_in_uses_the_learned_contact_estimator(body, num_cycles, monkeypatch):
+    pipeline, pictures = pictures_pipeline(body)
+    counter = CountingEstimators(pipeline.contact_estimator)
+    monkeypatch.setattr(pipeline.contact_estimator, "bind", counter)
+    out = pipeline(**pictures, num_cycles=num_cycles)
+    assert counter.calls == num_cycles + 1  # the initial contacts, then one refresh per cycle
+    # An explicit estimator replaces the learned one.
+    counter.calls = 0
+    explicit = pipeline(**pictures, num_cycles=num_cycles, contact_estimator=ProximityContactEstimator())
+    assert counter.calls == 0
+    assert not torch.equal(explicit.contacts.human, out.contacts.human)
+
+
+def test_prepare_initial_estimate_is_what_pictures_in_starts_from(body):
+    pipeline, pictures = pictures_pipeline(body, seed=1)
+    batch = pipeline.image_processor.preprocess(pictures["image"], pictures["human_mask"], pictures["object_mask"])
+    params, image_tokens, estimator = pipeline.prepare_initial_estimate(batch, load_object("box"))
+    out = pipeline(**pictures, num_cycles=0)
+    for name in ("global_orient", "body_pose", "betas", "object_rotation", "object_translation", "camera_translation"):
+        assert torch.equal(getattr(out.initial_params, name), getattr(params, name)), name
+    # With no cycles the output is that estimate (through the x0 encoding).
+    torch.testing.assert_close(out.params.object_translation, params.object_translation, atol=1e-6, rtol=0)
+    assert image_tokens.shape[0] == 1 and estimator is not None
+
+
+def test_guidance_gradient_is_the_chain_rule_through_x0(pipe, body):
+    """``guidance_gradient`` equals autograd of ``L(x̂0(x_t))`` with respect to ``x_t`` (ε held constant)."""
+    params = holding_params(2, gap=0.05)
+    template = load_object("box")
+    contacts = hand_contacts(body, params)
+    config = GuidanceConfig(scale=1.0, contact=0.5, penetration=1.0, floor=0.5)
+    x0 = pipe.codec.encode(params)
+    generator = torch.Generator().manual_seed(3)
+    latents = x0 + 0.05 * torch.randn(x0.shape, generator=generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    t = 20
+    gradient = pipe.guidance_gradient(latents, noise, t, template, params.camera_translation, contacts, {}, config)
+
+    x_t = latents.clone().requires_grad_(True)
+    x0_hat = (x_t - (1 - pipe.scheduler.alphas_cumprod[t]) ** 0.5 * noise) / pipe.scheduler.alphas_cumprod[t] ** 0.5
+    _, body_points, object_points, sdf = pipe._geometry(x0_hat, params.camera_translation, template)
+    inputs = pipe._guidance_inputs(body_points, object_points, sdf, contacts, params.camera_translation, {})
+    (expected,) = torch.autograd.grad(guidance_loss(inputs, config)[0].sum(), x_t)
+    assert gradient.abs().max() > 0
+    torch.testing.assert_close(gradient, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_guidance_config_dict_is_the_config(pipe):
+    params = holding_params(1, gap=0.05)
+    fields = {"scale": 5.0, "penetration": 1.0, "contact": 0.2}
+    from_dict = pipe(initial_params=params, object="box", num_cycles=1, guidance_config=fields)
+    from_config = pipe(initial_params=params, object="box", num_cycles=1, guidance_config=GuidanceConfig(**fields))
+    assert torch.equal(from_dict.body_vertices, from_config.body_vertices)
+
+
+def test_callback_float64_latents_are_cast_back(pipe):
+    params = holding_params(1, gap=0.05)
+
+    def to_float64(pipeline, step_index, timestep, callback_kwargs):
+        return {"latents": callback_kwargs["latents"].double()}
+
+    plain = pipe(initial_params=params, object="box", num_cycles=1)
+    cast = pipe(initial_params=params, object="box", num_cycles=1, callback_on_step_end=to_float64)
+    assert cast.body_vertices.dtype == torch.float32
+    assert torch.equal(cast.body_vertices, plain.body_vertices)  # float32 -> float64 -> float32 is exact
+
+
+def test_guidance_scale_zero_takes_no_gradient(pipe, monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("guidance_gradient was called with guidance_scale=0")
+
+    monkeypatch.setattr(pipe, "guidance_gradient", fail)
+    pipe(initial_params=holding_params(1), object="box", num_cycles=1, guidance_scale=0.0)

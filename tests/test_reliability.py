@@ -1,6 +1,7 @@
 """Reliability: bad inputs give clear errors, runs are reproducible across processes, nothing unpickles,
 the x0 codec stays finite, and a NaN in one sample does not leak into the others."""
 import json
+import logging
 import os
 import re
 import shutil
@@ -19,10 +20,11 @@ import trimesh
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scorehoi_diffusers import GuidedDDIMScheduler, ScoreHOIPipeline
+from scorehoi_diffusers import GuidedDDIMScheduler, ScoreHOIDenoiser, ScoreHOIPipeline
 from scorehoi_diffusers.body import BodyModel
 from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, DEFAULT_PIPELINE, main
 from scorehoi_diffusers.params import RIGHT_HAND_SLICE, X0_DIM, HOIParamCodec, HOIParams
+from scorehoi_diffusers.pipelines.pipeline_scorehoi import MAX_STRIDE, MAX_T_START
 
 from test_pipeline import holding_params, small_denoiser
 
@@ -110,6 +112,15 @@ def truncate_denoiser_weights(folder):
     path = folder / "denoiser" / "diffusion_pytorch_model.safetensors"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
+
+
+def pickle_denoiser_weights(folder):
+    """Replace the denoiser's safetensors file with the same weights pickled, as older diffusers saved them."""
+    from safetensors.torch import load_file
+
+    path = folder / "denoiser" / "diffusion_pytorch_model.safetensors"
+    torch.save(load_file(path), path.with_suffix(".bin"))  # writes a pickle; the test checks it is never read
+    path.unlink()
 
 
 def edit_denoiser_config(**changes):
@@ -242,6 +253,77 @@ ERROR_CASES = [
      lambda e: ScoreHOIPipeline.from_pretrained(
          copied_pipeline(e.tmp, edit_config("scheduler/scheduler_config.json", guidance_schedule="cosine"))),
      ValueError, "guidance_schedule"),
+    # Safetensors only: pickled weights are refused by name before anything reads them.
+    ("from-pretrained-pickled-weights",
+     lambda e: ScoreHOIPipeline.from_pretrained(copied_pipeline(e.tmp, pickle_denoiser_weights)), ValueError,
+     "diffusion_pytorch_model.bin"),
+    ("model-from-pretrained-pickled-weights",
+     lambda e: ScoreHOIDenoiser.from_pretrained(copied_pipeline(e.tmp, pickle_denoiser_weights) / "denoiser"),
+     ValueError, "diffusion_pytorch_model.bin"),
+    ("model-from-pretrained-subfolder-pickled-weights",
+     lambda e: ScoreHOIDenoiser.from_pretrained(copied_pipeline(e.tmp, pickle_denoiser_weights), subfolder="denoiser"),
+     ValueError, "diffusion_pytorch_model.bin"),
+    ("from-pretrained-use-safetensors-false",
+     lambda e: ScoreHOIPipeline.from_pretrained(DEFAULT_PIPELINE, use_safetensors=False), ValueError,
+     "use_safetensors"),
+    ("from-pretrained-other-pipeline-class",
+     lambda e: ScoreHOIPipeline.from_pretrained(
+         copied_pipeline(e.tmp, edit_config("model_index.json", _class_name="StableDiffusionPipeline"))),
+     ValueError, "re:`_class_name`.*'StableDiffusionPipeline'"),
+    # pipeline call arguments
+    ("generator-int", lambda e: e.small(initial_params=holding_params(1), object="box", generator=42), TypeError,
+     "`generator` must be a torch.Generator"),
+    ("generator-list-length", lambda e: e.small(initial_params=holding_params(1), object="box", num_cycles=1,
+                                                generator=[torch.Generator(), torch.Generator()]), ValueError,
+     "`generator` is a list of 2 generators for 1 samples"),
+    ("guidance-config-unknown-key", lambda e: e.small(initial_params=holding_params(1), object="box",
+                                                      guidance_config={"scale": 1.0, "strength": 2.0}),
+     ValueError, "re:`guidance_config` has unknown keys \\['strength'\\]"),
+    ("guidance-config-bad-value", lambda e: e.small(initial_params=holding_params(1), object="box",
+                                                    guidance_config={"contact": -1.0}), ValueError,
+     "GuidanceConfig.contact"),
+    ("guidance-config-wrong-type", lambda e: e.small(initial_params=holding_params(1), object="box",
+                                                     guidance_config=[1.0]), TypeError, "guidance_config"),
+    ("guidance-scale-inf", lambda e: e.small(initial_params=holding_params(1), object="box",
+                                             guidance_scale=float("inf")), ValueError, "guidance_scale"),
+    ("guidance-scale-nan", lambda e: e.small(initial_params=holding_params(1), object="box",
+                                             guidance_scale=float("nan")), ValueError, "guidance_scale"),
+    ("guidance-scale-negative", lambda e: e.small(initial_params=holding_params(1), object="box",
+                                                  guidance_scale=-1.0), ValueError, "guidance_scale"),
+    ("eta-above-one", lambda e: e.small(initial_params=holding_params(1), object="box", eta=1.5), ValueError,
+     "`eta` must be a number in [0, 1]"),
+    ("eta-nan", lambda e: e.small(initial_params=holding_params(1), object="box", eta=float("nan")), ValueError,
+     "`eta`"),
+    ("t-start-too-deep", lambda e: e.small(initial_params=holding_params(1), object="box", t_start=MAX_T_START + 5),
+     ValueError, f"in [5, {MAX_T_START}]"),
+    ("t-start-not-multiple", lambda e: e.small(initial_params=holding_params(1), object="box", t_start=52),
+     ValueError, "`t_start` must be a multiple of `stride`=5"),
+    ("t-start-float", lambda e: e.small(initial_params=holding_params(1), object="box", t_start=50.0),
+     ValueError, "`t_start`"),
+    ("stride-zero", lambda e: e.small(initial_params=holding_params(1), object="box", stride=0), ValueError,
+     "`stride` must be an integer in [1,"),
+    ("stride-not-divisor", lambda e: e.small(initial_params=holding_params(1), object="box", t_start=49, stride=7),
+     ValueError, "dividing 1000"),
+    ("stride-too-large", lambda e: e.small(initial_params=holding_params(1), object="box", t_start=100, stride=25),
+     ValueError, f"`stride` must be an integer in [1, {MAX_STRIDE}]"),
+    ("num-cycles-bool", lambda e: e.small(initial_params=holding_params(1), object="box", num_cycles=True),
+     ValueError, "num_cycles"),
+    ("contacts-wrong-type", lambda e: e.small(initial_params=holding_params(1), object="box", contacts={}),
+     TypeError, "`contacts` must be Contacts"),
+    ("contact-estimator-not-callable", lambda e: e.small(initial_params=holding_params(1), object="box",
+                                                         contact_estimator="proximity"), TypeError,
+     "contact_estimator"),
+    ("callback-returns-wrong-shape", lambda e: e.small(
+        initial_params=holding_params(1), object="box", num_cycles=1,
+        callback_on_step_end=lambda pipe, i, t, kwargs: {"latents": kwargs["latents"][:, :10]}),
+     ValueError, "`callback_on_step_end` returned `latents` (1, 10)"),
+    ("bbox-ragged", lambda e: image_call(e, image=[picture(), picture(seed=1)], human_mask=[masks()[0]] * 2,
+                                         object_mask=[masks()[1]] * 2, bbox=[[0, 0, 10, 10], [0, 0, 10]]),
+     ValueError, "`bbox[1]` must be four numbers"),
+    ("bbox-without-image", lambda e: e.small(initial_params=holding_params(1), object="box", bbox=[0, 0, 10, 10]),
+     ValueError, "`bbox` only applies to `image`"),
+    ("image-empty-list", lambda e: image_call(e, image=[], human_mask=[], object_mask=[]), ValueError,
+     "`image` is an empty list"),
 ]
 
 
@@ -250,8 +332,14 @@ def test_bad_input_is_a_clear_error(call, error, message, small_pipe, shipped_pi
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     env = SimpleNamespace(small=small_pipe, shipped=shipped_pipe, files=files, tmp=tmp_path)
     pattern = message[3:] if message.startswith("re:") else re.escape(message)
-    with pytest.raises(error, match=pattern):
+    monkeypatch.setattr(torch, "load", _refuse_unpickling)
+    with pytest.raises(error, match=pattern) as raised:
         call(env)
+    assert "\n" not in str(raised.value), "the error must be one line"
+
+
+def _refuse_unpickling(*args, **kwargs):
+    raise AssertionError("torch.load (unpickling) was called")
 
 
 # Documented graceful behaviour: a warning and a finite result.
@@ -491,7 +579,7 @@ def test_codec_exactly_degenerate_6d_decodes_finite():
 # 5. A NaN injected into one sample's latents stays in that sample
 
 
-def test_nan_in_one_sample_does_not_leak_into_another(small_pipe):
+def test_nan_in_one_sample_does_not_leak_into_another(small_pipe, caplog):
     params = HOIParams.cat([holding_params(1, gap=0.05), holding_params(1, gap=0.1)])
 
     def inject(pipeline, step_index, timestep, callback_kwargs):
@@ -506,13 +594,12 @@ def test_nan_in_one_sample_does_not_leak_into_another(small_pipe):
 
     kwargs = dict(initial_params=params, object="box", num_cycles=2, eta=0.0)
     clean = small_pipe(**kwargs, callback_on_step_end=identity)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with caplog.at_level(logging.WARNING, logger="scorehoi_diffusers.pipelines.pipeline_scorehoi"):
         poisoned = small_pipe(**kwargs, callback_on_step_end=inject)
-    # Observed: the NaN sample comes out NaN, and the guidance warns that it took unguided steps.
+    # Observed: the NaN sample comes out NaN, and the guidance logs a warning that it took unguided steps.
     assert torch.isnan(poisoned.body_vertices[0]).any()
-    assert any(issubclass(w.category, RuntimeWarning) and "samples [0]" in str(w.message) for w in caught), \
-        [str(w.message) for w in caught]
+    assert any(r.levelno == logging.WARNING and "samples [0]" in r.getMessage() for r in caplog.records), \
+        [r.getMessage() for r in caplog.records]
     # The other sample is untouched.
     assert torch.isfinite(poisoned.body_vertices[1]).all()
     torch.testing.assert_close(poisoned.body_vertices[1], clean.body_vertices[1], atol=1e-6, rtol=0)

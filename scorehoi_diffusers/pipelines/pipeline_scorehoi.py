@@ -8,32 +8,47 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import os
-import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from diffusers import DiffusionPipeline
-from diffusers.utils import BaseOutput
+from diffusers.utils import BaseOutput, logging
 
 from ..body import BodyModel
 from ..contacts import Contacts, ProximityContactEstimator, ReconstructionState
 from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, guidance_loss, mask_distance_transform
-from ..models.contact_estimator import ScoreHOIContactEstimator
+from ..models.contact_estimator import BoundContactEstimator, ScoreHOIContactEstimator
 from ..models.denoiser import ScoreHOIDenoiser
 from ..models.regressor import ScoreHOIRegressor
 from ..image_processor import HOIImageBatch, HOIImageProcessor, ImageInput
 from ..objects import PRIMITIVE_NAMES, ObjectTemplate, load_object
 from ..params import HOIParamCodec, HOIParams
+from ..safetensors_only import check_safetensors_only, safetensors_kwargs
 from ..schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
 
+logger = logging.get_logger(__name__)
+
 # The one-line module a saved folder carries so that stock `DiffusionPipeline.from_pretrained(...,
-# trust_remote_code=True)` finds this class (DESIGN §10).
+# trust_remote_code=True)` finds this class.
 HUB_SHIM_MODULE = "pipeline"
 HUB_SHIM_SOURCE = "from scorehoi_diffusers import ScoreHOIPipeline  # noqa: F401\n"
+
+# The deepest inversion and the largest timestep stride `__call__` accepts. Beyond them the guided steps diverge
+# (a body of 1e16 m, or NaN): with the shipped weights and 10 cycles, stride 5 broke from t_start 700, stride 10
+# from 560, stride 25 from 175 and stride 50 from 100; the limits keep a margin below the first breaks.
+MAX_T_START = 400
+MAX_STRIDE = 10
+
+NO_REGRESSOR_MESSAGE = (
+    "This pipeline has no regressor, so it cannot start from pictures; pass `initial_params` (an estimate from any "
+    "regressor) or load a pipeline folder that includes `regressor/`."
+)
 
 
 @dataclass
@@ -122,21 +137,34 @@ class ScoreHOIPipeline(DiffusionPipeline):
         self.codec = HOIParamCodec(betas_min, betas_max)
         self.image_processor = HOIImageProcessor(crop_size=int(crop_size))
 
-    def _regress(self, pictures: HOIImageBatch, template: ObjectTemplate, need_params: bool) -> Dict[str, Any]:
-        """Initial estimate, image tokens and a bound contact estimator from preprocessed pictures."""
+    @torch.no_grad()
+    def prepare_initial_estimate(
+        self, pictures: HOIImageBatch, object: ObjectTemplate
+    ) -> Tuple[HOIParams, torch.Tensor, Optional[BoundContactEstimator]]:
+        """The regressor's initial estimate, image tokens and image-bound contact estimator for preprocessed pictures.
+
+        This is what ``pipeline(image=...)`` starts from; with ``num_cycles=0`` the pipeline returns this estimate.
+
+        Args:
+            pictures (`HOIImageBatch`): the output of ``pipeline.image_processor.preprocess`` (batch B).
+            object (`ObjectTemplate`): the object template (its keypoints condition the regressor).
+
+        Returns:
+            ``(initial_params, image_tokens, contact_estimator)``: the estimate as :class:`HOIParams` (batch B),
+            ``(B, N, D)`` image tokens for the denoiser, and the registered contact estimator bound to the
+            pictures' features (``None`` when the pipeline has none).
+        """
+        if self.regressor is None:
+            raise ValueError(NO_REGRESSOR_MESSAGE)
         device, dtype = self._execution_device, self.regressor.dtype
         pixel_values = pictures.pixel_values.to(device=device, dtype=dtype)
         crop_intrinsics = pictures.crop_intrinsics.to(device=device, dtype=dtype)
-        keypoints = template.keypoints.to(device=device, dtype=dtype).expand(pixel_values.shape[0], -1, -1)
+        keypoints = object.keypoints.to(device=device, dtype=dtype).expand(pixel_values.shape[0], -1, -1)
         output = self.regressor(pixel_values, keypoints, crop_intrinsics)
         bound = None
         if self.contact_estimator is not None:
             bound = self.contact_estimator.bind(output.feature_map, crop_intrinsics, pictures.image_size)
-        return {
-            "params": self.codec.decode(output.x0, output.camera_translation) if need_params else None,
-            "image_tokens": output.image_tokens,
-            "contact_estimator": bound,
-        }
+        return self.codec.decode(output.x0, output.camera_translation), output.image_tokens, bound
 
     def default_guidance_config(self) -> GuidanceConfig:
         """The guidance this pipeline uses when a call gives none: its ``guidance`` config, else the release's."""
@@ -157,17 +185,41 @@ class ScoreHOIPipeline(DiffusionPipeline):
         index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Union[str, os.PathLike], **kwargs) -> "ScoreHOIPipeline":
+        """[`DiffusionPipeline.from_pretrained`] of safetensors weights only.
+
+        A local component folder whose weights are only pickled files (``diffusion_pytorch_model.bin``, ``.pt``,
+        ``.pkl``, ...) is refused before anything is read, and ``use_safetensors=True`` is passed on.
+        """
+        folder = Path(pretrained_model_name_or_path)
+        index_path = folder / "model_index.json"
+        if index_path.is_file():
+            index = json.loads(index_path.read_text())
+            for name, value in sorted(index.items()):
+                # Components are `[module, class]` pairs; the other entries are the pipeline's own config.
+                if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
+                    check_safetensors_only(folder / name, name)
+        return super().from_pretrained(pretrained_model_name_or_path, **safetensors_kwargs(kwargs))
+
+    @classmethod
     def load_config(cls, *args, **kwargs):
         """Read ``model_index.json``; loading through this class itself needs no custom-pipeline code.
 
         Saved folders name ``["pipeline", "ScoreHOIPipeline"]`` as their class so that stock
         ``DiffusionPipeline`` can find it; this class turns that back into its own name, so
-        ``ScoreHOIPipeline.from_pretrained(folder)`` never executes the folder's ``pipeline.py``.
+        ``ScoreHOIPipeline.from_pretrained(folder)`` never executes the folder's ``pipeline.py``. A folder of
+        another pipeline class is refused.
         """
         loaded = super().load_config(*args, **kwargs)
         config = loaded[0] if isinstance(loaded, tuple) else loaded
         if isinstance(config.get("_class_name"), list):
             config["_class_name"] = config["_class_name"][1]
+        known = {klass.__name__ for klass in cls.__mro__ if issubclass(klass, ScoreHOIPipeline)}
+        if config.get("_class_name") not in known:
+            raise ValueError(
+                f"`_class_name` in model_index.json is {config.get('_class_name')!r}, not {cls.__name__!r}: the "
+                "folder holds another pipeline; load it with that pipeline's class."
+            )
         return loaded
 
     # ------------------------------------------------------------------------------------------------------
@@ -208,6 +260,135 @@ class ScoreHOIPipeline(DiffusionPipeline):
 
     # ------------------------------------------------------------------------------------------------------
 
+    def check_inputs(
+        self,
+        image,
+        human_mask,
+        object_mask,
+        object,
+        bbox,
+        initial_params,
+        contacts,
+        contact_estimator,
+        num_cycles,
+        t_start,
+        stride,
+        guidance_config,
+        guidance_scale,
+        eta,
+        generator,
+        output_type,
+        callback_on_step_end,
+        callback_on_step_end_tensor_inputs,
+    ) -> None:
+        """Raise a one-line ``ValueError``/``TypeError`` naming the first bad argument of :meth:`__call__`."""
+        if output_type not in ("pt", "np", "mesh"):
+            raise ValueError(f"`output_type` must be 'pt', 'np' or 'mesh', got {output_type!r}.")
+        if object is None:
+            raise ValueError("`object` is required: an ObjectTemplate, a shipped primitive name "
+                             f"{list(PRIMITIVE_NAMES)}, a dataset object name with `object_root`, or a mesh path.")
+        if image is None and initial_params is None:
+            raise ValueError("Give `image` with `human_mask` and `object_mask`, or an `initial_params` estimate.")
+        if isinstance(image, (list, tuple)) and len(image) == 0:
+            raise ValueError("`image` is an empty list; give at least one picture.")
+        if image is not None and self.regressor is None:
+            raise ValueError(NO_REGRESSOR_MESSAGE)
+        if image is None and bbox is not None:
+            raise ValueError("`bbox` only applies to `image`; drop it when refining `initial_params`.")
+        if bbox is not None:
+            _check_bbox_layout(bbox)
+        if initial_params is not None and not isinstance(initial_params, HOIParams):
+            raise TypeError(f"`initial_params` must be HOIParams, got {type(initial_params).__name__}.")
+        if contacts is not None and not isinstance(contacts, Contacts):
+            raise TypeError(f"`contacts` must be Contacts, got {type(contacts).__name__}.")
+        if contact_estimator is not None and not callable(contact_estimator):
+            raise TypeError("`contact_estimator` must be a callable `estimator(ReconstructionState) -> Contacts`, "
+                            f"got {type(contact_estimator).__name__}.")
+        if not _is_int(num_cycles) or num_cycles < 0:
+            raise ValueError(f"`num_cycles` must be an integer >= 0, got {num_cycles!r}.")
+        num_train_timesteps = self.scheduler.config.num_train_timesteps
+        if not _is_int(stride) or not 1 <= stride <= MAX_STRIDE or num_train_timesteps % stride != 0:
+            raise ValueError(
+                f"`stride` must be an integer in [1, {MAX_STRIDE}] dividing {num_train_timesteps} (the scheduler's "
+                f"training steps), e.g. 5 or 10 (larger guided steps diverge); got {stride!r}."
+            )
+        if not _is_int(t_start) or not stride <= t_start <= MAX_T_START or t_start % stride != 0:
+            raise ValueError(
+                f"`t_start` must be a multiple of `stride`={stride} in [{stride}, {MAX_T_START}] (deeper inversion "
+                f"makes the guided steps diverge), got {t_start!r}."
+            )
+        if guidance_config is not None and not isinstance(guidance_config, (GuidanceConfig, Mapping)):
+            raise TypeError(f"`guidance_config` must be a GuidanceConfig or a dict of its fields, "
+                            f"got {type(guidance_config).__name__}.")
+        if isinstance(guidance_config, Mapping):
+            known = {field.name for field in fields(GuidanceConfig)}
+            unknown = sorted(set(guidance_config) - known)
+            if unknown:
+                raise ValueError(f"`guidance_config` has unknown keys {unknown}; GuidanceConfig fields are "
+                                 f"{sorted(known)}.")
+        if guidance_scale is not None and (
+            not isinstance(guidance_scale, numbers.Real) or not math.isfinite(guidance_scale) or guidance_scale < 0
+        ):
+            raise ValueError(f"`guidance_scale` must be a finite number >= 0 (0 turns guidance off), "
+                             f"got {guidance_scale!r}.")
+        if not isinstance(eta, numbers.Real) or not 0 <= eta <= 1:
+            raise ValueError(f"`eta` must be a number in [0, 1] (0: deterministic DDIM, 1: DDPM-like), got {eta!r}.")
+        generators = generator if isinstance(generator, list) else [generator]
+        if generator is not None and not all(isinstance(g, torch.Generator) for g in generators):
+            raise TypeError(f"`generator` must be a torch.Generator (e.g. torch.Generator().manual_seed(42)) or a "
+                            f"list of them, got {type(generator).__name__}.")
+        if callback_on_step_end is not None and not callable(callback_on_step_end):
+            raise TypeError(f"`callback_on_step_end` must be callable, got {type(callback_on_step_end).__name__}.")
+        unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
+        if unknown:
+            raise ValueError(f"`callback_on_step_end_tensor_inputs` has unknown names {sorted(unknown)}; "
+                             f"choose from {self._callback_tensor_inputs}.")
+
+    def guidance_gradient(
+        self,
+        latents: torch.Tensor,
+        noise_pred: torch.Tensor,
+        timestep: int,
+        object: ObjectTemplate,
+        camera_translation: torch.Tensor,
+        contacts: Contacts,
+        image_evidence: Dict[str, torch.Tensor],
+        guidance_config: GuidanceConfig,
+    ) -> torch.Tensor:
+        """The guidance gradient ``∇_{x_t} L(x̂0(x_t))`` of one denoising step, with the predicted noise held constant.
+
+        ``L`` is :func:`guidance_loss` on the geometry of the predicted clean sample ``x̂0``. Per sample, a
+        non-finite gradient becomes zero (that sample takes an unguided step, and a warning is logged) and
+        ``guidance_config.max_grad_norm`` bounds the norm.
+
+        Args:
+            latents (`torch.Tensor`): ``(B, 331)`` the noisy sample ``x_t``.
+            noise_pred (`torch.Tensor`): ``(B, 331)`` the denoiser's ε at ``timestep``.
+            timestep (`int`): the current timestep ``t``.
+            object (`ObjectTemplate`): the object template.
+            camera_translation (`torch.Tensor`): ``(B, 3)`` pelvis position in the camera.
+            contacts (`Contacts`): the contacts the contact term pulls together.
+            image_evidence (`dict`): camera matrices and mask distance maps (``GuidanceInputs`` fields).
+            guidance_config (`GuidanceConfig`): term weights.
+
+        Returns:
+            `torch.Tensor` of shape ``(B, 331)``, for ``scheduler.step(guidance_gradient=...)``.
+        """
+        with torch.enable_grad():
+            x0_hat = self.scheduler.predict_original_sample(noise_pred, timestep, latents).detach().requires_grad_(True)
+            _, body_points, object_points, sdf = self._geometry(x0_hat, camera_translation, object)
+            inputs = self._guidance_inputs(body_points, object_points, sdf, contacts, camera_translation, image_evidence)
+            loss, _ = guidance_loss(inputs, guidance_config)
+            (grad_x0,) = torch.autograd.grad(loss.sum(), x0_hat)
+        grad, non_finite = clip_gradient_norm(grad_x0, guidance_config.max_grad_norm)
+        if non_finite.any():
+            logger.warning(
+                f"Guidance gradient was NaN/Inf for samples {non_finite.nonzero().flatten().tolist()} at "
+                f"t={timestep}; those samples take an unguided step."
+            )
+        # x̂0 = (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t has Jacobian 1 / √ᾱ_t in x_t when ε is held constant.
+        return grad / self.scheduler.alphas_cumprod[timestep] ** 0.5
+
     @torch.no_grad()
     def __call__(
         self,
@@ -225,7 +406,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         num_cycles: int = 10,
         t_start: int = 50,
         stride: int = 5,
-        guidance_config: Optional[GuidanceConfig] = None,
+        guidance_config: Optional[Union[GuidanceConfig, Dict[str, Any]]] = None,
         guidance_scale: Optional[float] = None,
         eta: float = 0.0,
         generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
@@ -255,64 +436,56 @@ class ScoreHOIPipeline(DiffusionPipeline):
             image_tokens (`torch.Tensor`, *optional*): ``(B, N, D)`` image features, the denoiser's condition
                 (taken from the regressor when ``image`` is given).
             contact_estimator (`callable`, *optional*): ``estimator(ReconstructionState) -> Contacts``, called
-                after every cycle; defaults to the registered contact estimator bound to the image features,
-                else :class:`ProximityContactEstimator`.
+                on the initial estimate (when ``contacts`` is not given) and after every cycle; defaults to the
+                registered contact estimator bound to the pictures' features when ``image`` is given, else
+                :class:`ProximityContactEstimator`.
             refresh_contacts (`bool`, defaults to `True`): re-estimate contacts after each cycle (``False``
                 keeps the initial contacts: the "frozen contacts" ablation).
-            num_cycles (`int`, defaults to 10): refinement cycles N.
-            t_start (`int`, defaults to 50): inversion depth.
-            stride (`int`, defaults to 5): timestep stride of inversion and denoising.
-            guidance_config (`GuidanceConfig`, *optional*): term weights; default: the pipeline's
-                :meth:`default_guidance_config`.
-            guidance_scale (`float`, *optional*): overrides ``guidance_config.scale``; 0 disables guidance.
-            eta (`float`, defaults to 0): DDIM stochasticity of the denoising steps (0 is deterministic).
-            generator (`torch.Generator`, *optional*): drives the noise when ``eta > 0``.
+            num_cycles (`int`, defaults to 10): refinement cycles N (0 returns the initial estimate).
+            t_start (`int`, defaults to 50): inversion depth, a multiple of ``stride`` up to
+                ``MAX_T_START`` (400; deeper inversion diverges).
+            stride (`int`, defaults to 5): timestep stride of inversion and denoising, up to ``MAX_STRIDE`` (10)
+                and dividing the scheduler's training steps (1000).
+            guidance_config (`GuidanceConfig` or `dict`, *optional*): term weights (a dict is read as
+                ``GuidanceConfig(**dict)``); default: the pipeline's :meth:`default_guidance_config`.
+            guidance_scale (`float`, *optional*): overrides ``guidance_config.scale``; finite and >= 0, 0
+                disables guidance.
+            eta (`float`, defaults to 0): DDIM stochasticity of the denoising steps, in [0, 1] (0 is
+                deterministic).
+            generator (`torch.Generator` or a list of one per sample, *optional*): drives the noise when
+                ``eta > 0``.
             object_root (path, *optional*): folder of user-supplied dataset object meshes.
             output_type (`str`, defaults to `"pt"`): ``"pt"``, ``"np"`` or ``"mesh"``.
             return_dict (`bool`, defaults to `True`): return a [`ScoreHOIPipelineOutput`] or a tuple.
             callback_on_step_end (`callable`, *optional*): ``fn(pipe, step_index, timestep, callback_kwargs)``
-                called after every guided denoising step; may return a dict replacing ``latents``.
+                called after every guided denoising step; may return a dict replacing ``latents`` (same shape;
+                cast back to the pipeline's dtype).
             callback_on_step_end_tensor_inputs (`list[str]`): tensors passed in ``callback_kwargs``, from
                 ``latents``, ``human_contact``, ``object_contact``, ``floor_contact``.
 
         Returns:
             [`ScoreHOIPipelineOutput`] or a tuple of its fields.
         """
-        if output_type not in ("pt", "np", "mesh"):
-            raise ValueError(f"`output_type` must be 'pt', 'np' or 'mesh', got {output_type!r}.")
-        if object is None:
-            raise ValueError("`object` is required: an ObjectTemplate, a shipped primitive name "
-                             f"{list(PRIMITIVE_NAMES)}, a dataset object name with `object_root`, or a mesh path.")
-        if image is None and initial_params is None:
-            raise ValueError("Give `image` with `human_mask` and `object_mask`, or an `initial_params` estimate.")
-        if image is not None and self.regressor is None:
-            raise ValueError(
-                "This pipeline has no regressor, so it cannot start from pictures; pass `initial_params` "
-                "(an estimate from any regressor) or load a pipeline folder that includes `regressor/`."
-            )
-        if initial_params is not None and not isinstance(initial_params, HOIParams):
-            raise TypeError(f"`initial_params` must be HOIParams, got {type(initial_params).__name__}.")
-        if not isinstance(num_cycles, int) or num_cycles < 0:
-            raise ValueError(f"`num_cycles` must be an integer >= 0, got {num_cycles!r}.")
-        unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
-        if unknown:
-            raise ValueError(f"`callback_on_step_end_tensor_inputs` has unknown names {sorted(unknown)}; "
-                             f"choose from {self._callback_tensor_inputs}.")
+        # 1. Check inputs
+        self.check_inputs(
+            image, human_mask, object_mask, object, bbox, initial_params, contacts, contact_estimator, num_cycles,
+            t_start, stride, guidance_config, guidance_scale, eta, generator, output_type, callback_on_step_end,
+            callback_on_step_end_tensor_inputs,
+        )
+        if isinstance(guidance_config, Mapping):
+            guidance_config = GuidanceConfig(**guidance_config)
         config = guidance_config if guidance_config is not None else self.default_guidance_config()
         scale = config.scale if guidance_scale is None else float(guidance_scale)
-        estimator = contact_estimator if contact_estimator is not None else ProximityContactEstimator()
-
         device, dtype = self._execution_device, self.denoiser.dtype
         template = load_object(object, object_root=object_root).to(device=device, dtype=dtype)
+
+        # 2. Initial estimate, image tokens and contact estimator (from the pictures unless given)
         if image is not None:
             pictures = self.image_processor.preprocess(image, human_mask, object_mask, bbox, intrinsics)
-            estimate_from_image = self._regress(pictures, template, initial_params is None)
-            if initial_params is None:
-                initial_params = estimate_from_image["params"]
-            if image_tokens is None:
-                image_tokens = estimate_from_image["image_tokens"]
-            if contact_estimator is None:
-                contact_estimator = estimate_from_image["contact_estimator"]
+            regressed_params, regressed_tokens, bound_estimator = self.prepare_initial_estimate(pictures, template)
+            initial_params = regressed_params if initial_params is None else initial_params
+            image_tokens = regressed_tokens if image_tokens is None else image_tokens
+            contact_estimator = bound_estimator if contact_estimator is None else contact_estimator
             camera_intrinsics = pictures.intrinsics
             # The crop camera has the original camera's axes, so the image terms can work in the crop.
             intrinsics, human_mask, object_mask = (
@@ -320,13 +493,21 @@ class ScoreHOIPipeline(DiffusionPipeline):
             )
         else:
             camera_intrinsics = intrinsics
+        estimator = contact_estimator if contact_estimator is not None else ProximityContactEstimator()
+
+        # 3. Encode the estimate as the clean sample x0
         params = initial_params.to(device=device, dtype=dtype)
         batch = params.batch_size
+        if isinstance(generator, list) and len(generator) != batch:
+            raise ValueError(f"`generator` is a list of {len(generator)} generators for {batch} samples; "
+                             "give one per sample or a single torch.Generator.")
         camera_translation = params.camera_translation
         x0 = self.codec.encode(params)
         if not torch.isfinite(x0).all():
             bad = (~torch.isfinite(x0).all(dim=1)).nonzero().flatten().tolist()
             raise ValueError(f"`initial_params` holds NaN or Inf values in samples {bad}.")
+
+        # 4. Guidance evidence and the initial contacts
         up_axis = torch.tensor(config.up_axis, device=device, dtype=dtype)
         up_axis = up_axis / up_axis.norm()
         image_evidence = self._image_evidence(intrinsics, human_mask, object_mask, batch, device, dtype)
@@ -339,27 +520,13 @@ class ScoreHOIPipeline(DiffusionPipeline):
             contacts = estimate(self._geometry(x0, camera_translation, template))
         contacts = contacts.to(device=device, dtype=dtype)
 
+        # 5. Denoiser condition and timesteps
         keypoints = template.keypoints.expand(batch, -1, -1)
         condition = self.denoiser.encode_condition(image_tokens=image_tokens, object_keypoints=keypoints)
         self.scheduler.set_refinement_timesteps(t_start, stride)
         grid = self.scheduler.refinement_timesteps(t_start, stride).tolist()
 
-        def guided_gradient(x_t: torch.Tensor, noise: torch.Tensor, t: int) -> torch.Tensor:
-            """∇_{x_t} L(x̂0(x_t)) with the predicted noise held constant."""
-            with torch.enable_grad():
-                x0_hat = self.scheduler.predict_original_sample(noise, t, x_t).detach().requires_grad_(True)
-                _, body_points, object_points, sdf = self._geometry(x0_hat, camera_translation, template)
-                inputs = self._guidance_inputs(body_points, object_points, sdf, contacts, camera_translation, image_evidence)
-                loss, _ = guidance_loss(inputs, config)
-                (grad_x0,) = torch.autograd.grad(loss.sum(), x0_hat)
-            grad, non_finite = clip_gradient_norm(grad_x0, config.max_grad_norm)
-            if non_finite.any():
-                warnings.warn(
-                    f"Guidance gradient was NaN/Inf for samples {non_finite.nonzero().flatten().tolist()} at "
-                    f"t={t}; those samples take an unguided step.", RuntimeWarning, stacklevel=3
-                )
-            return self.scheduler.guidance_gradient_from_x0_gradient(grad, t)
-
+        # 6. Refinement cycles: DDIM inversion to t_start, guided denoising back to 0, contact refresh
         contact_history: List[Contacts] = []
         loss_history: List[torch.Tensor] = []
         term_history: Dict[str, List[torch.Tensor]] = {}
@@ -375,7 +542,11 @@ class ScoreHOIPipeline(DiffusionPipeline):
                     progress.update()
                 for t in reversed(grid[1:]):
                     noise = self.denoiser(latents, t, condition=condition).sample
-                    gradient = guided_gradient(latents, noise, t) if scale > 0 else None
+                    gradient = None
+                    if scale > 0:
+                        gradient = self.guidance_gradient(
+                            latents, noise, t, template, camera_translation, contacts, image_evidence, config
+                        )
                     latents = self.scheduler.step(
                         noise, t, latents, eta=eta, generator=generator,
                         guidance_gradient=gradient, guidance_scale=scale,
@@ -386,7 +557,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
                         callback_kwargs = {k: named[k] for k in callback_on_step_end_tensor_inputs}
                         callback_outputs = callback_on_step_end(self, step_index, t, callback_kwargs)
                         if callback_outputs is not None and "latents" in callback_outputs:
-                            latents = callback_outputs["latents"]
+                            latents = _callback_latents(callback_outputs["latents"], latents)
                     step_index += 1
                     progress.update()
                 x0 = latents
@@ -400,6 +571,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
                 if refresh_contacts:
                     contacts = estimate(geometry)
 
+        # 7. Decode the meshes and assemble the output
         final = self.codec.decode(x0, camera_translation)
         body = self.body_model(final, frame="camera")
         object_vertices = template.pose(template.vertices, final.object_rotation,
@@ -430,6 +602,32 @@ class ScoreHOIPipeline(DiffusionPipeline):
         if not return_dict:
             return output.to_tuple()
         return output
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_bbox_layout(bbox) -> None:
+    """``bbox`` must be four numbers ``x, y, w, h`` or a list of such boxes (values are checked with the image)."""
+    if isinstance(bbox, (str, bytes)) or not isinstance(bbox, (Sequence, np.ndarray, torch.Tensor)):
+        raise TypeError(f"`bbox` must be x, y, w, h or a list of such boxes, one per image; got {type(bbox).__name__}.")
+    rows = bbox.tolist() if isinstance(bbox, (np.ndarray, torch.Tensor)) else list(bbox)
+    boxes = [rows] if rows and isinstance(rows[0], numbers.Real) else rows
+    for i, box in enumerate(boxes):
+        values = box.tolist() if isinstance(box, (np.ndarray, torch.Tensor)) else box
+        if (isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) != 4
+                or not all(isinstance(value, numbers.Real) for value in values)):
+            raise ValueError(f"`bbox[{i}]` must be four numbers x, y, w, h; give one such box per image, got {box!r}.")
+
+
+def _callback_latents(returned: Any, latents: torch.Tensor) -> torch.Tensor:
+    """The ``latents`` a step callback returned, on the pipeline's device and dtype."""
+    if not isinstance(returned, torch.Tensor) or returned.shape != latents.shape:
+        shape = tuple(returned.shape) if isinstance(returned, torch.Tensor) else type(returned).__name__
+        raise ValueError(f"`callback_on_step_end` returned `latents` {shape}; return a tensor of shape "
+                         f"{tuple(latents.shape)}.")
+    return returned.to(device=latents.device, dtype=latents.dtype)
 
 
 def _params_numpy(params: HOIParams) -> Dict[str, np.ndarray]:

@@ -1,6 +1,6 @@
 """DDIM with DDIM inversion and score guidance: the sampler of ScoreHOI's refinement cycles.
 
-One refinement cycle (DESIGN.md §6) runs on the grid `t = 0, s, 2s, …, t_start`: DDIM inversion upward from the
+One refinement cycle runs on the grid `t = 0, s, 2s, …, t_start`: DDIM inversion upward from the
 current estimate at `t = 0` to `t_start` ([`~GuidedDDIMScheduler.invert_step`]), then guided DDIM denoising back down
 to `t = 0` ([`~GuidedDDIMScheduler.step`] with `guidance_gradient`).
 """
@@ -233,22 +233,6 @@ class GuidedDDIMScheduler(StrictConfigMixin, DDIMScheduler):
         """
         return self._original_and_epsilon(model_output, self._check_timestep(timestep), sample)[0]
 
-    def guidance_gradient_from_x0_gradient(
-        self, grad_x0: torch.Tensor, timestep: int | torch.Tensor
-    ) -> torch.Tensor:
-        """
-        `∇_{x_t} L(x̂0(x_t))` from `∇_{x̂0} L`, with the model's ε held constant: `x̂0 = (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t`
-        has Jacobian `1 / √ᾱ_t`, so the gradient is `grad_x0 / √ᾱ_t`. Pass the result as `step(guidance_gradient=...)`.
-
-        Args:
-            grad_x0 (`torch.Tensor` of shape `(B, D)`): `∇_{x̂0} L`.
-            timestep (`int` or 0-d `torch.Tensor`): the current timestep `t`.
-
-        Returns:
-            `torch.Tensor` of shape `(B, D)`.
-        """
-        return grad_x0 / self.alphas_cumprod[self._check_timestep(timestep)] ** 0.5
-
     def step(
         self,
         model_output: torch.Tensor,
@@ -267,8 +251,8 @@ class GuidedDDIMScheduler(StrictConfigMixin, DDIMScheduler):
 
         With `guidance_gradient = ∇_{x_t} L` (the gradient of a loss to *minimise*, the model's ε held constant), the
         noise prediction becomes `ε̂ = ε + √(1 − ᾱ_t) · guidance_scale · ∇_{x_t} L` (classifier guidance with
-        `log p(y | x_t) = −L`) and the DDIM update uses `ε̂`. Use
-        [`~GuidedDDIMScheduler.guidance_gradient_from_x0_gradient`] to get it from `∇_{x̂0} L`.
+        `log p(y | x_t) = −L`) and the DDIM update uses `ε̂`. For a loss on `x̂0`, `∇_{x_t} L = ∇_{x̂0} L / √ᾱ_t`
+        (`x̂0 = (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t` with ε held constant); `ScoreHOIPipeline.guidance_gradient` computes it.
 
         Args:
             model_output, timestep, sample, eta, use_clipped_model_output, generator, variance_noise, return_dict:

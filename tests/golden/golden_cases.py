@@ -108,4 +108,4 @@ def _learned_contacts_before_fix(pipe) -> Dict:
     pictures = pipe.image_processor.preprocess(example["image"], example["human_mask"], example["object_mask"],
                                                None, example["intrinsics"])
     template = load_object(example["object"])
-    return {"contact_estimator": pipe._regress(pictures, template, False)["contact_estimator"]}
+    return {"contact_estimator": pipe.prepare_initial_estimate(pictures, template)[2]}
