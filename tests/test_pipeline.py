@@ -326,6 +326,20 @@ def test_pictures_in_uses_the_learned_contact_estimator(body, num_cycles, monkey
     assert not torch.equal(explicit.contacts.human, out.contacts.human)
 
 
+def test_contact_estimator_of_another_body_falls_back_to_proximity(body, caplog):
+    """A pipeline trained with one body and loaded with another (the user's SMPL-H) still reconstructs."""
+    import logging
+
+    pipeline, pictures = pictures_pipeline(body)
+    mismatched = ScoreHOIContactEstimator(num_body_points=body.num_downsampled + 7).eval()
+    pipeline.register_modules(contact_estimator=mismatched)
+    with caplog.at_level(logging.WARNING, logger="scorehoi_diffusers.pipelines.pipeline_scorehoi"):
+        out = pipeline(**pictures, num_cycles=1)
+    assert any("proximity" in record.getMessage() for record in caplog.records)
+    proximity = pipeline(**pictures, num_cycles=1, contact_estimator=ProximityContactEstimator())
+    assert torch.equal(out.contacts.human, proximity.contacts.human)
+
+
 def test_prepare_initial_estimate_is_what_pictures_in_starts_from(body):
     pipeline, pictures = pictures_pipeline(body, seed=1)
     batch = pipeline.image_processor.preprocess(pictures["image"], pictures["human_mask"], pictures["object_mask"])

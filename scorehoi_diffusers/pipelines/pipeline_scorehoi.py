@@ -162,9 +162,28 @@ class ScoreHOIPipeline(DiffusionPipeline):
         keypoints = object.keypoints.to(device=device, dtype=dtype).expand(pixel_values.shape[0], -1, -1)
         output = self.regressor(pixel_values, keypoints, crop_intrinsics)
         bound = None
-        if self.contact_estimator is not None:
+        if self._contact_estimator_fits_body():
             bound = self.contact_estimator.bind(output.feature_map, crop_intrinsics, pictures.image_size)
         return self.codec.decode(output.x0, output.camera_translation), output.image_tokens, bound
+
+    def _contact_estimator_fits_body(self) -> bool:
+        """Whether the registered contact estimator was built for this body model's downsampled vertices.
+
+        A pipeline trained with one body (e.g. the stand-in) and loaded with another (e.g. the user's SMPL-H,
+        whose downsampled subset has another size) cannot use its learned contacts; it falls back to proximity
+        contacts read off the reconstruction instead of failing.
+        """
+        if self.contact_estimator is None:
+            return False
+        expected, actual = self.contact_estimator.config.num_body_points, self.body_model.num_downsampled
+        if expected != actual:
+            logger.warning(
+                f"The contact estimator was trained for a body with {expected} downsampled vertices, but this "
+                f"body model has {actual}; contacts come from proximity instead. Train a contact estimator for "
+                "this body (training/train_regressor.py) to use learned contacts with it."
+            )
+            return False
+        return True
 
     def default_guidance_config(self) -> GuidanceConfig:
         """The guidance this pipeline uses when a call gives none: its ``guidance`` config, else the release's."""
