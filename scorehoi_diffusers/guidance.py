@@ -500,16 +500,6 @@ def guidance_loss(
     return total, terms
 
 
-class GuidanceLoss:
-    """``guidance_loss`` bound to a config: ``GuidanceLoss(config)(inputs) -> (total (B,), terms)``."""
-
-    def __init__(self, config: Optional[GuidanceConfig] = None):
-        self.config = config if config is not None else GuidanceConfig()
-
-    def __call__(self, inputs: GuidanceInputs) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        return guidance_loss(inputs, self.config)
-
-
 def clip_gradient_norm(grad: torch.Tensor, max_norm: Optional[float]) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-sample gradient clipping that also removes non-finite gradients.
 

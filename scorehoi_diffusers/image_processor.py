@@ -11,7 +11,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import PIL.Image
@@ -51,8 +51,6 @@ class HOIImageBatch:
         human_mask: ``(B, S, S)`` bool crop of the human mask.
         object_mask: ``(B, S, S)`` bool crop of the object mask.
         intrinsics: ``(B, 3, 3)`` pinhole matrices of the original pictures.
-        images: the original RGB pictures, ``(H, W, 3)`` uint8 each.
-        bboxes: ``(B, 4)`` the ``x, y, w, h`` boxes that were cropped.
     """
 
     pixel_values: torch.Tensor
@@ -60,8 +58,6 @@ class HOIImageBatch:
     human_mask: torch.Tensor
     object_mask: torch.Tensor
     intrinsics: torch.Tensor
-    images: List[np.ndarray]
-    bboxes: np.ndarray
 
     @property
     def image_size(self) -> tuple:
@@ -301,7 +297,7 @@ class HOIImageProcessor:
                         "the person and the object (`bbox`, CLI `--bbox X Y W H`), or none to use the box around "
                         "both masks."
                     )
-            samples.append(sample | {"original_intrinsics": K, "original_bbox": box, "original_image": rgb})
+            samples.append(sample | {"original_intrinsics": K})
         stacked = {key: np.stack([s[key] for s in samples]) for key in ("image", "human_mask", "object_mask")}
         return HOIImageBatch(
             pixel_values=to_model_input(stacked),
@@ -309,6 +305,4 @@ class HOIImageProcessor:
             human_mask=torch.from_numpy(stacked["human_mask"]),
             object_mask=torch.from_numpy(stacked["object_mask"]),
             intrinsics=torch.from_numpy(np.stack([s["original_intrinsics"] for s in samples])),
-            images=[s["original_image"] for s in samples],
-            bboxes=np.stack([s["original_bbox"] for s in samples]),
         )

@@ -87,16 +87,6 @@ def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:
     return roma.rotmat_to_rotvec(matrix)
 
 
-def rotation_6d_to_axis_angle(rotation_6d: torch.Tensor) -> torch.Tensor:
-    """6D ``(..., 6)`` to axis-angle ``(..., 3)``."""
-    return matrix_to_axis_angle(rotation_6d_to_matrix(rotation_6d))
-
-
-def axis_angle_to_rotation_6d(axis_angle: torch.Tensor) -> torch.Tensor:
-    """Axis-angle ``(..., 3)`` to 6D ``(..., 6)``."""
-    return matrix_to_rotation_6d(axis_angle_to_matrix(axis_angle))
-
-
 @dataclass
 class HOIParams:
     """One batch of human-object interaction parameters, all rotations as matrices.

@@ -10,7 +10,6 @@ from scorehoi_diffusers.camera import project_points
 from scorehoi_diffusers.guidance import (
     GuidanceConfig,
     GuidanceInputs,
-    GuidanceLoss,
     clip_gradient_norm,
     contact_term,
     floor_term,
@@ -338,7 +337,6 @@ def test_guidance_loss_is_the_weighted_sum_and_scale_is_not_applied():
     torch.testing.assert_close(total, expected.detach())
     scaled = GuidanceConfig(**{**ALL_TERMS.__dict__, "scale": 7.0})
     torch.testing.assert_close(guidance_loss(_batch_inputs(body, obj), scaled)[0], total)
-    torch.testing.assert_close(GuidanceLoss(ALL_TERMS)(_batch_inputs(body, obj))[0], total)
 
 
 def test_guidance_loss_skips_zero_weight_and_missing_terms():

@@ -3,7 +3,6 @@ import os
 
 import numpy as np
 import pytest
-import roma
 import torch
 from diffusers import DiffusionPipeline
 

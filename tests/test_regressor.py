@@ -20,7 +20,7 @@ from scorehoi_diffusers.models.regressor import (
     crop_to_camera_translation,
     rest_pose_x0,
 )
-from scorehoi_diffusers.params import BETAS_SLICE, HOIParamCodec, HOIParams
+from scorehoi_diffusers.params import HOIParams
 
 SIZE = 64
 TINY_REGRESSOR = dict(
@@ -108,20 +108,6 @@ def test_camera_parameterisation_round_trip():
     assert torch.allclose(centre[0, 2], 2.0 * K[0, 0, 0] / 96)
     with pytest.raises(ValueError, match="camera_translation"):
         camera_translation_to_crop(-translation, K, (80, 96), 2.0)
-
-
-def test_predict_params_decodes_with_codec(regressor):
-    pixels, keypoints, K = inputs(2)
-    codec = HOIParamCodec([-2.0] * 10, [2.0] * 10)
-    with torch.no_grad():
-        params = regressor.predict_params(pixels, keypoints, K, codec)
-        out = regressor(pixels, keypoints, K)
-    assert isinstance(params, HOIParams) and params.batch_size == 2
-    assert torch.allclose(params.camera_translation, out.camera_translation)
-    assert torch.allclose(params.betas, codec.denormalize_betas(out.x0[:, BETAS_SLICE]))
-    assert torch.allclose(roma.rotmat_to_unitquat(params.body_pose).norm(dim=-1), torch.ones(2, 21), atol=1e-5)
-    with pytest.raises(TypeError, match="codec"):
-        regressor.predict_params(pixels, keypoints, K, codec=None)
 
 
 def test_regressor_batch_independence_in_eval_mode(regressor):

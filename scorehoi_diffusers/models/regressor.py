@@ -31,7 +31,7 @@ from torch import nn
 from transformers import ResNetConfig, ResNetModel
 
 from ..input_checks import check_tensor
-from ..params import NUM_BODY_JOINTS, NUM_HAND_JOINTS, OBJECT_ROTATION_SLICE, X0_DIM, HOIParamCodec, HOIParams
+from ..params import NUM_BODY_JOINTS, NUM_HAND_JOINTS, OBJECT_ROTATION_SLICE, X0_DIM
 from ..strict_config import StrictConfigMixin
 from .aligned_loading import AlignedLoadingMixin
 
@@ -325,21 +325,3 @@ class ScoreHOIRegressor(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Conf
             feature_map=feature_map,
             camera_crop=camera_crop,
         )
-
-    def predict_params(
-        self,
-        pixel_values: torch.Tensor,
-        object_keypoints: torch.Tensor,
-        intrinsics: torch.Tensor,
-        codec: HOIParamCodec,
-    ) -> HOIParams:
-        """
-        The prediction as [`HOIParams`] (rotations orthonormalised, betas de-normalised with `codec`).
-
-        Runs with gradients as called; wrap in `torch.no_grad()` for inference. Arguments as in
-        [`~ScoreHOIRegressor.forward`]; `codec` must be the pipeline's (its betas statistics).
-        """
-        if not isinstance(codec, HOIParamCodec):
-            raise TypeError(f"`codec` must be a HOIParamCodec, got {type(codec).__name__}.")
-        output = self(pixel_values, object_keypoints, intrinsics)
-        return codec.decode(output.x0, output.camera_translation)
