@@ -15,7 +15,16 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["scorehoi_diffusers", "scorehoi_diffusers.*"]),
-    package_data={"scorehoi_diffusers": ["assets/*.npz", "assets/objects/*.ply", "assets/*.md"]},
+    # The shipped pipeline and demo examples are package data, so `scorehoi demo` works from an installed wheel.
+    package_data={
+        "scorehoi_diffusers": [
+            "assets/*.npz",
+            "assets/*.md",
+            "assets/objects/*.ply",
+            "assets/scorehoi-synthetic/**/*",
+            "assets/examples/**/*",
+        ]
+    },
     install_requires=[
         "torch>=2.3",
         "numpy>=1.24",
