@@ -350,7 +350,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UserError as error:
         print(f"scorehoi {args.command}: {error}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError, TypeError) as error:
+    except (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, IsADirectoryError) as error:
         # The library's input errors already name the input and what to do.
         print(f"scorehoi {args.command}: {error}", file=sys.stderr)
         return 2
