@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# How scorehoi_diffusers/assets/scorehoi-synthetic was trained, in five warm-started stages: stages 1-3 and 5 on a 2-core CPU
-# (about 2 h 45 min in all), stage 4 on one NVIDIA H200 GPU (about 2.5 min).
+# How scorehoi_diffusers/assets/scorehoi-synthetic (the shipped pipeline) was trained, in five warm-started stages:
+# stages 1-3 and 5 on a 2-core CPU (about 2 h 45 min in all), stage 4 on one NVIDIA H200 GPU (about 2.5 min).
 # Every random choice in the scripts depends only on (seed, step, rank), so the CPU stages reproduce the weights
 # bit for bit; the GPU stage reproduces them up to the GPU's floating-point nondeterminism.
 #
