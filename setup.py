@@ -44,10 +44,13 @@ setup(
         "tqdm>=4.60",
         # Rotation conversions (6D, matrix, axis-angle) with safe handling at 0 and 180 degrees.
         "roma>=1.5",
+        # Quadric decimation of object meshes with more than 100,000 faces (trimesh calls it).
+        "fast-simplification>=0.1",
     ],
     extras_require={
         # Regenerating the shipped assets (tested): manifold3d for the primitives' boolean unions,
-        # scikit-image (marching cubes) and fast-simplification (decimation) for the stand-in body.
+        # scikit-image (marching cubes) and fast-simplification (decimation, also a main dependency) for the
+        # stand-in body.
         "dev": [
             "pytest>=8",
             "hypothesis>=6.100",
