@@ -1,7 +1,9 @@
 """The ``scorehoi`` command: ``reconstruct``, ``demo``, ``synthesize`` and ``evaluate``.
 
-Every subcommand has ``--help``; errors a user can fix (a missing file, an empty mask, an unknown object) are
-printed as one line that says what to do, with exit status 2, instead of a traceback.
+Every subcommand has ``--help``; errors a user can fix (a missing file, an empty mask, an unknown object, an
+unusable ``--out``) are printed as one line that says what to do, with exit status 2, instead of a traceback, and
+are found before the pipeline loads. Each picture's results go to their own folder ``OUT/<name>/``, written as a
+unit; an existing result is replaced only with ``--overwrite``.
 """
 from __future__ import annotations
 
