@@ -40,10 +40,10 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 import trimesh
+from diffusers.utils import logging
 from scipy import ndimage
 from scipy.spatial import ConvexHull, cKDTree
 from scipy.spatial.distance import cdist
-from diffusers.utils import logging
 
 __all__ = [
     "BEHAVE_OBJECTS",
