@@ -240,6 +240,15 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
     print(f"Wrote {args.num} synthetic samples to {out.resolve()}")
 
 
+def _results_path(out: Path, args: argparse.Namespace, num_samples: int) -> Path:
+    return out / f"{args.dataset}_{args.split}_{args.mode}_n{num_samples}_N{args.cycles}_seed{args.seed}.json"
+
+
+def _check_no_results_file(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise UserError(f"--out: {path} already exists; pass --overwrite to replace it or choose another --out.")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     """Load the pipeline and the split, evaluate, print a table and write the results as JSON."""
     from .evaluation import ABLATION_MODES, RegressorEstimate, evaluate, format_table
@@ -250,6 +259,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         raise UserError(
             f"--dataset {args.dataset} needs --data-root (the folder with {args.dataset}_{args.split}.json)."
         )
+    # The file name holds the number of samples, known before loading unless the dataset has fewer.
+    _check_no_results_file(_results_path(out, args, args.num_samples), args.overwrite)
     pipeline = _load_pipeline(args.pipeline, args.body_model, need_regressor=False)
     pipeline.set_progress_bar_config(disable=True)
     if args.dataset == "synthetic":
@@ -263,9 +274,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         dataset = load_contho_dataset(args.data_root, args.dataset, args.split, body=pipeline.body_model,
                                       object_root=args.object_root, max_samples=args.num_samples)
     num_samples = min(args.num_samples, len(dataset))
-    path = out / f"{args.dataset}_{args.split}_{args.mode}_n{num_samples}_N{args.cycles}_seed{args.seed}.json"
-    if path.exists() and not args.overwrite:
-        raise UserError(f"--out: {path} already exists; pass --overwrite to replace it or choose another --out.")
+    path = _results_path(out, args, num_samples)
+    _check_no_results_file(path, args.overwrite)
     estimate = RegressorEstimate(pipeline) if pipeline.regressor is not None else None
     kwargs = dict(split=None, num_samples=num_samples, num_cycles=args.cycles, seed=args.seed,
                   batch_size=args.batch_size, initial_estimate_fn=estimate, object_root=args.object_root)

@@ -282,3 +282,14 @@ def test_empty_mask_is_reported(tmp_path, capsys):
 def test_every_subcommand_has_help(command):
     result = run_cli(command, "--help")
     assert result.returncode == 0 and "usage: scorehoi" in result.stdout
+
+
+def test_evaluate_refuses_to_replace_results_without_overwrite(tmp_path, capsys, monkeypatch):
+    _no_pipeline_load(monkeypatch)
+    existing = tmp_path / "synthetic_test_full_n1_N10_seed0.json"
+    existing.write_text("[]")
+    code = main(["evaluate", "--num-samples", "1", "--image-size", "64", "--out", str(tmp_path)])
+    assert code == 2
+    line = _one_error_line(capsys)
+    assert str(existing) in line and "--overwrite" in line
+    assert existing.read_text() == "[]"
