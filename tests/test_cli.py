@@ -257,17 +257,16 @@ def test_wheel_ships_the_pipeline_and_examples_and_runs_outside_the_checkout(tmp
     zipfile.ZipFile(wheel).extractall(site)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(site)}
     example = site / "scorehoi_diffusers" / "assets" / "examples" / "synthetic_ball"
+    command = "import sys, scorehoi_diffusers.cli as c; print(c.DEFAULT_PIPELINE); sys.exit(c.main(sys.argv[1:]))"
     run = subprocess.run(
-        [sys.executable, "-m", "scorehoi_diffusers.cli", "reconstruct", str(example / "image.png"), "--human-mask",
+        [sys.executable, "-c", command, "reconstruct", str(example / "image.png"), "--human-mask",
          str(example / "human_mask.png"), "--object-mask", str(example / "object_mask.png"), "--object", "ball",
          "--cycles", "0", "--out", str(tmp_path / "out")],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
     )
     assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.splitlines()[0] == str(site / "scorehoi_diffusers" / "assets" / "scorehoi-synthetic")
     assert (tmp_path / "out" / "image" / "image.glb").is_file()
-    probe = subprocess.run([sys.executable, "-c", "import scorehoi_diffusers.cli as c; print(c.DEFAULT_PIPELINE)"],
-                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
-    assert probe.stdout.strip() == str(site / "scorehoi_diffusers" / "assets" / "scorehoi-synthetic")
 
 
 def test_empty_mask_is_reported(tmp_path, capsys):
