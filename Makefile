@@ -21,7 +21,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 export HF_HUB_OFFLINE ?= 1
 
 demo: $(STAMP)
-	$(VENV)/bin/scorehoi demo --out outputs/demo
+	$(VENV)/bin/scorehoi demo --out outputs/demo --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

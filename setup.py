@@ -15,7 +15,16 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["scorehoi_diffusers", "scorehoi_diffusers.*"]),
-    package_data={"scorehoi_diffusers": ["assets/*.npz", "assets/objects/*.ply", "assets/*.md"]},
+    # The shipped pipeline and demo examples are package data, so `scorehoi demo` works from an installed wheel.
+    package_data={
+        "scorehoi_diffusers": [
+            "assets/*.npz",
+            "assets/*.md",
+            "assets/objects/*.ply",
+            "assets/scorehoi-synthetic/**/*",
+            "assets/examples/**/*",
+        ]
+    },
     install_requires=[
         "torch>=2.3",
         "numpy>=1.24",
@@ -35,10 +44,13 @@ setup(
         "tqdm>=4.60",
         # Rotation conversions (6D, matrix, axis-angle) with safe handling at 0 and 180 degrees.
         "roma>=1.5",
+        # Quadric decimation of object meshes with more than 100,000 faces (trimesh calls it).
+        "fast-simplification>=0.1",
     ],
     extras_require={
         # Regenerating the shipped assets (tested): manifold3d for the primitives' boolean unions,
-        # scikit-image (marching cubes) and fast-simplification (decimation) for the stand-in body.
+        # scikit-image (marching cubes) and fast-simplification (decimation, also a main dependency) for the
+        # stand-in body.
         "dev": [
             "pytest>=8",
             "hypothesis>=6.100",

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-OUT = Path(__file__).resolve().parent / "astronaut"
+OUT = Path(__file__).resolve().parents[1] / "scorehoi_diffusers" / "assets" / "examples" / "astronaut"
 
 PERSON = [  # outline of head, suit and arms, pixel (x, y)
     (18, 512), (22, 420), (30, 330), (45, 280), (80, 240), (120, 205), (150, 175), (165, 150),

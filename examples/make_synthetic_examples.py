@@ -10,7 +10,7 @@ from PIL import Image
 
 from scorehoi_diffusers.data.synthetic import generate_samples
 
-OUT = Path(__file__).resolve().parent
+OUT = Path(__file__).resolve().parents[1] / "scorehoi_diffusers" / "assets" / "examples"
 # Test-split scenes picked to show different interactions (indices into the seed-0 test stream).
 PICKS = {"synthetic_bag": 0, "synthetic_ball": 1}
 

@@ -1,29 +1,52 @@
 """The ``scorehoi`` command: ``reconstruct``, ``demo``, ``synthesize`` and ``evaluate``.
 
-Every subcommand has ``--help``; errors a user can fix (a missing file, an empty mask, an unknown object) are
-printed as one line that says what to do, with exit status 2, instead of a traceback.
+Every subcommand has ``--help``; errors a user can fix (a missing file, an empty mask, an unknown object, an
+unusable ``--out``) are printed as one line that says what to do, with exit status 2, instead of a traceback, and
+are found before the pipeline loads. Each picture's results go to their own folder ``OUT/<name>/``, written as a
+unit; an existing result is replaced only with ``--overwrite``.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PIPELINE = REPO_ROOT / "checkpoints" / "scorehoi-synthetic"
-DEFAULT_EXAMPLES = REPO_ROOT / "examples"
+ASSETS = Path(__file__).resolve().parent / "assets"
+# Shipped inside the package, so the command works the same from a wheel as from a checkout.
+DEFAULT_PIPELINE = ASSETS / "scorehoi-synthetic"
+DEFAULT_EXAMPLES = ASSETS / "examples"
 
 
 class UserError(Exception):
     """A problem with the command's inputs, reported without a traceback."""
 
 
-def _load_pipeline(path: Optional[str], body_model: Optional[str]):
+def _check_guidance_fields(index_file: Path) -> None:
+    """Unknown ``guidance`` fields in a pipeline's model_index.json, named with the file, before loading."""
+    from .guidance import GuidanceConfig
+
+    try:
+        guidance = json.loads(index_file.read_text()).get("guidance")
+    except (OSError, ValueError, AttributeError) as error:
+        raise UserError(f"--pipeline: {index_file} is not a readable JSON object ({error}).") from error
+    if isinstance(guidance, dict):
+        known = {field.name for field in dataclasses.fields(GuidanceConfig)}
+        unknown = sorted(set(guidance) - known)
+        if unknown:
+            raise UserError(
+                f"--pipeline: {index_file} has unknown guidance fields {unknown}; remove them "
+                f"(known: {sorted(known)})."
+            )
+
+
+def _load_pipeline(path: Optional[str], body_model: Optional[str], need_regressor: bool = True):
     from .body import BodyModel
     from .pipelines.pipeline_scorehoi import ScoreHOIPipeline
 
@@ -33,11 +56,38 @@ def _load_pipeline(path: Optional[str], body_model: Optional[str]):
             f"No pipeline folder at {folder} (model_index.json missing). Pass --pipeline DIR with a folder "
             "written by ScoreHOIPipeline.save_pretrained or the training scripts."
         )
+    _check_guidance_fields(folder / "model_index.json")
     overrides = {"body_model": BodyModel(model_path=body_model)} if body_model else {}
     pipeline = ScoreHOIPipeline.from_pretrained(folder, **overrides)
-    if pipeline.regressor is None:
+    if need_regressor and pipeline.regressor is None:
         raise UserError(f"The pipeline at {folder} has no regressor/, so it cannot start from a picture.")
     return pipeline
+
+
+def _writable_folder(path: str, option: str = "--out") -> Path:
+    """``path`` as a folder this process can create and write in, checked before any slow work starts."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{option} {folder} is a file, not a folder; give a folder path.")
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(
+            f"{option} {folder}: {existing} is a file, so no folder can be made under it; give another path."
+        )
+    try:
+        # The only reliable test is to write: permissions, read-only mounts and quotas all show up here.
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise UserError(f"{option} {folder}: cannot write in {existing} ({error.strerror}); choose a writable folder.")
+    return folder
+
+
+def _check_no_result(out: Path, name: str, overwrite: bool) -> None:
+    if (out / name).exists() and not overwrite:
+        raise UserError(f"--out: {out / name} already exists; pass --overwrite to replace it or choose another --out.")
 
 
 def _read_image(path: str, name: str, mask: bool = False) -> np.ndarray:
@@ -46,7 +96,7 @@ def _read_image(path: str, name: str, mask: bool = False) -> np.ndarray:
     return load_image(path, f"--{name.replace('_', '-')}", mask=mask)
 
 
-def _checked_items(items: Sequence[dict], object_root: Optional[str]) -> List[dict]:
+def _checked_items(items: Sequence[dict], object_root: Optional[str], mesh_unit: Optional[str] = None) -> List[dict]:
     """Each item checked as the pipeline will check it (pictures, masks, bbox, intrinsics) and with its object
     template loaded, so that a bad input fails with one line before the pipeline loads."""
     from .image_processor import HOIImageProcessor
@@ -55,17 +105,18 @@ def _checked_items(items: Sequence[dict], object_root: Optional[str]) -> List[di
     for item in items:
         HOIImageProcessor().preprocess(item["image"], item["human_mask"], item["object_mask"],
                                        bbox=item.get("bbox"), intrinsics=item.get("intrinsics"))
-    return [{**item, "template": load_object(item["object"], object_root=object_root)} for item in items]
+    options = {"mesh_unit": mesh_unit} if mesh_unit else {}
+    return [{**item, "template": load_object(item["object"], object_root=object_root, **options)} for item in items]
 
 
 def _reconstruct_files(
-    pipeline, items: Sequence[dict], out_dir: Path, cycles: int, seed: int
+    pipeline, items: Sequence[dict], out_dir: Path, cycles: int, seed: int, overwrite: bool = False
 ) -> List[dict]:
     """Reconstruct a list of ``{name, image, human_mask, object_mask, object, template, bbox, intrinsics}`` items
-    (see :func:`_checked_items`) and export them."""
+    (see :func:`_checked_items`) and export each into its own folder ``out_dir/name``, written as a unit."""
     import torch
 
-    from .export import export_reconstruction
+    from .export import export_reconstruction, result_folder
     from .image_processor import to_rgb_array
 
     written = []
@@ -78,25 +129,36 @@ def _reconstruct_files(
             num_cycles=cycles, generator=torch.Generator().manual_seed(seed),
         )
         seconds = time.perf_counter() - start
-        paths = export_reconstruction(
-            output, 0, pipeline.body_model, template, out_dir, item["name"],
-            image=to_rgb_array(item["image"]), intrinsics=output.intrinsics[0].cpu().numpy(),
-            extra={"inputs": item.get("sources", {}), "object": str(item["object"]), "seconds": seconds},
-        )
-        written.append({"name": item["name"], "seconds": seconds, **{k: str(v) for k, v in paths.items()}})
+        final = out_dir / item["name"]
+        try:
+            with result_folder(out_dir, item["name"], overwrite=overwrite) as folder:
+                paths = export_reconstruction(
+                    output, 0, pipeline.body_model, template, folder, item["name"],
+                    image=to_rgb_array(item["image"]), intrinsics=output.intrinsics[0].cpu().numpy(),
+                    extra={"inputs": item.get("sources", {}), "object": str(item["object"]), "seed": seed,
+                           "num_cycles": cycles, "seconds": seconds},
+                )
+        except FileExistsError as error:
+            raise UserError(f"--out: {final} was written by another run meanwhile; pass --overwrite to replace "
+                            "it or choose another --out.") from error
+        final_paths = {kind: str(final / path.name) for kind, path in paths.items()}
+        written.append({"name": item["name"], "seconds": seconds, **final_paths})
     return written
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> None:
     from .camera import intrinsics_from_focal
 
-    # Every input is read and checked before the pipeline loads: a typo costs no loading time.
+    # Every input and the output folder are checked before the pipeline loads: a typo costs no loading time.
+    out = _writable_folder(args.out)
+    name = Path(args.image).stem
+    _check_no_result(out, name, args.overwrite)
     intrinsics = None
     if args.focal is not None:
         height, width = _read_image(args.image, "image").shape[:2]
         intrinsics = intrinsics_from_focal(args.focal, height, width, name="--focal")
     item = {
-        "name": Path(args.image).stem,
+        "name": name,
         "image": _read_image(args.image, "image"),
         "human_mask": _read_image(args.human_mask, "human_mask", mask=True),
         "object_mask": _read_image(args.object_mask, "object_mask", mask=True),
@@ -105,9 +167,9 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
         "intrinsics": intrinsics,
         "sources": {"image": args.image, "human_mask": args.human_mask, "object_mask": args.object_mask},
     }
-    items = _checked_items([item], args.object_root)
+    items = _checked_items([item], args.object_root, args.mesh_unit)
     pipeline = _load_pipeline(args.pipeline, args.body_model)
-    for entry in _reconstruct_files(pipeline, items, Path(args.out), args.cycles, args.seed):
+    for entry in _reconstruct_files(pipeline, items, out, args.cycles, args.seed, args.overwrite):
         _print_written(entry)
 
 
@@ -118,9 +180,20 @@ def _print_written(entry: dict) -> None:
             print(f"  {kind:8s} {entry[kind]}")
 
 
+EXAMPLE_KEYS = ("image", "human_mask", "object_mask", "object")
+
+
 def load_example(folder: Path) -> dict:
     """An example folder holds ``example.json`` naming its image, masks, object and optional intrinsics."""
-    spec = json.loads((folder / "example.json").read_text())
+    file = Path(folder) / "example.json"
+    try:
+        spec = json.loads(file.read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"--examples: {file} is not a readable JSON file ({error}).") from error
+    missing = [key for key in EXAMPLE_KEYS if not isinstance(spec, dict) or key not in spec]
+    if missing:
+        raise UserError(f"--examples: {file} lacks the keys {missing}; an example names its "
+                        f"{', '.join(EXAMPLE_KEYS)} (see the shipped examples).")
     item = {
         "name": folder.name,
         "image": _read_image(str(folder / spec["image"]), "image"),
@@ -135,14 +208,16 @@ def load_example(folder: Path) -> dict:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    out = _writable_folder(args.out)
     folders = sorted(p.parent for p in Path(args.examples).glob("*/example.json"))
     if not folders:
         raise UserError(f"No examples (*/example.json) under {args.examples}.")
+    for folder in folders:
+        _check_no_result(out, folder.name, args.overwrite)
     items = _checked_items([load_example(f) for f in folders], None)
     pipeline = _load_pipeline(args.pipeline, args.body_model)
-    out = Path(args.out)
     start = time.perf_counter()
-    written = _reconstruct_files(pipeline, items, out, args.cycles, args.seed)
+    written = _reconstruct_files(pipeline, items, out, args.cycles, args.seed, args.overwrite)
     for entry in written:
         _print_written(entry)
     print(f"Reconstructed {len(written)} examples in {time.perf_counter() - start:.1f} s; outputs in {out.resolve()}")
@@ -151,14 +226,75 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_synthesize(args: argparse.Namespace) -> None:
     from .data.synthetic import synthesize
 
-    synthesize(args.num, args.out, seed=args.seed, image_size=args.image_size)
-    print(f"Wrote {args.num} synthetic samples to {Path(args.out).resolve()}")
+    out = _writable_folder(args.out)
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise UserError(
+            f"--out {out} is not empty; pass --overwrite to replace its contents or choose another folder."
+        )
+    synthesize(args.num, out, seed=args.seed, image_size=args.image_size, overwrite=args.overwrite)
+    print(f"Wrote {args.num} synthetic samples to {out.resolve()}")
+
+
+def _results_path(out: Path, args: argparse.Namespace, num_samples: int) -> Path:
+    return out / f"{args.dataset}_{args.split}_{args.mode}_n{num_samples}_N{args.cycles}_seed{args.seed}.json"
+
+
+def _check_no_results_file(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise UserError(f"--out: {path} already exists; pass --overwrite to replace it or choose another --out.")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from .evaluation import run_evaluation_command
+    """Load the pipeline and the split, evaluate, print a table and write the results as JSON."""
+    from .evaluation import ABLATION_MODES, RegressorEstimate, evaluate, format_table
+    from .export import write_json
 
-    run_evaluation_command(args)
+    out = _writable_folder(args.out)
+    if args.dataset != "synthetic" and args.data_root is None:
+        raise UserError(
+            f"--dataset {args.dataset} needs --data-root (the folder with {args.dataset}_{args.split}.json)."
+        )
+    # The file name holds the number of samples, known before loading unless the dataset has fewer.
+    _check_no_results_file(_results_path(out, args, args.num_samples), args.overwrite)
+    pipeline = _load_pipeline(args.pipeline, args.body_model, need_regressor=False)
+    pipeline.set_progress_bar_config(disable=True)
+    object_templates = None
+    if args.dataset == "synthetic":
+        from .data.synthetic import synthetic_split
+
+        dataset = synthetic_split(args.split, args.num_samples, seed=args.seed, image_size=args.image_size,
+                                  body=pipeline.body_model)
+    else:
+        from .data.behave import gendered_bodies, load_contho_dataset
+        from .data.dataset_objects import load_dataset_objects
+
+        # Ground truth from the user's gendered SMPL-H, as fitted; the stand-in's pelvis is not SMPL-H's, so the
+        # annotations' pelvis is checked only with the user's SMPL-H.
+        if args.body_model:
+            bodies, checks = gendered_bodies(args.body_model), {}
+        else:
+            bodies, checks = pipeline.body_model, {"pelvis_tolerance": None}
+        dataset = load_contho_dataset(args.data_root, args.dataset, args.split, body=bodies,
+                                      object_root=args.object_root, max_samples=args.num_samples,
+                                      image_root=args.image_root, **checks)
+        object_templates = load_dataset_objects(dataset["object_name"], args.object_root, args.dataset)
+    num_samples = min(args.num_samples, len(dataset))
+    path = _results_path(out, args, num_samples)
+    _check_no_results_file(path, args.overwrite)
+    estimate = RegressorEstimate(pipeline) if pipeline.regressor is not None else None
+    kwargs = dict(split=None, num_samples=num_samples, num_cycles=args.cycles, seed=args.seed,
+                  batch_size=args.batch_size, initial_estimate_fn=estimate, object_root=args.object_root,
+                  object_templates=object_templates, contact_labels=args.contact_labels)
+    modes = ABLATION_MODES if args.mode == "ablation" else (args.mode,)
+    results = [evaluate(pipeline, dataset, mode=mode, **kwargs) for mode in modes]
+    for result in results:
+        result.update(dataset=args.dataset, pipeline=str(args.pipeline or DEFAULT_PIPELINE))
+        if estimate is not None:
+            result["protocol"] = "regressor_on_images"
+    print(format_table(results))
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(path, results, indent=2)
+    print(f"Wrote {path}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,11 +304,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def pipeline_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--pipeline", default=None, help=f"pipeline folder (default: {DEFAULT_PIPELINE})")
+        p.add_argument("--pipeline", default=None, help="pipeline folder (default: the shipped scorehoi-synthetic)")
         p.add_argument("--body-model", default=None,
                        help="your SMPL-H .npz file or folder (default: the licence-free stand-in body)")
         p.add_argument("--cycles", type=int, default=10, help="refinement cycles N (default 10)")
         p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+    def out_options(p: argparse.ArgumentParser, default: Optional[str], what: str) -> None:
+        p.add_argument("--out", default=default, required=default is None, help=f"output folder ({what})")
+        p.add_argument("--overwrite", action="store_true", help="replace existing results (default: refuse)")
 
     p = sub.add_parser("reconstruct", help="reconstruct body and object from one picture")
     p.add_argument("image", help="RGB picture")
@@ -181,28 +321,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--object", required=True,
                    help="shipped object name (box, ball, stool, table, chair, stick, bag), dataset name, or mesh path")
     p.add_argument("--object-root", default=None, help="folder of dataset object meshes (BEHAVE/InterCap)")
+    p.add_argument("--mesh-unit", choices=("m", "cm", "mm"), default=None,
+                   help="length unit of the --object mesh file (default m)")
     p.add_argument("--bbox", type=float, nargs=4, metavar=("X", "Y", "W", "H"), default=None,
                    help="box around person and object (default: around both masks)")
     p.add_argument("--focal", type=float, default=None, help="focal length in pixels (default 1.2 x longer side)")
-    p.add_argument("--out", default="outputs/reconstruct", help="output folder")
+    out_options(p, "outputs/reconstruct", "the results go to OUT/<image name>/")
     pipeline_options(p)
     p.set_defaults(func=cmd_reconstruct)
 
     p = sub.add_parser("demo", help="reconstruct the shipped examples with the shipped pipeline")
-    p.add_argument("--examples", default=str(DEFAULT_EXAMPLES), help="folder of example folders")
-    p.add_argument("--out", default="outputs/demo", help="output folder")
+    p.add_argument("--examples", default=str(DEFAULT_EXAMPLES), help="folder of example folders (default: shipped)")
+    out_options(p, "outputs/demo", "each example's results go to OUT/<example name>/")
     pipeline_options(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("synthesize", help="generate a synthetic HOI dataset (datasets.Dataset on disk)")
     p.add_argument("--num", type=int, required=True, help="number of samples")
-    p.add_argument("--out", required=True, help="output folder")
+    out_options(p, None, "must be empty unless --overwrite")
     p.add_argument("--seed", type=int, default=0, help="seed (sample i depends only on seed and i)")
     p.add_argument("--image-size", type=int, default=256, help="image side in pixels")
     p.set_defaults(func=cmd_synthesize)
 
     p = sub.add_parser("evaluate", help="CONTHO-protocol metrics of a pipeline on a dataset split")
-    p.add_argument("--pipeline", default=None, help=f"pipeline folder (default: {DEFAULT_PIPELINE})")
+    p.add_argument("--pipeline", default=None, help="pipeline folder (default: the shipped scorehoi-synthetic)")
     p.add_argument("--dataset", choices=("synthetic", "behave", "intercap"), default="synthetic")
     p.add_argument("--split", choices=("train", "test"), default="test")
     p.add_argument("--data-root", default=None,
@@ -222,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cycles", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="outputs/evaluation", help="folder for the JSON results")
+    out_options(p, "outputs/evaluation", "for the JSON results")
     p.set_defaults(func=cmd_evaluate)
     return parser
 
@@ -234,7 +376,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UserError as error:
         print(f"scorehoi {args.command}: {error}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, KeyError, TypeError) as error:
+    except (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, IsADirectoryError) as error:
         # The library's input errors already name the input and what to do.
         print(f"scorehoi {args.command}: {error}", file=sys.stderr)
         return 2

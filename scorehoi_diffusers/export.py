@@ -1,15 +1,18 @@
 """Write one reconstruction to disk: overlay picture, before/after figure, .glb scene and a JSON record.
 
-Used by the ``scorehoi reconstruct`` and ``scorehoi demo`` commands; every file is written atomically.
+Used by the ``scorehoi reconstruct`` and ``scorehoi demo`` commands. Every file is written atomically, and
+:func:`result_folder` writes a whole result set as one unit, so concurrent runs never mix their files.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import fields
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Iterator, Optional
 
 import numpy as np
 import torch
@@ -44,11 +47,71 @@ def params_record(params: HOIParams, index: int) -> Dict[str, list]:
     return {f.name: getattr(params, f.name)[index].detach().cpu().tolist() for f in fields(params)}
 
 
-def _write_json(path: Path, record: dict) -> None:
+def _permissions(mode: int) -> int:
+    """``mode`` less the process's umask: what ``open`` or ``mkdir`` would have given."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
+def write_json(path: os.PathLike, record, indent: int = 1) -> Path:
+    """Write ``record`` as JSON atomically: a reader sees the old file or the whole new one, never a part."""
+    path = Path(path)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as stream:
-        json.dump(record, stream, indent=1)
-    os.replace(temp, path)
+    try:
+        os.chmod(temp, _permissions(0o666))
+        with os.fdopen(handle, "w") as stream:
+            json.dump(record, stream, indent=indent)
+            stream.write("\n")
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+    return path
+
+
+@contextlib.contextmanager
+def result_folder(out_dir: os.PathLike, name: str, overwrite: bool = False) -> Iterator[Path]:
+    """Write one result set as a unit into the folder ``out_dir/name``.
+
+    Yields a fresh hidden folder next to the destination; when the block ends without error it is renamed into
+    place in one step, so a reader (or a concurrent run) sees no result or a whole one. If the block fails the
+    temporary folder is removed and nothing changes.
+
+    Args:
+        out_dir: parent folder (created).
+        name: the result's folder name.
+        overwrite: replace an existing ``out_dir/name``; without it an existing one is an error, also when
+            another run finished it while this one was working.
+
+    Raises:
+        FileExistsError: ``out_dir/name`` exists and `overwrite` is `False`.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    final = out / name
+    if final.exists() and not overwrite:
+        raise FileExistsError(f"{str(final)!r} already exists; pass overwrite=True to replace it.")
+    temp = Path(tempfile.mkdtemp(dir=out, prefix=f".{name}.", suffix=".tmp"))
+    os.chmod(temp, _permissions(0o777))  # mkdtemp makes it private; the result should be as readable as mkdir's
+    try:
+        yield temp
+        if overwrite and final.exists():
+            # Move the old result aside first: a directory can only be renamed onto an empty one.
+            old = Path(tempfile.mkdtemp(dir=out, prefix=f".{name}.", suffix=".old"))
+            os.replace(final, old / name)
+            os.replace(temp, final)
+            shutil.rmtree(old)
+        else:
+            try:
+                os.rename(temp, final)  # fails if another run put a non-empty result there meanwhile
+            except OSError as error:
+                raise FileExistsError(
+                    f"{str(final)!r} was written by another run meanwhile; pass overwrite=True to replace it."
+                ) from error
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
 
 
 def export_reconstruction(
@@ -108,6 +171,5 @@ def export_reconstruction(
         "guidance_loss_history": output.guidance_loss_history[:, index].cpu().tolist(),
         **(extra or {}),
     }
-    paths["json"] = out / f"{name}.json"
-    _write_json(paths["json"], record)
+    paths["json"] = write_json(out / f"{name}.json", record)
     return paths

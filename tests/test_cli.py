@@ -1,8 +1,13 @@
 """The `scorehoi` command on the shipped pipeline and a shipped example, as a user runs it."""
 import json
+import logging
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,14 +15,25 @@ import torch
 import trimesh
 from PIL import Image
 
+from scorehoi_diffusers.params import HOIParams
+
 from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, DEFAULT_PIPELINE, main
+from scorehoi_diffusers.export import result_folder
 
 EXAMPLE = DEFAULT_EXAMPLES / "astronaut"
+REPO = Path(__file__).resolve().parents[1]
+ASTRONAUT = [str(EXAMPLE / "image.jpg"), "--human-mask", str(EXAMPLE / "human_mask.png"),
+             "--object-mask", str(EXAMPLE / "object_mask.png")]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "scorehoi_diffusers.cli", *args], capture_output=True, text=True,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+
+
+def start_cli(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "scorehoi_diffusers.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
 def test_reconstruct_writes_picture_scene_and_matching_json(tmp_path):
@@ -28,6 +44,9 @@ def test_reconstruct_writes_picture_scene_and_matching_json(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "overlay" in result.stdout and "scene" in result.stdout
+    tmp_path = tmp_path / "image"  # each picture's results go to a folder named after it
+    assert str(tmp_path / "image.glb") in result.stdout
+    assert sorted(p.name for p in tmp_path.parent.iterdir()) == ["image"]  # no temporary folder left behind
     overlay = Image.open(tmp_path / "image_overlay.png")
     photo = Image.open(EXAMPLE / "image.jpg")
     assert overlay.size == photo.size
@@ -70,6 +89,186 @@ def test_user_errors_are_one_line_without_traceback(args, message, capsys):
     assert message in err and "Traceback" not in err
 
 
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("scorehoi ") and "Traceback" not in err, err
+    return lines[0]
+
+
+def _no_pipeline_load(monkeypatch):
+    """Make loading the pipeline fail loudly: the checks under test must come before it."""
+    import scorehoi_diffusers.cli as cli
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the pipeline was loaded before the inputs were checked")
+
+    monkeypatch.setattr(cli, "_load_pipeline", refuse)
+
+
+@pytest.mark.parametrize("command", ["reconstruct", "demo", "synthesize", "evaluate"])
+@pytest.mark.parametrize("case", ["file", "under-file", "read-only"])
+def test_bad_out_is_one_line_before_loading(command, case, tmp_path, capsys, monkeypatch):
+    _no_pipeline_load(monkeypatch)
+    blocker = tmp_path / "results.txt"
+    blocker.write_text("not a folder")
+    read_only = tmp_path / "locked"
+    read_only.mkdir()
+    out = {"file": blocker, "under-file": blocker / "sub", "read-only": read_only / "out"}[case]
+    if case == "read-only":
+        read_only.chmod(0o555)
+        if os.geteuid() == 0:  # root writes anywhere: stand in for the operating system's refusal
+            real = tempfile.TemporaryFile
+
+            def refuse(*args, dir=None, **kwargs):
+                if dir is not None and Path(dir) == read_only:
+                    raise PermissionError(13, "Permission denied")
+                return real(*args, dir=dir, **kwargs)
+
+            monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    args = {"reconstruct": ["reconstruct", *ASTRONAUT, "--object", "ball"], "demo": ["demo"],
+            "synthesize": ["synthesize", "--num", "1"], "evaluate": ["evaluate"]}[command]
+    try:
+        assert main(args + ["--out", str(out)]) == 2
+    finally:
+        read_only.chmod(0o755)
+    line = _one_error_line(capsys)
+    expected = {"file": "is a file, not a folder", "under-file": "is a file, so no folder can be made under it",
+                "read-only": "cannot write in"}[case]
+    assert "--out" in line and expected in line, line
+    assert not (read_only / "out").exists() and blocker.read_text() == "not a folder"
+
+
+def test_existing_result_needs_overwrite(tmp_path, capsys, monkeypatch):
+    _no_pipeline_load(monkeypatch)
+    (tmp_path / "image").mkdir()
+    assert main(["reconstruct", *ASTRONAUT, "--object", "ball", "--out", str(tmp_path)]) == 2
+    line = _one_error_line(capsys)
+    assert str(tmp_path / "image") in line and "pass --overwrite" in line
+    (tmp_path / "demo" / "synthetic_bag").mkdir(parents=True)
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 2
+    assert "synthetic_bag" in _one_error_line(capsys)
+
+
+def test_synthesize_into_non_empty_folder_advises_the_cli_flag(tmp_path, capsys):
+    (tmp_path / "keep.txt").write_text("x")
+    assert main(["synthesize", "--num", "1", "--out", str(tmp_path)]) == 2
+    line = _one_error_line(capsys)
+    assert "--overwrite" in line and "overwrite=True" not in line
+    assert (tmp_path / "keep.txt").read_text() == "x"
+
+
+def test_result_folder_is_written_as_a_unit_and_replaced_only_on_request(tmp_path):
+    with result_folder(tmp_path, "photo") as folder:
+        (folder / "a.txt").write_text("first")
+        assert not (tmp_path / "photo").exists()  # invisible until complete
+    assert (tmp_path / "photo" / "a.txt").read_text() == "first"
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        with result_folder(tmp_path, "photo"):
+            pass
+    with pytest.raises(RuntimeError):
+        with result_folder(tmp_path, "photo", overwrite=True) as folder:
+            (folder / "a.txt").write_text("broken")
+            raise RuntimeError("export failed")
+    assert (tmp_path / "photo" / "a.txt").read_text() == "first"  # a failed run changes nothing
+    with result_folder(tmp_path, "photo", overwrite=True) as folder:
+        (folder / "b.txt").write_text("second")
+    assert sorted(p.name for p in (tmp_path / "photo").iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo"]  # no temporary folders left
+
+
+def test_two_runs_at_once_into_one_out_never_mix(tmp_path):
+    # Different seeds, so the two runs' files differ; exactly one may win, and the folder is all from it.
+    common = ["reconstruct", *ASTRONAUT, "--object", "ball", "--cycles", "0", "--out", str(tmp_path)]
+    runs = [start_cli(*common, "--seed", str(seed)) for seed in (0, 1)]
+    results = [(run.wait(timeout=300), *run.communicate()) for run in runs]
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 2], results
+    loser = next(err for code, _, err in results if code == 2)
+    assert "--overwrite" in loser.strip().splitlines()[-1]
+    record = json.loads((tmp_path / "image" / "image.json").read_text())
+    scene = trimesh.load(tmp_path / "image" / "image.glb")
+    body = np.asarray(scene.geometry["body"].vertices)
+    from scorehoi_diffusers import ScoreHOIPipeline
+
+    pipe = ScoreHOIPipeline.from_pretrained(DEFAULT_PIPELINE)
+    pipe.set_progress_bar_config(disable=True)
+    vertices = pipe.body_model(HOIParams(**{k: torch.tensor(v)[None] for k, v in record["params"].items()}),
+                               frame="camera").vertices[0].numpy()
+    np.testing.assert_allclose(body, vertices, atol=1e-4)  # the scene and the JSON come from the same run
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image"]
+
+
+def test_demo_example_without_object_names_file_and_key(tmp_path, capsys, monkeypatch):
+    _no_pipeline_load(monkeypatch)
+    example = tmp_path / "examples" / "mine"
+    shutil.copytree(EXAMPLE, example)
+    spec = json.loads((example / "example.json").read_text())
+    del spec["object"]
+    (example / "example.json").write_text(json.dumps(spec))
+    assert main(["demo", "--examples", str(tmp_path / "examples"), "--out", str(tmp_path / "out")]) == 2
+    line = _one_error_line(capsys)
+    assert str(example / "example.json") in line and "['object']" in line
+
+
+def test_unknown_guidance_field_names_the_file_and_field(tmp_path, capsys):
+    index = json.loads((DEFAULT_PIPELINE / "model_index.json").read_text())
+    index["guidance"]["penetraton"] = 1.0
+    (tmp_path / "pipe").mkdir()
+    (tmp_path / "pipe" / "model_index.json").write_text(json.dumps(index))
+    code = main(["reconstruct", *ASTRONAUT, "--object", "ball", "--pipeline", str(tmp_path / "pipe"),
+                 "--out", str(tmp_path / "out")])
+    assert code == 2
+    line = _one_error_line(capsys)
+    assert str(tmp_path / "pipe" / "model_index.json") in line and "penetraton" in line
+
+
+def test_mesh_folder_and_mesh_unit(tmp_path, capsys, caplog, monkeypatch):
+    _no_pipeline_load(monkeypatch)
+    assert main(["reconstruct", *ASTRONAUT, "--object", str(tmp_path) + "/", "--out", str(tmp_path)]) == 2
+    assert "is a folder; give the mesh file inside it" in _one_error_line(capsys)
+    crate = tmp_path / "crate.ply"
+    trimesh.creation.box(extents=(300.0, 200.0, 400.0)).export(crate)  # millimetres
+    with caplog.at_level(logging.WARNING, logger="scorehoi_diffusers.objects"), pytest.raises(AssertionError):
+        main(["reconstruct", *ASTRONAUT, "--object", str(crate), "--out", str(tmp_path / "out")])
+    assert "--mesh-unit mm" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="scorehoi_diffusers.objects"), pytest.raises(AssertionError):
+        main(["reconstruct", *ASTRONAUT, "--object", str(crate), "--mesh-unit", "mm", "--out", str(tmp_path / "o")])
+    assert "across" not in caplog.text
+
+
+def test_wheel_ships_the_pipeline_and_examples_and_runs_outside_the_checkout(tmp_path):
+    # Build from a copy, so the checkout gets no build/ or .egg-info.
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__",
+                                                                  "outputs", "runs", ".venv", ".pytest_cache"))
+    wheels = tmp_path / "wheels"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(wheels), str(source)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = wheels.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for path in [*DEFAULT_PIPELINE.rglob("*"), *DEFAULT_EXAMPLES.rglob("*")]:
+        if path.is_file() and "__pycache__" not in path.parts:
+            assert path.relative_to(REPO).as_posix() in names
+    # Unpacked (what pip install does) and run from elsewhere: the defaults resolve inside the install.
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(site)}
+    example = site / "scorehoi_diffusers" / "assets" / "examples" / "synthetic_ball"
+    command = "import sys, scorehoi_diffusers.cli as c; print(c.DEFAULT_PIPELINE); sys.exit(c.main(sys.argv[1:]))"
+    run = subprocess.run(
+        [sys.executable, "-c", command, "reconstruct", str(example / "image.png"), "--human-mask",
+         str(example / "human_mask.png"), "--object-mask", str(example / "object_mask.png"), "--object", "ball",
+         "--cycles", "0", "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.splitlines()[0] == str(site / "scorehoi_diffusers" / "assets" / "scorehoi-synthetic")
+    assert (tmp_path / "out" / "image" / "image.glb").is_file()
+
+
 def test_empty_mask_is_reported(tmp_path, capsys):
     empty = tmp_path / "empty.png"
     Image.new("L", Image.open(EXAMPLE / "image.jpg").size, 0).save(empty)
@@ -82,3 +281,14 @@ def test_empty_mask_is_reported(tmp_path, capsys):
 def test_every_subcommand_has_help(command):
     result = run_cli(command, "--help")
     assert result.returncode == 0 and "usage: scorehoi" in result.stdout
+
+
+def test_evaluate_refuses_to_replace_results_without_overwrite(tmp_path, capsys, monkeypatch):
+    _no_pipeline_load(monkeypatch)
+    existing = tmp_path / "synthetic_test_full_n1_N10_seed0.json"
+    existing.write_text("[]")
+    code = main(["evaluate", "--num-samples", "1", "--image-size", "64", "--out", str(tmp_path)])
+    assert code == 2
+    line = _one_error_line(capsys)
+    assert str(existing) in line and "--overwrite" in line
+    assert existing.read_text() == "[]"

@@ -1,6 +1,8 @@
 """Tests for object templates: keypoints, surface samples, the signed-distance grid, posing, registry."""
 
 import importlib.util
+import logging
+import time
 import warnings
 
 import numpy as np
@@ -11,6 +13,7 @@ import trimesh
 from scorehoi_diffusers.objects import (
     BEHAVE_OBJECTS,
     INTERCAP_OBJECTS,
+    MAX_GEOMETRY_FACES,
     PRIMITIVE_DIR,
     PRIMITIVE_NAMES,
     ObjectTemplate,
@@ -322,11 +325,12 @@ def test_from_file_centering_and_to(tmp_path):
         centred.to(dtype=torch.int32)
 
 
-def test_non_watertight_mesh_warns_and_keeps_inside_negative():
+def test_non_watertight_mesh_warns_and_keeps_inside_negative(caplog):
     box = small_box((0.3, 0.3, 0.3)).subdivide().subdivide()
     holed = trimesh.Trimesh(box.vertices, box.faces[1:], process=False)  # one small triangle missing
-    with pytest.warns(UserWarning, match="not watertight"):
+    with caplog.at_level(logging.WARNING, logger="scorehoi_diffusers.objects"):
         template = ObjectTemplate.from_trimesh(holed, sdf_resolution=24)
+    assert "not watertight" in caplog.text
     assert not template.is_watertight
     values = template.signed_distance(torch.tensor([[0.0, 0.0, 0.0], [0.1, -0.1, 0.05], [0.3, 0.0, 0.0]]))
     assert values[0] < -0.1 and values[1] < 0 and values[2] > 0.1
@@ -346,17 +350,87 @@ def test_bad_meshes_raise(tmp_path):
         ObjectTemplate.from_trimesh(trimesh.Trimesh(vertices, box.faces, process=False))
     with pytest.raises(FileNotFoundError, match="missing.glb"):
         ObjectTemplate.from_file(tmp_path / "missing.glb")
+    # A folder is named as a folder, with what to give instead.
+    with pytest.raises(IsADirectoryError, match="is a folder; give the mesh file inside it"):
+        load_object(str(tmp_path) + "/")
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        ObjectTemplate.from_file(tmp_path)
     with pytest.raises(TypeError, match="mesh"):
         ObjectTemplate.from_trimesh(np.zeros((3, 3)))
     with pytest.raises(ValueError, match="num_keypoints"):
         ObjectTemplate.from_trimesh(box, num_keypoints=0)
 
 
-def test_build_is_deterministic():
-    with warnings.catch_warnings():
+def test_build_is_deterministic(caplog):
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING):
         warnings.simplefilter("error")  # a watertight primitive builds without warnings
         first = ObjectTemplate.from_trimesh(load_object("bag").mesh, sdf_resolution=32)
+    assert not caplog.records
     second = ObjectTemplate.from_trimesh(load_object("bag").mesh, sdf_resolution=32)
     assert torch.equal(first.sdf_grid, second.sdf_grid)
     assert torch.equal(first.keypoints, second.keypoints)
     assert torch.equal(first.surface_normals, second.surface_normals)
+
+
+@pytest.mark.parametrize("suffix", ["obj", "ply"])
+def test_nan_vertex_in_a_file_is_refused(tmp_path, suffix):
+    # Loading with processing would silently drop the vertex and its faces, leaving a hole.
+    box = small_box()
+    vertices = box.vertices.copy()
+    vertices[0] = np.nan
+    path = tmp_path / f"broken.{suffix}"
+    trimesh.Trimesh(vertices, box.faces, process=False).export(path)
+    with pytest.raises(ValueError, match=r"broken\.%s.* 1 vertices with NaN" % suffix):
+        load_object(str(path), sdf_resolution=16)
+
+
+def test_mesh_in_millimetres_warns_with_the_unit_and_mesh_unit_scales(tmp_path, caplog):
+    path = tmp_path / "crate.ply"
+    small_box((300.0, 200.0, 1000.0)).export(path)  # a 1 m crate written in millimetres
+    with caplog.at_level(logging.WARNING, logger="scorehoi_diffusers.objects"):
+        as_metres = load_object(str(path), sdf_resolution=16)
+    assert "1000 m across" in caplog.text and "mesh_unit='mm'" in caplog.text and "--mesh-unit mm" in caplog.text
+    assert as_metres.extent.max() == pytest.approx(1000.0)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="scorehoi_diffusers.objects"):
+        scaled = load_object(str(path), sdf_resolution=16, mesh_unit="mm")
+    assert not caplog.records
+    torch.testing.assert_close(scaled.extent, torch.tensor([0.3, 0.2, 1.0]))
+    in_cm = ObjectTemplate.from_trimesh(small_box((30.0, 20.0, 100.0)), sdf_resolution=16, mesh_unit="cm")
+    torch.testing.assert_close(in_cm.extent, torch.tensor([0.3, 0.2, 1.0]))
+    with pytest.raises(ValueError, match="mesh_unit"):
+        ObjectTemplate.from_trimesh(small_box(), mesh_unit="inch")
+
+
+def test_diameter_of_many_vertices_is_close_below_the_exact_value():
+    points = np.random.default_rng(0).normal(size=(6000, 3)) * [0.3, 0.2, 0.1]
+    mesh = trimesh.Trimesh(points, np.zeros((0, 3), dtype=int), process=False)
+    from scipy.spatial.distance import pdist
+
+    from scorehoi_diffusers.objects import _diameter
+
+    exact = pdist(points).max()
+    assert exact * (1 - 0.0025) <= _diameter(mesh) <= exact
+
+
+@pytest.mark.timeout(300)
+def test_million_face_mesh_loads_quickly_decimated_for_geometry(tmp_path, caplog):
+    # Before, the diameter paired all hull vertices: a 1.3M-face sphere was killed after 500 s.
+    sphere = trimesh.creation.icosphere(subdivisions=8, radius=0.3)
+    assert len(sphere.faces) > 1_000_000
+    path = tmp_path / "sphere.ply"
+    sphere.export(path)
+    start = time.process_time()  # CPU time: stable on a machine shared with other jobs
+    with caplog.at_level(logging.WARNING, logger="scorehoi_diffusers.objects"):
+        template = load_object(str(path))
+    seconds = time.process_time() - start
+    assert seconds < 30, f"{seconds:.1f} s of CPU"
+    assert "decimated" in caplog.text
+    assert template.faces.shape[0] == len(sphere.faces)  # the full mesh is kept for display
+    assert template.is_watertight
+    assert template.diameter == pytest.approx(0.6, rel=2e-3)
+    assert np.allclose(np.linalg.norm(template.surface_points.numpy(), axis=1), 0.3, atol=2e-3)
+    values = template.signed_distance(torch.tensor([[0.4, 0.0, 0.0], [0.0, 0.25, 0.0], [0.0, 0.0, 0.0]]))
+    torch.testing.assert_close(values[:2], torch.tensor([0.1, -0.05]), atol=3e-3, rtol=0)
+    assert values[2] < -0.25  # the centre is a kink of the distance that the grid's interpolation rounds off
+    assert MAX_GEOMETRY_FACES < len(sphere.faces)

@@ -27,7 +27,7 @@ CANDIDATES = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--pipeline", default="checkpoints/scorehoi-synthetic")
+    parser.add_argument("--pipeline", default="scorehoi_diffusers/assets/scorehoi-synthetic")
     parser.add_argument("--num-samples", type=int, default=48)
     parser.add_argument("--first-index", type=int, default=20000)
     parser.add_argument("--cycles", type=int, nargs="+", default=[2])

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# How checkpoints/scorehoi-synthetic was trained, in five warm-started stages: stages 1-3 and 5 on a 2-core CPU
-# (about 2 h 45 min in all), stage 4 on one NVIDIA H200 GPU (about 2.5 min).
+# How scorehoi_diffusers/assets/scorehoi-synthetic (the shipped pipeline) was trained, in five warm-started stages:
+# stages 1-3 and 5 on a 2-core CPU (about 2 h 45 min in all), stage 4 on one NVIDIA H200 GPU (about 2.5 min).
 # Every random choice in the scripts depends only on (seed, step, rank), so the CPU stages reproduce the weights
 # bit for bit; the GPU stage reproduces them up to the GPU's floating-point nondeterminism.
 #
@@ -66,8 +66,8 @@ $LAUNCH training/train_regressor.py --output_dir runs/regressor5 --init_from run
   --learning_rate 2e-4 --lr_warmup_steps 50 --checkpointing_steps 400 --max_train_steps 2400 ${COMMON/--seed 0/--seed 3}
 train_prior runs/pipeline5 runs/pipeline3 runs/regressor5 runs/regressor4/data/synthetic-train-n12000-seed0-192px 3
 
-rm -rf checkpoints/scorehoi-synthetic && mkdir -p checkpoints/scorehoi-synthetic
-cp -r runs/pipeline5/{README.md,body_model,contact_estimator,denoiser,model_index.json,pipeline.py,regressor,scheduler,training_args.json} checkpoints/scorehoi-synthetic/
+rm -rf scorehoi_diffusers/assets/scorehoi-synthetic && mkdir -p scorehoi_diffusers/assets/scorehoi-synthetic
+cp -r runs/pipeline5/{README.md,body_model,contact_estimator,denoiser,model_index.json,pipeline.py,regressor,scheduler,training_args.json} scorehoi_diffusers/assets/scorehoi-synthetic/
 # Guidance weights of the shipped pipeline, chosen on a validation slice of the train stream that training never
 # rendered (indices 20000-20047, seed 0) with training/choose_guidance.py run on the stage-2 pipeline
 # (`--pipeline runs/pipeline2 --cycles 2 10`): the setting that beats the regressor alone on contact F, penetration
@@ -75,7 +75,7 @@ cp -r runs/pipeline5/{README.md,body_model,contact_estimator,denoiser,model_inde
 .venv/bin/python - <<'PY'
 import json, dataclasses
 from scorehoi_diffusers.guidance import GuidanceConfig
-path = "checkpoints/scorehoi-synthetic/model_index.json"
+path = "scorehoi_diffusers/assets/scorehoi-synthetic/model_index.json"
 index = json.load(open(path))
 index["guidance"] = dataclasses.asdict(GuidanceConfig(scale=10.0, penetration=10.0, floor=0.0, mask=10.0))
 open(path, "w").write(json.dumps(index, indent=2, sort_keys=True) + "\n")

@@ -169,7 +169,7 @@ def check_training_arguments(args: argparse.Namespace) -> None:
 def warm_start_folder(args: argparse.Namespace, component: str) -> Optional[Path]:
     """`--init_from/<component>` (a `from_pretrained` folder), `None` without `--init_from`.
 
-    Pipeline folders (`save_pretrained`, `checkpoints/scorehoi-synthetic`) and `train_regressor.py` output folders
+    Pipeline folders (`save_pretrained`, `scorehoi_diffusers/assets/scorehoi-synthetic`) and `train_regressor.py` output folders
     share the component layout (`regressor/`, `contact_estimator/`, `denoiser/`), so either works.
     """
     if args.init_from is None:

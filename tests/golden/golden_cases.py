@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
-PIPELINE = REPO / "checkpoints" / "scorehoi-synthetic"
-EXAMPLE = REPO / "examples" / "synthetic_ball"
+PIPELINE = REPO / "scorehoi_diffusers" / "assets" / "scorehoi-synthetic"
+EXAMPLE = REPO / "scorehoi_diffusers" / "assets" / "examples" / "synthetic_ball"
 
 
 def _example():
