@@ -196,3 +196,15 @@ def test_coarse_generation_runs_and_is_deterministic():
     second = generate_standin_body(resolution=0.01, target_vertices=1000, seed=3)
     for key in first:
         np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+
+
+def test_generator_reproduces_the_shipped_asset():
+    # The shipped asset must be exactly what the generator makes, so that changes to tools/standin_body are
+    # caught here rather than silently diverging from the file everyone loads.
+    pytest.importorskip("skimage")
+    pytest.importorskip("fast_simplification")
+    shipped = load_standin_arrays()
+    generated = generate_standin_body()
+    assert set(generated) == set(shipped)
+    for key in shipped:
+        np.testing.assert_array_equal(generated[key], shipped[key], err_msg=key)
