@@ -32,6 +32,7 @@ Known names (:func:`load_object`):
 from __future__ import annotations
 
 import functools
+import math
 import os
 from pathlib import Path
 from typing import Optional, Union
