@@ -8,14 +8,12 @@ import torch
 
 from scorehoi_diffusers.body import BodyModel
 from scorehoi_diffusers.data.schema import params_to_fields
-from scorehoi_diffusers.evaluation import (
-    NoisyGroundTruth,
+from scorehoi_diffusers.evaluation import NoisyGroundTruth, _standard_error, evaluate, format_table
+from scorehoi_diffusers.metrics import (
     align_reconstruction,
     chamfer_distance,
     contact_precision_recall,
-    evaluate,
     f_score,
-    format_table,
     harmonic_f_score,
     object_floor_distance,
     penetration_depth,
@@ -23,7 +21,6 @@ from scorehoi_diffusers.evaluation import (
     procrustes_similarity,
     reconstruction_contacts,
     sample_surface,
-    _standard_error,
 )
 from scorehoi_diffusers.models.denoiser import ScoreHOIDenoiser
 from scorehoi_diffusers.objects import load_object

@@ -4,18 +4,14 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from contho_fixture import layout, make_sample, write_bodies, write_contho_object_models, write_dataset
+
 from scorehoi_diffusers import cli
 from scorehoi_diffusers.data.behave import ANNOTATED_CONTACT, load_contho_dataset
 from scorehoi_diffusers.data.dataset_objects import load_dataset_objects
 from scorehoi_diffusers.data.schema import sample_to_params
-from scorehoi_diffusers.evaluation import (
-    NoisyGroundTruth,
-    contact_precision_recall,
-    evaluate,
-    reconstruction_contacts,
-)
+from scorehoi_diffusers.evaluation import NoisyGroundTruth, evaluate
+from scorehoi_diffusers.metrics import contact_precision_recall, reconstruction_contacts
 from scorehoi_diffusers.models.denoiser import ScoreHOIDenoiser
 from scorehoi_diffusers.pipelines.pipeline_scorehoi import ScoreHOIPipeline
 from scorehoi_diffusers.schedulers.scheduling_guided_ddim import GuidedDDIMScheduler

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 # Top to bottom, as the picture reads; arrows (imports) point down only.
 LAYERS = (
     ("entry points", "cli.py  ·  training/  ·  benchmarks/  ·  tools/ (asset generators, not installed)", "#e8e8e8"),
-    ("data & evaluation", "data/schema  ·  data/synthetic/  ·  data/behave  ·  evaluation  ·  export", "#f6e3c6"),
+    ("data & evaluation", "data/schema  ·  data/synthetic/  ·  data/behave  ·  metrics  ·  evaluation  ·  export", "#f6e3c6"),
     ("pipeline", "ScoreHOIPipeline: check_inputs → prepare_initial_estimate → cycles → meshes", "#f3c9a6"),
     ("learned models", "ScoreHOIDenoiser  ·  ScoreHOIRegressor  ·  ScoreHOIContactEstimator  ·  GuidedDDIMScheduler",
      "#e9b7b7"),
