@@ -41,11 +41,9 @@ import numpy as np
 import torch
 import trimesh
 from diffusers.utils import logging
-from scipy import ndimage
-from scipy.spatial import ConvexHull, cKDTree
-from scipy.spatial.distance import cdist
 
 from .point_sampling import farthest_point_indices
+from .signed_distance_grid import diameter, signed_distance_grid
 
 __all__ = [
     "BEHAVE_OBJECTS",
@@ -93,9 +91,6 @@ MESH_UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001}
 MAX_GEOMETRY_FACES = 100_000
 # Hand-held and furniture objects are well under this size in metres; a larger mesh is likely in cm or mm.
 LARGEST_PLAUSIBLE_SIZE = 10.0
-# Above this many (hull) vertices the diameter comes from extreme points along fixed directions instead of
-# all pairs: within 0.25 % of the exact value, in linear time.
-_EXACT_DIAMETER_VERTICES = 4096
 
 _DATASET_LAYOUTS = (
     "{name}/{name}.obj",
@@ -104,20 +99,6 @@ _DATASET_LAYOUTS = (
     "{name}.obj",
     "{name}.ply",
     "{name}.glb",
-)
-
-# Fixed, well-spread ray directions for the ray-parity vote on meshes that are not watertight. An odd
-# count avoids ties; directions are off the coordinate axes so rays rarely graze axis-aligned edges.
-_VOTE_DIRECTIONS = np.array(
-    [
-        [0.4395, 0.6176, 0.6522],
-        [-0.7071, 0.3015, 0.6396],
-        [0.1219, -0.9024, 0.4133],
-        [-0.5517, -0.4406, -0.7081],
-        [0.8542, -0.1237, -0.5050],
-        [-0.2346, 0.8813, -0.4101],
-        [0.6093, 0.2311, -0.7585],
-    ]
 )
 
 
@@ -240,7 +221,7 @@ class ObjectTemplate:
                 "with the sign from a ray-parity vote, which is unreliable near large holes. Repair the "
                 "mesh (e.g. trimesh.repair.fill_holes) for a proper inside/outside."
             )
-        grid, bounds = _signed_distance_grid(geometry, sdf_resolution, sdf_padding, rng)
+        grid, bounds = signed_distance_grid(geometry, sdf_resolution, sdf_padding, rng)
 
         float32 = torch.float32
         return cls(
@@ -254,7 +235,7 @@ class ObjectTemplate:
             sdf_grid=torch.as_tensor(grid, dtype=float32),
             sdf_bounds=torch.as_tensor(bounds, dtype=float32),
             is_watertight=bool(geometry.is_watertight),
-            diameter=_diameter(mesh),
+            diameter=diameter(mesh),
         )
 
     @classmethod
@@ -574,157 +555,6 @@ def _geometry_mesh(mesh: trimesh.Trimesh, name: str) -> trimesh.Trimesh:
     if decimated.is_watertight and decimated.volume < 0:
         decimated.invert()
     return decimated
-
-
-# ---------------------------------------------------------------------- geometry precomputation
-
-
-def _diameter(mesh: trimesh.Trimesh) -> float:
-    """Largest vertex-to-vertex distance; the farthest pair lies on the convex hull.
-
-    Exact up to :data:`_EXACT_DIAMETER_VERTICES` hull vertices. Beyond, all pairs would take hours (a scanned
-    sphere has every vertex on its hull), so only the extreme vertices along 1000 well-spread directions are
-    paired: every direction is within 0.07 rad of one of them (or its opposite), so the result is within
-    ``1 - cos(0.07)``, 0.25 %, of the exact diameter, and never above it.
-    """
-    vertices = np.asarray(mesh.vertices)
-    if len(vertices) > _EXACT_DIAMETER_VERTICES:
-        vertices = _extreme_vertices(vertices)
-    if len(vertices) > 4:
-        # "QJ" joggles the input so flat or degenerate meshes still get a hull.
-        vertices = vertices[ConvexHull(vertices, qhull_options="QJ").vertices]
-    # Row blocks keep memory bounded for scanned meshes with thousands of hull vertices.
-    blocks = np.array_split(vertices, max(1, len(vertices) // 1024))
-    return max(float(cdist(block, vertices).max()) for block in blocks)
-
-
-def _extreme_vertices(vertices: np.ndarray, count: int = 1000) -> np.ndarray:
-    """The vertices `(<= 2 count, 3)` extreme along `count` Fibonacci directions of a half sphere (both ends)."""
-    index = np.arange(count) + 0.5
-    z = index / count  # uniform in (0, 1]: a half sphere suffices, each direction gives both extremes
-    angle = np.pi * (1 + 5**0.5) * index
-    radius = np.sqrt(1 - z**2)
-    directions = np.stack([radius * np.cos(angle), radius * np.sin(angle), z], axis=1)
-    chosen = []
-    for block in np.array_split(directions, max(1, count // 20)):
-        projection = block @ vertices.T  # (20, V): rows contiguous for argmax, memory bounded for large meshes
-        chosen += [projection.argmax(axis=1), projection.argmin(axis=1)]
-    return vertices[np.unique(np.concatenate(chosen))]
-
-
-def _signed_distance_grid(
-    mesh: trimesh.Trimesh, resolution: int, padding: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Signed distance to `mesh` at the nodes of a regular grid around it (negative inside).
-
-    Exact point-to-triangle distances on a narrow band around the surface (candidate triangles from
-    dense surface samples), carried to the rest of the grid by a Euclidean distance transform and a few
-    closest-point propagation sweeps, then made exact against the propagated triangle. The sign comes
-    from a flood fill of the grid outside the band (each region has one sign) plus embree ray tests for
-    the band and enclosed regions; meshes with holes use a ray-parity vote instead.
-
-    Returns:
-        grid `(R, R, R)` float64 and bounds `(2, 3)`.
-    """
-    low, high = mesh.bounds
-    pad = max(padding * float((high - low).max()), 0.02)
-    low, high = low - pad, high + pad
-    spacing = (high - low) / (resolution - 1)
-    shape = (resolution,) * 3
-    axes = [np.linspace(low[d], high[d], resolution) for d in range(3)]
-    nodes = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    cell = float(spacing.max())
-
-    # Dense samples (about 6 per cell face, plus every face centroid so small faces are candidates too).
-    count = int(np.clip(6 * mesh.area / cell**2, 20_000, 400_000))
-    samples, sample_face = trimesh.sample.sample_surface(mesh, count, seed=rng)
-    samples = np.concatenate([samples, mesh.triangles_center])
-    sample_face = np.concatenate([sample_face, np.arange(len(mesh.faces))])
-
-    # Narrow band: nodes within 1.5 cells of a sample. Two neighbouring nodes outside the band are both
-    # more than half an edge from the surface, so the edge between them cannot cross it.
-    neighbours = 4
-    sample_distance, nearest = cKDTree(samples).query(nodes, k=neighbours, distance_upper_bound=1.5 * cell)
-    band = np.isfinite(sample_distance[:, 0])
-    band_nearest = nearest[band]
-    band_nearest = np.where(band_nearest == len(samples), band_nearest[:, :1], band_nearest)
-    candidate_face = sample_face[band_nearest]  # (M, neighbours)
-    band_nodes = nodes[band]
-    candidate_point = trimesh.triangles.closest_point(
-        mesh.triangles[candidate_face.reshape(-1)], np.repeat(band_nodes, neighbours, axis=0)
-    ).reshape(-1, neighbours, 3)
-    best = np.linalg.norm(candidate_point - band_nodes[:, None], axis=-1).argmin(axis=1)
-    rows = np.arange(len(band_nodes))
-
-    # Every node takes the closest point (and its triangle) of its nearest band node ...
-    source = ndimage.distance_transform_edt(
-        ~band.reshape(shape), sampling=spacing, return_distances=False, return_indices=True
-    )
-    source = np.ravel_multi_index(source.reshape(3, -1), shape)
-    closest = np.zeros_like(nodes)
-    face = np.zeros(len(nodes), dtype=np.int64)
-    closest[band] = candidate_point[rows, best]
-    face[band] = candidate_face[rows, best]
-    closest, face = closest[source].reshape(*shape, 3), face[source].reshape(shape)
-    # ... then neighbours' closest points are tried, which fixes nodes whose nearest band node belongs
-    # to another part of the surface (near the medial axis).
-    grid_nodes = nodes.reshape(*shape, 3)
-    distance = np.linalg.norm(grid_nodes - closest, axis=-1)
-    for _ in range(2):
-        previous_closest, previous_face = closest.copy(), face.copy()
-        for axis in range(3):
-            for step in (1, -1):
-                dst = [slice(None)] * 3
-                src = [slice(None)] * 3
-                dst[axis], src[axis] = (slice(1, None), slice(0, -1)) if step == 1 else (slice(0, -1), slice(1, None))
-                dst, src = tuple(dst), tuple(src)
-                trial = np.linalg.norm(grid_nodes[dst] - previous_closest[src], axis=-1)
-                better = trial < distance[dst]
-                np.copyto(distance[dst], trial, where=better)
-                np.copyto(closest[dst], previous_closest[src], where=better[..., None])
-                np.copyto(face[dst], previous_face[src], where=better)
-    # Band nodes already hold their exact closest point; the others now get it on their final triangle.
-    distance, face = distance.reshape(-1), face.reshape(-1)
-    far = ~band
-    exact = trimesh.triangles.closest_point(mesh.triangles[face[far]], nodes[far])
-    distance[far] = np.minimum(distance[far], np.linalg.norm(nodes[far] - exact, axis=1))
-
-    inside = _inside(mesh, nodes, band, shape) if mesh.is_watertight else _inside_by_vote(mesh, nodes)
-    grid = np.where(inside, -distance, distance).reshape(shape)
-    return grid, np.stack([low, high])
-
-
-def _inside(mesh: trimesh.Trimesh, nodes: np.ndarray, band: np.ndarray, shape: tuple) -> np.ndarray:
-    """Inside test for a watertight mesh: one ray test per off-band region, one per band node."""
-    labels, count = ndimage.label(~band.reshape(shape))
-    faces_of_box = [labels[0], labels[-1], labels[:, 0], labels[:, -1], labels[:, :, 0], labels[:, :, -1]]
-    on_border = np.unique(np.concatenate([f.ravel() for f in faces_of_box]))
-    labels = labels.reshape(-1)
-    enclosed = np.setdiff1d(np.arange(1, count + 1), on_border)  # regions the padded border can't reach
-    region_inside = np.zeros(count + 1, dtype=bool)
-    if len(enclosed):
-        order = np.argsort(labels, kind="stable")
-        representative = order[np.searchsorted(labels[order], enclosed)]
-        region_inside[enclosed] = mesh.contains(nodes[representative])
-    inside = region_inside[labels]
-    inside[band] = mesh.contains(nodes[band])
-    return inside
-
-
-def _inside_by_vote(mesh: trimesh.Trimesh, nodes: np.ndarray) -> np.ndarray:
-    """Inside test tolerant to holes: majority of ray-parity tests along :data:`_VOTE_DIRECTIONS`."""
-    inside = np.zeros(len(nodes), dtype=bool)
-    in_box = trimesh.bounds.contains(mesh.bounds, nodes)
-    origins = nodes[in_box]
-    votes = np.zeros(len(origins), dtype=np.int64)
-    directions = _VOTE_DIRECTIONS / np.linalg.norm(_VOTE_DIRECTIONS, axis=1, keepdims=True)
-    for direction in directions:
-        _, ray_index, _ = mesh.ray.intersects_location(
-            origins, np.broadcast_to(direction, origins.shape), multiple_hits=True
-        )
-        votes += np.bincount(ray_index, minlength=len(origins)) % 2
-    inside[in_box] = votes * 2 > len(directions)
-    return inside
 
 
 # ---------------------------------------------------------------------- pose argument checks

@@ -407,7 +407,7 @@ def test_diameter_of_many_vertices_is_close_below_the_exact_value():
     mesh = trimesh.Trimesh(points, np.zeros((0, 3), dtype=int), process=False)
     from scipy.spatial.distance import pdist
 
-    from scorehoi_diffusers.objects import _diameter
+    from scorehoi_diffusers.signed_distance_grid import diameter as _diameter
 
     exact = pdist(points).max()
     assert exact * (1 - 0.0025) <= _diameter(mesh) <= exact

@@ -17,7 +17,7 @@ LAYERS = (
      "#e9b7b7"),
     ("pictures", "image_processor  ·  data/crop  ·  rendering", "#cfe0f3"),
     ("geometry", "BodyModel (smplx + subset skinning)  ·  ObjectTemplate (SDF grid)  ·  stand-in body", "#c9e7d3"),
-    ("pure maths", "kinematics (FK, skinning)  ·  point_sampling  ·  guidance terms", "#dcd3ef"),
+    ("pure maths", "kinematics (FK, skinning)  ·  point_sampling  ·  signed_distance_grid  ·  guidance terms", "#dcd3ef"),
     ("tables & rules", "skeleton  ·  params (x0 layout, codec)  ·  contacts  ·  camera  ·  input_checks", "#f1f1c4"),
 )
 
