@@ -53,6 +53,7 @@ setup(
         # stand-in body.
         "dev": [
             "pytest>=8",
+            "ruff>=0.15",
             "hypothesis>=6.100",
             "pytest-timeout>=2.3",
             "manifold3d>=3.0",

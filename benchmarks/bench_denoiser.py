@@ -3,7 +3,8 @@
 Also times the denoiser + scheduler part of the refinement loop (10 cycles of inversion to t_start = 50 and
 denoising back with stride 5, 200 forwards; guidance not included).
 
-Usage: python benchmarks/bench_denoiser.py [--image-tokens N] [--hidden-size H] [--num-layers L] [--mlp-ratio R] [--device cpu]
+Usage: python benchmarks/bench_denoiser.py [--image-tokens N] [--hidden-size H] [--num-layers L]
+    [--mlp-ratio R] [--device cpu]
 """
 
 import argparse

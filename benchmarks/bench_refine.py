@@ -263,7 +263,8 @@ def main() -> None:
     if (big, 2) in results and results[big, 2] > TARGETS["n2_seconds"]:
         missed.append(f"N=2 {results[big, 2]:.3f} s/img > {TARGETS['n2_seconds']}")
     print(f"\nTargets at batch {big}: N=10 <= {TARGETS['n10_seconds']} s/img, N=2 <= {TARGETS['n2_seconds']} "
-          f"s/img, >= {TARGETS['speedup']:.0f}x the baseline: " + ("MISSED: " + "; ".join(missed) if missed else "met"))
+          f"s/img, >= {TARGETS['speedup']:.0f}x the baseline: "
+          + ("MISSED: " + "; ".join(missed) if missed else "met"))
     if missed or args.profile:
         profile_call(ours(big, 10))
     print(f"\nLoad average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())} "

@@ -39,7 +39,8 @@ def main() -> None:
         torch.manual_seed(0)
         regressor = ScoreHOIRegressor().eval()
         estimator = ScoreHOIContactEstimator(num_body_points=args.num_body_points).eval()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, crop {args.size}², S = {args.num_body_points}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, crop {args.size}², "
+          f"S = {args.num_body_points}")
     print(f"regressor: {count(regressor)} parameters (backbone {count(regressor.backbone)}); "
           f"contact estimator: {count(estimator)}")
 

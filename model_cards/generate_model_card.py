@@ -19,8 +19,9 @@ import json
 import math
 import numbers
 import string
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any
 
 from huggingface_hub import ModelCardData
 
@@ -37,10 +38,10 @@ DATASET_DESCRIPTIONS = {
 }
 NOT_EVALUATED = "Not evaluated yet: no metrics were given when this card was written, so none are reported."
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
-def load_metrics(metrics: Union[None, PathLike, Mapping[str, Any]]) -> tuple:
+def load_metrics(metrics: None | PathLike | Mapping[str, Any]) -> tuple:
     """`(description or None, {name: value})` from a mapping or a JSON file (see the module docstring)."""
     if metrics is None:
         return None, {}
@@ -90,7 +91,7 @@ def _dataset_text(args: Mapping[str, Any]) -> str:
     return text
 
 
-def _procedure_rows(args: Mapping[str, Any], keys: Mapping[str, str]) -> Dict[str, Any]:
+def _procedure_rows(args: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, Any]:
     rows = {label: args[key] for key, label in keys.items() if args.get(key) is not None}
     if "num_processes" in args:
         rows["effective batch"] = (f"{args['train_batch_size']} per process x {args['num_processes']} processes x "
@@ -131,9 +132,9 @@ REGRESSOR_ROWS = {
 
 def render_model_card(
     pipeline_dir: PathLike,
-    training_args: Optional[Mapping[str, Any]] = None,
-    metrics: Union[None, PathLike, Mapping[str, Any]] = None,
-    model_id: Optional[str] = None,
+    training_args: Mapping[str, Any] | None = None,
+    metrics: None | PathLike | Mapping[str, Any] = None,
+    model_id: str | None = None,
     template_path: PathLike = TEMPLATE_PATH,
 ) -> str:
     """The model card text of a saved pipeline folder.
@@ -187,8 +188,9 @@ def render_model_card(
         usage_note = ""
     else:
         call = 'initial_params=initial_params, object="box"'
-        usage_note = ("\nThis folder has no regressor: give an initial estimate from any regressor as `initial_params` "
-                      "(`scorehoi_diffusers.HOIParams`), plus the masks and camera if image guidance is wanted.\n")
+        usage_note = ("\nThis folder has no regressor: give an initial estimate from any regressor as "
+                      "`initial_params` (`scorehoi_diffusers.HOIParams`), plus the masks and camera if image "
+                      "guidance is wanted.\n")
 
     if training_args:
         data_lines = [f"- Prior (denoiser): {_dataset_text(training_args)}."]

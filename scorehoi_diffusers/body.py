@@ -17,7 +17,6 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Union
 
 import numpy as np
 import smplx
@@ -70,7 +69,7 @@ class BodyOutput(BaseOutput):
     downsampled_vertices: torch.Tensor
 
 
-def resolve_body_file(model_path: Union[str, os.PathLike], gender: str = "neutral") -> Path:
+def resolve_body_file(model_path: str | os.PathLike, gender: str = "neutral") -> Path:
     """Find the SMPL-H ``.npz`` for ``gender`` in a file or folder path a user gives.
 
     Accepted layouts: a ``.npz`` file; a folder with ``SMPLH_{GENDER}.npz`` (smplx's layout); a folder with
@@ -101,7 +100,7 @@ def resolve_body_file(model_path: Union[str, os.PathLike], gender: str = "neutra
     return path
 
 
-def load_body_arrays(path: Union[str, os.PathLike]) -> Dict[str, np.ndarray]:
+def load_body_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read the SMPL-H fields of an ``.npz`` without unpickling anything (``allow_pickle=False``)."""
     path = Path(path)
     try:
@@ -129,7 +128,7 @@ def load_body_arrays(path: Union[str, os.PathLike]) -> Dict[str, np.ndarray]:
     return arrays
 
 
-def _validate_arrays(arrays: Dict[str, np.ndarray], path: Path) -> None:
+def _validate_arrays(arrays: dict[str, np.ndarray], path: Path) -> None:
     num_vertices = arrays["v_template"].shape[0]
     expected = {
         "v_template": (num_vertices, 3),
@@ -173,9 +172,9 @@ class BodyModel(StrictConfigMixin, ModelMixin, ConfigMixin):
     @register_to_config
     def __init__(
         self,
-        model_path: Optional[str] = None,
+        model_path: str | None = None,
         gender: str = "neutral",
-        num_downsampled_vertices: Optional[int] = None,
+        num_downsampled_vertices: int | None = None,
         downsample_seed: int = 0,
     ):
         super().__init__()
@@ -319,7 +318,7 @@ class BodyModel(StrictConfigMixin, ModelMixin, ConfigMixin):
             downsampled_vertices=vertices.index_select(1, self.downsample_index),
         )
 
-    def skin_subset(self, params: HOIParams) -> "tuple[torch.Tensor, torch.Tensor]":
+    def skin_subset(self, params: HOIParams) -> tuple[torch.Tensor, torch.Tensor]:
         """Skin only the downsampled vertices, pelvis at the origin (camera axes).
 
         Equal to ``forward(params).downsampled_vertices`` to float precision, without touching the other

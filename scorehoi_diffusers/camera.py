@@ -7,7 +7,6 @@ the ``(3, 3)`` pinhole matrix ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]`` mapping 
 from __future__ import annotations
 
 import math
-from typing import Tuple
 
 import numpy as np
 import torch
@@ -80,10 +79,10 @@ def look_at_camera(
     distance: float,
     azimuth_deg: float,
     elevation_deg: float,
-    image_size: Tuple[int, int],
+    image_size: tuple[int, int],
     fov_deg: float = 40.0,
     up=CAMERA_UP,
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """An OpenCV camera orbiting `center`, for seeing camera-space meshes from another viewpoint.
 
     At azimuth 0 and elevation 0 the new camera sits where the original one looks from (on its side of

@@ -13,8 +13,8 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -46,7 +46,7 @@ def _check_guidance_fields(index_file: Path) -> None:
             )
 
 
-def _load_pipeline(path: Optional[str], body_model: Optional[str], need_regressor: bool = True):
+def _load_pipeline(path: str | None, body_model: str | None, need_regressor: bool = True):
     from .body import BodyModel
     from .pipelines.pipeline_scorehoi import ScoreHOIPipeline
 
@@ -81,7 +81,9 @@ def _writable_folder(path: str, option: str = "--out") -> Path:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
-        raise UserError(f"{option} {folder}: cannot write in {existing} ({error.strerror}); choose a writable folder.")
+        raise UserError(
+            f"{option} {folder}: cannot write in {existing} ({error.strerror}); choose a writable folder."
+        ) from error
     return folder
 
 
@@ -96,7 +98,7 @@ def _read_image(path: str, name: str, mask: bool = False) -> np.ndarray:
     return load_image(path, f"--{name.replace('_', '-')}", mask=mask)
 
 
-def _checked_items(items: Sequence[dict], object_root: Optional[str], mesh_unit: Optional[str] = None) -> List[dict]:
+def _checked_items(items: Sequence[dict], object_root: str | None, mesh_unit: str | None = None) -> list[dict]:
     """Each item checked as the pipeline will check it (pictures, masks, bbox, intrinsics) and with its object
     template loaded, so that a bad input fails with one line before the pipeline loads."""
     from .image_processor import HOIImageProcessor
@@ -111,7 +113,7 @@ def _checked_items(items: Sequence[dict], object_root: Optional[str], mesh_unit:
 
 def _reconstruct_files(
     pipeline, items: Sequence[dict], out_dir: Path, cycles: int, seed: int, overwrite: bool = False
-) -> List[dict]:
+) -> list[dict]:
     """Reconstruct a list of ``{name, image, human_mask, object_mask, object, template, bbox, intrinsics}`` items
     (see :func:`_checked_items`) and export each into its own folder ``out_dir/name``, written as a unit."""
     import torch
@@ -310,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--cycles", type=int, default=10, help="refinement cycles N (default 10)")
         p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
-    def out_options(p: argparse.ArgumentParser, default: Optional[str], what: str) -> None:
+    def out_options(p: argparse.ArgumentParser, default: str | None, what: str) -> None:
         p.add_argument("--out", default=default, required=default is None, help=f"output folder ({what})")
         p.add_argument("--overwrite", action="store_true", help="replace existing results (default: refuse)")
 
@@ -369,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -8,7 +8,6 @@ at the projected points) comes with the regressor.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Optional
 
 import torch
 
@@ -50,10 +49,10 @@ class Contacts:
         if self.object.shape[0] != batch:
             raise ValueError(f"Contacts.object has batch {self.object.shape[0]}, Contacts.human has {batch}.")
 
-    def detach(self) -> "Contacts":
+    def detach(self) -> Contacts:
         return Contacts(self.human.detach(), self.object.detach(), self.floor.detach())
 
-    def to(self, device=None, dtype=None) -> "Contacts":
+    def to(self, device=None, dtype=None) -> Contacts:
         return Contacts(*(getattr(self, f.name).to(device=device, dtype=dtype) for f in fields(self)))
 
 
@@ -75,7 +74,7 @@ class ReconstructionState:
     object_points: torch.Tensor
     body_object_sdf: torch.Tensor
     up_axis: torch.Tensor
-    image_tokens: Optional[torch.Tensor] = None
+    image_tokens: torch.Tensor | None = None
 
 
 class ProximityContactEstimator:

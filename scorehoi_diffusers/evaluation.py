@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,10 +71,10 @@ METRICS = (
 # (params, contacts, image tokens, contact estimator), optionally followed by a dict of further pipeline arguments
 # (e.g. the batch's `image`, masks, `bbox` and `intrinsics`, with `params` None: the pipeline then starts from the
 # pictures, exactly as `pipeline(image=...)`).
-InitialEstimate = Union[
-    Tuple[Optional[HOIParams], Optional[Contacts], Optional[torch.Tensor], Optional[Callable]],
-    Tuple[Optional[HOIParams], Optional[Contacts], Optional[torch.Tensor], Optional[Callable], Dict[str, Any]],
-]
+InitialEstimate = (
+    tuple[HOIParams | None, Contacts | None, torch.Tensor | None, Callable | None]
+    | tuple[HOIParams | None, Contacts | None, torch.Tensor | None, Callable | None, dict[str, Any]]
+)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -143,7 +144,7 @@ class NoisyGroundTruth:
 # Evaluation loop
 
 
-def _mode_arguments(mode: str, num_cycles: int) -> Dict[str, Any]:
+def _mode_arguments(mode: str, num_cycles: int) -> dict[str, Any]:
     """Pipeline arguments of an ablation mode."""
     if mode == "regressor":
         return {"num_cycles": 0}
@@ -156,7 +157,7 @@ def _mode_arguments(mode: str, num_cycles: int) -> Dict[str, Any]:
     raise ValueError(f"`mode` must be one of {list(ABLATION_MODES)}, got {mode!r}.")
 
 
-def _select_split(dataset, split: Optional[str]):
+def _select_split(dataset, split: str | None):
     if isinstance(dataset, Mapping):
         if split not in dataset:
             raise ValueError(f"`split` {split!r} is not in the dataset; it has {sorted(dataset)}.")
@@ -196,13 +197,13 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
-def _mean(values: np.ndarray) -> Optional[float]:
+def _mean(values: np.ndarray) -> float | None:
     """Mean of the finite entries, ``None`` (JSON null) when there is none."""
     values = _finite(values)
     return float(values.mean()) if values.size else None
 
 
-def _standard_error(values: np.ndarray) -> Optional[float]:
+def _standard_error(values: np.ndarray) -> float | None:
     """Standard error of :func:`_mean` (sample standard deviation / sqrt(n)), ``None`` below two entries."""
     values = _finite(values)
     return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else None
@@ -211,21 +212,21 @@ def _standard_error(values: np.ndarray) -> Optional[float]:
 def evaluate(
     pipeline,
     dataset,
-    split: Optional[str] = "test",
-    num_samples: Optional[int] = None,
+    split: str | None = "test",
+    num_samples: int | None = None,
     mode: str = "full",
     num_cycles: int = 10,
     seed: int = 0,
     batch_size: int = 8,
-    initial_estimate_fn: Optional[Callable[[Dict[str, Any]], InitialEstimate]] = None,
+    initial_estimate_fn: Callable[[dict[str, Any]], InitialEstimate] | None = None,
     guidance_config=None,
     object_root=None,
     gt_body_model=None,
     up_axis: Sequence[float] = (0.0, -1.0, 0.0),
     num_surface_samples: int = NUM_SURFACE_SAMPLES,
-    object_templates: Optional[Mapping[str, ObjectTemplate]] = None,
+    object_templates: Mapping[str, ObjectTemplate] | None = None,
     contact_labels: str = "auto",
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """Run the pipeline on a dataset and average the metrics of the module docstring.
 
     Args:
@@ -241,8 +242,9 @@ def evaluate(
         batch_size: samples per pipeline call (samples of one object are batched together).
         initial_estimate_fn: ``fn(batch) -> (HOIParams | None, Contacts | None, image_tokens | None,
             contact_estimator | None[, pipeline_kwargs])``, where the optional ``pipeline_kwargs`` (e.g. the
-            pictures, see :class:`RegressorEstimate`) go to the pipeline call. ``batch`` holds the dataset columns of the rows (lists, one entry per
-            sample), ``"index"`` (their row numbers) and ``"object"`` (the :class:`ObjectTemplate`). Default:
+            pictures, see :class:`RegressorEstimate`) go to the pipeline call. ``batch`` holds the dataset columns
+            of the rows (lists, one entry per sample), ``"index"`` (their row numbers) and ``"object"`` (the
+            :class:`ObjectTemplate`). Default:
             :class:`NoisyGroundTruth` with ``seed`` (the "noisy-GT" protocol, which tests refinement alone).
         guidance_config: :class:`~scorehoi_diffusers.guidance.GuidanceConfig` for the pipeline.
         object_root: folder of user-supplied dataset object meshes (BEHAVE / InterCap names).
@@ -287,7 +289,7 @@ def evaluate(
 
     names = np.asarray(list(data.select(range(total))["object_name"]))
     # Metrics averaged over samples; contact F and seconds per image are computed from totals instead.
-    per_sample: Dict[str, List[np.ndarray]] = {
+    per_sample: dict[str, list[np.ndarray]] = {
         key: [] for key, _ in METRICS if key not in ("contact_f", "seconds_per_image")
     }
     elapsed = 0.0
@@ -322,7 +324,7 @@ def evaluate(
 
     values = {key: np.concatenate(parts) for key, parts in per_sample.items()}
     precision, recall = _mean(values["contact_precision"]), _mean(values["contact_recall"])
-    results: Dict[str, Any] = {
+    results: dict[str, Any] = {
         "mode": mode,
         "protocol": protocol,
         "seed": int(seed),
@@ -349,7 +351,7 @@ def evaluate(
 def _batch_metrics(
     output, batch, template: ObjectTemplate, body_model, gt_body_model, body_faces, object_faces,
     up_axis, num_surface_samples: int, seed: int, contact_labels: str = "recomputed",
-) -> Dict[str, np.ndarray]:
+) -> dict[str, np.ndarray]:
     """Per-sample metrics ``(B,)`` of one pipeline output against its batch's ground truth."""
     predicted = output.params
     pred_human = output.body_vertices
@@ -403,7 +405,7 @@ def _batch_metrics(
     }
 
 
-def format_table(results: Union[Mapping[str, Any], Sequence[Mapping[str, Any]]]) -> str:
+def format_table(results: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> str:
     """A markdown table, one row per result of :func:`evaluate` (a single dict or a list of them).
 
     Missing values (no qualifying sample) print as ``–``; the footer names the protocol, seed and split.
@@ -442,7 +444,7 @@ class RegressorEstimate:
             raise ValueError("The pipeline has no regressor; evaluate it with the noisy-GT protocol instead.")
         self.pipeline = pipeline
 
-    def __call__(self, batch: Dict[str, Any]) -> InitialEstimate:
+    def __call__(self, batch: dict[str, Any]) -> InitialEstimate:
         pictures = {
             "image": batch["image"], "human_mask": batch["human_mask"], "object_mask": batch["object_mask"],
             "bbox": [list(box) for box in batch["bbox"]],

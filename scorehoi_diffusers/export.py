@@ -10,9 +10,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
-from typing import Dict, Iterator, Optional
 
 import numpy as np
 import torch
@@ -42,7 +42,7 @@ def _posed_meshes(body: BodyModel, template: ObjectTemplate, params: HOIParams):
     return body_vertices, object_vertices
 
 
-def params_record(params: HOIParams, index: int) -> Dict[str, list]:
+def params_record(params: HOIParams, index: int) -> dict[str, list]:
     """Sample ``index`` of ``params`` as plain lists (rotation matrices, metres)."""
     return {f.name: getattr(params, f.name)[index].detach().cpu().tolist() for f in fields(params)}
 
@@ -121,10 +121,10 @@ def export_reconstruction(
     template: ObjectTemplate,
     out_dir: os.PathLike,
     name: str,
-    image: Optional[np.ndarray] = None,
-    intrinsics: Optional[np.ndarray] = None,
-    extra: Optional[dict] = None,
-) -> Dict[str, Path]:
+    image: np.ndarray | None = None,
+    intrinsics: np.ndarray | None = None,
+    extra: dict | None = None,
+) -> dict[str, Path]:
     """Write sample ``index`` of a ``output_type="pt"`` pipeline output.
 
     Args:
@@ -150,7 +150,7 @@ def export_reconstruction(
                     output.object_vertices[index].cpu().numpy(), object_faces)
     initial_body, initial_object = _posed_meshes(body, template, output.initial_params[index])
     before = _layers(initial_body[0].cpu().numpy(), body_faces, initial_object[0].cpu().numpy(), object_faces)
-    paths: Dict[str, Path] = {}
+    paths: dict[str, Path] = {}
     if image is not None and intrinsics is not None:
         paths["overlay"] = save_png(out / f"{name}_overlay.png", overlay(image, after, intrinsics))
     figure = multi_view_figure(

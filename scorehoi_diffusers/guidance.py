@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from scipy.ndimage import distance_transform_edt
 
 from .camera import project_points
 from .input_checks import check_tensor, mask_inside
+
 
 @dataclass
 class GuidanceConfig:
@@ -61,12 +62,12 @@ class GuidanceConfig:
     mask: float = 0.0
     keypoints_2d: float = 0.0
     contact_threshold: float = 0.02
-    up_axis: Tuple[float, float, float] = (0.0, -1.0, 0.0)
-    floor_plane: Optional[Tuple[float, float, float, float]] = None
-    max_grad_norm: Optional[float] = None
+    up_axis: tuple[float, float, float] = (0.0, -1.0, 0.0)
+    floor_plane: tuple[float, float, float, float] | None = None
+    max_grad_norm: float | None = None
 
     @classmethod
-    def release(cls) -> "GuidanceConfig":
+    def release(cls) -> GuidanceConfig:
         """The paper release's weights: contact 0.5, floor 0.5, penetration 0.1, image terms 0, scale 1."""
         return cls(scale=1.0, contact=0.5, penetration=0.1, floor=0.5, mask=0.0, keypoints_2d=0.0)
 
@@ -185,7 +186,7 @@ def contact_term(
 
 
 def penetration_term(
-    body_object_sdf: torch.Tensor, object_body_sdf: Optional[torch.Tensor] = None
+    body_object_sdf: torch.Tensor, object_body_sdf: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Squared penetration depth of body points inside the object (and object points inside the body).
 
@@ -209,10 +210,10 @@ def penetration_term(
 
 def floor_term(
     object_points: torch.Tensor,
-    body_points: Optional[torch.Tensor],
+    body_points: torch.Tensor | None,
     floor_contact: torch.Tensor,
     up_axis: Sequence[float] = (0.0, -1.0, 0.0),
-    floor_plane: Optional[Sequence[float]] = None,
+    floor_plane: Sequence[float] | None = None,
 ) -> torch.Tensor:
     """Pull an object that touches the floor down onto it: ``c^floor * (h_obj - h_floor)^2``.
 
@@ -340,7 +341,7 @@ def keypoints_2d_term(
     intrinsics: torch.Tensor,
     keypoints_2d: torch.Tensor,
     confidence: torch.Tensor,
-    image_size: Tuple[int, int],
+    image_size: tuple[int, int],
 ) -> torch.Tensor:
     """Confidence-weighted squared reprojection error, ``mean_k c_k |pi(p_k) - k_k|^2 / diag^2``.
 
@@ -397,19 +398,19 @@ class GuidanceInputs:
 
     body_points: torch.Tensor
     object_points: torch.Tensor
-    body_object_sdf: Optional[torch.Tensor] = None
-    human_contact: Optional[torch.Tensor] = None
-    object_contact: Optional[torch.Tensor] = None
-    floor_contact: Optional[torch.Tensor] = None
-    object_body_sdf: Optional[torch.Tensor] = None
-    camera_translation: Optional[torch.Tensor] = None
-    intrinsics: Optional[torch.Tensor] = None
-    human_distance_map: Optional[torch.Tensor] = None
-    object_distance_map: Optional[torch.Tensor] = None
-    keypoints_3d: Optional[torch.Tensor] = None
-    keypoints_2d: Optional[torch.Tensor] = None
-    keypoints_2d_confidence: Optional[torch.Tensor] = None
-    image_size: Optional[Tuple[int, int]] = None
+    body_object_sdf: torch.Tensor | None = None
+    human_contact: torch.Tensor | None = None
+    object_contact: torch.Tensor | None = None
+    floor_contact: torch.Tensor | None = None
+    object_body_sdf: torch.Tensor | None = None
+    camera_translation: torch.Tensor | None = None
+    intrinsics: torch.Tensor | None = None
+    human_distance_map: torch.Tensor | None = None
+    object_distance_map: torch.Tensor | None = None
+    keypoints_3d: torch.Tensor | None = None
+    keypoints_2d: torch.Tensor | None = None
+    keypoints_2d_confidence: torch.Tensor | None = None
+    image_size: tuple[int, int] | None = None
 
     def __post_init__(self):
         check_tensor("body_points", self.body_points, (None, None, 3), "(B, N, 3)")
@@ -424,7 +425,7 @@ class GuidanceInputs:
             return points
         return points + self.camera_translation.to(points.dtype).unsqueeze(1)
 
-    def resolved_image_size(self) -> Optional[Tuple[int, int]]:
+    def resolved_image_size(self) -> tuple[int, int] | None:
         """``(H, W)`` from ``image_size`` or a distance map, or ``None``."""
         if self.image_size is not None:
             return tuple(self.image_size)
@@ -436,7 +437,7 @@ class GuidanceInputs:
 
 def guidance_loss(
     inputs: GuidanceInputs, config: GuidanceConfig
-) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The guidance loss ``L = sum_k w_k L_k`` per sample, before the guidance scale.
 
     ``config.scale`` is *not* applied here: the scheduler multiplies ``grad L`` by it. A term is skipped
@@ -450,7 +451,7 @@ def guidance_loss(
         ``(total, terms)``: ``total`` ``(B,)`` the weighted sum; ``terms`` maps each computed term's name
         (``contact``, ``penetration``, ``floor``, ``mask``, ``keypoints_2d``) to its unweighted ``(B,)`` value.
     """
-    terms: Dict[str, torch.Tensor] = {}
+    terms: dict[str, torch.Tensor] = {}
     if config.contact > 0 and None not in (inputs.body_object_sdf, inputs.human_contact, inputs.object_contact):
         terms["contact"] = contact_term(
             inputs.body_object_sdf,
@@ -500,7 +501,7 @@ def guidance_loss(
     return total, terms
 
 
-def clip_gradient_norm(grad: torch.Tensor, max_norm: Optional[float]) -> Tuple[torch.Tensor, torch.Tensor]:
+def clip_gradient_norm(grad: torch.Tensor, max_norm: float | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample gradient clipping that also removes non-finite gradients.
 
     A sample whose gradient holds NaN or inf gets a zero gradient (its refinement step falls back to the

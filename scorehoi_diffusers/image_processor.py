@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Union
 
 import numpy as np
 import PIL.Image
@@ -25,7 +25,7 @@ from .input_checks import check_bbox, check_intrinsics, mask_inside
 
 logger = logging.get_logger(__name__)
 
-ImageInput = Union[PIL.Image.Image, np.ndarray, torch.Tensor]
+ImageInput = PIL.Image.Image | np.ndarray | torch.Tensor
 
 # A mask with fewer pixels than this cannot place a person or an object: it is a stray click, not a mask.
 MIN_MASK_PIXELS = 16
@@ -64,7 +64,7 @@ class HOIImageBatch:
         return tuple(self.pixel_values.shape[-2:])
 
 
-def _as_list(value, name: str, batch: Optional[int]) -> list:
+def _as_list(value, name: str, batch: int | None) -> list:
     if isinstance(value, (list, tuple)):
         items = list(value)
     elif isinstance(value, torch.Tensor) and value.dim() == 4 or isinstance(value, np.ndarray) and value.ndim == 4:
@@ -90,7 +90,7 @@ def _to_8bit(picture: PIL.Image.Image) -> PIL.Image.Image:
     return PIL.Image.fromarray(np.clip(values, 0, 255).round().astype(np.uint8), mode="L")
 
 
-def load_image(path: Union[str, os.PathLike], name: str = "image", mask: bool = False) -> np.ndarray:
+def load_image(path: str | os.PathLike, name: str = "image", mask: bool = False) -> np.ndarray:
     """Read a picture file as the user sees it displayed.
 
     EXIF orientation is applied (so masks drawn on the displayed photo line up with it), 16-bit grey pictures
@@ -243,11 +243,11 @@ class HOIImageProcessor:
 
     def preprocess(
         self,
-        image: Union[ImageInput, Sequence[ImageInput]],
-        human_mask: Union[ImageInput, Sequence[ImageInput]],
-        object_mask: Union[ImageInput, Sequence[ImageInput]],
-        bbox: Optional[Union[Sequence[float], Sequence[Sequence[float]]]] = None,
-        intrinsics: Optional[Union[np.ndarray, torch.Tensor]] = None,
+        image: ImageInput | Sequence[ImageInput],
+        human_mask: ImageInput | Sequence[ImageInput],
+        object_mask: ImageInput | Sequence[ImageInput],
+        bbox: Sequence[float] | Sequence[Sequence[float]] | None = None,
+        intrinsics: np.ndarray | torch.Tensor | None = None,
     ) -> HOIImageBatch:
         """Check and crop one sample or a batch (lists, or 4-D arrays/tensors, of equal length).
 

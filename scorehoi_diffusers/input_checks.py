@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -55,7 +55,7 @@ def to_numpy(value, dtype=None) -> np.ndarray:
 
 
 def check_tensor(
-    name: str, value, shape: Sequence[Optional[int]], spec: Optional[str] = None, finite: bool = False
+    name: str, value, shape: Sequence[int | None], spec: str | None = None, finite: bool = False
 ) -> None:
     """Raise unless ``value`` is a ``torch.Tensor`` of ``shape`` (``None`` matches any size).
 
@@ -86,7 +86,7 @@ def check_last_dims(name: str, value, dims: Sequence[int]) -> None:
         raise ValueError(f"`{name}` must have shape ({expected}), got {tuple(value.shape)}.")
 
 
-def check_image_size(image_size, name: str = "image_size") -> Tuple[int, int]:
+def check_image_size(image_size, name: str = "image_size") -> tuple[int, int]:
     """``(H, W)`` as two positive ints."""
     size = tuple(int(s) for s in to_numpy(image_size).reshape(-1))
     if len(size) != 2 or min(size) <= 0:
@@ -103,7 +103,7 @@ def check_unit_vector(vector, name: str) -> np.ndarray:
     return vector / norm
 
 
-def check_focal(focal, image_size: Tuple[int, int], name: str = "focal") -> float:
+def check_focal(focal, image_size: tuple[int, int], name: str = "focal") -> float:
     """A focal length in pixels that is finite, positive and plausible for a picture of ``image_size`` ``(H, W)``.
 
     Plausible means between ``MIN_FOCAL_FACTOR`` and ``MAX_FOCAL_FACTOR`` times the longer side.
@@ -122,7 +122,7 @@ def check_focal(focal, image_size: Tuple[int, int], name: str = "focal") -> floa
     return value
 
 
-def check_intrinsics(intrinsics, name: str = "intrinsics", image_size: Optional[Tuple[int, int]] = None) -> np.ndarray:
+def check_intrinsics(intrinsics, name: str = "intrinsics", image_size: tuple[int, int] | None = None) -> np.ndarray:
     """A ``(3, 3)`` pinhole matrix ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]`` with ``fx, fy > 0``, as float64.
 
     Args:
@@ -146,7 +146,7 @@ def check_intrinsics(intrinsics, name: str = "intrinsics", image_size: Optional[
     return K
 
 
-def check_bbox(bbox, name: str = "bbox", image_size: Optional[Tuple[int, int]] = None) -> np.ndarray:
+def check_bbox(bbox, name: str = "bbox", image_size: tuple[int, int] | None = None) -> np.ndarray:
     """``(4,)`` float64 ``x, y, w, h``: finite, ``w, h > 0``, and overlapping an ``(H, W)`` picture when given."""
     try:
         box = to_numpy(bbox, np.float64).reshape(-1)

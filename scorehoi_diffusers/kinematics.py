@@ -11,14 +11,14 @@ SMPL-H skeleton takes 15 steps instead of 51.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 
 __all__ = ["kinematic_levels", "forward_kinematics", "skin_points"]
 
 
-def kinematic_levels(parents: Sequence[int]) -> List[torch.Tensor]:
+def kinematic_levels(parents: Sequence[int]) -> list[torch.Tensor]:
     """Joint indices grouped by depth in the kinematic tree.
 
     Args:
@@ -43,9 +43,9 @@ def forward_kinematics(
     rotations: torch.Tensor,
     joints: torch.Tensor,
     parents: torch.Tensor,
-    levels: Optional[Sequence[torch.Tensor]] = None,
-    root_position: Optional[torch.Tensor] = None,
-) -> Tuple[torch.Tensor, torch.Tensor]:
+    levels: Sequence[torch.Tensor] | None = None,
+    root_position: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Pose a skeleton: world rotation and position of every joint.
 
     Joint ``j`` with parent ``p`` ends up at ``G_p + R_p (J_j - J_p)`` with world rotation ``R_j = R_p r_j``.

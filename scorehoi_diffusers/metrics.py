@@ -28,12 +28,11 @@ Metrics, all in centimetres unless stated:
   absolute value, the floor being the body's lowest vertex; only samples whose ground truth says the object
   rests on the floor.
 
-Sampling is seeded: the same seed gives the same surface samples for a mesh, and :func:`scorehoi_diffusers.evaluation.evaluate` uses one
+Sampling is seeded: the same seed gives the same surface samples for a mesh, and
+:func:`scorehoi_diffusers.evaluation.evaluate` uses one
 seed for prediction and ground truth ("common random numbers"), so identical meshes score exactly 0 cm.
 """
 from __future__ import annotations
-
-from typing import List, Tuple, Union
 
 import numpy as np
 import torch
@@ -63,7 +62,7 @@ FSCORE_THRESHOLD = 0.01  # metres: F-score@1cm
 NUM_SURFACE_SAMPLES = 6000  # seeded area-weighted samples per mesh
 CM = 100.0
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+ArrayLike = np.ndarray | torch.Tensor
 
 
 def _numpy(array: ArrayLike, name: str) -> np.ndarray:
@@ -87,7 +86,7 @@ def _points(array: ArrayLike, name: str) -> np.ndarray:
 # Alignment
 
 
-def procrustes_similarity(source: ArrayLike, target: ArrayLike) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def procrustes_similarity(source: ArrayLike, target: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Least-squares similarity ``target ≈ scale * R @ source + t`` (Umeyama 1991), never a reflection.
 
     Args:
@@ -129,7 +128,7 @@ def apply_similarity(points: ArrayLike, scale: ArrayLike, rotation: ArrayLike, t
 
 def align_reconstruction(
     pred_human: ArrayLike, pred_object: ArrayLike, gt_human: ArrayLike, gt_object: ArrayLike
-) -> Tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Align a predicted human and object to the ground truth with ONE similarity transform.
 
     The transform is fitted on the concatenated ``[human; object]`` vertices (CONTHO's protocol), so the
@@ -216,7 +215,7 @@ def sample_surface(
     return samples[0] if single else samples
 
 
-def _nearest_distances(a_points: ArrayLike, b_points: ArrayLike) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+def _nearest_distances(a_points: ArrayLike, b_points: ArrayLike) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per sample: distance from every point of ``a`` to ``b`` and from every point of ``b`` to ``a``."""
     a_points, b_points = _points(a_points, "a_points"), _points(b_points, "b_points")
     if a_points.ndim != b_points.ndim or (a_points.ndim == 3 and a_points.shape[0] != b_points.shape[0]):
@@ -231,7 +230,7 @@ def _nearest_distances(a_points: ArrayLike, b_points: ArrayLike) -> Tuple[List[n
     return a_to_b, b_to_a
 
 
-def chamfer_and_f_score(a_points, b_points, threshold: float) -> Tuple[np.ndarray, np.ndarray]:
+def chamfer_and_f_score(a_points, b_points, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     a_to_b, b_to_a = _nearest_distances(a_points, b_points)
     chamfer = np.array([d1.mean() + d2.mean() for d1, d2 in zip(a_to_b, b_to_a)]) * CM
     precision = np.array([(d < threshold).mean() for d in a_to_b])
@@ -239,7 +238,7 @@ def chamfer_and_f_score(a_points, b_points, threshold: float) -> Tuple[np.ndarra
     return chamfer, harmonic_f_score(precision, recall)
 
 
-def chamfer_distance(a_points: ArrayLike, b_points: ArrayLike) -> Union[float, np.ndarray]:
+def chamfer_distance(a_points: ArrayLike, b_points: ArrayLike) -> float | np.ndarray:
     """Symmetric Chamfer distance in **cm**: mean nearest distance a→b plus mean nearest distance b→a.
 
     Args:
@@ -255,7 +254,7 @@ def chamfer_distance(a_points: ArrayLike, b_points: ArrayLike) -> Union[float, n
 
 def f_score(
     pred_points: ArrayLike, gt_points: ArrayLike, threshold: float = FSCORE_THRESHOLD
-) -> Union[float, np.ndarray]:
+) -> float | np.ndarray:
     """F-score at ``threshold`` metres: harmonic mean of the share of predicted points within ``threshold`` of
     the ground truth (precision) and the share of ground-truth points within it of the prediction (recall).
 
@@ -313,7 +312,7 @@ def reconstruction_contacts(
     return sdf.cpu().numpy() < threshold
 
 
-def contact_precision_recall(predicted: ArrayLike, ground_truth: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
+def contact_precision_recall(predicted: ArrayLike, ground_truth: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample contact precision and recall.
 
     Args:
@@ -342,7 +341,9 @@ def contact_precision_recall(predicted: ArrayLike, ground_truth: ArrayLike) -> T
 # Physical plausibility
 
 
-def _object_sdf(points: ArrayLike, template: ObjectTemplate, rotation: ArrayLike, translation: ArrayLike) -> np.ndarray:
+def _object_sdf(
+    points: ArrayLike, template: ObjectTemplate, rotation: ArrayLike, translation: ArrayLike
+) -> np.ndarray:
     """``(B, N)`` signed distance (m) of camera-space points to the posed object."""
     def tensor(value: ArrayLike, name: str) -> torch.Tensor:
         return torch.as_tensor(_numpy(value, name)).to(device=template.device, dtype=template.dtype)

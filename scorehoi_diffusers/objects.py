@@ -35,7 +35,6 @@ import functools
 import math
 import os
 from pathlib import Path
-from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -157,7 +156,7 @@ class ObjectTemplate:
     def from_trimesh(
         cls,
         mesh: trimesh.Trimesh,
-        name: Optional[str] = None,
+        name: str | None = None,
         num_keypoints: int = 64,
         num_surface_points: int = 2048,
         sdf_resolution: int = 64,
@@ -165,7 +164,7 @@ class ObjectTemplate:
         center: bool = False,
         seed: int = 0,
         mesh_unit: str = "m",
-    ) -> "ObjectTemplate":
+    ) -> ObjectTemplate:
         """Precompute a template from a mesh.
 
         Args:
@@ -239,7 +238,7 @@ class ObjectTemplate:
         )
 
     @classmethod
-    def from_file(cls, path: Union[str, os.PathLike], name: Optional[str] = None, **kwargs) -> "ObjectTemplate":
+    def from_file(cls, path: str | os.PathLike, name: str | None = None, **kwargs) -> ObjectTemplate:
         """Read any mesh trimesh can read (.obj, .ply, .glb, ...) and build its template.
 
         A file holding a scene (several meshes, e.g. a .glb) is merged into one mesh with its node
@@ -274,8 +273,8 @@ class ObjectTemplate:
         return self.sdf_grid.dtype
 
     def to(
-        self, device: Optional[Union[str, torch.device]] = None, dtype: Optional[torch.dtype] = None
-    ) -> "ObjectTemplate":
+        self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> ObjectTemplate:
         """A copy with every tensor on `device` and every floating tensor in `dtype` (faces stay long).
 
         The trimesh `mesh` is shared with the original.
@@ -397,8 +396,8 @@ class ObjectTemplate:
 
 
 def load_object(
-    spec: Union[ObjectTemplate, str, os.PathLike],
-    object_root: Optional[Union[str, os.PathLike]] = None,
+    spec: ObjectTemplate | str | os.PathLike,
+    object_root: str | os.PathLike | None = None,
     **options,
 ) -> ObjectTemplate:
     """Resolve an object specification to a template.
@@ -436,7 +435,7 @@ def _load_cached(path: str, mtime_ns: int, size: int, name: str, options: tuple)
     return ObjectTemplate.from_file(path, name=name, **dict(options))
 
 
-def _resolve_spec(spec: Union[str, os.PathLike], object_root) -> tuple[Path, str]:
+def _resolve_spec(spec: str | os.PathLike, object_root) -> tuple[Path, str]:
     """The mesh file and the name a spec refers to (see :func:`load_object`)."""
     if isinstance(spec, os.PathLike):
         return _existing_file(Path(spec)), Path(spec).stem

@@ -21,8 +21,8 @@ decoding orthonormalises them with Gram-Schmidt, so any 6 numbers decode to a pr
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Optional, Sequence
 
 import roma
 import torch
@@ -151,26 +151,26 @@ class HOIParams:
     def dtype(self) -> torch.dtype:
         return self.global_orient.dtype
 
-    def to(self, device=None, dtype=None) -> "HOIParams":
+    def to(self, device=None, dtype=None) -> HOIParams:
         """A copy on ``device`` and/or in ``dtype``."""
         return HOIParams(**{f.name: getattr(self, f.name).to(device=device, dtype=dtype) for f in fields(self)})
 
-    def detach(self) -> "HOIParams":
+    def detach(self) -> HOIParams:
         return HOIParams(**{f.name: getattr(self, f.name).detach() for f in fields(self)})
 
-    def __getitem__(self, index) -> "HOIParams":
+    def __getitem__(self, index) -> HOIParams:
         """Select samples; an integer index keeps the batch dimension."""
         if isinstance(index, int):
             index = slice(index, index + 1 if index != -1 else None)
         return HOIParams(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
     @classmethod
-    def cat(cls, items: Sequence["HOIParams"]) -> "HOIParams":
+    def cat(cls, items: Sequence[HOIParams]) -> HOIParams:
         """Concatenate batches."""
         return cls(**{f.name: torch.cat([getattr(p, f.name) for p in items]) for f in fields(cls)})
 
     @classmethod
-    def identity(cls, batch_size: int = 1, device=None, dtype=torch.float32) -> "HOIParams":
+    def identity(cls, batch_size: int = 1, device=None, dtype=torch.float32) -> HOIParams:
         """Rest pose, mean shape, object at the pelvis, pelvis 3 m in front of the camera."""
         eye = torch.eye(3, device=device, dtype=dtype)
         camera_translation = torch.zeros(batch_size, 3, device=device, dtype=dtype)
@@ -219,7 +219,7 @@ class HOIParamCodec:
         self.betas_max = betas_max
 
     @classmethod
-    def default(cls) -> "HOIParamCodec":
+    def default(cls) -> HOIParamCodec:
         """Betas in [-3, 3], the usual range of SMPL shape coefficients."""
         return cls([-3.0] * NUM_BETAS, [3.0] * NUM_BETAS)
 
@@ -252,7 +252,7 @@ class HOIParamCodec:
         )
         return x0
 
-    def decode(self, x0: torch.Tensor, camera_translation: Optional[torch.Tensor] = None) -> HOIParams:
+    def decode(self, x0: torch.Tensor, camera_translation: torch.Tensor | None = None) -> HOIParams:
         """``x0`` of shape ``(B, 331)`` to :class:`HOIParams`.
 
         Args:

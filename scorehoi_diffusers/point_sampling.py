@@ -6,14 +6,12 @@ start, never on a global random state.
 """
 from __future__ import annotations
 
-from typing import Union
-
 import numpy as np
 
 __all__ = ["farthest_point_indices"]
 
 
-def farthest_point_indices(points: np.ndarray, count: int, start: Union[int, np.ndarray]) -> np.ndarray:
+def farthest_point_indices(points: np.ndarray, count: int, start: int | np.ndarray) -> np.ndarray:
     """Indices of ``count`` farthest-point samples of ``points``, in sampling order.
 
     Args:

@@ -18,9 +18,9 @@ import io
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import trimesh
@@ -64,7 +64,7 @@ _CREASE_COS = math.cos(math.radians(50.0))
 _GAMMA = 2.2
 
 # NumPy arrays, nested sequences or torch tensors (converted with `.detach().cpu().numpy()`).
-ArrayLike = Union[np.ndarray, Sequence]
+ArrayLike = np.ndarray | Sequence
 
 
 # --------------------------------------------------------------------------------------------------
@@ -86,7 +86,7 @@ class MeshLayer:
 
     vertices: np.ndarray
     faces: np.ndarray
-    color: Tuple[float, float, float] = BODY_COLOR
+    color: tuple[float, float, float] = BODY_COLOR
     name: str = "mesh"
     alpha: float = 1.0
 
@@ -142,11 +142,11 @@ class Floor:
     normal: np.ndarray = field(default_factory=lambda: CAMERA_UP.copy())
     size: float = 4.0
     tile: float = 0.25
-    colors: Tuple[Tuple[float, float, float], Tuple[float, float, float]] = (
+    colors: tuple[tuple[float, float, float], tuple[float, float, float]] = (
         (0.88, 0.88, 0.88),
         (0.74, 0.75, 0.78),
     )
-    axis: Optional[np.ndarray] = None
+    axis: np.ndarray | None = None
 
     def __post_init__(self):
         self.point = to_numpy(self.point, np.float64).reshape(-1)
@@ -163,7 +163,7 @@ class Floor:
         self.axis = check_unit_vector(axis, "Floor.axis (it must not be parallel to the normal)")
 
     @classmethod
-    def below(cls, layers: Sequence[MeshLayer], up=CAMERA_UP, **kwargs) -> "Floor":
+    def below(cls, layers: Sequence[MeshLayer], up=CAMERA_UP, **kwargs) -> Floor:
         """A floor under the lowest vertex of `layers` (along `up`), centred below them, sized to them."""
         up = check_unit_vector(up, "up")
         vertices = np.concatenate([layer.vertices for layer in layers])
@@ -175,7 +175,7 @@ class Floor:
         point = center + (lowest - center.dot(up)) * up
         return cls(point=point, normal=up, size=size, tile=tile, **kwargs)
 
-    def transformed(self, rotation, translation) -> "Floor":
+    def transformed(self, rotation, translation) -> Floor:
         """The same floor seen from another camera: `p' = rotation @ p + translation`."""
         rotation = to_numpy(rotation, np.float64)
         translation = to_numpy(translation, np.float64)
@@ -186,7 +186,7 @@ class Floor:
             axis=rotation @ self.axis,
         )
 
-    def mesh(self) -> Tuple[np.ndarray, np.ndarray]:
+    def mesh(self) -> tuple[np.ndarray, np.ndarray]:
         """The floor square as two triangles: vertices `(4, 3)`, faces `(2, 3)`."""
         other = np.cross(self.normal, self.axis)
         half = 0.5 * self.size
@@ -194,7 +194,7 @@ class Floor:
         vertices = np.array([self.point + half * (a * self.axis + b * other) for a, b in corners])
         return vertices, np.array([[0, 1, 2], [0, 2, 3]], dtype=np.int64)
 
-    def shade_color(self, points: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def shade_color(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Checker colour `(N, 3)` (sRGB) and opacity `(N,)` of floor points `(N, 3)`."""
         offset = points - self.point
         u = offset @ self.axis
@@ -237,7 +237,7 @@ def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
-def _check_image(image, name: str, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
+def _check_image(image, name: str, size: tuple[int, int] | None = None) -> np.ndarray:
     image = to_numpy(image)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"`{name}` must have shape (H, W, 3), got {image.shape}.")
@@ -256,7 +256,7 @@ def _check_layers(layers) -> list:
     return layers
 
 
-def _corner_normals(vertices: np.ndarray, faces: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _corner_normals(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unit face normals `(F, 3)` and per-corner shading normals `(F, 3, 3)` (smooth, flat at creases)."""
     triangles = vertices[faces]
     # Area-weighted face normals, summed onto vertices with one bincount per axis (no Python loop).
@@ -290,7 +290,7 @@ def _intersector(mesh: trimesh.Trimesh):
     return RayMeshIntersector(mesh)
 
 
-def _pixel_window(vertices: np.ndarray, K: np.ndarray, height: int, width: int) -> Tuple[int, int, int, int]:
+def _pixel_window(vertices: np.ndarray, K: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
     """Pixel box `(u0, u1, v0, v1)` (inclusive) that can see `vertices`; the whole frame if any is behind."""
     if (vertices[:, 2] <= 1e-6).any():
         return 0, width - 1, 0, height - 1
@@ -324,10 +324,10 @@ def _shade(points, normals, base_srgb, light) -> np.ndarray:
 def render(
     layers: Sequence[MeshLayer],
     intrinsics: ArrayLike,
-    image_size: Tuple[int, int],
-    background: Optional[ArrayLike] = None,
+    image_size: tuple[int, int],
+    background: ArrayLike | None = None,
     light_direction: ArrayLike = DEFAULT_LIGHT_DIRECTION,
-    floor: Optional[Floor] = None,
+    floor: Floor | None = None,
 ) -> RenderResult:
     """Render mesh layers with one camera ray per pixel.
 
@@ -464,11 +464,11 @@ def render_view(
     distance: float,
     azimuth_deg: float,
     elevation_deg: float,
-    image_size: Tuple[int, int],
+    image_size: tuple[int, int],
     fov_deg: float = 40.0,
-    floor: Union[bool, Floor, None] = True,
+    floor: bool | Floor | None = True,
     up: ArrayLike = CAMERA_UP,
-    background: Optional[ArrayLike] = None,
+    background: ArrayLike | None = None,
     light_direction: ArrayLike = DEFAULT_LIGHT_DIRECTION,
 ) -> RenderResult:
     """Render camera-space `layers` from a viewpoint orbiting `center` (see `look_at_camera`).
@@ -508,7 +508,7 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def _downsample(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+def _downsample(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Box-filter `image` down to `size = (W, H)`: the anti-aliasing step of supersampled renders."""
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
 
@@ -526,10 +526,10 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
 
 
 def multi_view_figure(
-    rows: Sequence[Tuple[str, Sequence[MeshLayer]]],
-    image: Optional[ArrayLike] = None,
-    intrinsics: Optional[ArrayLike] = None,
-    views: Sequence[Tuple[float, float]] = ((0.0, 10.0), (90.0, 10.0)),
+    rows: Sequence[tuple[str, Sequence[MeshLayer]]],
+    image: ArrayLike | None = None,
+    intrinsics: ArrayLike | None = None,
+    views: Sequence[tuple[float, float]] = ((0.0, 10.0), (90.0, 10.0)),
     size: int = 256,
     floor: bool = True,
     supersample: int = 2,
@@ -641,7 +641,7 @@ def _atomic_write(path: Path, data: bytes) -> Path:
     return path
 
 
-def export_scene(path: Union[str, os.PathLike], layers: Sequence[MeshLayer]) -> Path:
+def export_scene(path: str | os.PathLike, layers: Sequence[MeshLayer]) -> Path:
     """Write the layers as one scene, one named, vertex-coloured geometry per layer.
 
     `.glb` keeps the names (`trimesh.load(path)` gives a Scene whose `geometry` is keyed by them) and
@@ -687,7 +687,7 @@ def export_scene(path: Union[str, os.PathLike], layers: Sequence[MeshLayer]) -> 
     return _atomic_write(path, data.encode("utf-8") if isinstance(data, str) else data)
 
 
-def save_png(path: Union[str, os.PathLike], image: ArrayLike) -> Path:
+def save_png(path: str | os.PathLike, image: ArrayLike) -> Path:
     """Save a `(H, W, 3)` uint8 picture as PNG, atomically; missing parent folders are created."""
     image = _check_image(image, "image")
     buffer = io.BytesIO()

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any
 
 PICKLED_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
-def check_safetensors_only(folder: Union[str, os.PathLike], name: str) -> None:
+def check_safetensors_only(folder: str | os.PathLike, name: str) -> None:
     """Refuse a local weights folder whose weights are only pickled files.
 
     A folder that also holds ``.safetensors`` weights passes (those are the ones loaded); a path that is not a
@@ -40,7 +40,7 @@ def check_safetensors_only(folder: Union[str, os.PathLike], name: str) -> None:
         )
 
 
-def safetensors_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
+def safetensors_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """``from_pretrained`` keyword arguments with ``use_safetensors=True`` (an explicit ``False`` is refused)."""
     if kwargs.get("use_safetensors") not in (None, True):
         raise ValueError("`use_safetensors` must be True or None: this package loads safetensors weights only.")

@@ -9,7 +9,6 @@ written as ``{other keypoint name: JOINT_INDEX[smplh joint name]}``.
 Joints that come in pairs are given as ``(left, right)`` tuples indexed by :data:`LEFT` / :data:`RIGHT`, e.g.
 ``WRIST[RIGHT] == 21``. The body's left is on +x in SMPL-H's rest pose (y up, facing +z).
 """
-from typing import Dict, Tuple
 
 __all__ = [
     "NUM_JOINTS",
@@ -59,17 +58,17 @@ _BODY_JOINT_NAMES = (
     "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
     "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
 )
-JOINT_NAMES: Tuple[str, ...] = _BODY_JOINT_NAMES + tuple(
+JOINT_NAMES: tuple[str, ...] = _BODY_JOINT_NAMES + tuple(
     f"{side}_{finger}{k}" for side in SIDE_NAMES for finger in FINGER_ORDER for k in (1, 2, 3)
 )
-JOINT_INDEX: Dict[str, int] = {name: index for index, name in enumerate(JOINT_NAMES)}
+JOINT_INDEX: dict[str, int] = {name: index for index, name in enumerate(JOINT_NAMES)}
 
 # Single joints of the spine and head.
 PELVIS, SPINE1, SPINE2, SPINE3, NECK, HEAD = (JOINT_INDEX[n] for n in ("pelvis", "spine1", "spine2", "spine3",
                                                                      "neck", "head"))
 
 
-def _pair(name: str) -> Tuple[int, int]:
+def _pair(name: str) -> tuple[int, int]:
     return JOINT_INDEX[f"left_{name}"], JOINT_INDEX[f"right_{name}"]
 
 
@@ -91,7 +90,7 @@ def finger_joint(side: int, finger: str, k: int = 0) -> int:
 
 
 # Parent of each joint (-1 for the root): the body tree, then every finger chain hanging off its wrist.
-PARENTS: Tuple[int, ...] = (
+PARENTS: tuple[int, ...] = (
     -1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19,
 ) + tuple(
     parent
@@ -101,7 +100,7 @@ PARENTS: Tuple[int, ...] = (
 )
 
 
-def _mirrored_joints() -> Tuple[int, ...]:
+def _mirrored_joints() -> tuple[int, ...]:
     swap = {"left_": "right_", "right_": "left_"}
     mirrored = []
     for name in JOINT_NAMES:
@@ -111,7 +110,7 @@ def _mirrored_joints() -> Tuple[int, ...]:
 
 
 # The joint each joint becomes under a left/right reflection (a permutation swapping every left/right pair).
-MIRRORED_JOINTS: Tuple[int, ...] = _mirrored_joints()
+MIRRORED_JOINTS: tuple[int, ...] = _mirrored_joints()
 
 # Keys of smplx's ``vertex_ids`` dictionary for SMPL-H: the face, feet and fingertip keypoints smplx appends
 # to the 52 joints, in smplx's order.

@@ -11,7 +11,6 @@ package.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Union
 
 import numpy as np
 
@@ -26,7 +25,7 @@ SHAPE_DIRECTION_NAMES = (
 )
 
 
-def load_standin_arrays(path: Union[str, Path] = STANDIN_BODY_PATH) -> Dict[str, np.ndarray]:
+def load_standin_arrays(path: str | Path = STANDIN_BODY_PATH) -> dict[str, np.ndarray]:
     """Load an SMPL-H-format ``.npz`` (the stand-in by default) without unpickling anything.
 
     Args:

@@ -11,12 +11,13 @@ swapping schedulers) is meant to ignore the fields that do not apply.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Mapping, Set
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["StrictConfigMixin", "unknown_config_fields"]
 
 
-def unknown_config_fields(cls: type, config: Mapping[str, Any]) -> Set[str]:
+def unknown_config_fields(cls: type, config: Mapping[str, Any]) -> set[str]:
     """Public fields of ``config`` that ``cls.__init__`` does not accept (``_``-prefixed fields are metadata)."""
     parameters = inspect.signature(cls.__init__).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
@@ -40,6 +41,7 @@ class StrictConfigMixin:
             raise ValueError(
                 f"The {cls.__name__} config in {where!r} has fields this version of scorehoi_diffusers does not "
                 f"know: {sorted(unknown)} (written by diffusers {config.get('_diffusers_version', '?')} with a "
-                "different scorehoi_diffusers?). Install the version that saved it, or re-save the folder with this one."
+                "different scorehoi_diffusers?). Install the version that saved it, or re-save the folder with "
+                "this one."
             )
         return loaded

@@ -17,8 +17,8 @@ import trimesh
 from PIL import Image, ImageDraw
 
 from scorehoi_diffusers.body import BodyModel
-from scorehoi_diffusers.params import axis_angle_to_matrix, matrix_to_axis_angle
 from scorehoi_diffusers.data.schema import sample_to_params
+from scorehoi_diffusers.params import axis_angle_to_matrix, matrix_to_axis_angle
 from scorehoi_diffusers.skeleton import LANDMARK_NAMES as LANDMARKS
 from scorehoi_diffusers.skeleton import PARENTS
 
@@ -244,7 +244,8 @@ def write_dataset(base, dataset, samples, bodies, split="test"):
         object_translation = place_object(sample, models[gender])
         pose, trans, object_pose, object_trans = file_values(sample, arrays[gender], object_translation)
         if dataset == "behave":
-            # BEHAVE's frames: <sequence>/tNNNN.000/kC.color.jpg, masks by suffix (lib/dataset/base_dataset.py:117-119).
+            # BEHAVE's frames: <sequence>/tNNNN.000/kC.color.jpg, masks by suffix
+            # (lib/dataset/base_dataset.py:117-119).
             file_name = f"Date03_Sub03_{sample['object_name']}/t{index:04d}.000/k1.color.jpg"
             masks = (".color.jpg", ".person_mask.jpg", ".obj_rend_mask.jpg")
             mask_paths = [image_root / file_name.replace(masks[0], suffix) for suffix in masks[1:]]
@@ -285,7 +286,8 @@ def write_dataset(base, dataset, samples, bodies, split="test"):
             "bbox": [2.0, 3.0, 40.0, 25.0 + index],
             # aug_utils.py:201: 'shape' holds as many betas as the fit (16 for SMPL-H), 'pose' 156, 'trans' 3;
             # base_dataset.py:61: 'gender'.
-            "smpl_param": {"pose": pose.tolist(), "shape": np.concatenate([sample["betas"], sample["extra_betas"]]).tolist(),
+            "smpl_param": {"pose": pose.tolist(),
+                           "shape": np.concatenate([sample["betas"], sample["extra_betas"]]).tolist(),
                            "trans": trans.tolist(), "gender": gender},
             # aug_utils.py:245: obj_param holds 'pose' (axis-angle), 'trans' and 'name'.
             "obj_param": {"pose": object_pose.tolist(), "trans": object_trans.tolist(), "name": object_name},

@@ -5,7 +5,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
 from contho_fixture import (
     HUMAN_RECT,
     IMAGE_SIZE,
@@ -20,6 +19,7 @@ from contho_fixture import (
     write_dataset,
     write_raw_behave_object,
 )
+
 from scorehoi_diffusers.data.behave import (
     ANNOTATED_CONTACT,
     BEHAVE_MASKS,
@@ -93,7 +93,8 @@ def test_extrinsics_are_applied(behave, bodies):
     broken = base.parent / "no_rotation"
     shutil.copytree(base, broken)
     (layout(broken, "behave")["root"] / "behave_test.json").write_text(json.dumps(content))
-    with pytest.raises(ValueError, match=r"annotation id 8 \(sample 'Date03_Sub03_boxmedium/t0001.000/k1.color.jpg'\)"):
+    expected = r"annotation id 8 \(sample 'Date03_Sub03_boxmedium/t0001.000/k1.color.jpg'\)"
+    with pytest.raises(ValueError, match=expected):
         load(layout(broken, "behave"), bodies)
 
 
@@ -106,7 +107,8 @@ def test_pelvis_check_names_the_sample(behave, bodies, tmp_path):
     content = json.loads(path.read_text())
     content["annotations"][2]["smpl_param"]["trans"][0] += 0.02  # 2 cm off the keypoint
     path.write_text(json.dumps(content))
-    with pytest.raises(ValueError, match=r"annotation id 9 \(sample '.*t0002.*'\): .* 1\.8 cm from h3d_keypoints\[0\]"):
+    expected = r"annotation id 9 \(sample '.*t0002.*'\): .* 1\.8 cm from h3d_keypoints\[0\]"
+    with pytest.raises(ValueError, match=expected):
         load(roots, bodies)
     assert len(load(roots, bodies, pelvis_tolerance=None)) == 3
     with pytest.raises(ValueError, match="pelvis_tolerance"):

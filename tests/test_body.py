@@ -2,11 +2,10 @@ import numpy as np
 import pytest
 import roma
 import torch
+from conftest import make_fake_smplh_arrays
 
 from scorehoi_diffusers.body import BodyModel, load_body_arrays
 from scorehoi_diffusers.params import HOIParams
-
-from conftest import make_fake_smplh_arrays
 
 
 def random_params(batch, seed=0, scale=0.6):

@@ -15,10 +15,9 @@ import torch
 import trimesh
 from PIL import Image
 
-from scorehoi_diffusers.params import HOIParams
-
 from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, DEFAULT_PIPELINE, main
 from scorehoi_diffusers.export import result_folder
+from scorehoi_diffusers.params import HOIParams
 
 EXAMPLE = DEFAULT_EXAMPLES / "astronaut"
 REPO = Path(__file__).resolve().parents[1]

@@ -254,7 +254,8 @@ def test_masks_accept_pil_uint8_and_float(scene):
     sample, _, _ = scene
     mask = sample["human_mask"]
     reference = crop_sample(sample, CropConfig(out_size=32))["human_mask"]
-    for variant in (Image.fromarray(mask.astype(np.uint8) * 255), mask.astype(np.uint8) * 255, mask.astype(np.float32)):
+    as_uint8 = mask.astype(np.uint8) * 255
+    for variant in (Image.fromarray(as_uint8), as_uint8, mask.astype(np.float32)):
         cropped = crop_sample(dict(sample, human_mask=variant), CropConfig(out_size=32))
         np.testing.assert_array_equal(cropped["human_mask"], reference)
 

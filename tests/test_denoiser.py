@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from scorehoi_diffusers.models import ConditionCache, ScoreHOIDenoiser, X0_PARTS
+from scorehoi_diffusers.models import X0_PARTS, ConditionCache, ScoreHOIDenoiser
 from scorehoi_diffusers.models import denoiser as denoiser_module
 from scorehoi_diffusers.params import X0_DIM
 
@@ -104,7 +104,9 @@ def test_gradients_reach_condition_encoders():
     sample, image, keypoints = _inputs()
     model(sample, 25, image_tokens=image, object_keypoints=keypoints).sample.square().mean().backward()
     parameters = dict(model.named_parameters())
-    encoders = ("image_proj.1.weight", "keypoint_mlp.0.weight", "condition_resampler.latents", "condition_to_kv.weight")
+    encoders = (
+        "image_proj.1.weight", "keypoint_mlp.0.weight", "condition_resampler.latents", "condition_to_kv.weight"
+    )
     for name in encoders:
         grad = parameters[name].grad
         assert grad is not None and grad.abs().sum() > 0, name

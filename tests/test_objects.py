@@ -380,7 +380,7 @@ def test_nan_vertex_in_a_file_is_refused(tmp_path, suffix):
     vertices[0] = np.nan
     path = tmp_path / f"broken.{suffix}"
     trimesh.Trimesh(vertices, box.faces, process=False).export(path)
-    with pytest.raises(ValueError, match=r"broken\.%s.* 1 vertices with NaN" % suffix):
+    with pytest.raises(ValueError, match=rf"broken\.{suffix}.* 1 vertices with NaN"):
         load_object(str(path), sdf_resolution=16)
 
 

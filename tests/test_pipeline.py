@@ -17,8 +17,8 @@ from scorehoi_diffusers import (
 from scorehoi_diffusers.contacts import ProximityContactEstimator
 from scorehoi_diffusers.guidance import guidance_loss
 from scorehoi_diffusers.models.contact_estimator import ScoreHOIContactEstimator
-from scorehoi_diffusers.objects import load_object
 from scorehoi_diffusers.models.regressor import ScoreHOIRegressor
+from scorehoi_diffusers.objects import load_object
 from scorehoi_diffusers.params import HOIParams, axis_angle_to_matrix
 
 DOWN = torch.tensor([[1.0, 0, 0], [0, -1, 0], [0, 0, -1]])  # body y-up/facing +z -> OpenCV camera, facing it
@@ -141,7 +141,8 @@ def test_guidance_pulls_labelled_contacts_onto_the_object(pipe, body):
     assert contacts.human.sum() > 5
     kwargs = dict(initial_params=params, object="box", contacts=contacts, num_cycles=3, refresh_contacts=False)
     unguided = pipe(**kwargs, guidance_scale=0.0)
-    guided = pipe(**kwargs, guidance_config=GuidanceConfig(contact=1.0, penetration=0.1, floor=0.0), guidance_scale=20.0)
+    config = GuidanceConfig(contact=1.0, penetration=0.1, floor=0.0)
+    guided = pipe(**kwargs, guidance_config=config, guidance_scale=20.0)
     before = unguided.guidance_term_history["contact"][-1]
     after = guided.guidance_term_history["contact"][-1]
     assert after.item() < 0.5 * before.item()

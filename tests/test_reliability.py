@@ -19,14 +19,13 @@ import torch
 import trimesh
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_pipeline import holding_params, small_denoiser
 
 from scorehoi_diffusers import GuidedDDIMScheduler, ScoreHOIDenoiser, ScoreHOIPipeline
 from scorehoi_diffusers.body import BodyModel
 from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, DEFAULT_PIPELINE, main
 from scorehoi_diffusers.params import RIGHT_HAND_SLICE, X0_DIM, HOIParamCodec, HOIParams
 from scorehoi_diffusers.pipelines.pipeline_scorehoi import MAX_STRIDE, MAX_T_START
-
-from test_pipeline import holding_params, small_denoiser
 
 REPO = Path(__file__).resolve().parents[1]
 BAG = DEFAULT_EXAMPLES / "synthetic_bag"
@@ -158,7 +157,8 @@ ERROR_CASES = [
     ("initial-params-nan", lambda e: e.small(initial_params=nan_params("betas", 1), object="box", num_cycles=1),
      ValueError, "re:initial_params.*samples \\[1\\]"),
     ("initial-params-inf", lambda e: e.small(initial_params=nan_params("object_translation", 0, float("inf")),
-                                             object="box", num_cycles=1), ValueError, "`initial_params` holds NaN or Inf values in samples [0]"),
+                                             object="box", num_cycles=1), ValueError,
+     "`initial_params` holds NaN or Inf values in samples [0]"),
     ("output-type", lambda e: e.small(initial_params=holding_params(1), object="box", output_type="pil"),
      ValueError, "output_type"),
     ("num-cycles-negative", lambda e: e.small(initial_params=holding_params(1), object="box", num_cycles=-1),

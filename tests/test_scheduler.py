@@ -7,8 +7,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from scorehoi_diffusers.params import X0_DIM
-from scorehoi_diffusers.schedulers import GuidedDDIMScheduler
-from scorehoi_diffusers.schedulers import scheduling_guided_ddim
+from scorehoi_diffusers.schedulers import GuidedDDIMScheduler, scheduling_guided_ddim
 
 DIM = X0_DIM
 

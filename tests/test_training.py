@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pytest
@@ -54,7 +53,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch(script: str, *args: str, kill_at_step: Optional[int] = None) -> subprocess.CompletedProcess:
+def launch(script: str, *args: str, kill_at_step: int | None = None) -> subprocess.CompletedProcess:
     """`accelerate launch --multi_gpu --num_processes 2` on the CPU (two gloo processes); with `kill_at_step`, the
     run is killed while saving that step's checkpoint and must fail."""
     target = [str(TRAINING / script)]

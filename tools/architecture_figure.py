@@ -11,13 +11,15 @@ from PIL import Image, ImageDraw, ImageFont
 # Top to bottom, as the picture reads; arrows (imports) point down only.
 LAYERS = (
     ("entry points", "cli.py  ·  training/  ·  benchmarks/  ·  tools/ (asset generators, not installed)", "#e8e8e8"),
-    ("data & evaluation", "data/schema  ·  data/synthetic/  ·  data/behave  ·  metrics  ·  evaluation  ·  export", "#f6e3c6"),
+    ("data & evaluation", "data/schema  ·  data/synthetic/  ·  data/behave  ·  metrics  ·  evaluation  ·  export",
+     "#f6e3c6"),
     ("pipeline", "ScoreHOIPipeline: check_inputs → prepare_initial_estimate → cycles → meshes", "#f3c9a6"),
     ("learned models", "ScoreHOIDenoiser  ·  ScoreHOIRegressor  ·  ScoreHOIContactEstimator  ·  GuidedDDIMScheduler",
      "#e9b7b7"),
     ("pictures", "image_processor  ·  data/crop  ·  rendering", "#cfe0f3"),
     ("geometry", "BodyModel (smplx + subset skinning)  ·  ObjectTemplate (SDF grid)  ·  stand-in body", "#c9e7d3"),
-    ("pure maths", "kinematics (FK, skinning)  ·  point_sampling  ·  signed_distance_grid  ·  guidance terms", "#dcd3ef"),
+    ("pure maths", "kinematics (FK, skinning)  ·  point_sampling  ·  signed_distance_grid  ·  guidance terms",
+     "#dcd3ef"),
     ("tables & rules", "skeleton  ·  params (x0 layout, codec)  ·  contacts  ·  camera  ·  input_checks", "#f1f1c4"),
 )
 

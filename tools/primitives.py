@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence, Union
 
 import numpy as np
 import trimesh
@@ -18,7 +18,7 @@ import trimesh
 from scorehoi_diffusers.objects import PRIMITIVE_DIR, PRIMITIVE_NAMES
 
 
-def write_primitives(folder: Union[str, os.PathLike] = PRIMITIVE_DIR) -> list[Path]:
+def write_primitives(folder: str | os.PathLike = PRIMITIVE_DIR) -> list[Path]:
     """Build the licence-free primitive meshes and write them to `folder/NAME.ply`.
 
     Parts are joined with exact boolean unions (trimesh's manifold engine, `pip install manifold3d`),
@@ -158,7 +158,7 @@ _PRIMITIVE_BUILDERS = {
 }
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Rebuild the licence-free primitive object meshes.")
     parser.add_argument("--out", type=Path, default=PRIMITIVE_DIR, help="output folder")
     args = parser.parse_args(argv)

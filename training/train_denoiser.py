@@ -28,8 +28,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
 
 import datasets
 import torch
@@ -37,15 +37,6 @@ import torch.nn.functional as F
 from accelerate.utils import set_seed
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
-
-from scorehoi_diffusers.data.schema import PARAM_FIELDS, params_to_fields, sample_to_params
-from scorehoi_diffusers.models.contact_estimator import ScoreHOIContactEstimator
-from scorehoi_diffusers.models.denoiser import ConditionCache, ScoreHOIDenoiser
-from scorehoi_diffusers.models.regressor import ScoreHOIRegressor
-from scorehoi_diffusers.params import HOIParamCodec
-from scorehoi_diffusers.pipelines.pipeline_scorehoi import ScoreHOIPipeline
-from scorehoi_diffusers.schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
-
 from training_setup import (
     BETAS_STATISTICS_FILE,
     STREAM_NOISE,
@@ -77,6 +68,14 @@ from training_setup import (
     synthetic_objects_suffix,
     warm_start_folder,
 )
+
+from scorehoi_diffusers.data.schema import PARAM_FIELDS, params_to_fields, sample_to_params
+from scorehoi_diffusers.models.contact_estimator import ScoreHOIContactEstimator
+from scorehoi_diffusers.models.denoiser import ConditionCache, ScoreHOIDenoiser
+from scorehoi_diffusers.models.regressor import ScoreHOIRegressor
+from scorehoi_diffusers.params import HOIParamCodec
+from scorehoi_diffusers.pipelines.pipeline_scorehoi import ScoreHOIPipeline
+from scorehoi_diffusers.schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
 
 # The model-card generator lives in the repository's model_cards/ folder, beside this one.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model_cards"))
@@ -146,8 +145,8 @@ class ConditionedDenoiser(torch.nn.Module):
         self.denoiser = denoiser
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor,
-                groups: List[Tuple[Optional[torch.Tensor], torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        """`sample (B, 331)`, `timestep (B,)`; `groups`: `(image_tokens or None, keypoints, drop_mask)` in row order."""
+                groups: list[tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """`sample (B, 331)`, `timestep (B,)`; `groups`: `(image_tokens or None, keypoints, drop_mask)`, row order."""
         caches = [self.denoiser.encode_condition(tokens, keypoints, drop) for tokens, keypoints, drop in groups]
         return self.denoiser(sample, timestep, condition=join_conditions(caches)).sample
 
@@ -169,7 +168,7 @@ class ParameterBatches:
 class TrainingBatches:
     """Micro-batch `m`: its rendered part (`RenderedBatches`) and its parameter-only part, either may be absent."""
 
-    def __init__(self, rendered: Optional[RenderedBatches], parameters: Optional[ParameterBatches]):
+    def __init__(self, rendered: RenderedBatches | None, parameters: ParameterBatches | None):
         self.rendered, self.parameters = rendered, parameters
 
     def __call__(self, micro_step: int) -> dict:
@@ -177,7 +176,7 @@ class TrainingBatches:
                 "parameters": self.parameters(micro_step) if self.parameters else None}
 
 
-def load_parameter_table(args: argparse.Namespace, accelerator, body, dataset: Optional[datasets.Dataset]):
+def load_parameter_table(args: argparse.Namespace, accelerator, body, dataset: datasets.Dataset | None):
     """The parameter-only samples: for BEHAVE/InterCap the training table's own parameters; for synthetic data
     `--num_param_samples` scenes posed (not rendered) by `sample_params`, each process posing a share, cached in
     `OUTPUT_DIR/data`."""
@@ -198,7 +197,7 @@ def load_parameter_table(args: argparse.Namespace, accelerator, body, dataset: O
     return datasets.load_from_disk(str(path)).select_columns(columns)
 
 
-def load_regressor(path: Optional[str], body, device):
+def load_regressor(path: str | None, body, device):
     """The frozen regressor, contact estimator and betas statistics of a `train_regressor.py` output folder."""
     if path is None:
         return None, None, None
@@ -244,7 +243,8 @@ def main(args: argparse.Namespace) -> None:
         denoiser = ScoreHOIDenoiser.from_pretrained(init_denoiser,
                                                     condition_dropout_prob=args.condition_dropout_prob)
         if regressor is not None and denoiser.config.image_feature_dim != regressor.config.image_feature_dim:
-            raise ValueError(f"The denoiser of --init_from {args.init_from!r} reads {denoiser.config.image_feature_dim}"
+            raise ValueError(f"The denoiser of --init_from {args.init_from!r} reads "
+                             f"{denoiser.config.image_feature_dim}"
                              f"-dim image tokens, the regressor makes {regressor.config.image_feature_dim}.")
     else:
         config = {**args.denoiser_config, "condition_dropout_prob": args.condition_dropout_prob}

@@ -33,14 +33,6 @@ import torch.nn.functional as F
 from accelerate.utils import set_seed
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
-
-from scorehoi_diffusers.camera import project_points
-from scorehoi_diffusers.data.schema import sample_to_params
-from scorehoi_diffusers.models.contact_estimator import ScoreHOIContactEstimator
-from scorehoi_diffusers.models.regressor import ScoreHOIRegressor, camera_translation_to_crop
-from scorehoi_diffusers.objects import ObjectTemplate
-from scorehoi_diffusers.params import BETAS_SLICE, OBJECT_TRANSLATION_SLICE, HOIParamCodec, HOIParams
-
 from training_setup import (
     BETAS_STATISTICS_FILE,
     STREAM_NOISE,
@@ -68,6 +60,13 @@ from training_setup import (
     warm_start_betas_statistics,
     warm_start_folder,
 )
+
+from scorehoi_diffusers.camera import project_points
+from scorehoi_diffusers.data.schema import sample_to_params
+from scorehoi_diffusers.models.contact_estimator import ScoreHOIContactEstimator
+from scorehoi_diffusers.models.regressor import ScoreHOIRegressor, camera_translation_to_crop
+from scorehoi_diffusers.objects import ObjectTemplate
+from scorehoi_diffusers.params import BETAS_SLICE, OBJECT_TRANSLATION_SLICE, HOIParamCodec, HOIParams
 
 LOSS_NAMES = ("param", "vertex", "reprojection", "camera", "contact")
 

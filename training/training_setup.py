@@ -24,8 +24,8 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
 
 import datasets
 import numpy as np
@@ -135,7 +135,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, learning_rate: fl
                              help="save the full training state every this many optimizer steps.")
     checkpoints.add_argument("--checkpoints_total_limit", type=int, default=None, help="keep at most this many.")
     checkpoints.add_argument("--resume_from_checkpoint", type=str, default=None,
-                             help='"latest" (newest complete checkpoint in --output_dir, if any) or a checkpoint path.')
+                             help='"latest" (newest complete checkpoint in --output_dir, if any) or a checkpoint '
+                             'path.')
 
     logs = parser.add_argument_group("logging and Hub")
     logs.add_argument("--report_to", type=str, default=None, help='accelerate tracker: "tensorboard", "wandb", "all".')
@@ -166,11 +167,11 @@ def check_training_arguments(args: argparse.Namespace) -> None:
 # Warm start
 
 
-def warm_start_folder(args: argparse.Namespace, component: str) -> Optional[Path]:
+def warm_start_folder(args: argparse.Namespace, component: str) -> Path | None:
     """`--init_from/<component>` (a `from_pretrained` folder), `None` without `--init_from`.
 
-    Pipeline folders (`save_pretrained`, `scorehoi_diffusers/assets/scorehoi-synthetic`) and `train_regressor.py` output folders
-    share the component layout (`regressor/`, `contact_estimator/`, `denoiser/`), so either works.
+    Pipeline folders (`save_pretrained`, `scorehoi_diffusers/assets/scorehoi-synthetic`) and `train_regressor.py`
+    output folders share the component layout (`regressor/`, `contact_estimator/`, `denoiser/`), so either works.
     """
     if args.init_from is None:
         return None
@@ -192,7 +193,7 @@ def check_estimator_body(estimator, body: BodyModel, source: str) -> None:
         )
 
 
-def warm_start_betas_statistics(args: argparse.Namespace) -> Optional[Dict[str, List[float]]]:
+def warm_start_betas_statistics(args: argparse.Namespace) -> dict[str, list[float]] | None:
     """The x0 betas range of the `--init_from` folder (its weights were trained for it), `None` without one."""
     if args.init_from is None:
         return None
@@ -237,7 +238,7 @@ def create_accelerator(args: argparse.Namespace, find_unused_parameters: bool = 
 
 
 def record_launch(accelerator: Accelerator, args: argparse.Namespace, script: str, start_step: int,
-                  resumed_from: Optional[str]) -> None:
+                  resumed_from: str | None) -> None:
     """Write `logs/launch.json`: which processes took part (gathered from every rank) and where the run started."""
     ranks = gather_object([{"process_index": accelerator.process_index, "pid": os.getpid(),
                             "device": str(accelerator.device)}])
@@ -267,14 +268,14 @@ class StepLog:
             kept = [line for line in self.path.read_text().splitlines() if json.loads(line)["step"] <= start_step]
             self.path.write_text("".join(line + "\n" for line in kept))
 
-    def write(self, step: int, values: Dict[str, float]) -> None:
+    def write(self, step: int, values: dict[str, float]) -> None:
         self.accelerator.log(values, step=step)
         if self.accelerator.is_main_process:
             with self.path.open("a") as log:
                 log.write(json.dumps({"step": step, **values}) + "\n")
 
 
-def hub_repository(accelerator: Accelerator, args: argparse.Namespace) -> Optional[str]:
+def hub_repository(accelerator: Accelerator, args: argparse.Namespace) -> str | None:
     """With `--push_to_hub`, create (or find) the Hub repository before training, so a missing login or
     network fails in seconds, not after the run. Exits every process with status 2 and says what to do."""
     if not args.push_to_hub:
@@ -303,7 +304,7 @@ def hub_repository(accelerator: Accelerator, args: argparse.Namespace) -> Option
     return result[0]
 
 
-def push_folder(repo_id: str, folder: str, token: Optional[str]) -> None:
+def push_folder(repo_id: str, folder: str, token: str | None) -> None:
     """Upload a finished model folder, leaving checkpoints, logs and cached data out."""
     from huggingface_hub import upload_folder
 
@@ -316,7 +317,7 @@ def push_folder(repo_id: str, folder: str, token: Optional[str]) -> None:
         sys.exit(2)
 
 
-def save_training_args(args: argparse.Namespace, folder: Path, script: str, extra: Optional[dict] = None) -> None:
+def save_training_args(args: argparse.Namespace, folder: Path, script: str, extra: dict | None = None) -> None:
     """`training_args.json`: the script's arguments (the Hub token left out) and `extra` facts of the run."""
     values = {"script": script, **vars(args), **(extra or {})}
     values.pop("hub_token", None)
@@ -402,9 +403,9 @@ class ObjectKeypoints:
     BEHAVE / InterCap objects load in the frame their pose annotations refer to (`load_dataset_object`).
     """
 
-    def __init__(self, object_root: Optional[str], device, dataset: str = "synthetic"):
+    def __init__(self, object_root: str | None, device, dataset: str = "synthetic"):
         self.object_root, self.device, self.dataset = object_root, device, dataset
-        self._keypoints: Dict[str, torch.Tensor] = {}
+        self._keypoints: dict[str, torch.Tensor] = {}
 
     def _load(self, name: str):
         if self.dataset in DATASETS:
@@ -513,7 +514,7 @@ def _check_dataset(dataset: datasets.Dataset, body: BodyModel, where: str) -> No
         )
 
 
-def betas_statistics(dataset: datasets.Dataset, kind: str) -> Dict[str, List[float]]:
+def betas_statistics(dataset: datasets.Dataset, kind: str) -> dict[str, list[float]]:
     """`betas_min`/`betas_max` of the x0 codec: the training table's range (`"data"`) or -3..3 (`"default"`)."""
     if kind == "default":
         codec = HOIParamCodec.default()
@@ -558,7 +559,7 @@ class RenderedBatches:
 # Checkpoints
 
 
-def checkpoint_step(path: Path) -> Optional[int]:
+def checkpoint_step(path: Path) -> int | None:
     """The step of a complete checkpoint folder, else `None` (temporary or half-written folders)."""
     match = CHECKPOINT_PATTERN.match(path.name)
     if match is None or not (path / TRAINING_STATE_FILE).is_file():
@@ -566,7 +567,7 @@ def checkpoint_step(path: Path) -> Optional[int]:
     return int(match.group(1))
 
 
-def list_checkpoints(output_dir: str) -> List[Path]:
+def list_checkpoints(output_dir: str) -> list[Path]:
     """Complete checkpoints in `output_dir`, oldest first."""
     folder = Path(output_dir)
     if not folder.is_dir():

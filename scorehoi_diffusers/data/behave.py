@@ -74,9 +74,9 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 import datasets
 import numpy as np
@@ -103,8 +103,8 @@ ANNOTATED_CONTACT = "annotated_contact"
 PELVIS_TOLERANCE = 0.01  # metres: trans-implied pelvis vs the annotation's h3d_keypoints[0]
 _ROTATION_TOLERANCE = 1e-3  # an extrinsic R must be orthonormal with det +1 to this accuracy
 
-PathLike = Union[str, os.PathLike]
-BodySpec = Union[None, BodyModel, Mapping[str, BodyModel]]
+PathLike = str | os.PathLike
+BodySpec = BodyModel | Mapping[str, BodyModel] | None
 _DEFAULT_MASKS = {"behave": BEHAVE_MASKS, "intercap": INTERCAP_MASKS}
 
 
@@ -118,7 +118,7 @@ class _Record:
     human_mask_path: Path
     object_mask_path: Path
     intrinsics: np.ndarray  # (3, 3)
-    extrinsic_rotation: Optional[np.ndarray]  # (3, 3) cam_param.R
+    extrinsic_rotation: np.ndarray | None  # (3, 3) cam_param.R
     extrinsic_translation: np.ndarray  # (3,), zero without cam_param.t
     bbox: np.ndarray  # (4,)
     pose: np.ndarray  # (156,) as in the file
@@ -128,8 +128,8 @@ class _Record:
     object_name: str
     object_pose: np.ndarray  # (3,)
     object_trans: np.ndarray  # (3,)
-    pelvis_keypoint: Optional[np.ndarray]  # (3,) h3d_keypoints[0], camera space
-    annotated_contact: Optional[np.ndarray]  # (6890,) h_contacts, when it labels every SMPL-H vertex
+    pelvis_keypoint: np.ndarray | None  # (3,) h3d_keypoints[0], camera space
+    annotated_contact: np.ndarray | None  # (6890,) h_contacts, when it labels every SMPL-H vertex
 
 
 def annotation_path(root: PathLike, dataset: str, split: str) -> Path:
@@ -146,17 +146,17 @@ def iter_contho_samples(
     dataset: str = "behave",
     split: str = "train",
     body: BodySpec = None,
-    object_root: Optional[PathLike] = None,
+    object_root: PathLike | None = None,
     *,
-    image_root: Optional[PathLike] = None,
-    max_samples: Optional[int] = None,
+    image_root: PathLike | None = None,
+    max_samples: int | None = None,
     flat_hand_mean: bool = False,
-    mask_layout: Optional[MaskLayout] = None,
-    object_names: Optional[Mapping[str, Union[str, PathLike, ObjectTemplate]]] = None,
+    mask_layout: MaskLayout | None = None,
+    object_names: Mapping[str, str | PathLike | ObjectTemplate] | None = None,
     contact_threshold: float = CONTACT_THRESHOLD,
     floor_threshold: float = FLOOR_CONTACT_THRESHOLD,
     up_axis: Sequence[float] = (0.0, -1.0, 0.0),
-    pelvis_tolerance: Optional[float] = PELVIS_TOLERANCE,
+    pelvis_tolerance: float | None = PELVIS_TOLERANCE,
     batch_size: int = 32,
     progress: bool = False,
 ) -> Iterator[dict]:
@@ -254,18 +254,18 @@ def load_contho_dataset(
     dataset: str = "behave",
     split: str = "train",
     body: BodySpec = None,
-    object_root: Optional[PathLike] = None,
-    max_samples: Optional[int] = None,
+    object_root: PathLike | None = None,
+    max_samples: int | None = None,
     progress: bool = True,
     *,
-    image_root: Optional[PathLike] = None,
+    image_root: PathLike | None = None,
     flat_hand_mean: bool = False,
-    mask_layout: Optional[MaskLayout] = None,
-    object_names: Optional[Mapping[str, Union[str, PathLike, ObjectTemplate]]] = None,
+    mask_layout: MaskLayout | None = None,
+    object_names: Mapping[str, str | PathLike | ObjectTemplate] | None = None,
     contact_threshold: float = CONTACT_THRESHOLD,
     floor_threshold: float = FLOOR_CONTACT_THRESHOLD,
     up_axis: Sequence[float] = (0.0, -1.0, 0.0),
-    pelvis_tolerance: Optional[float] = PELVIS_TOLERANCE,
+    pelvis_tolerance: float | None = PELVIS_TOLERANCE,
     batch_size: int = 32,
 ) -> datasets.Dataset:
     """BEHAVE or InterCap (CONTHO layout) as a ``datasets.Dataset`` with the schema's features.
@@ -310,7 +310,7 @@ def load_contho_dataset(
     return datasets.Dataset.from_list(samples, features=features)
 
 
-def gendered_bodies(model_path: PathLike, **options) -> Dict[str, BodyModel]:
+def gendered_bodies(model_path: PathLike, **options) -> dict[str, BodyModel]:
     """The SMPL-H bodies, by gender, that a user's SMPL-H path holds, for the ``body`` argument of the loaders.
 
     BEHAVE and InterCap were fitted with gendered SMPL-H (CONTHO builds a male, a female and a neutral layer),
@@ -338,7 +338,7 @@ def gendered_bodies(model_path: PathLike, **options) -> Dict[str, BodyModel]:
 # ---------------------------------------------------------------------- reading
 
 
-def _resolve_bodies(body: BodySpec) -> Dict[str, BodyModel]:
+def _resolve_bodies(body: BodySpec) -> dict[str, BodyModel]:
     if body is None:
         logger.warning(
             "No `body` given: using the licence-free stand-in body. BEHAVE/InterCap were fitted with SMPL-H, "
@@ -359,13 +359,13 @@ def _resolve_bodies(body: BodySpec) -> Dict[str, BodyModel]:
 
 
 def _load_templates(
-    records: List[_Record],
-    object_root: Optional[PathLike],
+    records: list[_Record],
+    object_root: PathLike | None,
     dataset: str,
-    object_names: Optional[Mapping[str, Union[str, PathLike, ObjectTemplate]]],
-) -> Dict[str, ObjectTemplate]:
+    object_names: Mapping[str, str | PathLike | ObjectTemplate] | None,
+) -> dict[str, ObjectTemplate]:
     """The template of each object name in the records, in the frame the annotations' poses refer to."""
-    templates: Dict[str, ObjectTemplate] = {}
+    templates: dict[str, ObjectTemplate] = {}
     object_names = {} if object_names is None else dict(object_names)
     for name in sorted({record.object_name for record in records}):
         spec = object_names.get(name, name)
@@ -381,15 +381,15 @@ def _load_templates(
 
 
 def _read_records(
-    json_path: Path, dataset: str, image_root: Path, mask_layout: MaskLayout, max_samples: Optional[int]
-) -> List[_Record]:
+    json_path: Path, dataset: str, image_root: Path, mask_layout: MaskLayout, max_samples: int | None
+) -> list[_Record]:
     if not json_path.is_file():
         raise FileNotFoundError(
             f"Annotation file {str(json_path)!r} not found. Expected CONTHO's layout: "
             f"{{root}}/{json_path.name} with 'images' and 'annotations'."
         )
     try:
-        with open(json_path, "r", encoding="utf-8") as handle:
+        with open(json_path, encoding="utf-8") as handle:
             content = json.load(handle)
     except json.JSONDecodeError as error:
         raise ValueError(f"Annotation file {str(json_path)!r} is not valid JSON: {error}") from error
@@ -530,19 +530,19 @@ def _object_name(name, dataset: str) -> str:
 
 
 def _convert(
-    records: List[_Record],
+    records: list[_Record],
     dataset: str,
-    bodies: Dict[str, BodyModel],
-    templates: Dict[str, ObjectTemplate],
+    bodies: dict[str, BodyModel],
+    templates: dict[str, ObjectTemplate],
     flat_hand_mean: bool,
     contact_threshold: float,
     floor_threshold: float,
     up: torch.Tensor,
-    pelvis_tolerance: Optional[float],
+    pelvis_tolerance: float | None,
 ) -> Iterator[dict]:
     """Samples for a chunk of records: one body forward per body model, contacts per object."""
-    converted: Dict[int, dict] = {}
-    groups: Dict[int, List[int]] = {}
+    converted: dict[int, dict] = {}
+    groups: dict[int, list[int]] = {}
     for i, record in enumerate(records):
         body = bodies.get(record.gender, bodies.get("neutral"))
         if body is None:
@@ -564,16 +564,16 @@ def _convert(
 
 @torch.no_grad()
 def _convert_group(
-    records: List[_Record],
+    records: list[_Record],
     dataset: str,
     body: BodyModel,
-    templates: Dict[str, ObjectTemplate],
+    templates: dict[str, ObjectTemplate],
     flat_hand_mean: bool,
     contact_threshold: float,
     floor_threshold: float,
     up: torch.Tensor,
-    pelvis_tolerance: Optional[float],
-) -> List[dict]:
+    pelvis_tolerance: float | None,
+) -> list[dict]:
     device = body.downsample_index.device
     dtype = body.smplh.v_template.dtype
     pose = np.stack([record.pose for record in records])
@@ -667,7 +667,7 @@ def _convert_group(
     return samples
 
 
-def _check_pelvis(records: List[_Record], pelvis: np.ndarray, tolerance: Optional[float]) -> None:
+def _check_pelvis(records: list[_Record], pelvis: np.ndarray, tolerance: float | None) -> None:
     """Raise when the pelvis implied by ``trans`` is farther than ``tolerance`` from ``h3d_keypoints[0]``."""
     if tolerance is None:
         return

@@ -32,8 +32,8 @@ approximate label, the augmentation leaves flipping out.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -89,7 +89,7 @@ class CropConfig:
             raise ValueError(f"CropConfig.color_jitter must lie in [0, 1), got {self.color_jitter!r}.")
 
     @classmethod
-    def training(cls, **overrides) -> "CropConfig":
+    def training(cls, **overrides) -> CropConfig:
         """Training augmentation: scale +-25 %, rotation +-30 deg on 60 % of samples, colour +-20 %."""
         values = dict(scale_range=0.25, rotation_range=30.0, rotation_prob=0.6, color_jitter=0.2)
         values.update(overrides)
@@ -168,7 +168,8 @@ def rotate_scene(fields: Mapping[str, np.ndarray], rotation: np.ndarray) -> dict
         pose[..., :3] = matrix_to_axis_angle(torch.from_numpy(rotation @ root)).numpy()
         out["pose"] = pose.astype(np.float32)
     if "object_rotation" in fields:
-        out["object_rotation"] = (rotation @ np.asarray(fields["object_rotation"], dtype=np.float64)).astype(np.float32)
+        object_rotation = np.asarray(fields["object_rotation"], dtype=np.float64)
+        out["object_rotation"] = (rotation @ object_rotation).astype(np.float32)
     for name in ("object_translation", "camera_translation"):
         if name in fields:
             vector = np.asarray(fields[name], dtype=np.float64)
@@ -179,7 +180,7 @@ def rotate_scene(fields: Mapping[str, np.ndarray], rotation: np.ndarray) -> dict
 def crop_sample(
     sample: Mapping[str, object],
     config: CropConfig = CropConfig(),
-    generator: Optional[np.random.Generator] = None,
+    generator: np.random.Generator | None = None,
 ) -> dict:
     """Crop (and, with a generator, augment) one sample of the schema.
 
@@ -237,7 +238,7 @@ def crop_sample(
 def crop_batch(
     batch: Mapping[str, Sequence],
     config: CropConfig = CropConfig(),
-    generator: Optional[np.random.Generator] = None,
+    generator: np.random.Generator | None = None,
 ) -> dict:
     """:func:`crop_sample` over a column batch (``{field: [value per sample]}``, as ``datasets`` gives).
 

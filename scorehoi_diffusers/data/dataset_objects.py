@@ -23,8 +23,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Tuple, Union
 
 import numpy as np
 import trimesh
@@ -34,12 +34,12 @@ from ..objects import ObjectTemplate, load_object
 
 logger = logging.get_logger(__name__)
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 CONTHO_INFO_FILE = "_info.json"
 
 
-def find_contho_info(object_root: PathLike, dataset: str) -> Optional[Path]:
+def find_contho_info(object_root: PathLike, dataset: str) -> Path | None:
     """CONTHO's ``_info.json`` for ``dataset`` under ``object_root`` (itself or ``{dataset}/``), else ``None``."""
     root = Path(object_root).expanduser()
     for candidate in (root / CONTHO_INFO_FILE, root / dataset / CONTHO_INFO_FILE):
@@ -48,7 +48,7 @@ def find_contho_info(object_root: PathLike, dataset: str) -> Optional[Path]:
     return None
 
 
-def contho_mesh_paths(info_path: PathLike) -> Dict[str, Path]:
+def contho_mesh_paths(info_path: PathLike) -> dict[str, Path]:
     """Object name -> mesh file of a CONTHO ``_info.json`` (name = the mesh file's stem).
 
     Raises:
@@ -56,7 +56,7 @@ def contho_mesh_paths(info_path: PathLike) -> Dict[str, Path]:
     """
     info_path = Path(info_path)
     try:
-        with open(info_path, "r", encoding="utf-8") as handle:
+        with open(info_path, encoding="utf-8") as handle:
             entries = json.load(handle)
     except json.JSONDecodeError as error:
         raise ValueError(f"Object model index {str(info_path)!r} is not valid JSON: {error}") from error
@@ -86,7 +86,7 @@ def _resolve_recorded_path(recorded: Path, info_path: Path) -> Path:
     )
 
 
-def behave_template_centre(object_root: PathLike, name: str) -> Optional[Tuple[Path, np.ndarray]]:
+def behave_template_centre(object_root: PathLike, name: str) -> tuple[Path, np.ndarray] | None:
     """``(mesh, centre)`` of a raw BEHAVE object, or ``None`` when ``object_root`` is not in BEHAVE's layout.
 
     BEHAVE's layout is ``{object_root}/NAME/NAME.obj`` next to one simplified ``NAME_fXXXX.ply``; the centre
@@ -114,7 +114,7 @@ def behave_template_centre(object_root: PathLike, name: str) -> Optional[Tuple[P
 
 
 def load_dataset_object(
-    name: str, object_root: Optional[PathLike], dataset: str = "behave", **options
+    name: str, object_root: PathLike | None, dataset: str = "behave", **options
 ) -> ObjectTemplate:
     """The template of a BEHAVE / InterCap object, in the frame its pose annotations refer to.
 
@@ -150,13 +150,13 @@ def load_dataset_object(
 
 
 def load_dataset_objects(
-    names: Iterable[str], object_root: Optional[PathLike], dataset: str = "behave", **options
-) -> Dict[str, ObjectTemplate]:
+    names: Iterable[str], object_root: PathLike | None, dataset: str = "behave", **options
+) -> dict[str, ObjectTemplate]:
     """:func:`load_dataset_object` for each distinct name, keyed by name."""
     return {name: load_dataset_object(name, object_root, dataset, **options) for name in sorted(set(names))}
 
 
-def _load_translated(path: Path, offset: Tuple[float, float, float], name: str, options: dict) -> ObjectTemplate:
+def _load_translated(path: Path, offset: tuple[float, float, float], name: str, options: dict) -> ObjectTemplate:
     stat = path.stat()
     return _load_cached(str(path), stat.st_mtime_ns, stat.st_size, offset, name, tuple(sorted(options.items())))
 

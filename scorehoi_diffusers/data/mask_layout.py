@@ -4,9 +4,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple, Union
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 @dataclass(frozen=True)
@@ -21,14 +20,14 @@ class MaskLayout:
     image_suffix: str
     human_suffix: str
     object_suffix: str
-    image_folder: Optional[str] = None
-    mask_folder: Optional[str] = None
+    image_folder: str | None = None
+    mask_folder: str | None = None
 
     def __post_init__(self) -> None:
         if (self.image_folder is None) != (self.mask_folder is None):
             raise ValueError("MaskLayout: give both `image_folder` and `mask_folder`, or neither.")
 
-    def mask_paths(self, image_path: PathLike) -> Tuple[Path, Path]:
+    def mask_paths(self, image_path: PathLike) -> tuple[Path, Path]:
         """``(human_mask_path, object_mask_path)`` of a picture."""
         image_path = Path(image_path)
         if not image_path.name.endswith(self.image_suffix):

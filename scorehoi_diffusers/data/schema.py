@@ -17,7 +17,7 @@ Fields (shapes per sample):
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping
+from collections.abc import Mapping
 
 import datasets
 import numpy as np
@@ -77,7 +77,7 @@ def sample_to_params(sample: Mapping[str, object]) -> HOIParams:
     )
 
 
-def params_to_fields(params: HOIParams) -> Dict[str, np.ndarray]:
+def params_to_fields(params: HOIParams) -> dict[str, np.ndarray]:
     """:class:`HOIParams` to the schema's parameter fields, each with a leading batch dimension."""
     return {
         "pose": params.full_pose_axis_angle().reshape(params.batch_size, -1).detach().cpu().numpy().astype(np.float32),

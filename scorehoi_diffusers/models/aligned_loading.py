@@ -24,7 +24,8 @@ class AlignedLoadingMixin:
         subfolder = kwargs.get("subfolder") or ""
         check_safetensors_only(os.path.join(pretrained_model_name_or_path, subfolder), cls.__name__)
         loaded = super().from_pretrained(pretrained_model_name_or_path, **safetensors_kwargs(kwargs))
-        model: ModelMixin = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, info) with output_loading_info
+        # `output_loading_info=True` returns (model, info).
+        model: ModelMixin = loaded[0] if isinstance(loaded, tuple) else loaded
         with torch.no_grad():
             for tensor in [*model.parameters(), *model.buffers()]:
                 if tensor.device.type == "cpu":

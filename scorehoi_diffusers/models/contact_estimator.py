@@ -16,7 +16,6 @@ fixes the image evidence of one batch and returns such a callable.
 
 import math
 from dataclasses import dataclass
-from typing import Tuple
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +41,7 @@ __all__ = [
 
 
 def sample_image_features(
-    feature_map: torch.Tensor, points_camera: torch.Tensor, intrinsics: torch.Tensor, image_size: Tuple[int, int]
+    feature_map: torch.Tensor, points_camera: torch.Tensor, intrinsics: torch.Tensor, image_size: tuple[int, int]
 ) -> torch.Tensor:
     """Bilinear samples ``(B, N, C)`` of a feature map at the projections of camera-space points.
 
@@ -108,7 +107,7 @@ class ScoreHOIContactEstimator(StrictConfigMixin, AlignedLoadingMixin, ModelMixi
         mlp_ratio: float = 2.0,
         num_frequencies: int = 8,
         position_scale: float = 2.0,
-        distance_scales: Tuple[float, ...] = (0.02, 0.05, 0.1, 0.3),
+        distance_scales: tuple[float, ...] = (0.02, 0.05, 0.1, 0.3),
         contact_prior: float = 0.05,
     ):
         super().__init__()
@@ -157,7 +156,7 @@ class ScoreHOIContactEstimator(StrictConfigMixin, AlignedLoadingMixin, ModelMixi
         camera_translation: torch.Tensor,
         intrinsics: torch.Tensor,
         feature_map: torch.Tensor,
-        image_size: Tuple[int, int],
+        image_size: tuple[int, int],
         return_dict: bool = True,
     ) -> ContactEstimatorOutput | tuple:
         """
@@ -227,7 +226,7 @@ class ScoreHOIContactEstimator(StrictConfigMixin, AlignedLoadingMixin, ModelMixi
         )
 
     def bind(
-        self, feature_map: torch.Tensor, intrinsics: torch.Tensor, image_size: Tuple[int, int]
+        self, feature_map: torch.Tensor, intrinsics: torch.Tensor, image_size: tuple[int, int]
     ) -> "BoundContactEstimator":
         """
         Fixes the image evidence of one batch; the result is the pipeline's `contact_estimator(state) -> Contacts`.
@@ -253,7 +252,7 @@ class BoundContactEstimator:
         model: ScoreHOIContactEstimator,
         feature_map: torch.Tensor,
         intrinsics: torch.Tensor,
-        image_size: Tuple[int, int],
+        image_size: tuple[int, int],
     ):
         if not isinstance(model, ScoreHOIContactEstimator):
             raise TypeError(f"`model` must be a ScoreHOIContactEstimator, got {type(model).__name__}.")

@@ -21,7 +21,6 @@ default after ``from_pretrained``) every sample is processed independently.
 
 import math
 from dataclasses import dataclass
-from typing import Tuple
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -70,7 +69,7 @@ def fourier_features(points: torch.Tensor, num_frequencies: int, scale: float) -
 
 
 def crop_to_camera_translation(
-    camera_crop: torch.Tensor, intrinsics: torch.Tensor, image_size: Tuple[int, int], extent_prior: float
+    camera_crop: torch.Tensor, intrinsics: torch.Tensor, image_size: tuple[int, int], extent_prior: float
 ) -> torch.Tensor:
     """Crop-relative camera parameters ``(B, 3)`` to the pelvis position in camera space ``(B, 3)`` (metres).
 
@@ -97,7 +96,7 @@ def crop_to_camera_translation(
 
 
 def camera_translation_to_crop(
-    camera_translation: torch.Tensor, intrinsics: torch.Tensor, image_size: Tuple[int, int], extent_prior: float
+    camera_translation: torch.Tensor, intrinsics: torch.Tensor, image_size: tuple[int, int], extent_prior: float
 ) -> torch.Tensor:
     """Inverse of :func:`crop_to_camera_translation`: ``(B, 3)`` camera-space pelvis to ``(u, v, log_extent)``.
 
@@ -182,8 +181,8 @@ class ScoreHOIRegressor(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Conf
         self,
         num_channels: int = 5,
         embedding_size: int = 32,
-        hidden_sizes: Tuple[int, ...] = (32, 64, 128, 256),
-        depths: Tuple[int, ...] = (1, 1, 1, 1),
+        hidden_sizes: tuple[int, ...] = (32, 64, 128, 256),
+        depths: tuple[int, ...] = (1, 1, 1, 1),
         hidden_size: int = 128,
         num_layers: int = 2,
         num_attention_heads: int = 4,
@@ -199,7 +198,8 @@ class ScoreHOIRegressor(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Conf
         super().__init__()
         if len(hidden_sizes) != len(depths) or not hidden_sizes:
             raise ValueError(
-                f"`hidden_sizes` {tuple(hidden_sizes)} and `depths` {tuple(depths)} must be non-empty and equally long."
+                f"`hidden_sizes` {tuple(hidden_sizes)} and `depths` {tuple(depths)} must be non-empty and "
+                "equally long."
             )
         if hidden_size % num_attention_heads != 0:
             raise ValueError(
@@ -281,7 +281,8 @@ class ScoreHOIRegressor(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Conf
             return_dict (`bool`, defaults to `True`): return a [`ScoreHOIRegressorOutput`] or a tuple.
 
         Returns:
-            [`ScoreHOIRegressorOutput`] or the tuple `(x0, camera_translation, image_tokens, feature_map, camera_crop)`.
+            [`ScoreHOIRegressorOutput`] or the tuple
+            `(x0, camera_translation, image_tokens, feature_map, camera_crop)`.
         """
         channels = self.config.num_channels
         check_tensor(

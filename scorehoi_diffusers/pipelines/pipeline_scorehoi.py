@@ -11,9 +11,10 @@ import json
 import math
 import numbers
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,10 +24,10 @@ from diffusers.utils import BaseOutput, logging
 from ..body import BodyModel
 from ..contacts import Contacts, ProximityContactEstimator, ReconstructionState
 from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, guidance_loss, mask_distance_transform
+from ..image_processor import HOIImageBatch, HOIImageProcessor, ImageInput
 from ..models.contact_estimator import BoundContactEstimator, ScoreHOIContactEstimator
 from ..models.denoiser import ScoreHOIDenoiser
 from ..models.regressor import ScoreHOIRegressor
-from ..image_processor import HOIImageBatch, HOIImageProcessor, ImageInput
 from ..objects import PRIMITIVE_NAMES, ObjectTemplate, load_object
 from ..params import HOIParamCodec, HOIParams
 from ..safetensors_only import check_safetensors_only, safetensors_kwargs
@@ -81,10 +82,10 @@ class ScoreHOIPipelineOutput(BaseOutput):
     object_faces: Any
     intrinsics: Any
     contacts: Any
-    contact_history: List[Any]
+    contact_history: list[Any]
     guidance_loss_history: Any
-    guidance_term_history: Dict[str, Any]
-    meshes: Optional[List[Dict[str, Any]]] = None
+    guidance_term_history: dict[str, Any]
+    meshes: list[dict[str, Any]] | None = None
 
 
 class ScoreHOIPipeline(DiffusionPipeline):
@@ -113,12 +114,12 @@ class ScoreHOIPipeline(DiffusionPipeline):
         denoiser: ScoreHOIDenoiser,
         scheduler: GuidedDDIMScheduler,
         body_model: BodyModel,
-        regressor: Optional[ScoreHOIRegressor] = None,
-        contact_estimator: Optional[ScoreHOIContactEstimator] = None,
-        betas_min: Optional[Sequence[float]] = None,
-        betas_max: Optional[Sequence[float]] = None,
+        regressor: ScoreHOIRegressor | None = None,
+        contact_estimator: ScoreHOIContactEstimator | None = None,
+        betas_min: Sequence[float] | None = None,
+        betas_max: Sequence[float] | None = None,
         crop_size: int = 256,
-        guidance: Optional[Dict[str, Any]] = None,
+        guidance: dict[str, Any] | None = None,
     ):
         super().__init__()
         self.register_modules(
@@ -140,7 +141,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
     @torch.no_grad()
     def prepare_initial_estimate(
         self, pictures: HOIImageBatch, object: ObjectTemplate
-    ) -> Tuple[HOIParams, torch.Tensor, Optional[BoundContactEstimator]]:
+    ) -> tuple[HOIParams, torch.Tensor, BoundContactEstimator | None]:
         """The regressor's initial estimate, image tokens and image-bound contact estimator for preprocessed pictures.
 
         This is what ``pipeline(image=...)`` starts from; with ``num_cycles=0`` the pipeline returns this estimate.
@@ -193,7 +194,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------------------------------------------
     # Hub layout: a folder that also loads with stock DiffusionPipeline (trust_remote_code=True).
 
-    def save_pretrained(self, save_directory: Union[str, os.PathLike], **kwargs) -> None:
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
         """Save components (safetensors + JSON) and the one-line ``pipeline.py`` custom-pipeline shim."""
         super().save_pretrained(save_directory, **kwargs)
         folder = Path(save_directory)
@@ -204,7 +205,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: Union[str, os.PathLike], **kwargs) -> "ScoreHOIPipeline":
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> ScoreHOIPipeline:
         """[`DiffusionPipeline.from_pretrained`] of safetensors weights only.
 
         A local component folder whose weights are only pickled files (``diffusion_pytorch_model.bin``, ``.pt``,
@@ -252,7 +253,9 @@ class ScoreHOIPipeline(DiffusionPipeline):
         sdf = template.signed_distance_posed(body_points, params.object_rotation, params.object_translation)
         return params, body_points, object_points, sdf
 
-    def _guidance_inputs(self, body_points, object_points, sdf, contacts: Contacts, camera_translation, image_evidence):
+    def _guidance_inputs(
+        self, body_points, object_points, sdf, contacts: Contacts, camera_translation, image_evidence
+    ):
         return GuidanceInputs(
             body_points=body_points,
             object_points=object_points,
@@ -265,7 +268,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         )
 
     @staticmethod
-    def _image_evidence(intrinsics, human_mask, object_mask, batch, device, dtype) -> Dict[str, torch.Tensor]:
+    def _image_evidence(intrinsics, human_mask, object_mask, batch, device, dtype) -> dict[str, torch.Tensor]:
         """Camera matrices ``(B, 3, 3)`` and mask distance maps ``(B, H, W)`` for the image guidance terms."""
         evidence = {}
         if intrinsics is not None:
@@ -371,7 +374,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         object: ObjectTemplate,
         camera_translation: torch.Tensor,
         contacts: Contacts,
-        image_evidence: Dict[str, torch.Tensor],
+        image_evidence: dict[str, torch.Tensor],
         guidance_config: GuidanceConfig,
     ) -> torch.Tensor:
         """The guidance gradient ``∇_{x_t} L(x̂0(x_t))`` of one denoising step, with the predicted noise held constant.
@@ -394,9 +397,12 @@ class ScoreHOIPipeline(DiffusionPipeline):
             `torch.Tensor` of shape ``(B, 331)``, for ``scheduler.step(guidance_gradient=...)``.
         """
         with torch.enable_grad():
-            x0_hat = self.scheduler.predict_original_sample(noise_pred, timestep, latents).detach().requires_grad_(True)
+            x0_hat = self.scheduler.predict_original_sample(noise_pred, timestep, latents)
+            x0_hat = x0_hat.detach().requires_grad_(True)
             _, body_points, object_points, sdf = self._geometry(x0_hat, camera_translation, object)
-            inputs = self._guidance_inputs(body_points, object_points, sdf, contacts, camera_translation, image_evidence)
+            inputs = self._guidance_inputs(
+                body_points, object_points, sdf, contacts, camera_translation, image_evidence
+            )
             loss, _ = guidance_loss(inputs, guidance_config)
             (grad_x0,) = torch.autograd.grad(loss.sum(), x0_hat)
         grad, non_finite = clip_gradient_norm(grad_x0, guidance_config.max_grad_norm)
@@ -411,30 +417,30 @@ class ScoreHOIPipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(
         self,
-        image: Optional[Union[ImageInput, Sequence[ImageInput]]] = None,
-        human_mask: Optional[Union[ImageInput, Sequence[ImageInput]]] = None,
-        object_mask: Optional[Union[ImageInput, Sequence[ImageInput]]] = None,
-        object: Optional[Union[ObjectTemplate, str, os.PathLike]] = None,
-        bbox: Optional[Sequence] = None,
-        intrinsics: Optional[torch.Tensor] = None,
-        initial_params: Optional[HOIParams] = None,
-        contacts: Optional[Contacts] = None,
-        image_tokens: Optional[torch.Tensor] = None,
-        contact_estimator: Optional[Callable[[ReconstructionState], Contacts]] = None,
+        image: ImageInput | Sequence[ImageInput] | None = None,
+        human_mask: ImageInput | Sequence[ImageInput] | None = None,
+        object_mask: ImageInput | Sequence[ImageInput] | None = None,
+        object: ObjectTemplate | str | os.PathLike | None = None,
+        bbox: Sequence | None = None,
+        intrinsics: torch.Tensor | None = None,
+        initial_params: HOIParams | None = None,
+        contacts: Contacts | None = None,
+        image_tokens: torch.Tensor | None = None,
+        contact_estimator: Callable[[ReconstructionState], Contacts] | None = None,
         refresh_contacts: bool = True,
         num_cycles: int = 10,
         t_start: int = 50,
         stride: int = 5,
-        guidance_config: Optional[Union[GuidanceConfig, Dict[str, Any]]] = None,
-        guidance_scale: Optional[float] = None,
+        guidance_config: GuidanceConfig | dict[str, Any] | None = None,
+        guidance_scale: float | None = None,
         eta: float = 0.0,
-        generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
-        object_root: Optional[Union[str, os.PathLike]] = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        object_root: str | os.PathLike | None = None,
         output_type: str = "pt",
         return_dict: bool = True,
-        callback_on_step_end: Optional[Callable[[Any, int, int, Dict], Dict]] = None,
+        callback_on_step_end: Callable[[Any, int, int, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
-    ) -> Union[ScoreHOIPipelineOutput, tuple]:
+    ) -> ScoreHOIPipelineOutput | tuple:
         r"""Reconstruct from pictures, or refine a given initial estimate.
 
         Give either ``image`` with ``human_mask`` and ``object_mask`` (the registered regressor makes the initial
@@ -546,9 +552,9 @@ class ScoreHOIPipeline(DiffusionPipeline):
         grid = self.scheduler.refinement_timesteps(t_start, stride).tolist()
 
         # 6. Refinement cycles: DDIM inversion to t_start, guided denoising back to 0, contact refresh
-        contact_history: List[Contacts] = []
-        loss_history: List[torch.Tensor] = []
-        term_history: Dict[str, List[torch.Tensor]] = {}
+        contact_history: list[Contacts] = []
+        loss_history: list[torch.Tensor] = []
+        term_history: dict[str, list[torch.Tensor]] = {}
         steps = len(grid) - 1
         step_index = 0
         with self.progress_bar(total=num_cycles * 2 * steps) as progress:
@@ -582,7 +588,9 @@ class ScoreHOIPipeline(DiffusionPipeline):
                 x0 = latents
                 geometry = self._geometry(x0, camera_translation, template)
                 _, body_points, object_points, sdf = geometry
-                inputs = self._guidance_inputs(body_points, object_points, sdf, contacts, camera_translation, image_evidence)
+                inputs = self._guidance_inputs(
+                    body_points, object_points, sdf, contacts, camera_translation, image_evidence
+                )
                 total, terms = guidance_loss(inputs, config)
                 loss_history.append(total)
                 for name, value in terms.items():
@@ -630,7 +638,9 @@ def _is_int(value) -> bool:
 def _check_bbox_layout(bbox) -> None:
     """``bbox`` must be four numbers ``x, y, w, h`` or a list of such boxes (values are checked with the image)."""
     if isinstance(bbox, (str, bytes)) or not isinstance(bbox, (Sequence, np.ndarray, torch.Tensor)):
-        raise TypeError(f"`bbox` must be x, y, w, h or a list of such boxes, one per image; got {type(bbox).__name__}.")
+        raise TypeError(
+            f"`bbox` must be x, y, w, h or a list of such boxes, one per image; got {type(bbox).__name__}."
+        )
     rows = bbox.tolist() if isinstance(bbox, (np.ndarray, torch.Tensor)) else list(bbox)
     boxes = [rows] if rows and isinstance(rows[0], numbers.Real) else rows
     for i, box in enumerate(boxes):
@@ -649,11 +659,11 @@ def _callback_latents(returned: Any, latents: torch.Tensor) -> torch.Tensor:
     return returned.to(device=latents.device, dtype=latents.dtype)
 
 
-def _params_numpy(params: HOIParams) -> Dict[str, np.ndarray]:
+def _params_numpy(params: HOIParams) -> dict[str, np.ndarray]:
     return {field.name: getattr(params, field.name).cpu().numpy() for field in fields(params)}
 
 
-def _contacts_numpy(contacts: Contacts) -> Dict[str, np.ndarray]:
+def _contacts_numpy(contacts: Contacts) -> dict[str, np.ndarray]:
     return {"human": contacts.human.cpu().numpy(), "object": contacts.object.cpu().numpy(),
             "floor": contacts.floor.cpu().numpy()}
 
@@ -674,7 +684,7 @@ def _to_numpy(output: ScoreHOIPipelineOutput) -> ScoreHOIPipelineOutput:
     )
 
 
-def _to_meshes(output: ScoreHOIPipelineOutput) -> List[Dict[str, Any]]:
+def _to_meshes(output: ScoreHOIPipelineOutput) -> list[dict[str, Any]]:
     import trimesh
 
     body_faces = output.body_faces.cpu().numpy()

@@ -13,13 +13,13 @@ import numpy as np
 import torch
 from diffusers.configuration_utils import register_to_config
 from diffusers.schedulers.scheduling_ddim import DDIMScheduler, DDIMSchedulerOutput
-from diffusers.utils import BaseOutput
-
-from ..strict_config import StrictConfigMixin
 
 # diffusers' pipeline loader looks `SchedulerMixin` up in the module that defines a scheduler class; a custom
 # scheduler whose module lacks it cannot be loaded by `DiffusionPipeline.from_pretrained`.
 from diffusers.schedulers.scheduling_utils import SchedulerMixin  # noqa: F401
+from diffusers.utils import BaseOutput
+
+from ..strict_config import StrictConfigMixin
 
 __all__ = ["GuidedDDIMScheduler", "GuidedDDIMInversionOutput"]
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict
 
 import numpy as np
 import torch
@@ -26,7 +25,7 @@ def _example():
     }
 
 
-def _record(prefix: str, output, arrays: Dict[str, np.ndarray]) -> None:
+def _record(prefix: str, output, arrays: dict[str, np.ndarray]) -> None:
     for name, value in output.params.items():
         arrays[f"{prefix}/params/{name}"] = value
     for name, value in output.initial_params.items():
@@ -38,13 +37,13 @@ def _record(prefix: str, output, arrays: Dict[str, np.ndarray]) -> None:
     arrays[f"{prefix}/guidance_loss_history"] = output.guidance_loss_history
 
 
-def pipeline_cases(pipe, learned_contacts: Dict) -> Dict[str, np.ndarray]:
+def pipeline_cases(pipe, learned_contacts: dict) -> dict[str, np.ndarray]:
     """Pipeline outputs on the shipped weights. ``learned_contacts`` holds the keyword arguments that make
     ``pipe(image=...)`` use the learned contact estimator (none once the pipeline does so by default)."""
     from scorehoi_diffusers.contacts import ProximityContactEstimator
 
     example = _example()
-    arrays: Dict[str, np.ndarray] = {}
+    arrays: dict[str, np.ndarray] = {}
     common = dict(num_cycles=2, output_type="np", **example)
     _record("learned", pipe(**common, **learned_contacts), arrays)
     proximity = pipe(**common, contact_estimator=ProximityContactEstimator())
@@ -58,12 +57,12 @@ def pipeline_cases(pipe, learned_contacts: Dict) -> Dict[str, np.ndarray]:
     return arrays
 
 
-def data_cases() -> Dict[str, np.ndarray]:
+def data_cases() -> dict[str, np.ndarray]:
     """Synthetic scenes (parameters and a small render) and the body model on them."""
     from scorehoi_diffusers.body import BodyModel
     from scorehoi_diffusers.data.synthetic import generate_samples, sample_params
 
-    arrays: Dict[str, np.ndarray] = {}
+    arrays: dict[str, np.ndarray] = {}
     body = BodyModel()
     params, contacts, _ = sample_params(6, seed=0, split="test", body=body)
     for name in ("global_orient", "body_pose", "left_hand_pose", "right_hand_pose", "betas",
@@ -93,14 +92,14 @@ def load_shipped():
     return pipe
 
 
-def compute_cases(learned_contacts: Dict = None) -> Dict[str, np.ndarray]:
+def compute_cases(learned_contacts: dict = None) -> dict[str, np.ndarray]:
     pipe = load_shipped()
     if learned_contacts is None:
         learned_contacts = _learned_contacts_before_fix(pipe)
     return {**pipeline_cases(pipe, learned_contacts), **data_cases()}
 
 
-def _learned_contacts_before_fix(pipe) -> Dict:
+def _learned_contacts_before_fix(pipe) -> dict:
     """Before the fix, ``pipe(image=...)`` ignored the learned estimator unless it was handed in explicitly."""
     from scorehoi_diffusers.objects import load_object
 

@@ -74,7 +74,7 @@ def _visible_fraction(body: torch.Tensor, surface: torch.Tensor, normals: torch.
     depth_map = -torch.nn.functional.max_pool2d(-depth_map.reshape(n, 1, cells, cells), 3, stride=1, padding=1)
     depth_map = depth_map.reshape(n, -1)
     object_depth, object_cell = to_cells(surface)
-    view = _unit((surface - centre[:, None]))
+    view = _unit(surface - centre[:, None])
     facing = (normals * view).sum(-1) < 0
     visible = facing & (object_depth < depth_map.gather(1, object_cell) + 0.02)
     return visible.sum(1) / facing.sum(1).clamp_min(1)

@@ -7,8 +7,9 @@ import json
 import math
 import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,12 +25,12 @@ if TYPE_CHECKING:
     import datasets
 
 # Generators are cached per (body, objects): building one measures the body and loads the templates.
-_GENERATORS: Dict[tuple, SyntheticHOIGenerator] = {}
+_GENERATORS: dict[tuple, SyntheticHOIGenerator] = {}
 # Bodies given by the caller, so that dataset workers forked from this process reuse them.
-_BODIES: Dict[str, BodyModel] = {}
+_BODIES: dict[str, BodyModel] = {}
 
 
-def _body_key(body: Optional[BodyModel]) -> Optional[dict]:
+def _body_key(body: BodyModel | None) -> dict | None:
     """A picklable description of ``body`` that :func:`_generator` can turn back into it."""
     if body is None:
         return None
@@ -42,8 +43,8 @@ def _body_key(body: Optional[BodyModel]) -> Optional[dict]:
     return {"key": key, "config": config}
 
 
-def _generator(body_key: Optional[dict], objects: Optional[Sequence[str]],
-               interactions: Optional[Sequence[str]] = None) -> SyntheticHOIGenerator:
+def _generator(body_key: dict | None, objects: Sequence[str] | None,
+               interactions: Sequence[str] | None = None) -> SyntheticHOIGenerator:
     objects, interactions = _select(objects, interactions)
     cache_key = (None if body_key is None else body_key["key"], objects, interactions)
     if cache_key not in _GENERATORS:
@@ -60,13 +61,13 @@ def _generator(body_key: Optional[dict], objects: Optional[Sequence[str]],
 def sample_params(
     num: int,
     seed: int = 0,
-    body: Optional[BodyModel] = None,
-    objects: Optional[Sequence[str]] = None,
+    body: BodyModel | None = None,
+    objects: Sequence[str] | None = None,
     split: str = "train",
     start: int = 0,
     batch_size: int = 256,
-    interactions: Optional[Sequence[str]] = None,
-) -> Tuple[HOIParams, Dict[str, torch.Tensor], List[str]]:
+    interactions: Sequence[str] | None = None,
+) -> tuple[HOIParams, dict[str, torch.Tensor], list[str]]:
     """Parameters and contacts of samples ``start .. start + num - 1``, without rendering (the prior's data).
 
     Args:
@@ -102,12 +103,12 @@ def generate_samples(
     num_samples: int,
     seed: int = 0,
     image_size: int = 256,
-    body: Optional[BodyModel] = None,
-    objects: Optional[Sequence[str]] = None,
+    body: BodyModel | None = None,
+    objects: Sequence[str] | None = None,
     split: str = "train",
     start: int = 0,
     batch_size: int = 16,
-    interactions: Optional[Sequence[str]] = None,
+    interactions: Sequence[str] | None = None,
 ) -> Iterator[dict]:
     """Yield rendered schema samples ``start .. start + num_samples - 1`` one by one (dicts of
     :data:`~scorehoi_diffusers.data.schema.FEATURES`; images as PIL images). Arguments as in
@@ -118,7 +119,7 @@ def generate_samples(
     yield from generator.samples(np.arange(start, start + num_samples), seed, split, image_size, batch_size)
 
 
-def _dataset_examples(chunks: List[List[int]], settings: dict) -> Iterator[dict]:
+def _dataset_examples(chunks: list[list[int]], settings: dict) -> Iterator[dict]:
     """``datasets`` generator: renders the index ``chunks`` (a worker receives a share of them)."""
     from tqdm.auto import tqdm
 
@@ -155,16 +156,16 @@ def generate_dataset(
     num_samples: int,
     seed: int = 0,
     image_size: int = 256,
-    body: Optional[BodyModel] = None,
-    objects: Optional[Sequence[str]] = None,
+    body: BodyModel | None = None,
+    objects: Sequence[str] | None = None,
     progress: bool = True,
     split: str = "train",
     start: int = 0,
-    num_proc: Optional[int] = None,
+    num_proc: int | None = None,
     batch_size: int = 16,
-    cache_dir: Optional[Union[str, Path]] = None,
-    interactions: Optional[Sequence[str]] = None,
-) -> "datasets.Dataset":
+    cache_dir: str | Path | None = None,
+    interactions: Sequence[str] | None = None,
+) -> datasets.Dataset:
     """Render a synthetic dataset as a ``datasets.Dataset`` (Arrow on disk, features = schema ``FEATURES``).
 
     Args:
@@ -224,7 +225,7 @@ def generate_dataset(
     return dataset
 
 
-def save_dataset(dataset: "datasets.Dataset", out_dir: Union[str, Path]) -> Path:
+def save_dataset(dataset: datasets.Dataset, out_dir: str | Path) -> Path:
     """Write ``dataset`` to ``out_dir`` with ``save_to_disk`` (read it back with ``datasets.load_from_disk``)."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -235,17 +236,17 @@ def save_dataset(dataset: "datasets.Dataset", out_dir: Union[str, Path]) -> Path
 
 def synthesize(
     num_samples: int,
-    out_dir: Union[str, Path],
+    out_dir: str | Path,
     seed: int = 0,
     image_size: int = 256,
-    body: Optional[BodyModel] = None,
-    objects: Optional[Sequence[str]] = None,
+    body: BodyModel | None = None,
+    objects: Sequence[str] | None = None,
     split: str = "train",
     progress: bool = True,
-    num_proc: Optional[int] = None,
+    num_proc: int | None = None,
     overwrite: bool = False,
-    interactions: Optional[Sequence[str]] = None,
-) -> "datasets.Dataset":
+    interactions: Sequence[str] | None = None,
+) -> datasets.Dataset:
     """Render ``num_samples`` synthetic samples and save them as a dataset in ``out_dir`` (``scorehoi synthesize``).
 
     Refuses to write into a non-empty ``out_dir`` unless ``overwrite``. Other arguments as in
@@ -270,7 +271,7 @@ def synthesize(
     return datasets.load_from_disk(str(out_dir))
 
 
-def synthetic_split(split: str = "train", num_samples: int = 1000, seed: int = 0, **kwargs) -> "datasets.Dataset":
+def synthetic_split(split: str = "train", num_samples: int = 1000, seed: int = 0, **kwargs) -> datasets.Dataset:
     """The ``"train"`` or ``"test"`` split: the test split draws from a random stream disjoint from training's.
 
     Other arguments go to :func:`generate_dataset`.
@@ -278,7 +279,7 @@ def synthetic_split(split: str = "train", num_samples: int = 1000, seed: int = 0
     return generate_dataset(num_samples, seed=seed, split=split, **kwargs)
 
 
-def contact_sheet(samples: Sequence[dict], body: Optional[BodyModel] = None, columns: int = 4) -> np.ndarray:
+def contact_sheet(samples: Sequence[dict], body: BodyModel | None = None, columns: int = 4) -> np.ndarray:
     """A picture for checking samples by eye: per sample the image, and the image with the human mask
     (blue) and object mask (orange) blended in, ground-truth body contacts (red dots) and object keypoint
     contacts (yellow dots).

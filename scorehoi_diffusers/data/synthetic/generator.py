@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import weakref
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -55,9 +55,9 @@ class SyntheticScenes:
     """
 
     params: HOIParams
-    contacts: Dict[str, torch.Tensor]
-    object_names: List[str]
-    interactions: List[str]
+    contacts: dict[str, torch.Tensor]
+    object_names: list[str]
+    interactions: list[str]
     indices: np.ndarray
     intrinsics: torch.Tensor
     floor_plane: torch.Tensor
@@ -72,8 +72,8 @@ class SyntheticScenes:
 
 
 def _select(
-    objects: Optional[Sequence[str]], interactions: Optional[Sequence[str]]
-) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    objects: Sequence[str] | None, interactions: Sequence[str] | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Validated ``(objects, interactions)``: the interactions drawn and the objects they use."""
     if isinstance(objects, str):
         objects = (objects,)
@@ -128,8 +128,8 @@ class SyntheticHOIGenerator:
         interactions: names from :data:`INTERACTIONS` to draw (default: all those of ``objects``).
     """
 
-    def __init__(self, body: Optional[BodyModel] = None, objects: Optional[Sequence[str]] = None,
-                 interactions: Optional[Sequence[str]] = None):
+    def __init__(self, body: BodyModel | None = None, objects: Sequence[str] | None = None,
+                 interactions: Sequence[str] | None = None):
         if body is None:
             body = _default_body()
         if not isinstance(body, BodyModel):
@@ -158,7 +158,7 @@ class SyntheticHOIGenerator:
             raise ValueError("`indices` must be non-negative.")
         n = len(indices)
         kinds = self._kinds(indices, seed, stream)
-        results: Dict[str, torch.Tensor] = {}
+        results: dict[str, torch.Tensor] = {}
         pending = np.arange(n)
         with torch.no_grad(), _one_thread():
             for attempt in range(MAX_ATTEMPTS):
@@ -192,7 +192,7 @@ class SyntheticHOIGenerator:
         choice = np.array([np.random.default_rng([stream, seed, int(i)]).random() for i in indices])
         return np.minimum(np.searchsorted(self._cumulative, choice, side="right"), len(self.interactions) - 1)
 
-    def interactions_of(self, indices: Sequence[int], seed: int = 0, split: str = "train") -> List[str]:
+    def interactions_of(self, indices: Sequence[int], seed: int = 0, split: str = "train") -> list[str]:
         """The interaction each sample ``indices`` of ``(seed, split)`` shows, without building it."""
         stream = _check_split(split)
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
@@ -229,7 +229,7 @@ class SyntheticHOIGenerator:
             failed=results["failed"],
         )
 
-    def _contacts(self, params: HOIParams, object_names: List[str], up: torch.Tensor, floor: torch.Tensor):
+    def _contacts(self, params: HOIParams, object_names: list[str], up: torch.Tensor, floor: torch.Tensor):
         """Ground-truth contacts from the final float32 parameters through the body model itself."""
         output = self.body(params, frame="pelvis")
         n = params.batch_size
@@ -294,7 +294,7 @@ class SyntheticHOIGenerator:
                 "sample_id": f"synthetic-{split}-{seed}-{index:08d}",
             }
 
-    def _body_parts(self) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    def _body_parts(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Body faces grouped by clothing region, computed once per generator (see :func:`_body_part_faces`)."""
         if self._part_faces is None:
             self._part_faces = _body_part_faces(self.body.faces.detach().cpu().numpy().astype(np.int64),
@@ -313,10 +313,10 @@ class SyntheticHOIGenerator:
 
 
 # Rigs are measured once per body model and shared by its generators.
-_RIGS: "weakref.WeakKeyDictionary[BodyModel, _Rig]" = weakref.WeakKeyDictionary()
+_RIGS: weakref.WeakKeyDictionary[BodyModel, _Rig] = weakref.WeakKeyDictionary()
 
 
-_DEFAULT_BODY: Dict[str, BodyModel] = {}
+_DEFAULT_BODY: dict[str, BodyModel] = {}
 
 
 def _default_body() -> BodyModel:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-from typing import Dict
 
 import torch
 
@@ -79,7 +78,7 @@ def _lift_box(ctx: _SceneBatch) -> None:
     faces = [ctx.vertical_face((_SIGN[side], 0.0, 0.0), (0.0, 0.0, 1.0)) for side in (LEFT, RIGHT)]
     half_height = (ctx.geometry.high[1] - ctx.geometry.low[1]) / 2
     locals_ = []
-    for centre, normal, tangent, half in faces:
+    for centre, _normal, tangent, half in faces:
         local = centre + tangent * (half * ctx.rand(-0.25, 0.3))[:, None]
         local[:, 1] += half_height * ctx.rand(-0.1, 0.5)
         locals_.append(local)
@@ -482,7 +481,7 @@ def _mirror(ctx: _SceneBatch, mask: torch.Tensor) -> None:
     ctx._fk = None
 
 
-def _finish(ctx: _SceneBatch) -> Dict[str, torch.Tensor]:
+def _finish(ctx: _SceneBatch) -> dict[str, torch.Tensor]:
     """Mirror half of the batch, check the scenes, spin them by their yaw and put a camera on them."""
     _mirror(ctx, ctx.coin(0.5))
     down = ctx.down_vertices()

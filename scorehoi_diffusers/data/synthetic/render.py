@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import colorsys
-from typing import TYPE_CHECKING, Dict, Tuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,15 +39,15 @@ _BODY_PARTS = {
 }
 
 
-def _hsv(h: float, s: float, v: float) -> Tuple[float, float, float]:
+def _hsv(h: float, s: float, v: float) -> tuple[float, float, float]:
     return tuple(float(c) for c in colorsys.hsv_to_rgb(h % 1.0, s, v))
 
 
-def _muted_color(rng: np.random.Generator, low: float, high: float) -> Tuple[float, float, float]:
+def _muted_color(rng: np.random.Generator, low: float, high: float) -> tuple[float, float, float]:
     return _hsv(rng.random(), rng.uniform(0.0, 0.35), rng.uniform(low, high))
 
 
-def _clothing_colors(rng: np.random.Generator) -> Dict[str, Tuple[float, float, float]]:
+def _clothing_colors(rng: np.random.Generator) -> dict[str, tuple[float, float, float]]:
     tone = rng.random()
     skin = tuple(float(a + (b - a) * tone) for a, b in zip((0.95, 0.80, 0.68), (0.35, 0.22, 0.15)))
     shirt = _hsv(rng.random(), rng.uniform(0.15, 0.8), rng.uniform(0.3, 0.95))
@@ -73,7 +73,7 @@ _OBJECT_HUES = {
 }
 
 
-def _object_color(name: str, rng: np.random.Generator) -> Tuple[float, float, float]:
+def _object_color(name: str, rng: np.random.Generator) -> tuple[float, float, float]:
     choices = _OBJECT_HUES.get(name, [(rng.random(), 0.6, 0.7)])
     h, s, v = choices[rng.integers(len(choices))]
     saturation = float(np.clip(s + rng.normal(0, 0.08), 0, 1))
@@ -95,7 +95,7 @@ def _gradient(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.round(np.broadcast_to(image, (size, size, 3)) * 255).astype(np.uint8)
 
 
-def _body_part_faces(faces: np.ndarray, weights: np.ndarray) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+def _body_part_faces(faces: np.ndarray, weights: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Body faces ``(F, 3)`` grouped by clothing region (from the joint that moves each face most, by the skinning
     ``weights (V, 52)``), each as ``(vertex indices used, faces re-indexed into them)``."""
     joint = weights[faces].sum(1).argmax(1)
@@ -109,8 +109,8 @@ def _body_part_faces(faces: np.ndarray, weights: np.ndarray) -> Dict[str, Tuple[
 
 
 def _render_scene(scenes: SyntheticScenes, k: int, vertices: np.ndarray, template: ObjectTemplate,
-                  part_faces: Dict[str, Tuple[np.ndarray, np.ndarray]], K: np.ndarray, size: int,
-                  rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  part_faces: dict[str, tuple[np.ndarray, np.ndarray]], K: np.ndarray, size: int,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render scene ``k`` with appearance drawn from ``rng``: ``(image (size, size, 3) uint8, human mask, object
     mask)``, both masks ``(size, size)`` bool.
 

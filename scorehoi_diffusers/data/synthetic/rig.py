@@ -1,8 +1,6 @@
 """What the scene recipes need to know about a body model: its skinning data in float64, vertex sets, hand frames."""
 from __future__ import annotations
 
-from typing import Tuple
-
 import torch
 
 from ...body import BodyModel
@@ -152,7 +150,7 @@ class _Rig:
 
     # -- kinematics ------------------------------------------------------------------------------------
 
-    def forward_kinematics(self, local: torch.Tensor, rest: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward_kinematics(self, local: torch.Tensor, rest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """World rotations ``(n, 52, 3, 3)`` and positions ``(n, 52, 3)`` (pelvis at the origin)."""
         pelvis = rest.new_zeros(rest.shape[0], 3)
         return forward_kinematics(local, rest, self.parents, self.levels, root_position=pelvis)

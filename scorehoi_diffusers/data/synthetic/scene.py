@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
 
 import roma
 import torch
@@ -51,9 +51,9 @@ class _ObjectGeometry:
     low: torch.Tensor  # (3,) bounding box
     high: torch.Tensor
     seat_top: float  # highest surface point above the centre axis (seat, table top)
-    handle: Optional[torch.Tensor] = None  # (3,) bag handle centre
+    handle: torch.Tensor | None = None  # (3,) bag handle centre
     radius: float = 0.0  # ball radius, stool seat radius, stick handle radius
-    post_tops: Optional[torch.Tensor] = None  # chair: (2, 3) tops of the back posts (x>0 first)
+    post_tops: torch.Tensor | None = None  # chair: (2, 3) tops of the back posts (x>0 first)
 
 
 def _measure_object(template: ObjectTemplate) -> _ObjectGeometry:
@@ -135,12 +135,12 @@ class _SceneBatch:
         self.failed = torch.zeros(n, dtype=torch.bool)
         self.hand_contact = torch.zeros(n, 2, dtype=torch.bool)  # (left, right) hand must touch the object
         self._fk = None
-        self._ankle_height: Dict[int, torch.Tensor] = {}
-        self._palm_offset: Dict[int, torch.Tensor] = {}
+        self._ankle_height: dict[int, torch.Tensor] = {}
+        self._palm_offset: dict[int, torch.Tensor] = {}
 
     # -- random numbers ---------------------------------------------------------------------------------
 
-    def rand(self, low: float = 0.0, high: float = 1.0, size: Optional[int] = None) -> torch.Tensor:
+    def rand(self, low: float = 0.0, high: float = 1.0, size: int | None = None) -> torch.Tensor:
         count = 1 if size is None else size
         if self.cursor + count > self.u.shape[1]:
             raise RuntimeError("A synthetic recipe drew more random numbers than _NUM_DRAWS provides.")
@@ -149,7 +149,7 @@ class _SceneBatch:
         values = low + (high - low) * values
         return values[:, 0] if size is None else values
 
-    def randn(self, scale: float = 1.0, clip: float = 2.5, size: Optional[int] = None) -> torch.Tensor:
+    def randn(self, scale: float = 1.0, clip: float = 2.5, size: int | None = None) -> torch.Tensor:
         uniform = self.rand(size=size).clamp(1e-9, 1 - 1e-9)
         return scale * torch.special.ndtri(uniform).clamp(-clip, clip)
 
@@ -172,17 +172,17 @@ class _SceneBatch:
 
     _STATE = ("local", "object_rotation", "object_translation", "floor", "failed", "hand_contact")
 
-    def _state(self) -> Dict[str, torch.Tensor]:
+    def _state(self) -> dict[str, torch.Tensor]:
         return {name: getattr(self, name).clone() for name in self._STATE}
 
-    def _restore(self, state: Dict[str, torch.Tensor]) -> None:
+    def _restore(self, state: dict[str, torch.Tensor]) -> None:
         for name, value in state.items():
             setattr(self, name, value.clone())
         self._fk = None
 
     # -- kinematics -------------------------------------------------------------------------------------
 
-    def fk(self) -> Tuple[torch.Tensor, torch.Tensor]:
+    def fk(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._fk is None:
             self._fk = self.rig.forward_kinematics(self.local, self.rest)
         return self._fk
@@ -214,8 +214,8 @@ class _SceneBatch:
 
     # -- posture ----------------------------------------------------------------------------------------
 
-    def posture(self, lean: Tuple[float, float], side_lean: float = 0.06,
-                bend: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def posture(self, lean: tuple[float, float], side_lean: float = 0.06,
+                bend: torch.Tensor | None = None) -> torch.Tensor:
         """Bend the trunk forward by ``lean`` radians (negative: backwards), split over pelvis and spine.
 
         ``bend (n,)`` overrides the drawn angle. Returns the total bend ``(n,)``.
@@ -234,7 +234,7 @@ class _SceneBatch:
             self.set_local(COLLAR[side], _rot(self.randn(0.05, size=3)))
         return bend
 
-    def _leg_lengths(self, side: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _leg_lengths(self, side: int) -> tuple[torch.Tensor, torch.Tensor]:
         rest = self.rest
         thigh = (rest[:, KNEE[side]] - rest[:, HIP[side]]).norm(dim=1)
         shin = (rest[:, ANKLE[side]] - rest[:, KNEE[side]]).norm(dim=1)
@@ -247,7 +247,7 @@ class _SceneBatch:
             self._ankle_height[side] = self.rest[:, ANKLE[side], 1] - sole[..., 1].min(1).values
         return self._ankle_height[side]
 
-    def stand(self, crouch, width: Tuple[float, float] = (-0.02, 0.1), step: float = 0.12) -> None:
+    def stand(self, crouch, width: tuple[float, float] = (-0.02, 0.1), step: float = 0.12) -> None:
         """Put both feet flat on the floor: ``crouch`` (a range or ``(n,)``) is the hip-to-ankle distance over
         the leg length.
 
@@ -286,9 +286,9 @@ class _SceneBatch:
         shoulders = 0.5 * (rest[:, SHOULDER[LEFT]] + rest[:, SHOULDER[RIGHT]]) - rest[:, SPINE3]
         return position[:, 1] + (rotation @ shoulders[..., None])[:, 1, 0]
 
-    def stoop(self, height: torch.Tensor, crouch: Tuple[float, float], reach: Tuple[float, float] = (0.6, 0.85),
-              extra: Tuple[float, float] = (-0.05, 0.1), max_bend: float = 1.45, step: float = 0.12,
-              width: Tuple[float, float] = (-0.02, 0.1)) -> None:
+    def stoop(self, height: torch.Tensor, crouch: tuple[float, float], reach: tuple[float, float] = (0.6, 0.85),
+              extra: tuple[float, float] = (-0.05, 0.1), max_bend: float = 1.45, step: float = 0.12,
+              width: tuple[float, float] = (-0.02, 0.1)) -> None:
         """Bend the trunk (and crouch deeper if bending is not enough) so that the shoulders come within
         ``reach`` (fraction of an arm) above a point at ``height (n,)`` above the floor; then stand.
         """
@@ -328,7 +328,7 @@ class _SceneBatch:
     # -- inverse kinematics ------------------------------------------------------------------------------
 
     def _two_bone(self, parent: int, a: int, b: int, c: int, target: torch.Tensor, pole: torch.Tensor,
-                  hinge: Sequence[float], end_rotation: Optional[torch.Tensor] = None,
+                  hinge: Sequence[float], end_rotation: torch.Tensor | None = None,
                   twist_share: float = 0.5) -> torch.Tensor:
         """Rotate joints ``a`` and ``b`` so that joint ``c`` lands on ``target``; returns reachability ``(n,)``.
 
@@ -397,7 +397,7 @@ class _SceneBatch:
         return _align(finger_rest, palm_rest, fingers, palm)
 
     def reach(self, side: int, contact: torch.Tensor, palm: torch.Tensor, fingers: torch.Tensor,
-              gap: float = 0.004, pole: Optional[torch.Tensor] = None) -> None:
+              gap: float = 0.004, pole: torch.Tensor | None = None) -> None:
         """Put the centre of a palm ``gap`` short of ``contact``, facing ``palm``, fingers along ``fingers``.
 
         ``palm`` points from the hand into the surface. The elbow swings towards ``pole`` (default: out, down
@@ -415,13 +415,13 @@ class _SceneBatch:
         self.failed |= ~reached
         self.hand_contact[:, side] = True
 
-    def wrist_target(self, grip: "_Grip") -> torch.Tensor:
+    def wrist_target(self, grip: _Grip) -> torch.Tensor:
         """Where the wrist joint must be ``(n, 3)`` for ``grip`` at the object's current pose."""
         hand = self.hand_rotation(grip.side, grip.fingers, grip.palm)
         contact = self.to_body(grip.local)
         return contact - grip.gap * grip.palm - (hand @ self.palm_offset(grip.side)[..., None])[..., 0]
 
-    def bring_within_reach(self, grips: Sequence["_Grip"], fraction=0.96, vertical: bool = True) -> None:
+    def bring_within_reach(self, grips: Sequence[_Grip], fraction=0.96, vertical: bool = True) -> None:
         """Translate the object towards the shoulders until every grip's wrist is within ``fraction`` (a float
         or ``(n, 1)``) of the arm's length; only horizontally when ``vertical`` is False (objects standing on
         the floor)."""
@@ -438,14 +438,14 @@ class _SceneBatch:
             self.object_translation = self.object_translation + move
 
     def palm_grip(self, side: int, contact: torch.Tensor, palm: torch.Tensor, preferred: torch.Tensor,
-                  gap: float = 0.004, grasp: str = "flat") -> "_Grip":
+                  gap: float = 0.004, grasp: str = "flat") -> _Grip:
         """A palm pressed on a surface point ``contact`` (body frame), facing ``palm`` (into the surface), the
         fingers as close to ``preferred`` as the surface allows."""
         palm = _unit(palm)
         return _Grip(side, self.to_local(contact), palm, _fingers_towards(palm, preferred), gap, grasp)
 
     def cylinder_grip(self, side: int, point: torch.Tensor, axis: torch.Tensor, radius: float,
-                      thumb_sign=1.0, approach: Optional[torch.Tensor] = None) -> "_Grip":
+                      thumb_sign=1.0, approach: torch.Tensor | None = None) -> _Grip:
         """A power grip round a bar of ``radius`` through ``point`` along ``axis`` (body frame); the thumb
         points along ``thumb_sign * axis`` and the hand sits on the side facing ``approach`` (default: the
         shoulder)."""
@@ -460,7 +460,7 @@ class _SceneBatch:
         fingers = torch.cross(thumb, palm, dim=-1) if side == LEFT else torch.cross(palm, thumb, dim=-1)
         return _Grip(side, self.to_local(point + radius * outward), palm, fingers, 0.002, "power")
 
-    def hold(self, grips: Sequence["_Grip"], poles: Optional[Sequence[Optional[torch.Tensor]]] = None) -> None:
+    def hold(self, grips: Sequence[_Grip], poles: Sequence[torch.Tensor | None] | None = None) -> None:
         """Reach every grip (arm IK) and shape its hand."""
         poles = poles or [None] * len(grips)
         for grip, pole in zip(grips, poles):
@@ -486,7 +486,7 @@ class _SceneBatch:
         self.local[:, start: start + 15] = rotations
         self._fk = None
 
-    def relax_arm(self, side: int, spread: Tuple[float, float] = (0.08, 0.3)) -> None:
+    def relax_arm(self, side: int, spread: tuple[float, float] = (0.08, 0.3)) -> None:
         """Let an arm hang under gravity beside the body (whatever the trunk's bend), elbow a little bent."""
         s = _SIGN[side]
         direction = _unit(torch.stack([s * self.rand(*spread), -torch.ones(self.n, dtype=torch.float64),
@@ -498,7 +498,7 @@ class _SceneBatch:
         self._two_bone(COLLAR[side], SHOULDER[side], ELBOW[side], WRIST[side], wrist, pole, (0.0, -s, 0.0))
         self.set_local(WRIST[side], _rot(self.randn(0.12, size=3)))
 
-    def lower_arm(self, side: int, lowered: Tuple[float, float], elbow: Tuple[float, float]) -> None:
+    def lower_arm(self, side: int, lowered: tuple[float, float], elbow: tuple[float, float]) -> None:
         """Lower an arm from the T-pose by ``lowered`` radians (palm towards the body), elbow bent by ``elbow``."""
         s = _SIGN[side]
         down = -s * self.rand(*lowered)
@@ -548,7 +548,7 @@ class _SceneBatch:
         self.object_translation[:, 1] += self.floor - self.object_bottom()
 
     def place_within_reach(self, locals_: Sequence[torch.Tensor], sides: Sequence[int],
-                           fraction: Tuple[float, float], raise_object: bool = False,
+                           fraction: tuple[float, float], raise_object: bool = False,
                            min_forward: float = 0.15) -> None:
         """Slide the object along +z so that each template point ``locals_[k]`` ``(n, 3)`` lies at
         ``fraction`` of an arm's length from the shoulder of ``sides[k]``.
@@ -640,7 +640,7 @@ def _thumb_direction(ctx: _SceneBatch, side: int, hand: torch.Tensor) -> torch.T
     return (hand @ thumb_rest)
 
 
-def _grip_hole(ctx: _SceneBatch, side: int, radius: float) -> Tuple[torch.Tensor, torch.Tensor]:
+def _grip_hole(ctx: _SceneBatch, side: int, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Centre ``(n, 3)`` and axis ``(n, 3)`` of a bar of ``radius`` held in a hand at its current pose."""
     world_rot, world_pos = ctx.fk()
     hand = world_rot[:, WRIST[side]]
