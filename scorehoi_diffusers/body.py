@@ -28,6 +28,7 @@ from diffusers.utils import BaseOutput
 from .kinematics import forward_kinematics, kinematic_levels, skin_points
 from .params import NUM_BETAS, HOIParams, axis_angle_to_matrix, matrix_to_axis_angle
 from .point_sampling import farthest_point_indices
+from .safetensors_only import SafetensorsOnlyMixin
 from .skeleton import BODY_JOINTS, LEFT_HAND_JOINTS, NUM_HAND_JOINTS, NUM_JOINTS, RIGHT_HAND_JOINTS
 from .strict_config import StrictConfigMixin
 
@@ -155,7 +156,7 @@ def _validate_arrays(arrays: dict[str, np.ndarray], path: Path) -> None:
             raise ValueError(f"Field {name!r} of SMPL-H file {str(path)!r} contains NaN or Inf.")
 
 
-class BodyModel(StrictConfigMixin, ModelMixin, ConfigMixin):
+class BodyModel(SafetensorsOnlyMixin, StrictConfigMixin, ModelMixin, ConfigMixin):
     """SMPL-H through ``smplx.SMPLH``, with a fixed downsampled vertex subset.
 
     Args:

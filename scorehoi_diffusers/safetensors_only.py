@@ -45,3 +45,15 @@ def safetensors_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     if kwargs.get("use_safetensors") not in (None, True):
         raise ValueError("`use_safetensors` must be True or None: this package loads safetensors weights only.")
     return {**kwargs, "use_safetensors": True}
+
+
+class SafetensorsOnlyMixin:
+    """Mix into a ``ModelMixin`` subclass (before it) so its ``from_pretrained`` loads safetensors weights only."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """[`ModelMixin.from_pretrained`] of safetensors weights only; a local folder holding only pickled weights
+        (``.bin``, ``.pt``, ...) is refused before anything is read."""
+        subfolder = kwargs.get("subfolder") or ""
+        check_safetensors_only(os.path.join(pretrained_model_name_or_path, subfolder), cls.__name__)
+        return super().from_pretrained(pretrained_model_name_or_path, **safetensors_kwargs(kwargs))

@@ -113,13 +113,21 @@ def truncate_denoiser_weights(folder):
     path.write_bytes(data[: len(data) // 2])
 
 
-def pickle_denoiser_weights(folder):
-    """Replace the denoiser's safetensors file with the same weights pickled, as older diffusers saved them."""
-    from safetensors.torch import load_file
+def pickle_weights(component):
+    """An edit that replaces a component's safetensors file with the same weights pickled, as older diffusers
+    saved them."""
 
-    path = folder / "denoiser" / "diffusion_pytorch_model.safetensors"
-    torch.save(load_file(path), path.with_suffix(".bin"))  # writes a pickle; the test checks it is never read
-    path.unlink()
+    def edit(folder):
+        from safetensors.torch import load_file
+
+        path = folder / component / "diffusion_pytorch_model.safetensors"
+        torch.save(load_file(path), path.with_suffix(".bin"))  # writes a pickle; the test checks it is never read
+        path.unlink()
+
+    return edit
+
+
+pickle_denoiser_weights = pickle_weights("denoiser")
 
 
 def edit_denoiser_config(**changes):
@@ -259,6 +267,12 @@ ERROR_CASES = [
      "diffusion_pytorch_model.bin"),
     ("model-from-pretrained-pickled-weights",
      lambda e: ScoreHOIDenoiser.from_pretrained(copied_pipeline(e.tmp, pickle_denoiser_weights) / "denoiser"),
+     ValueError, "diffusion_pytorch_model.bin"),
+    ("body-model-from-pretrained-pickled-weights",
+     lambda e: BodyModel.from_pretrained(copied_pipeline(e.tmp, pickle_weights("body_model")) / "body_model"),
+     ValueError, "diffusion_pytorch_model.bin"),
+    ("pipeline-pickled-body-model-weights",
+     lambda e: ScoreHOIPipeline.from_pretrained(copied_pipeline(e.tmp, pickle_weights("body_model"))),
      ValueError, "diffusion_pytorch_model.bin"),
     ("model-from-pretrained-subfolder-pickled-weights",
      lambda e: ScoreHOIDenoiser.from_pretrained(copied_pipeline(e.tmp, pickle_denoiser_weights), subfolder="denoiser"),

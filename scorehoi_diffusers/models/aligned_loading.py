@@ -6,24 +6,20 @@ differ from the saved one's in the last bits. Copying every CPU tensor into fres
 """
 from __future__ import annotations
 
-import os
-
 import torch
 from diffusers import ModelMixin
 
-from ..safetensors_only import check_safetensors_only, safetensors_kwargs
+from ..safetensors_only import SafetensorsOnlyMixin
 
 
-class AlignedLoadingMixin:
+class AlignedLoadingMixin(SafetensorsOnlyMixin):
     """Mix into a ``ModelMixin`` subclass (before it) to copy CPU tensors into fresh storage after loading."""
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         """[`ModelMixin.from_pretrained`] of safetensors weights only, then every CPU parameter and buffer is copied
         into fresh storage. A local folder holding only pickled weights (``.bin``, ``.pt``, ...) is refused."""
-        subfolder = kwargs.get("subfolder") or ""
-        check_safetensors_only(os.path.join(pretrained_model_name_or_path, subfolder), cls.__name__)
-        loaded = super().from_pretrained(pretrained_model_name_or_path, **safetensors_kwargs(kwargs))
+        loaded = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         # `output_loading_info=True` returns (model, info).
         model: ModelMixin = loaded[0] if isinstance(loaded, tuple) else loaded
         with torch.no_grad():
