@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,6 +66,15 @@ class GuidanceConfig:
     up_axis: tuple[float, float, float] = (0.0, -1.0, 0.0)
     floor_plane: tuple[float, float, float, float] | None = None
     max_grad_norm: float | None = None
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "`guidance_config`") -> GuidanceConfig:
+        """A config from a dict of its fields; unknown keys are a ``ValueError`` naming ``source`` and the keys."""
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{source} has unknown keys {unknown}; GuidanceConfig fields are {sorted(known)}.")
+        return cls(**values)
 
     @classmethod
     def release(cls) -> GuidanceConfig:

@@ -293,6 +293,10 @@ ERROR_CASES = [
     ("guidance-config-unknown-key", lambda e: e.small(initial_params=holding_params(1), object="box",
                                                       guidance_config={"scale": 1.0, "strength": 2.0}),
      ValueError, "re:`guidance_config` has unknown keys \\['strength'\\]"),
+    ("from-pretrained-unknown-guidance-field",
+     lambda e: ScoreHOIPipeline.from_pretrained(
+         copied_pipeline(e.tmp, edit_config("model_index.json", guidance={"scale": 1.0, "strength": 2.0}))),
+     ValueError, "re:`guidance` \\(model_index.json\\) has unknown keys \\['strength'\\]"),
     ("guidance-config-bad-value", lambda e: e.small(initial_params=holding_params(1), object="box",
                                                     guidance_config={"contact": -1.0}), ValueError,
      "GuidanceConfig.contact"),

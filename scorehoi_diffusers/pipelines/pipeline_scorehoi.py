@@ -133,7 +133,8 @@ class ScoreHOIPipeline(DiffusionPipeline):
         betas_min = list(map(float, betas_min)) if betas_min is not None else default.betas_min.tolist()
         betas_max = list(map(float, betas_max)) if betas_max is not None else default.betas_max.tolist()
         if guidance is not None:
-            guidance = dataclasses.asdict(GuidanceConfig(**guidance))  # validated, JSON-ready
+            # Validated and JSON-ready; from a saved folder this is the `guidance` entry of its model_index.json.
+            guidance = dataclasses.asdict(GuidanceConfig.from_dict(guidance, "`guidance` (model_index.json)"))
         self.register_to_config(betas_min=betas_min, betas_max=betas_max, crop_size=int(crop_size), guidance=guidance)
         self.codec = HOIParamCodec(betas_min, betas_max)
         self.image_processor = HOIImageProcessor(crop_size=int(crop_size))
@@ -343,11 +344,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
             raise TypeError(f"`guidance_config` must be a GuidanceConfig or a dict of its fields, "
                             f"got {type(guidance_config).__name__}.")
         if isinstance(guidance_config, Mapping):
-            known = {field.name for field in fields(GuidanceConfig)}
-            unknown = sorted(set(guidance_config) - known)
-            if unknown:
-                raise ValueError(f"`guidance_config` has unknown keys {unknown}; GuidanceConfig fields are "
-                                 f"{sorted(known)}.")
+            GuidanceConfig.from_dict(guidance_config)
         if guidance_scale is not None and (
             not isinstance(guidance_scale, numbers.Real) or not math.isfinite(guidance_scale) or guidance_scale < 0
         ):
@@ -498,7 +495,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
             callback_on_step_end_tensor_inputs,
         )
         if isinstance(guidance_config, Mapping):
-            guidance_config = GuidanceConfig(**guidance_config)
+            guidance_config = GuidanceConfig.from_dict(guidance_config)
         config = guidance_config if guidance_config is not None else self.default_guidance_config()
         scale = config.scale if guidance_scale is None else float(guidance_scale)
         device, dtype = self._execution_device, self.denoiser.dtype
