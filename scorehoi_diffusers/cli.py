@@ -260,7 +260,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     _check_no_results_file(_results_path(out, args, args.num_samples), args.overwrite)
     pipeline = _load_pipeline(args.pipeline, args.body_model, need_regressor=False)
     pipeline.set_progress_bar_config(disable=True)
-    object_templates = None
+    object_templates, gt_bodies = None, None
     if args.dataset == "synthetic":
         from .data.synthetic import synthetic_split
 
@@ -274,6 +274,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         # annotations' pelvis is checked only with the user's SMPL-H.
         if args.body_model:
             bodies, checks = gendered_bodies(args.body_model), {}
+            gt_bodies = bodies
         else:
             bodies, checks = pipeline.body_model, {"pelvis_tolerance": None}
         dataset = load_contho_dataset(args.data_root, args.dataset, args.split, body=bodies,
@@ -286,7 +287,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     estimate = RegressorEstimate(pipeline) if pipeline.regressor is not None else None
     kwargs = dict(split=None, num_samples=num_samples, num_cycles=args.cycles, seed=args.seed,
                   batch_size=args.batch_size, initial_estimate_fn=estimate, object_root=args.object_root,
-                  object_templates=object_templates, contact_labels=args.contact_labels)
+                  object_templates=object_templates, contact_labels=args.contact_labels, gt_body_model=gt_bodies)
     modes = ABLATION_MODES if args.mode == "ablation" else (args.mode,)
     results = [evaluate(pipeline, dataset, mode=mode, **kwargs) for mode in modes]
     for result in results:

@@ -248,7 +248,9 @@ def evaluate(
             :class:`NoisyGroundTruth` with ``seed`` (the "noisy-GT" protocol, which tests refinement alone).
         guidance_config: :class:`~scorehoi_diffusers.guidance.GuidanceConfig` for the pipeline.
         object_root: folder of user-supplied dataset object meshes (BEHAVE / InterCap names).
-        gt_body_model: body model that builds the ground-truth meshes (default: the pipeline's).
+        gt_body_model: body model that builds the ground-truth meshes (default: the pipeline's), or a mapping
+            ``{gender: BodyModel}`` that poses each sample with the body of its ``gender`` column (BEHAVE and
+            InterCap were fitted with gendered SMPL-H).
         up_axis: camera-space up direction for the floor distance, used when the dataset has no
             ``floor_plane`` column ``(4,)`` (whose normal is then taken per sample).
         num_surface_samples: surface samples per mesh for Chamfer and F-score.
@@ -348,6 +350,26 @@ def evaluate(
     return results
 
 
+def _ground_truth_vertices(gt_body_model, gt: HOIParams, genders) -> torch.Tensor:
+    """``(B, V, 3)`` camera-space ground-truth bodies; a mapping ``{gender: BodyModel}`` poses each sample with the
+    body of its ``gender`` (datasets fitted with gendered SMPL-H), falling back to ``"neutral"``."""
+    if not isinstance(gt_body_model, Mapping):
+        return gt_body_model(gt, frame="camera").vertices
+    genders = ["neutral"] * gt.batch_size if genders is None else [str(g).lower() for g in genders]
+    unknown = sorted({g for g in genders if g not in gt_body_model and "neutral" not in gt_body_model})
+    if unknown:
+        raise ValueError(f"`gt_body_model` has no body for genders {unknown} and no 'neutral' one to fall back to.")
+    vertices = None
+    for gender in sorted(set(genders)):
+        rows = torch.tensor([i for i, g in enumerate(genders) if g == gender], device=gt.device)
+        model = gt_body_model.get(gender, gt_body_model.get("neutral"))
+        posed = model(gt[rows], frame="camera").vertices
+        if vertices is None:
+            vertices = posed.new_empty(gt.batch_size, *posed.shape[1:])
+        vertices[rows] = posed
+    return vertices
+
+
 def _batch_metrics(
     output, batch, template: ObjectTemplate, body_model, gt_body_model, body_faces, object_faces,
     up_axis, num_surface_samples: int, seed: int, contact_labels: str = "recomputed",
@@ -358,7 +380,7 @@ def _batch_metrics(
     pred_object = output.object_vertices
     gt = sample_to_params(batch).to(device=pred_human.device, dtype=pred_human.dtype)
     with torch.no_grad():
-        gt_human = gt_body_model(gt, frame="camera").vertices
+        gt_human = _ground_truth_vertices(gt_body_model, gt, batch.get("gender"))
     template = template.to(device=pred_human.device, dtype=pred_human.dtype)
     gt_object = template.pose(template.vertices, gt.object_rotation, gt.object_translation + gt.camera_translation)
 

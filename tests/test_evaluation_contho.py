@@ -88,3 +88,28 @@ def test_cli_evaluates_behave_with_separate_roots(setup, tmp_path, capsys):
     assert result["num_samples"] == 2 and result["dataset"] == "behave" and result["cd_object"] is not None
     # The stand-in body does not have SMPL-H's 6890 vertices, so the per-vertex labels cannot be used.
     assert result["contact_labels"] == "recomputed"
+
+
+def test_ground_truth_bodies_are_posed_with_each_sample_gender(tmp_path):
+    """BEHAVE/InterCap were fitted with gendered SMPL-H: each ground-truth mesh uses its sample's body."""
+    from conftest import make_fake_smplh_arrays
+
+    from scorehoi_diffusers.body import BodyModel
+    from scorehoi_diffusers.evaluation import _ground_truth_vertices
+    from scorehoi_diffusers.params import HOIParams
+
+    bodies = {}
+    for seed, gender in enumerate(("male", "female")):
+        path = tmp_path / f"SMPLH_{gender.upper()}.npz"
+        np.savez(path, **make_fake_smplh_arrays(seed))
+        bodies[gender] = BodyModel(model_path=str(path))
+    params = HOIParams.identity(3)
+    params.betas[:] = torch.tensor([0.5, -0.3, 0.1])[:, None]
+    with torch.no_grad():
+        vertices = _ground_truth_vertices(bodies, params, ["female", "male", "Female"])
+        for row, gender in enumerate(("female", "male", "female")):
+            expected = bodies[gender](params[row], frame="camera").vertices[0]
+            torch.testing.assert_close(vertices[row], expected, rtol=0, atol=1e-6)
+    assert not torch.equal(vertices[0], vertices[1])
+    with pytest.raises(ValueError, match="no body for genders \\['neutral'\\]"):
+        _ground_truth_vertices(bodies, params, None)
