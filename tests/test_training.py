@@ -284,7 +284,7 @@ def test_model_card_reports_given_metrics_only(denoiser_runs, tmp_path):
     card = render_model_card(folder, metrics={"description": "synthetic test split, 100 samples, seed 0",
                                               "metrics": {"chamfer human (cm)": 4.25, "contact F": 0.5}})
     assert "| chamfer human (cm) | 4.25 |" in card and "synthetic test split" in card and NOT_EVALUATED not in card
-    assert "- chamfer human (cm)" in card.split("---")[1]  # the front matter lists the metrics
+    assert "- chamfer_human_cm" in card.split("---")[1]  # the front matter lists the metric ids
     metrics_file = tmp_path / "metrics.json"
     metrics_file.write_text(json.dumps({"contact F": 0.61}))
     assert "| contact F | 0.61 |" in render_model_card(folder, metrics=metrics_file)
