@@ -199,6 +199,17 @@ def test_checkpoints_hold_no_pickles(runs, request):
                 / "config.json").is_file()
 
 
+def test_pickled_checkpoint_is_refused_clearly(tmp_path):
+    from accelerate import Accelerator
+
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    for name in ("optimizer.bin", "scheduler.bin", "random_states_0.pkl"):
+        (tmp_path / name).write_bytes(b"pickle")
+    state = checkpoint_state.CheckpointState([torch.nn.Linear(1, 1)], None, None)
+    with pytest.raises(FileNotFoundError, match=r"optimizer.safetensors.*pickled state.*--init_from"):
+        checkpoint_state.load_training_state(Accelerator(cpu=True), state, tmp_path)
+
+
 def test_regressor_folder_feeds_the_denoiser(regressor_runs):
     full = regressor_runs[0]
     for name in ("regressor", "contact_estimator"):

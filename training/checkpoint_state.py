@@ -169,6 +169,15 @@ def save_training_state(accelerator: Accelerator, state: CheckpointState, folder
 
 def load_training_state(accelerator: Accelerator, state: CheckpointState, folder: Path) -> None:
     """Load what :func:`save_training_state` wrote into the prepared objects of `state`, on every process."""
+    needed = [model_file(i) for i in range(len(state.models))]
+    needed += [OPTIMIZER_FILE, SCHEDULER_FILE, random_states_file(accelerator.process_index)]
+    missing = [name for name in needed if not (folder / name).is_file()]
+    if missing:
+        pickled = sorted(p.name for p in folder.glob("*") if p.suffix in (".bin", ".pkl"))
+        hint = (f"it holds pickled state {pickled} (an older checkpoint format, not read because pickles can run "
+                "code); continue from its weights with --init_from instead" if pickled else
+                "resume from a complete checkpoint")
+        raise FileNotFoundError(f"Checkpoint {str(folder)!r} lacks {missing}: {hint}.")
     for index, model in enumerate(state.models):
         load_model(accelerator.unwrap_model(model), str(folder / model_file(index)))  # copied onto its device
     _load_optimizer(state.optimizer, folder / OPTIMIZER_FILE)
