@@ -1,4 +1,5 @@
-"""Write one reconstruction to disk: overlay picture, before/after figure, .glb scene and a JSON record.
+"""Write one reconstruction to disk: overlay picture, before/after figure, .glb scene, a JSON record and the
+SMPL-H ``.npz`` of :mod:`scorehoi_diffusers.smplh_export`.
 
 Used by the ``scorehoi reconstruct`` and ``scorehoi demo`` commands. Every file is written atomically, and
 :func:`result_folder` writes a whole result set as one unit, so concurrent runs never mix their files.
@@ -22,6 +23,7 @@ from .objects import ObjectTemplate
 from .params import HOIParams
 from .pipelines.pipeline_scorehoi import ScoreHOIPipelineOutput
 from .rendering import BODY_COLOR, OBJECT_COLOR, MeshLayer, export_scene, multi_view_figure, overlay, save_png
+from .smplh_export import smplh_arrays
 
 
 def _layers(body_vertices, body_faces, object_vertices, object_faces) -> list:
@@ -63,6 +65,21 @@ def write_json(path: os.PathLike, record, indent: int = 1) -> Path:
         with os.fdopen(handle, "w") as stream:
             json.dump(record, stream, indent=indent)
             stream.write("\n")
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+    return path
+
+
+def write_npz(path: os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``arrays`` as an uncompressed ``.npz`` atomically (as :func:`write_json`)."""
+    path = Path(path)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(temp, _permissions(0o666))
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(stream, **arrays)
         os.replace(temp, path)
     except BaseException:
         os.unlink(temp)
@@ -138,7 +155,9 @@ def export_reconstruction(
         extra: more fields for the JSON record (e.g. the input file names).
 
     Returns:
-        Paths of the written files by kind: ``overlay`` (only with an image), ``figure``, ``scene``, ``json``.
+        Paths of the written files by kind: ``overlay`` (only with an image), ``figure``, ``scene``, ``json``
+        (which holds ``intrinsics`` when given) and ``smplh`` (``{name}_smplh.npz``, keys in
+        :mod:`scorehoi_diffusers.smplh_export`).
     """
     if not isinstance(output.params, HOIParams):
         raise TypeError("export_reconstruction needs a pipeline output with output_type='pt' or 'mesh'.")
@@ -169,7 +188,10 @@ def export_reconstruction(
         },
         "body_downsample_index": body.downsample_index.cpu().tolist(),
         "guidance_loss_history": output.guidance_loss_history[:, index].cpu().tolist(),
+        **({"intrinsics": np.asarray(intrinsics, dtype=float).tolist()} if intrinsics is not None else {}),
         **(extra or {}),
     }
     paths["json"] = write_json(out / f"{name}.json", record)
+    paths["smplh"] = write_npz(out / f"{name}_smplh.npz",
+                               smplh_arrays(output.params, index, body, contacts=contacts, intrinsics=intrinsics))
     return paths

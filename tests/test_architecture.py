@@ -14,7 +14,7 @@ LAYERS = (
     ("image_processor", "data.crop", "rendering"),
     ("models", "schedulers"),
     ("pipelines",),
-    ("data", "metrics", "evaluation", "export"),
+    ("data", "metrics", "evaluation", "export", "smplh_export"),
     ("cli",),
 )
 

@@ -24,11 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 TRAINING = REPO / "training"
 sys.path.insert(0, str(TRAINING))
 
+import checkpoint_state  # noqa: E402
 import training_setup  # noqa: E402
 from train_denoiser import sample_timesteps  # noqa: E402
 
-sys.path.insert(0, str(REPO / "model_cards"))
-from generate_model_card import NOT_EVALUATED, render_model_card  # noqa: E402
+from scorehoi_diffusers.pipelines.model_card import NOT_EVALUATED, render_model_card  # noqa: E402
 
 TINY_REGRESSOR = json.dumps({"embedding_size": 8, "hidden_sizes": [8, 16, 16, 32], "hidden_size": 32, "num_layers": 1,
                              "head_hidden_size": 64, "image_feature_dim": 32})
@@ -99,10 +99,19 @@ def assert_same_tensors(a: dict, b: dict, atol: float = 1e-6) -> None:
 
 
 def assert_same_optimizer(path_a: Path, path_b: Path) -> None:
-    a, b = (torch.load(p / "optimizer.bin", weights_only=True) for p in (path_a, path_b))
-    assert a["state"].keys() == b["state"].keys() and len(a["state"]) > 0
-    for index in a["state"]:
-        assert_same_tensors(a["state"][index], b["state"][index])
+    a, b = (load_file(p / checkpoint_state.OPTIMIZER_FILE) for p in (path_a, path_b))
+    assert len(a) > 0
+    assert_same_tensors(a, b)
+
+
+def assert_same_ema(path_a: Path, path_b: Path, names: list[str]) -> None:
+    for name in names:
+        folder_a, folder_b = (p / checkpoint_state.ema_folder(name) for p in (path_a, path_b))
+        weights_a, weights_b = (load_file(f / "diffusion_pytorch_model.safetensors") for f in (folder_a, folder_b))
+        assert_same_tensors(weights_a, weights_b, atol=0)
+        state_a, state_b = (json.loads((f / checkpoint_state.EMA_STATE_FILE).read_text()) for f in (folder_a,
+                                                                                                        folder_b))
+        assert state_a == state_b and state_a["optimization_step"] > 0
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +129,8 @@ def regressor_runs(tmp_path_factory):
     debris = resumed / f"{training_setup.TEMPORARY_CHECKPOINT_PREFIX}3"
     assert [p.name for p in training_setup.list_checkpoints(resumed)] == ["checkpoint-1", "checkpoint-2"]
     assert debris.is_dir() and not (resumed / "checkpoint-3").exists()
-    assert (debris / "optimizer.bin").stat().st_size < (full / "checkpoint-3" / "optimizer.bin").stat().st_size
+    optimizer = checkpoint_state.OPTIMIZER_FILE
+    assert (debris / optimizer).stat().st_size < (full / "checkpoint-3" / optimizer).stat().st_size
     launch("train_regressor.py", "--output_dir", str(resumed), "--resume_from_checkpoint", "latest", *args)
     return full, resumed
 
@@ -170,9 +180,34 @@ def test_resume_continues_exactly(runs, weights, request):
     for name in weights:
         assert_same_tensors(*(load_file(d / name / "diffusion_pytorch_model.safetensors") for d in (full, resumed)))
     assert_same_optimizer(full / f"checkpoint-{last}", resumed / f"checkpoint-{last}")
+    assert_same_ema(full / f"checkpoint-{last}", resumed / f"checkpoint-{last}", weights)
     # Rotation kept the newest two complete checkpoints; debris is never counted or removed as a checkpoint.
     assert [p.name for p in training_setup.list_checkpoints(full)] == [f"checkpoint-{last - 1}", f"checkpoint-{last}"]
     assert not (resumed / f"{training_setup.TEMPORARY_CHECKPOINT_PREFIX}3").exists()  # replaced by the real save
+
+
+@pytest.mark.parametrize("runs", ["regressor_runs", "denoiser_runs"])
+def test_checkpoints_hold_no_pickles(runs, request):
+    checkpoints = [path for run in request.getfixturevalue(runs) for path in training_setup.list_checkpoints(run)]
+    assert len(checkpoints) == 4
+    for checkpoint in checkpoints:
+        files = [p for p in checkpoint.rglob("*") if p.is_file()]
+        assert not [p for p in files if p.suffix in (".pkl", ".bin", ".pt", ".pth", ".ckpt")], checkpoint
+        assert all(p.suffix in (".safetensors", ".json") for p in files), files
+        # What the EMA folder holds loads as a model by itself.
+        assert (checkpoint / checkpoint_state.ema_folder("denoiser" if runs == "denoiser_runs" else "regressor")
+                / "config.json").is_file()
+
+
+def test_pickled_checkpoint_is_refused_clearly(tmp_path):
+    from accelerate import Accelerator
+
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    for name in ("optimizer.bin", "scheduler.bin", "random_states_0.pkl"):
+        (tmp_path / name).write_bytes(b"pickle")
+    state = checkpoint_state.CheckpointState([torch.nn.Linear(1, 1)], None, None)
+    with pytest.raises(FileNotFoundError, match=r"optimizer.safetensors.*pickled state.*--init_from"):
+        checkpoint_state.load_training_state(Accelerator(cpu=True), state, tmp_path)
 
 
 def test_regressor_folder_feeds_the_denoiser(regressor_runs):
@@ -284,7 +319,7 @@ def test_model_card_reports_given_metrics_only(denoiser_runs, tmp_path):
     card = render_model_card(folder, metrics={"description": "synthetic test split, 100 samples, seed 0",
                                               "metrics": {"chamfer human (cm)": 4.25, "contact F": 0.5}})
     assert "| chamfer human (cm) | 4.25 |" in card and "synthetic test split" in card and NOT_EVALUATED not in card
-    assert "- chamfer human (cm)" in card.split("---")[1]  # the front matter lists the metrics
+    assert "- chamfer_human_cm" in card.split("---")[1]  # the front matter lists the metric ids
     metrics_file = tmp_path / "metrics.json"
     metrics_file.write_text(json.dumps({"contact F": 0.61}))
     assert "| contact F | 0.61 |" in render_model_card(folder, metrics=metrics_file)

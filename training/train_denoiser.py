@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import datasets
 import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
+from checkpoint_state import CheckpointState
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 from training_setup import (
@@ -74,12 +74,9 @@ from scorehoi_diffusers.models.contact_estimator import ScoreHOIContactEstimator
 from scorehoi_diffusers.models.denoiser import ConditionCache, ScoreHOIDenoiser
 from scorehoi_diffusers.models.regressor import ScoreHOIRegressor
 from scorehoi_diffusers.params import HOIParamCodec
+from scorehoi_diffusers.pipelines.model_card import write_model_card
 from scorehoi_diffusers.pipelines.pipeline_scorehoi import ScoreHOIPipeline
 from scorehoi_diffusers.schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
-
-# The model-card generator lives in the repository's model_cards/ folder, beside this one.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model_cards"))
-from generate_model_card import write_model_card  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -267,9 +264,9 @@ def main(args: argparse.Namespace) -> None:
         ema = EMAModel(denoiser.parameters(), decay=args.ema_max_decay, use_ema_warmup=True,
                        inv_gamma=args.ema_inv_gamma, power=args.ema_power,
                        model_cls=ScoreHOIDenoiser, model_config=denoiser.config)
-        accelerator.register_for_checkpointing(ema)
+    checkpointed = CheckpointState([model], optimizer, lr_scheduler, {"denoiser": ema} if ema is not None else {})
 
-    global_step, resumed_from = resume_checkpoint(accelerator, args)
+    global_step, resumed_from = resume_checkpoint(accelerator, args, checkpointed)
     if ema is not None:
         ema.to(device)
     record_launch(accelerator, args, "train_denoiser", global_step, resumed_from)
@@ -344,7 +341,7 @@ def main(args: argparse.Namespace) -> None:
             log.write(global_step, values)
             running_loss = 0.0
             if global_step % args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, args, global_step)
+                save_checkpoint(accelerator, args, global_step, checkpointed)
     progress.close()
 
     accelerator.wait_for_everyone()

@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
+from checkpoint_state import CheckpointState
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 from training_setup import (
@@ -215,10 +216,11 @@ def main(args: argparse.Namespace) -> None:
             ema = EMAModel(unwrapped.parameters(), decay=args.ema_max_decay, use_ema_warmup=True,
                            inv_gamma=args.ema_inv_gamma, power=args.ema_power,
                            model_cls=model_cls, model_config=unwrapped.config)
-            accelerator.register_for_checkpointing(ema)
             ema_models.append(ema)
+    checkpointed = CheckpointState([regressor, estimator], optimizer, lr_scheduler,
+                                   dict(zip(("regressor", "contact_estimator"), ema_models)))
 
-    global_step, resumed_from = resume_checkpoint(accelerator, args)
+    global_step, resumed_from = resume_checkpoint(accelerator, args, checkpointed)
     for ema in ema_models:
         ema.to(device)
     record_launch(accelerator, args, "train_regressor", global_step, resumed_from)
@@ -273,7 +275,7 @@ def main(args: argparse.Namespace) -> None:
             log.write(global_step, values)
             running = dict.fromkeys(running, 0.0)
             if global_step % args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, args, global_step)
+                save_checkpoint(accelerator, args, global_step, checkpointed)
     progress.close()
 
     accelerator.wait_for_everyone()

@@ -9,9 +9,9 @@ generators seeded the same way. A run resumed at step `k` therefore sees exactly
 uninterrupted run sees after step `k`, whatever the global RNG state, and data loader workers (which only
 build batches) cannot change the result.
 
-Checkpoints are `accelerator.save_state` folders written atomically: into `tmp-checkpoint-{step}` first,
-then renamed to `checkpoint-{step}`, so a run killed mid-save leaves a `tmp-*` folder that
-`--resume_from_checkpoint latest` never picks.
+Checkpoints are folders of safetensors and JSON files, never pickles (`checkpoint_state.py`), written atomically:
+into `tmp-checkpoint-{step}` first, then renamed to `checkpoint-{step}`, so a run killed mid-save leaves a `tmp-*`
+folder that `--resume_from_checkpoint latest` never picks.
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs, InitProcessGroupKwargs
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, broadcast_object_list, gather_object
+from checkpoint_state import CheckpointState, load_training_state, save_training_state
 from diffusers.optimization import get_scheduler
 
 from scorehoi_diffusers.body import BodyModel
@@ -576,19 +577,21 @@ def list_checkpoints(output_dir: str) -> list[Path]:
     return [path for step, path in sorted((s, p) for s, p in found if s is not None)]
 
 
-def save_checkpoint(accelerator: Accelerator, args: argparse.Namespace, global_step: int) -> Path:
-    """`accelerator.save_state` into a temporary folder, renamed when complete; keeps the newest
-    `--checkpoints_total_limit`. Every process must call it (each saves its own RNG state)."""
+def save_checkpoint(accelerator: Accelerator, args: argparse.Namespace, global_step: int,
+                    state: CheckpointState) -> Path:
+    """`state` into a temporary folder, renamed when complete; keeps the newest `--checkpoints_total_limit`.
+    Every process must call it (each saves its own RNG state)."""
     output_dir = Path(args.output_dir)
     final = output_dir / f"checkpoint-{global_step}"
     temporary = output_dir / f"{TEMPORARY_CHECKPOINT_PREFIX}{global_step}"
     if accelerator.is_main_process:
         shutil.rmtree(temporary, ignore_errors=True)  # left by a run killed while saving this step
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(temporary))
+    temporary.mkdir(parents=True, exist_ok=True)
+    save_training_state(accelerator, state, temporary)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        state = {
+        progress = {
             "global_step": global_step,
             "micro_step": global_step * args.gradient_accumulation_steps,
             "num_processes": accelerator.num_processes,
@@ -596,7 +599,7 @@ def save_checkpoint(accelerator: Accelerator, args: argparse.Namespace, global_s
             "gradient_accumulation_steps": args.gradient_accumulation_steps,
             "seed": args.seed,
         }
-        (temporary / TRAINING_STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+        (temporary / TRAINING_STATE_FILE).write_text(json.dumps(progress, indent=2) + "\n")
         if final.exists():  # re-saving a step after resuming from an older checkpoint: move the old one aside
             replaced = output_dir / f"{TEMPORARY_CHECKPOINT_PREFIX}{global_step}-replaced"
             os.replace(final, replaced)
@@ -611,8 +614,8 @@ def save_checkpoint(accelerator: Accelerator, args: argparse.Namespace, global_s
     return final
 
 
-def resume_checkpoint(accelerator: Accelerator, args: argparse.Namespace) -> tuple:
-    """Load `--resume_from_checkpoint` into the prepared objects; returns `(global_step, path or None)`.
+def resume_checkpoint(accelerator: Accelerator, args: argparse.Namespace, state: CheckpointState) -> tuple:
+    """Load `--resume_from_checkpoint` into the prepared objects of `state`; returns `(global_step, path or None)`.
 
     `latest` with no complete checkpoint starts a new run (so a job can always be relaunched with it); an
     explicit path that is not a complete checkpoint is an error.
@@ -635,14 +638,14 @@ def resume_checkpoint(accelerator: Accelerator, args: argparse.Namespace) -> tup
                 f"(checkpoint-<step> with {TRAINING_STATE_FILE}); use 'latest' or one of "
                 f"{[p.name for p in list_checkpoints(args.output_dir)]}."
             )
-    state = json.loads((path / TRAINING_STATE_FILE).read_text())
-    changed = {key: (state[key], value) for key, value in (
+    progress = json.loads((path / TRAINING_STATE_FILE).read_text())
+    changed = {key: (progress[key], value) for key, value in (
         ("num_processes", accelerator.num_processes), ("train_batch_size", args.train_batch_size),
         ("gradient_accumulation_steps", args.gradient_accumulation_steps), ("seed", args.seed),
-    ) if state.get(key) != value}
+    ) if progress.get(key) != value}
     if changed:
         logger.warning(f"Resuming with different settings {changed} (saved, now): the run continues, but not with "
                        "the exact batches an uninterrupted run would have seen.")
     accelerator.print(f"Resuming from checkpoint {path}")
-    accelerator.load_state(str(path))
-    return int(state["global_step"]), str(path)
+    load_training_state(accelerator, state, path)
+    return int(progress["global_step"]), str(path)

@@ -32,13 +32,9 @@ from ..objects import PRIMITIVE_NAMES, ObjectTemplate, load_object
 from ..params import HOIParamCodec, HOIParams
 from ..safetensors_only import check_safetensors_only, safetensors_kwargs
 from ..schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
+from .hub import PUSH_KWARGS, push_pipeline_to_hub, upload_pipeline_folder, write_hub_files
 
 logger = logging.get_logger(__name__)
-
-# The one-line module a saved folder carries so that stock `DiffusionPipeline.from_pretrained(...,
-# trust_remote_code=True)` finds this class.
-HUB_SHIM_MODULE = "pipeline"
-HUB_SHIM_SOURCE = "from scorehoi_diffusers import ScoreHOIPipeline  # noqa: F401\n"
 
 # The deepest inversion and the largest timestep stride `__call__` accepts. Beyond them the guided steps diverge
 # (a body of 1e16 m, or NaN): with the shipped weights and 10 cycles, stride 5 broke from t_start 700, stride 10
@@ -195,15 +191,19 @@ class ScoreHOIPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------------------------------------------
     # Hub layout: a folder that also loads with stock DiffusionPipeline (trust_remote_code=True).
 
-    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
-        """Save components (safetensors + JSON) and the one-line ``pipeline.py`` custom-pipeline shim."""
+    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs) -> None:
+        """Save components (safetensors + JSON), the ``pipeline.py`` shim and the model card, then upload if asked
+        (``push_to_hub=True``: to ``repo_id``, default the folder's name; see :func:`.hub.upload_pipeline_folder`)."""
+        push = {name: kwargs.pop(name) for name in PUSH_KWARGS if name in kwargs}
         super().save_pretrained(save_directory, **kwargs)
-        folder = Path(save_directory)
-        (folder / f"{HUB_SHIM_MODULE}.py").write_text(HUB_SHIM_SOURCE)
-        index_path = folder / "model_index.json"
-        index = json.loads(index_path.read_text())
-        index["_class_name"] = [HUB_SHIM_MODULE, type(self).__name__]
-        index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+        write_hub_files(save_directory, type(self).__name__, source=self.config.get("_name_or_path"))
+        if push_to_hub:
+            upload_pipeline_folder(save_directory, push.pop("repo_id", Path(save_directory).name), **push)
+
+    def push_to_hub(self, repo_id: str, **kwargs) -> str:
+        """Upload the pipeline as :meth:`save_pretrained` writes it, shim and model card included (arguments as
+        :func:`.hub.push_pipeline_to_hub`)."""
+        return push_pipeline_to_hub(self, repo_id, **kwargs)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> ScoreHOIPipeline:
