@@ -19,6 +19,7 @@ The machine's load average is printed with the results: on a shared machine, rea
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -85,7 +86,8 @@ def timed_command(argv: list[str]) -> dict[str, float]:
         breakdown.time(owner, name, part)
     start = time.perf_counter()
     try:
-        code = cli.main(argv)
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            code = cli.main(argv)
     finally:
         breakdown.restore()
     wall = time.perf_counter() - start
