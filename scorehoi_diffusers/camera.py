@@ -48,6 +48,16 @@ def default_intrinsics(height: int, width: int) -> np.ndarray:
     return intrinsics_from_focal(DEFAULT_FOCAL_FACTOR * max(height, width), height, width)
 
 
+def resized_intrinsics(intrinsics: np.ndarray, scale_x: float, scale_y: float) -> np.ndarray:
+    """The ``(3, 3)`` pinhole matrix of the same camera once its picture is resized by ``scale_x`` x ``scale_y``.
+
+    Pixel centres stay on integers: a pixel at ``u`` moves to ``u'`` with ``u' + 0.5 = (u + 0.5) * scale_x``.
+    """
+    scaled = np.diag([scale_x, scale_y, 1.0]) @ intrinsics
+    scaled[0, 2], scaled[1, 2] = (intrinsics[0, 2] + 0.5) * scale_x - 0.5, (intrinsics[1, 2] + 0.5) * scale_y - 0.5
+    return scaled
+
+
 def depth_for_extent(focal: float, extent_m: float, extent_px: float) -> float:
     """Depth (m) at which something ``extent_m`` metres across spans ``extent_px`` pixels (``z = f X / x``)."""
     return focal * extent_m / extent_px

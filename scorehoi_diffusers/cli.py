@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 import tempfile
@@ -111,68 +112,188 @@ def _checked_items(items: Sequence[dict], object_root: str | None, mesh_unit: st
     return [{**item, "template": load_object(item["object"], object_root=object_root, **options)} for item in items]
 
 
-def _reconstruct_files(
-    pipeline, items: Sequence[dict], out_dir: Path, cycles: int, seed: int, overwrite: bool = False
-) -> list[dict]:
-    """Reconstruct a list of ``{name, image, human_mask, object_mask, object, template, bbox, intrinsics}`` items
-    (see :func:`_checked_items`) and export each into its own folder ``out_dir/name``, written as a unit."""
+def _batches(items: Sequence[dict], batch_size: int) -> list[list[dict]]:
+    """``items`` in batches of at most ``batch_size`` that the pipeline can take in one call: one object template,
+    and boxes and cameras given for all or for none."""
+    groups: dict[tuple, list[dict]] = {}
+    for item in items:
+        key = (id(item["template"]), item.get("bbox") is None, item.get("intrinsics") is None)
+        groups.setdefault(key, []).append(item)
+    return [group[i:i + batch_size] for group in groups.values() for i in range(0, len(group), batch_size)]
+
+
+def _run_pipeline(pipeline, batch: Sequence[dict], cycles: int, seed: int):
+    """The pipeline's output for a batch of items sharing one template, and the seconds it took per item. Each
+    item gets its own generator seeded with ``seed``, so its result does not depend on its batch."""
     import torch
 
+    start = time.perf_counter()
+    intrinsics = [item.get("intrinsics") for item in batch]
+    output = pipeline(
+        image=[item["image"] for item in batch], human_mask=[item["human_mask"] for item in batch],
+        object_mask=[item["object_mask"] for item in batch], object=batch[0]["template"],
+        bbox=None if batch[0].get("bbox") is None else [item["bbox"] for item in batch],
+        intrinsics=None if intrinsics[0] is None else np.stack(intrinsics),
+        num_cycles=cycles, generator=[torch.Generator().manual_seed(seed) for _ in batch],
+    )
+    return output, (time.perf_counter() - start) / len(batch)
+
+
+def _export_item(pipeline, output, index: int, item: dict, out_dir: Path, cycles: int, seed: int, seconds: float,
+                 overwrite: bool) -> dict:
+    """Write sample ``index`` of ``output`` into ``out_dir/<item name>`` as a unit; the printed summary."""
     from .export import export_reconstruction, result_folder
     from .image_processor import to_rgb_array
 
+    final = out_dir / item["name"]
+    try:
+        with result_folder(out_dir, item["name"], overwrite=overwrite) as folder:
+            paths = export_reconstruction(
+                output, index, pipeline.body_model, item["template"], folder, item["name"],
+                image=to_rgb_array(item["image"]), intrinsics=output.intrinsics[index].cpu().numpy(),
+                extra={"inputs": item.get("sources", {}), "object": str(item["object"]), "seed": seed,
+                       "num_cycles": cycles, "seconds": seconds},
+            )
+    except FileExistsError as error:
+        raise UserError(f"--out: {final} was written by another run meanwhile; pass --overwrite to replace "
+                        "it or choose another --out.") from error
+    return {"name": item["name"], "seconds": seconds, **{kind: str(final / path.name) for kind, path in paths.items()}}
+
+
+def _reconstruct_files(
+    pipeline, items: Sequence[dict], out_dir: Path, cycles: int, seed: int, overwrite: bool = False,
+    batch_size: int = 1, on_error=None,
+) -> list[dict]:
+    """Reconstruct a list of ``{name, image, human_mask, object_mask, object, template, bbox, intrinsics}`` items
+    (see :func:`_checked_items`), ``batch_size`` at a time where they share a template, and export each into its
+    own folder ``out_dir/name``, written as a unit.
+
+    With ``on_error(name, error)`` a photo that fails is reported through it and the others go on (a batch that
+    fails is retried photo by photo, so only the failing photo is lost); without, the first failure is raised.
+    Several items get a progress bar counting photos.
+    """
+    from tqdm.auto import tqdm
+
     written = []
-    for item in items:
-        template = item["template"]
-        start = time.perf_counter()
-        output = pipeline(
-            image=item["image"], human_mask=item["human_mask"], object_mask=item["object_mask"],
-            object=template, bbox=item.get("bbox"), intrinsics=item.get("intrinsics"),
-            num_cycles=cycles, generator=torch.Generator().manual_seed(seed),
-        )
-        seconds = time.perf_counter() - start
-        final = out_dir / item["name"]
-        try:
-            with result_folder(out_dir, item["name"], overwrite=overwrite) as folder:
-                paths = export_reconstruction(
-                    output, 0, pipeline.body_model, template, folder, item["name"],
-                    image=to_rgb_array(item["image"]), intrinsics=output.intrinsics[0].cpu().numpy(),
-                    extra={"inputs": item.get("sources", {}), "object": str(item["object"]), "seed": seed,
-                           "num_cycles": cycles, "seconds": seconds},
-                )
-        except FileExistsError as error:
-            raise UserError(f"--out: {final} was written by another run meanwhile; pass --overwrite to replace "
-                            "it or choose another --out.") from error
-        final_paths = {kind: str(final / path.name) for kind, path in paths.items()}
-        written.append({"name": item["name"], "seconds": seconds, **final_paths})
+    pending = _batches(items, batch_size)
+    with tqdm(total=len(items), unit="photo", disable=len(items) < 2) as progress:
+        while pending:
+            batch = pending.pop(0)
+            try:
+                output, seconds = _run_pipeline(pipeline, batch, cycles, seed)
+            except Exception as error:
+                if on_error is None:
+                    raise
+                if len(batch) > 1:
+                    pending[:0] = [[item] for item in batch]
+                    continue
+                on_error(batch[0]["name"], error)
+                progress.update(1)
+                continue
+            for index, item in enumerate(batch):
+                try:
+                    written.append(_export_item(pipeline, output, index, item, out_dir, cycles, seed, seconds,
+                                                overwrite))
+                except Exception as error:
+                    if on_error is None:
+                        raise
+                    on_error(item["name"], error)
+                progress.update(1)
     return written
 
 
-def cmd_reconstruct(args: argparse.Namespace) -> None:
+def _photo_specs(args: argparse.Namespace) -> list:
+    """The photos the command names: image files (paired in order with ``--human-mask``/``--object-mask``),
+    folders holding a manifest, and manifest files (:mod:`scorehoi_diffusers.manifest`)."""
+    from .manifest import PhotoSpec, manifest_in_folder, read_manifest
+
+    specs, images = [], []
+    for source in args.inputs:
+        path = Path(source)
+        if path.is_dir():
+            specs += read_manifest(manifest_in_folder(path))
+        elif path.suffix.lower() in (".json", ".csv"):
+            specs += read_manifest(path)
+        else:
+            images.append(source)
+    for option, masks in (("--human-mask", args.human_mask), ("--object-mask", args.object_mask)):
+        if len(masks or ()) != len(images):
+            raise UserError(f"{option}: {len(masks or ())} masks for {len(images)} photos on the command line; "
+                            "give one mask per photo, in the photos' order (folders and manifests list their own).")
+    if args.bbox is not None and len(images) != 1:
+        raise UserError("--bbox applies to one photo on the command line; give boxes per photo in a manifest.")
+    specs += [PhotoSpec(Path(image).stem, image, human, obj, bbox=args.bbox)
+              for image, human, obj in zip(images, args.human_mask or (), args.object_mask or (), strict=True)]
+    names = [spec.name for spec in specs]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UserError(f"several photos would be written to the same result folders {repeated}; rename them or "
+                        "give each a 'name' in the manifest.")
+    return specs
+
+
+def _photo_item(spec, args: argparse.Namespace) -> dict:
+    """A photo's pictures read and its camera made: the item :func:`_checked_items` checks."""
     from .camera import intrinsics_from_focal
 
-    # Every input and the output folder are checked before the pipeline loads: a typo costs no loading time.
-    out = _writable_folder(args.out)
-    name = Path(args.image).stem
-    _check_no_result(out, name, args.overwrite)
-    intrinsics = None
-    if args.focal is not None:
-        height, width = _read_image(args.image, "image").shape[:2]
-        intrinsics = intrinsics_from_focal(args.focal, height, width, name="--focal")
-    item = {
-        "name": name,
-        "image": _read_image(args.image, "image"),
-        "human_mask": _read_image(args.human_mask, "human_mask", mask=True),
-        "object_mask": _read_image(args.object_mask, "object_mask", mask=True),
-        "object": args.object,
-        "bbox": args.bbox,
-        "intrinsics": intrinsics,
-        "sources": {"image": args.image, "human_mask": args.human_mask, "object_mask": args.object_mask},
+    image = _read_image(spec.image, "image")
+    focal, focal_name = (spec.focal, f"{spec.name} focal") if spec.focal is not None else (args.focal, "--focal")
+    obj = spec.object if spec.object is not None else args.object
+    if obj is None:
+        raise UserError(f"--object: no object for {spec.name}; give --object or an 'object' in its manifest entry.")
+    return {
+        "name": spec.name,
+        "image": image,
+        "human_mask": _read_image(spec.human_mask, "human_mask", mask=True),
+        "object_mask": _read_image(spec.object_mask, "object_mask", mask=True),
+        "object": obj,
+        "bbox": spec.bbox,
+        "intrinsics": None if focal is None else intrinsics_from_focal(focal, *image.shape[:2], name=focal_name),
+        "sources": {"image": spec.image, "human_mask": spec.human_mask, "object_mask": spec.object_mask},
     }
-    items = _checked_items([item], args.object_root, args.mesh_unit)
-    pipeline = _load_pipeline(args.pipeline, args.body_model)
-    for entry in _reconstruct_files(pipeline, items, out, args.cycles, args.seed, args.overwrite):
-        _print_written(entry)
+
+
+def _report_failure(failures: list[str], name: str, error: Exception) -> None:
+    """One line on stderr for a photo that failed, while the others go on."""
+    from tqdm.auto import tqdm
+
+    failures.append(name)
+    lines = str(error).strip().splitlines()
+    tqdm.write(f"scorehoi reconstruct: {name}: {lines[0] if lines else type(error).__name__}", file=sys.stderr)
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> None:
+    # Every input and the output folder are checked before the pipeline loads: a typo costs no loading time. With
+    # several photos a bad one is reported in one line and skipped, and the command fails at the end.
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}.")
+    out = _writable_folder(args.out)
+    specs = _photo_specs(args)
+    several = len(specs) > 1
+    failures: list[str] = []
+    items = []
+    for spec in specs:
+        try:
+            _check_no_result(out, spec.name, args.overwrite)
+            items += _checked_items([_photo_item(spec, args)], args.object_root, args.mesh_unit)
+        except Exception as error:
+            if not several:
+                raise
+            _report_failure(failures, spec.name, error)
+    start = time.perf_counter()
+    if items:
+        pipeline = _load_pipeline(args.pipeline, args.body_model)
+        pipeline.set_progress_bar_config(disable=several)
+        on_error = functools.partial(_report_failure, failures) if several else None
+        for entry in _reconstruct_files(pipeline, items, out, args.cycles, args.seed, args.overwrite,
+                                        args.batch_size, on_error):
+            _print_written(entry)
+    if several:
+        done = len(specs) - len(failures)
+        print(f"Reconstructed {done} of {len(specs)} photos in {time.perf_counter() - start:.1f} s "
+              f"(pipeline loading included); outputs in {out.resolve()}")
+    if failures:
+        raise UserError(f"{len(failures)} of {len(specs)} photos failed: {', '.join(failures)} (see above).")
 
 
 def _print_written(entry: dict) -> None:
@@ -317,18 +438,25 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default=default, required=default is None, help=f"output folder ({what})")
         p.add_argument("--overwrite", action="store_true", help="replace existing results (default: refuse)")
 
-    p = sub.add_parser("reconstruct", help="reconstruct body and object from one picture")
-    p.add_argument("image", help="RGB picture")
-    p.add_argument("--human-mask", required=True, help="mask of the person (white inside)")
-    p.add_argument("--object-mask", required=True, help="mask of the object (white inside)")
-    p.add_argument("--object", required=True,
-                   help="shipped object name (box, ball, stool, table, chair, stick, bag), dataset name, or mesh path")
+    p = sub.add_parser("reconstruct", help="reconstruct body and object from photos, in one process")
+    p.add_argument("inputs", nargs="+", metavar="PHOTO",
+                   help="RGB photo(s); or a folder holding manifest.json or manifest.csv, or such a manifest file, "
+                        "listing per photo: image, human_mask, object_mask and optionally object, bbox, focal, name")
+    p.add_argument("--human-mask", nargs="+", default=None,
+                   help="mask of the person (white inside), one per photo on the command line, in order")
+    p.add_argument("--object-mask", nargs="+", default=None,
+                   help="mask of the object (white inside), one per photo on the command line, in order")
+    p.add_argument("--object", default=None,
+                   help="shipped object name (box, ball, stool, table, chair, stick, bag), dataset name, or mesh path "
+                        "(for the photos whose manifest entry names none)")
     p.add_argument("--object-root", default=None, help="folder of dataset object meshes (BEHAVE/InterCap)")
     p.add_argument("--mesh-unit", choices=("m", "cm", "mm"), default=None,
                    help="length unit of the --object mesh file (default m)")
     p.add_argument("--bbox", type=float, nargs=4, metavar=("X", "Y", "W", "H"), default=None,
                    help="box around person and object (default: around both masks)")
     p.add_argument("--focal", type=float, default=None, help="focal length in pixels (default 1.2 x longer side)")
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="photos of one object reconstructed together (default 8; 1: one at a time)")
     out_options(p, "outputs/reconstruct", "the results go to OUT/<image name>/")
     pipeline_options(p)
     p.set_defaults(func=cmd_reconstruct)

@@ -17,13 +17,40 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .body import BodyModel
+from .camera import resized_intrinsics
 from .objects import ObjectTemplate
 from .params import HOIParams
 from .pipelines.pipeline_scorehoi import ScoreHOIPipelineOutput
 from .rendering import BODY_COLOR, OBJECT_COLOR, MeshLayer, export_scene, multi_view_figure, overlay, save_png
 from .smplh_export import smplh_arrays
+
+# Longest side, in pixels, of a written overlay: ray casting needs about 90 bytes per pixel, so a 10000 x 8000
+# photo drawn at full size would take 7 GB; larger photos are downscaled (keeping their aspect) before drawing.
+OVERLAY_MAX_SIDE = 2048
+
+
+def bounded_overlay(image: np.ndarray, layers: list, intrinsics: np.ndarray) -> np.ndarray:
+    """:func:`~scorehoi_diffusers.rendering.overlay` drawn on the photo downscaled to at most
+    :data:`OVERLAY_MAX_SIDE` pixels on its longer side (smaller photos are drawn at their own size).
+
+    Args:
+        image: ``(H, W, 3)`` uint8 photo.
+        layers: meshes in the photo's camera space.
+        intrinsics: ``(3, 3)`` pinhole matrix of the photo.
+
+    Returns:
+        ``(h, w, 3)`` uint8, with ``max(h, w) <= OVERLAY_MAX_SIDE``.
+    """
+    height, width = image.shape[:2]
+    scale = OVERLAY_MAX_SIDE / max(height, width)
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        intrinsics = resized_intrinsics(np.asarray(intrinsics, dtype=np.float64), size[0] / width, size[1] / height)
+        image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+    return overlay(image, layers, intrinsics)
 
 
 def _layers(body_vertices, body_faces, object_vertices, object_faces) -> list:
@@ -150,7 +177,8 @@ def export_reconstruction(
         body, template: the body model and object template used (to mesh the initial estimate).
         out_dir: folder to write into (created).
         name: file name stem.
-        image: ``(H, W, 3)`` uint8 input picture, for the overlay.
+        image: ``(H, W, 3)`` uint8 input picture, for the overlay (drawn at most :data:`OVERLAY_MAX_SIDE`
+            pixels on its longer side).
         intrinsics: ``(3, 3)`` camera matrix of ``image``.
         extra: more fields for the JSON record (e.g. the input file names).
 
@@ -171,7 +199,7 @@ def export_reconstruction(
     before = _layers(initial_body[0].cpu().numpy(), body_faces, initial_object[0].cpu().numpy(), object_faces)
     paths: dict[str, Path] = {}
     if image is not None and intrinsics is not None:
-        paths["overlay"] = save_png(out / f"{name}_overlay.png", overlay(image, after, intrinsics))
+        paths["overlay"] = save_png(out / f"{name}_overlay.png", bounded_overlay(image, after, intrinsics))
     figure = multi_view_figure(
         [("before refinement", before), ("after refinement", after)], image=image, intrinsics=intrinsics
     )

@@ -27,7 +27,7 @@ import trimesh
 from diffusers.utils import logging
 from PIL import Image, ImageDraw, ImageFont
 
-from .camera import CAMERA_UP, look_at_camera
+from .camera import CAMERA_UP, look_at_camera, resized_intrinsics
 from .input_checks import check_image_size, check_intrinsics, check_unit_vector, to_numpy
 
 logger = logging.get_logger(__name__)
@@ -570,10 +570,7 @@ def multi_view_figure(
         K = check_intrinsics(intrinsics)
         tile_w = max(1, round(photo.shape[1] * size / photo.shape[0]))
         big_w, big_h = tile_w * supersample, size * supersample
-        sx, sy = big_w / photo.shape[1], big_h / photo.shape[0]
-        # Rescale K for the resized photo, keeping pixel centres on integers: u' + 0.5 = (u + 0.5) * s.
-        K_big = np.diag([sx, sy, 1.0]) @ K
-        K_big[0, 2], K_big[1, 2] = (K[0, 2] + 0.5) * sx - 0.5, (K[1, 2] + 0.5) * sy - 0.5
+        K_big = resized_intrinsics(K, big_w / photo.shape[1], big_h / photo.shape[0])
         big_photo = np.asarray(Image.fromarray(photo).resize((big_w, big_h), Image.Resampling.BILINEAR))
         for tiles, (_, layers) in zip(tiles_per_row, rows):
             tiles.append(_downsample(overlay(big_photo, layers, K_big), (tile_w, size)))

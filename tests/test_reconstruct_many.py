@@ -1,0 +1,122 @@
+"""``scorehoi reconstruct`` with several photos: manifests, batching by object, and failures that stay local."""
+import json
+
+import numpy as np
+import pytest
+
+import scorehoi_diffusers.cli as cli
+from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, main
+from scorehoi_diffusers.manifest import PhotoSpec, manifest_in_folder, read_manifest
+
+BALL = DEFAULT_EXAMPLES / "synthetic_ball"
+ASTRONAUT = DEFAULT_EXAMPLES / "astronaut"
+
+
+def entry(folder, name=None, **more) -> dict:
+    files = {"image": str(folder / ("image.jpg" if folder == ASTRONAUT else "image.png")),
+             "human_mask": str(folder / "human_mask.png"), "object_mask": str(folder / "object_mask.png")}
+    return {**files, **({"name": name} if name else {}), **more}
+
+
+def test_json_and_csv_manifests_read_alike(tmp_path):
+    (tmp_path / "manifest.json").write_text(json.dumps({"photos": [
+        {"image": "a.png", "human_mask": "h.png", "object_mask": "o.png", "object": "box", "bbox": [1, 2, 30, 40],
+         "focal": 500}]}))
+    (tmp_path / "photos.csv").write_text("image,human_mask,object_mask,object,bbox,focal\n"
+                                         "a.png,h.png,o.png,box,1 2 30 40,500\n")
+    expected = PhotoSpec("a", str(tmp_path / "a.png"), str(tmp_path / "h.png"), str(tmp_path / "o.png"), "box",
+                         (1.0, 2.0, 30.0, 40.0), 500.0)
+    assert read_manifest(manifest_in_folder(tmp_path)) == [expected]
+    assert read_manifest(tmp_path / "photos.csv") == [expected]
+    (tmp_path / "photos.csv").write_text("image,human_mask,object_mask,focal\na.png,h.png,o.png,\n")
+    assert read_manifest(tmp_path / "photos.csv")[0].focal is None  # an empty cell is no value
+
+
+@pytest.mark.parametrize("content, message", [
+    ('[{"image": "a.png", "human_mask": "h.png"}]', "entry 0 lacks ['object_mask']"),
+    ('[{"image": "a.png", "human_mask": "h.png", "object_mask": "o.png", "colour": 1}]', "unknown keys ['colour']"),
+    ('[{"image": "a.png", "human_mask": "h.png", "object_mask": "o.png", "bbox": [1, 2]}]', "bbox must be four"),
+    ('[{"image": "a.png", "human_mask": "h.png", "object_mask": "o.png", "focal": "far"}]', "focal must be a number"),
+    ("[]", "lists no photos"),
+    ("{not json", "is not a readable manifest"),
+])
+def test_bad_manifest_is_one_clear_error(tmp_path, content, message):
+    path = tmp_path / "manifest.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match="manifest|entry") as error:
+        read_manifest(path)
+    assert message in str(error.value) and str(path) in str(error.value)
+
+
+def test_folder_without_manifest_is_a_one_line_error(tmp_path, capsys):
+    assert main(["reconstruct", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert "holds neither of manifest.json and manifest.csv" in capsys.readouterr().err
+
+
+def test_masks_must_pair_with_photos(tmp_path, capsys):
+    args = ["reconstruct", str(BALL / "image.png"), str(ASTRONAUT / "image.jpg"), "--human-mask",
+            str(BALL / "human_mask.png"), "--object-mask", str(BALL / "object_mask.png"), "--object", "ball"]
+    assert main([*args, "--out", str(tmp_path)]) == 2
+    assert "--human-mask: 1 masks for 2 photos" in capsys.readouterr().err
+
+
+def spy_on_batches(monkeypatch, fail_for: str | None = None) -> list[list[str]]:
+    """Record the names in each pipeline call; optionally make calls that include ``fail_for`` fail."""
+    calls, real = [], cli._run_pipeline
+
+    def run(pipeline, batch, *args):
+        calls.append([item["name"] for item in batch])
+        if fail_for in calls[-1]:
+            raise RuntimeError(f"simulated failure\nsecond line for {fail_for}")
+        return real(pipeline, batch, *args)
+
+    monkeypatch.setattr(cli, "_run_pipeline", run)
+    return calls
+
+
+def test_folder_batches_one_object_and_a_bad_photo_fails_alone(tmp_path, capsys, monkeypatch):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    broken = {**entry(BALL, "broken"), "human_mask": str(tmp_path / "missing.png")}
+    (photos / "manifest.json").write_text(json.dumps(
+        [entry(BALL, "ball_a", object="ball"), entry(ASTRONAUT, object="ball"), broken]))
+    calls = spy_on_batches(monkeypatch)
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(photos), "--object", "ball", "--cycles", "1", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("scorehoi reconstruct:")]
+    assert len(errors) == 2 and "broken: " in errors[0] and "no file at" in errors[0], captured.err
+    assert "1 of 3 photos failed: broken" in errors[1]
+    assert "Traceback" not in captured.err
+    assert calls == [["ball_a", "image"]]  # one object, one pipeline call for both photos of different sizes
+    assert sorted(p.name for p in out.iterdir()) == ["ball_a", "image"]
+
+    # A photo's result does not depend on the batch it was reconstructed in.
+    single = tmp_path / "single"
+    assert main(["reconstruct", str(BALL / "image.png"), "--human-mask", str(BALL / "human_mask.png"),
+                 "--object-mask", str(BALL / "object_mask.png"), "--object", "ball", "--cycles", "1",
+                 "--out", str(single)]) == 0
+    batched = json.loads((out / "ball_a" / "ball_a.json").read_text())
+    alone = json.loads((single / "image" / "image.json").read_text())
+    for name in ("betas", "body_pose", "object_rotation", "object_translation", "camera_translation"):
+        np.testing.assert_allclose(batched["params"][name], alone["params"][name], atol=1e-5)
+
+
+def test_a_failing_batch_is_retried_photo_by_photo(tmp_path, capsys, monkeypatch):
+    names = ("first", "second", "third")
+    (tmp_path / "manifest.json").write_text(json.dumps([entry(BALL, name) for name in names]))
+    calls = spy_on_batches(monkeypatch, fail_for="second")
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(tmp_path / "manifest.json"), "--object", "ball", "--cycles", "0",
+                 "--out", str(out)]) == 2
+    assert calls == [list(names), ["first"], ["second"], ["third"]]
+    assert sorted(p.name for p in out.iterdir()) == ["first", "third"]
+    err = capsys.readouterr().err
+    assert "scorehoi reconstruct: second: simulated failure\n" in err and "second line" not in err
+    # Rerun without --overwrite: the finished photos are refused one by one, the missing one is done.
+    monkeypatch.undo()
+    calls = spy_on_batches(monkeypatch)
+    assert main(["reconstruct", str(tmp_path / "manifest.json"), "--object", "ball", "--cycles", "0",
+                 "--batch-size", "1", "--out", str(out)]) == 2
+    assert "2 of 3 photos failed: first, third" in capsys.readouterr().err
+    assert calls == [["second"]] and sorted(p.name for p in out.iterdir()) == ["first", "second", "third"]
