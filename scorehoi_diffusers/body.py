@@ -262,6 +262,17 @@ class BodyModel(StrictConfigMixin, ModelMixin, ConfigMixin):
         self._build_subset_tensors()
         return result
 
+    def to(self, *args, **kwargs) -> BodyModel:
+        """``torch.nn.Module.to``, except that a dtype below float32 becomes float32.
+
+        The body's buffers are a template mesh, not weights: ``pipe.to(torch.float16)`` halves the networks but
+        keeps the body precise (half-precision template vertices are off by millimetres).
+        """
+        device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
+        if dtype is not None:
+            dtype = geometry_dtype(dtype)
+        return super().to(device=device, dtype=dtype, non_blocking=non_blocking)
+
     @property
     def faces(self) -> torch.Tensor:
         """``(F, 3)`` triangle indices."""
