@@ -26,7 +26,7 @@ from ..contacts import Contacts, ProximityContactEstimator, ReconstructionState
 from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, guidance_loss, mask_distance_transform
 from ..image_processor import HOIImageBatch, HOIImageProcessor, ImageInput
 from ..models.contact_estimator import BoundContactEstimator, ScoreHOIContactEstimator
-from ..models.denoiser import ScoreHOIDenoiser
+from ..models.denoiser import ConditionCache, ScoreHOIDenoiser
 from ..models.regressor import ScoreHOIRegressor
 from ..objects import PRIMITIVE_NAMES, ObjectTemplate, load_object
 from ..params import HOIParamCodec, HOIParams
@@ -69,6 +69,10 @@ class ScoreHOIPipeline(DiffusionPipeline):
         crop_size (`int`, defaults to 256): side of the square crop the regressor was trained on.
         guidance (`dict`, *optional*): the default `GuidanceConfig` fields of this pipeline (chosen for its
             weights on validation data); the paper release's preset when omitted.
+
+    Precision: the networks run in their dtype (``from_pretrained(..., dtype=torch.float16)``); latents, geometry,
+    guidance and outputs run in that dtype promoted to at least float32 (``precision.geometry_dtype``), so float16
+    and bfloat16 give float32 meshes and float64 runs in float64 throughout.
     """
 
     model_cpu_offload_seq = "regressor->contact_estimator->denoiser"
@@ -220,7 +224,9 @@ class ScoreHOIPipeline(DiffusionPipeline):
         sdf = template.signed_distance_posed(body_points, params.object_rotation, params.object_translation)
         return params, body_points, object_points, sdf
 
-    def _predict_noise(self, latents: torch.Tensor, timestep: int, condition, model_dtype) -> torch.Tensor:
+    def _predict_noise(
+        self, latents: torch.Tensor, timestep: int, condition: ConditionCache, model_dtype: torch.dtype
+    ) -> torch.Tensor:
         """The denoiser's ε ``(B, 331)`` in the latents' dtype; the timestep goes in as a tensor so that a
         ``torch.compile``-d denoiser compiles once per shape instead of once per timestep value."""
         timestep = torch.tensor(timestep, device=latents.device)
