@@ -167,8 +167,8 @@ class BodyModel(StrictConfigMixin, ModelMixin, ConfigMixin):
             431/6890 proportion.
         downsample_seed: seed of the farthest-point sampling that picks the subset.
 
-    The body is built in the default dtype promoted to at least float32 (``from_pretrained(torch_dtype=...)`` sets
-    the default while it builds components): a half-precision pipeline keeps a float32 body, a float64 one gets a
+    The body is built in the default dtype promoted to at least float32 (``from_pretrained(dtype=...)`` sets the
+    default while it builds components): a half-precision pipeline keeps a float32 body, a float64 one gets a
     float64 body. Both forwards compute in the body's dtype and return the dtype of the ``params`` they are given.
     """
 
@@ -269,9 +269,9 @@ class BodyModel(StrictConfigMixin, ModelMixin, ConfigMixin):
         keeps the body precise (half-precision template vertices are off by millimetres).
         """
         device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
-        if dtype is not None:
-            dtype = geometry_dtype(dtype)
-        return super().to(device=device, dtype=dtype, non_blocking=non_blocking)
+        if dtype is None:  # (diffusers warns whenever a `dtype` argument is passed, even None)
+            return super().to(device=device, non_blocking=non_blocking)
+        return super().to(device=device, dtype=geometry_dtype(dtype), non_blocking=non_blocking)
 
     @property
     def faces(self) -> torch.Tensor:
