@@ -28,6 +28,7 @@ from diffusers.utils import BaseOutput
 from .kinematics import forward_kinematics, kinematic_levels, skin_points
 from .params import NUM_BETAS, HOIParams, axis_angle_to_matrix, matrix_to_axis_angle
 from .point_sampling import farthest_point_indices
+from .precision import geometry_dtype
 from .safetensors_only import SafetensorsOnlyMixin
 from .skeleton import BODY_JOINTS, LEFT_HAND_JOINTS, NUM_HAND_JOINTS, NUM_JOINTS, RIGHT_HAND_JOINTS
 from .strict_config import StrictConfigMixin
@@ -166,6 +167,10 @@ class BodyModel(SafetensorsOnlyMixin, StrictConfigMixin, ModelMixin, ConfigMixin
         num_downsampled_vertices: size of the vertex subset used by the guidance; default keeps the paper's
             431/6890 proportion.
         downsample_seed: seed of the farthest-point sampling that picks the subset.
+
+    The body is built in the default dtype promoted to at least float32 (``from_pretrained(dtype=...)`` sets the
+    default while it builds components): a half-precision pipeline keeps a float32 body, a float64 one gets a
+    float64 body. Both forwards compute in the body's dtype and return the dtype of the ``params`` they are given.
     """
 
     config_name = "config.json"
@@ -215,6 +220,7 @@ class BodyModel(SafetensorsOnlyMixin, StrictConfigMixin, ModelMixin, ConfigMixin
                 create_right_hand_pose=False,
                 create_betas=False,
                 create_transl=False,
+                dtype=geometry_dtype(torch.get_default_dtype()),
             )
         # The body itself is data from `model_path`, not weights: keep it out of saved checkpoints.
         for module in self.smplh.modules():
@@ -257,6 +263,17 @@ class BodyModel(SafetensorsOnlyMixin, StrictConfigMixin, ModelMixin, ConfigMixin
         self._build_subset_tensors()
         return result
 
+    def to(self, *args, **kwargs) -> BodyModel:
+        """``torch.nn.Module.to``, except that a dtype below float32 becomes float32.
+
+        The body's buffers are a template mesh, not weights: ``pipe.to(torch.float16)`` halves the networks but
+        keeps the body precise (half-precision template vertices are off by millimetres).
+        """
+        device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
+        if dtype is None:  # (diffusers warns whenever a `dtype` argument is passed, even None)
+            return super().to(device=device, non_blocking=non_blocking)
+        return super().to(device=device, dtype=geometry_dtype(dtype), non_blocking=non_blocking)
+
     @property
     def faces(self) -> torch.Tensor:
         """``(F, 3)`` triangle indices."""
@@ -279,6 +296,11 @@ class BodyModel(SafetensorsOnlyMixin, StrictConfigMixin, ModelMixin, ConfigMixin
             raise ValueError(f"`vertices` must have shape (B, {self.num_vertices}, 3), got {tuple(vertices.shape)}.")
         return vertices.index_select(1, self.downsample_index)
 
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype both forwards compute in: the body's own, at least float32."""
+        return geometry_dtype(self.sub_v_template.dtype)
+
     def _full_rotations(self, params: HOIParams) -> torch.Tensor:
         """``(B, 52, 3, 3)`` joint rotations as smplx builds them (the mean hand added in axis-angle)."""
         hands = torch.cat([params.left_hand_pose, params.right_hand_pose], dim=1)
@@ -298,6 +320,8 @@ class BodyModel(SafetensorsOnlyMixin, StrictConfigMixin, ModelMixin, ConfigMixin
         """
         if frame not in ("pelvis", "camera"):
             raise ValueError(f"`frame` must be 'pelvis' or 'camera', got {frame!r}.")
+        dtype = params.dtype
+        params = params.to(dtype=self.compute_dtype)
         pose = params.full_pose_axis_angle()
         batch = params.batch_size
         output = self.smplh(
@@ -313,21 +337,24 @@ class BodyModel(SafetensorsOnlyMixin, StrictConfigMixin, ModelMixin, ConfigMixin
         vertices = output.vertices - offset
         joints = output.joints - offset
         return BodyOutput(
-            vertices=vertices,
-            joints=joints[:, :NUM_JOINTS],
-            landmarks=joints[:, NUM_JOINTS:],
-            downsampled_vertices=vertices.index_select(1, self.downsample_index),
+            vertices=vertices.to(dtype),
+            joints=joints[:, :NUM_JOINTS].to(dtype),
+            landmarks=joints[:, NUM_JOINTS:].to(dtype),
+            downsampled_vertices=vertices.index_select(1, self.downsample_index).to(dtype),
         )
 
     def skin_subset(self, params: HOIParams) -> tuple[torch.Tensor, torch.Tensor]:
         """Skin only the downsampled vertices, pelvis at the origin (camera axes).
 
         Equal to ``forward(params).downsampled_vertices`` to float precision, without touching the other
-        vertices. Differentiable with respect to every field of ``params``.
+        vertices. Differentiable with respect to every field of ``params``. Computed in :attr:`compute_dtype`
+        (skinning in half precision is off by millimetres), returned in ``params.dtype``.
 
         Returns:
             ``(vertices (B, S, 3), joints (B, 52, 3))``.
         """
+        dtype = params.dtype
+        params = params.to(dtype=self.compute_dtype)
         batch = params.batch_size
         rotations = self._full_rotations(params)
         betas = params.betas
@@ -340,4 +367,4 @@ class BodyModel(SafetensorsOnlyMixin, StrictConfigMixin, ModelMixin, ConfigMixin
         world_rot_t, world_pos_t = forward_kinematics(rotations, rest_joints, self._parents, self._levels)
         vertices = skin_points(posed, self.sub_weights, world_rot_t, world_pos_t, rest_joints)
         pelvis = world_pos_t[:, :1]
-        return vertices - pelvis, world_pos_t - pelvis
+        return (vertices - pelvis).to(dtype), (world_pos_t - pelvis).to(dtype)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ from scipy.ndimage import distance_transform_edt
 
 from .camera import project_points
 from .input_checks import check_tensor, mask_inside
+from .precision import upcast
 
 
 @dataclass
@@ -429,6 +430,15 @@ class GuidanceInputs:
             batch = self.body_points.shape[0]
             check_tensor("camera_translation", self.camera_translation, (batch, 3), "(B, 3)")
 
+    def upcast(self) -> GuidanceInputs:
+        """These inputs with every floating tensor in at least float32 (itself when all already are)."""
+        changes = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != upcast(value).dtype:
+                changes[field.name] = upcast(value)
+        return replace(self, **changes) if changes else self
+
     def to_camera(self, points: torch.Tensor) -> torch.Tensor:
         """``(B, P, 3)`` points of the guidance frame to camera space."""
         if self.camera_translation is None:
@@ -460,7 +470,11 @@ def guidance_loss(
     Returns:
         ``(total, terms)``: ``total`` ``(B,)`` the weighted sum; ``terms`` maps each computed term's name
         (``contact``, ``penetration``, ``floor``, ``mask``, ``keypoints_2d``) to its unweighted ``(B,)`` value.
+        Computed in at least float32 (half-precision distances and their gradients lose millimetres) and
+        returned in the dtype of ``inputs.body_points``.
     """
+    dtype = inputs.body_points.dtype
+    inputs = inputs.upcast()
     terms: dict[str, torch.Tensor] = {}
     if config.contact > 0 and None not in (inputs.body_object_sdf, inputs.human_contact, inputs.object_contact):
         terms["contact"] = contact_term(
@@ -508,7 +522,7 @@ def guidance_loss(
     total = inputs.body_points.new_zeros(inputs.body_points.shape[0])
     for name, value in terms.items():
         total = total + getattr(config, name) * value
-    return total, terms
+    return total.to(dtype), {name: value.to(dtype) for name, value in terms.items()}
 
 
 def clip_gradient_norm(grad: torch.Tensor, max_norm: float | None) -> tuple[torch.Tensor, torch.Tensor]:

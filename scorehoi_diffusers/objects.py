@@ -42,6 +42,7 @@ import trimesh
 from diffusers.utils import logging
 
 from .point_sampling import farthest_point_indices
+from .precision import upcast
 from .signed_distance_grid import diameter, signed_distance_grid
 
 __all__ = [
@@ -343,11 +344,12 @@ class ObjectTemplate:
         continuous, positive, and growing with distance.
 
         Args:
-            points (`torch.Tensor` of shape `(..., 3)`, typically `(B, N, 3)`): on the template's device;
-                a different floating dtype is computed in that dtype.
+            points (`torch.Tensor` of shape `(..., 3)`, typically `(B, N, 3)`): on the template's device.
+                Computed in their dtype promoted to at least float32 (a half-precision lookup is off by
+                millimetres), whatever the template's dtype.
 
         Returns:
-            `torch.Tensor` of shape `(...)`.
+            `torch.Tensor` of shape `(...)`, in the dtype of `points`.
         """
         if not isinstance(points, torch.Tensor):
             raise TypeError(f"`points` must be a torch.Tensor, got {type(points).__name__}.")
@@ -360,6 +362,8 @@ class ObjectTemplate:
                 f"`points` is on {points.device} but the template is on {self.device}; "
                 "move one of them (e.g. `template.to(points.device)`)."
             )
+        dtype = points.dtype
+        points = upcast(points)
         grid = self.sdf_grid.to(points.dtype)
         low, high = self.sdf_bounds.to(points.dtype)
         clamped = torch.maximum(torch.minimum(points, high), low)
@@ -374,7 +378,7 @@ class ObjectTemplate:
         outside = (offset != 0).any(-1)
         safe_offset = torch.where(outside[..., None], offset, torch.ones_like(offset))
         box_distance = torch.linalg.vector_norm(safe_offset, dim=-1)
-        return inside_value + torch.where(outside, box_distance, torch.zeros_like(box_distance))
+        return (inside_value + torch.where(outside, box_distance, torch.zeros_like(box_distance))).to(dtype)
 
     def signed_distance_posed(
         self, points: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor
@@ -387,9 +391,10 @@ class ObjectTemplate:
             translation (`torch.Tensor` of shape `(B, 3)`): object translations.
 
         Returns:
-            `torch.Tensor` of shape `(B, N)`.
+            `torch.Tensor` of shape `(B, N)`, in the dtype of `points` (computed in at least float32).
         """
-        return self.signed_distance(self.unpose(points, rotation, translation))
+        unposed = self.unpose(upcast(points), upcast(rotation), upcast(translation))
+        return self.signed_distance(unposed).to(points.dtype)
 
 
 # ---------------------------------------------------------------------- loading

@@ -28,6 +28,7 @@ import roma
 import torch
 
 from .input_checks import check_last_dims, check_tensor
+from .precision import geometry_dtype, upcast
 from .skeleton import NUM_BODY_JOINTS, NUM_HAND_JOINTS
 
 NUM_BETAS = 10
@@ -202,7 +203,9 @@ class HOIParamCodec:
         betas_max: ``(10,)`` per-dimension maximum; betas are mapped linearly so that
             ``betas_min -> -1`` and ``betas_max -> 1``.
 
-    The statistics are plain lists so they live in a JSON config (the pipeline's), not in a pickle.
+    The statistics are plain lists so they live in a JSON config (the pipeline's), not in a pickle. Both
+    directions compute in at least float32 (Gram-Schmidt in half precision is far from orthonormal) and return
+    the dtype they are given.
     """
 
     def __init__(self, betas_min: Sequence[float], betas_max: Sequence[float]):
@@ -237,6 +240,8 @@ class HOIParamCodec:
         """:class:`HOIParams` with batch B to ``x0`` of shape ``(B, 331)``."""
         if not isinstance(params, HOIParams):
             raise TypeError(f"`params` must be HOIParams, got {type(params).__name__}.")
+        dtype = params.dtype
+        params = params.to(dtype=geometry_dtype(dtype))
         batch = params.batch_size
         x0 = torch.cat(
             [
@@ -250,7 +255,7 @@ class HOIParamCodec:
             ],
             dim=-1,
         )
-        return x0
+        return x0.to(dtype)
 
     def decode(self, x0: torch.Tensor, camera_translation: torch.Tensor | None = None) -> HOIParams:
         """``x0`` of shape ``(B, 331)`` to :class:`HOIParams`.
@@ -261,11 +266,13 @@ class HOIParamCodec:
                 since ``x0`` does not hold it.
         """
         check_tensor("x0", x0, (None, X0_DIM), f"(B, {X0_DIM})")
+        dtype = x0.dtype
+        x0 = upcast(x0)
         batch = x0.shape[0]
         if camera_translation is None:
             camera_translation = x0.new_zeros(batch, 3)
             camera_translation[:, 2] = 3.0
-        return HOIParams(
+        params = HOIParams(
             global_orient=rotation_6d_to_matrix(x0[:, ROOT_SLICE]),
             body_pose=rotation_6d_to_matrix(x0[:, BODY_POSE_SLICE].reshape(batch, NUM_BODY_JOINTS, 6)),
             left_hand_pose=rotation_6d_to_matrix(x0[:, LEFT_HAND_SLICE].reshape(batch, NUM_HAND_JOINTS, 6)),
@@ -275,3 +282,4 @@ class HOIParamCodec:
             object_translation=x0[:, OBJECT_TRANSLATION_SLICE],
             camera_translation=camera_translation,
         )
+        return params.to(dtype=dtype)

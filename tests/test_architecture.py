@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "scorehoi_diffusers"
 # Bottom up, as in docs/architecture.md.
 LAYERS = (
     ("skeleton", "params", "contacts", "camera", "input_checks", "strict_config", "safetensors_only",
-     "manifest"),
+     "manifest", "precision"),
     ("kinematics", "point_sampling", "signed_distance_grid", "guidance"),
     ("body", "objects", "standin_body"),
     ("image_processor", "data.crop", "rendering"),

@@ -12,27 +12,28 @@ import math
 import numbers
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from diffusers import DiffusionPipeline
-from diffusers.utils import BaseOutput, logging
+from diffusers.utils import logging
 
 from ..body import BodyModel
 from ..contacts import Contacts, ProximityContactEstimator, ReconstructionState
 from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, guidance_loss, mask_distance_transform
 from ..image_processor import HOIImageBatch, HOIImageProcessor, ImageInput
 from ..models.contact_estimator import BoundContactEstimator, ScoreHOIContactEstimator
-from ..models.denoiser import ScoreHOIDenoiser
+from ..models.denoiser import ConditionCache, ScoreHOIDenoiser
 from ..models.regressor import ScoreHOIRegressor
 from ..objects import PRIMITIVE_NAMES, ObjectTemplate, load_object
 from ..params import HOIParamCodec, HOIParams
+from ..precision import geometry_dtype, upcast
 from ..safetensors_only import check_safetensors_only, safetensors_kwargs
 from ..schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
 from .hub import PUSH_KWARGS, push_pipeline_to_hub, upload_pipeline_folder, write_hub_files
+from .pipeline_output import ScoreHOIPipelineOutput, output_to_meshes, output_to_numpy
 
 logger = logging.get_logger(__name__)
 
@@ -46,42 +47,6 @@ NO_REGRESSOR_MESSAGE = (
     "This pipeline has no regressor, so it cannot start from pictures; pass `initial_params` (an estimate from any "
     "regressor) or load a pipeline folder that includes `regressor/`."
 )
-
-
-@dataclass
-class ScoreHOIPipelineOutput(BaseOutput):
-    """Output of :class:`ScoreHOIPipeline`.
-
-    Attributes:
-        params: the refined :class:`HOIParams` (``output_type="pt"`` or ``"mesh"``) or a dict of numpy
-            arrays (``"np"``).
-        initial_params: the estimate refinement started from, in the same form.
-        body_vertices: ``(B, V, 3)`` body meshes in camera space.
-        body_faces: ``(F, 3)`` body triangles.
-        object_vertices: ``(B, Vo, 3)`` posed object meshes in camera space.
-        object_faces: ``(Fo, 3)`` object triangles.
-        intrinsics: ``(B, 3, 3)`` camera matrices of the input pictures (the meshes' camera), or ``None`` when
-            refinement started from ``initial_params`` without ``intrinsics``.
-        contacts: the contacts after the last cycle (:class:`Contacts`, or a dict of arrays for ``"np"``).
-        contact_history: the contacts each cycle's guidance used, one entry per cycle.
-        guidance_loss_history: ``(num_cycles, B)`` guidance loss of each cycle's result.
-        guidance_term_history: per term name, ``(num_cycles, B)`` unweighted values.
-        meshes: with ``output_type="mesh"``, one ``{"body": trimesh.Trimesh, "object": trimesh.Trimesh}``
-            per sample; otherwise ``None``.
-    """
-
-    params: Any
-    initial_params: Any
-    body_vertices: Any
-    body_faces: Any
-    object_vertices: Any
-    object_faces: Any
-    intrinsics: Any
-    contacts: Any
-    contact_history: list[Any]
-    guidance_loss_history: Any
-    guidance_term_history: dict[str, Any]
-    meshes: list[dict[str, Any]] | None = None
 
 
 class ScoreHOIPipeline(DiffusionPipeline):
@@ -99,6 +64,10 @@ class ScoreHOIPipeline(DiffusionPipeline):
         crop_size (`int`, defaults to 256): side of the square crop the regressor was trained on.
         guidance (`dict`, *optional*): the default `GuidanceConfig` fields of this pipeline (chosen for its
             weights on validation data); the paper release's preset when omitted.
+
+    Precision: the networks run in their dtype (``from_pretrained(..., dtype=torch.float16)``); latents, geometry,
+    guidance and outputs run in that dtype promoted to at least float32 (``precision.geometry_dtype``), so float16
+    and bfloat16 give float32 meshes and float64 runs in float64 throughout.
     """
 
     model_cpu_offload_seq = "regressor->contact_estimator->denoiser"
@@ -162,7 +131,8 @@ class ScoreHOIPipeline(DiffusionPipeline):
         bound = None
         if self._contact_estimator_fits_body():
             bound = self.contact_estimator.bind(output.feature_map, crop_intrinsics, pictures.image_size)
-        return self.codec.decode(output.x0, output.camera_translation), output.image_tokens, bound
+        initial_params = self.codec.decode(upcast(output.x0), upcast(output.camera_translation))
+        return initial_params, output.image_tokens, bound
 
     def _contact_estimator_fits_body(self) -> bool:
         """Whether the registered contact estimator was built for this body model's downsampled vertices.
@@ -253,6 +223,14 @@ class ScoreHOIPipeline(DiffusionPipeline):
         object_points = template.pose(template.keypoints, params.object_rotation, params.object_translation)
         sdf = template.signed_distance_posed(body_points, params.object_rotation, params.object_translation)
         return params, body_points, object_points, sdf
+
+    def _predict_noise(
+        self, latents: torch.Tensor, timestep: int, condition: ConditionCache, model_dtype: torch.dtype
+    ) -> torch.Tensor:
+        """The denoiser's ε ``(B, 331)`` in the latents' dtype; the timestep goes in as a tensor so that a
+        ``torch.compile``-d denoiser compiles once per shape instead of once per timestep value."""
+        timestep = torch.tensor(timestep, device=latents.device)
+        return self.denoiser(latents.to(model_dtype), timestep, condition=condition).sample.to(latents.dtype)
 
     def _guidance_inputs(
         self, body_points, object_points, sdf, contacts: Contacts, camera_translation, image_evidence
@@ -498,7 +476,9 @@ class ScoreHOIPipeline(DiffusionPipeline):
             guidance_config = GuidanceConfig.from_dict(guidance_config)
         config = guidance_config if guidance_config is not None else self.default_guidance_config()
         scale = config.scale if guidance_scale is None else float(guidance_scale)
-        device, dtype = self._execution_device, self.denoiser.dtype
+        # The denoiser runs in its own dtype; latents, geometry and guidance in at least float32.
+        device, model_dtype = self._execution_device, self.denoiser.dtype
+        dtype = geometry_dtype(model_dtype)
         template = load_object(object, object_root=object_root).to(device=device, dtype=dtype)
 
         # 2. Initial estimate, image tokens and contact estimator (from the pictures unless given)
@@ -559,11 +539,11 @@ class ScoreHOIPipeline(DiffusionPipeline):
                 contact_history.append(contacts)
                 latents = x0
                 for t, t_next in zip(grid[:-1], grid[1:]):
-                    noise = self.denoiser(latents, t, condition=condition).sample
+                    noise = self._predict_noise(latents, t, condition, model_dtype)
                     latents = self.scheduler.invert_step(noise, t, latents, next_timestep=t_next).next_sample
                     progress.update()
                 for t in reversed(grid[1:]):
-                    noise = self.denoiser(latents, t, condition=condition).sample
+                    noise = self._predict_noise(latents, t, condition, model_dtype)
                     gradient = None
                     if scale > 0:
                         gradient = self.guidance_gradient(
@@ -619,9 +599,9 @@ class ScoreHOIPipeline(DiffusionPipeline):
             guidance_term_history=terms_tensor,
         )
         if output_type == "mesh":
-            output.meshes = _to_meshes(output)
+            output.meshes = output_to_meshes(output)
         if output_type == "np":
-            output = _to_numpy(output)
+            output = output_to_numpy(output)
         self.maybe_free_model_hooks()
         if not return_dict:
             return output.to_tuple()
@@ -654,42 +634,3 @@ def _callback_latents(returned: Any, latents: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"`callback_on_step_end` returned `latents` {shape}; return a tensor of shape "
                          f"{tuple(latents.shape)}.")
     return returned.to(device=latents.device, dtype=latents.dtype)
-
-
-def _params_numpy(params: HOIParams) -> dict[str, np.ndarray]:
-    return {field.name: getattr(params, field.name).cpu().numpy() for field in fields(params)}
-
-
-def _contacts_numpy(contacts: Contacts) -> dict[str, np.ndarray]:
-    return {"human": contacts.human.cpu().numpy(), "object": contacts.object.cpu().numpy(),
-            "floor": contacts.floor.cpu().numpy()}
-
-
-def _to_numpy(output: ScoreHOIPipelineOutput) -> ScoreHOIPipelineOutput:
-    return ScoreHOIPipelineOutput(
-        params=_params_numpy(output.params),
-        initial_params=_params_numpy(output.initial_params),
-        body_vertices=output.body_vertices.cpu().numpy(),
-        body_faces=output.body_faces.cpu().numpy(),
-        object_vertices=output.object_vertices.cpu().numpy(),
-        object_faces=output.object_faces.cpu().numpy(),
-        intrinsics=output.intrinsics.cpu().numpy() if output.intrinsics is not None else None,
-        contacts=_contacts_numpy(output.contacts),
-        contact_history=[_contacts_numpy(c) for c in output.contact_history],
-        guidance_loss_history=output.guidance_loss_history.cpu().numpy(),
-        guidance_term_history={k: v.cpu().numpy() for k, v in output.guidance_term_history.items()},
-    )
-
-
-def _to_meshes(output: ScoreHOIPipelineOutput) -> list[dict[str, Any]]:
-    import trimesh
-
-    body_faces = output.body_faces.cpu().numpy()
-    object_faces = output.object_faces.cpu().numpy()
-    return [
-        {
-            "body": trimesh.Trimesh(body.cpu().numpy(), body_faces, process=False),
-            "object": trimesh.Trimesh(obj.cpu().numpy(), object_faces, process=False),
-        }
-        for body, obj in zip(output.body_vertices, output.object_vertices)
-    ]
