@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic_files import permissions
 from .body import BodyModel
 from .objects import ObjectTemplate
 from .params import HOIParams
@@ -47,19 +48,12 @@ def params_record(params: HOIParams, index: int) -> dict[str, list]:
     return {f.name: getattr(params, f.name)[index].detach().cpu().tolist() for f in fields(params)}
 
 
-def _permissions(mode: int) -> int:
-    """``mode`` less the process's umask: what ``open`` or ``mkdir`` would have given."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return mode & ~umask
-
-
 def write_json(path: os.PathLike, record, indent: int = 1) -> Path:
     """Write ``record`` as JSON atomically: a reader sees the old file or the whole new one, never a part."""
     path = Path(path)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.chmod(temp, _permissions(0o666))
+        os.chmod(temp, permissions(0o666))
         with os.fdopen(handle, "w") as stream:
             json.dump(record, stream, indent=indent)
             stream.write("\n")
@@ -93,7 +87,7 @@ def result_folder(out_dir: os.PathLike, name: str, overwrite: bool = False) -> I
     if final.exists() and not overwrite:
         raise FileExistsError(f"{str(final)!r} already exists; pass overwrite=True to replace it.")
     temp = Path(tempfile.mkdtemp(dir=out, prefix=f".{name}.", suffix=".tmp"))
-    os.chmod(temp, _permissions(0o777))  # mkdtemp makes it private; the result should be as readable as mkdir's
+    os.chmod(temp, permissions(0o777))  # mkdtemp makes it private; the result should be as readable as mkdir's
     try:
         yield temp
         if overwrite and final.exists():
