@@ -427,7 +427,8 @@ def load_object(
             for a mesh file in millimetres).
 
     Templates are cached per (file, modification time, options) in a small LRU, so repeated calls
-    return the same object: treat its tensors as read-only (use `.to()` for a private copy).
+    return the same object: treat its tensors as read-only (use `.to()` for a private copy). Their
+    signed-distance grids are also cached on disk across runs (`sdf_cache` in :meth:`ObjectTemplate.from_trimesh`).
     """
     if isinstance(spec, ObjectTemplate):
         if options:
