@@ -8,12 +8,18 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 from scipy import ndimage
-from scipy.spatial import ConvexHull
+from scipy.spatial import ConvexHull, cKDTree
 from scipy.spatial.distance import cdist
 
 # Above this many (hull) vertices the diameter comes from extreme points along fixed directions instead of
 # all pairs: within 0.25 % of the exact value, in linear time.
 _EXACT_DIAMETER_VERTICES = 4096
+
+# Up to this many faces (every shipped object) the grid's distances are exact. trimesh's closest-point query
+# bounds each node's candidate triangles by its nearest vertex, so nodes deep inside a large dense mesh (a scan)
+# would test nearly every face: such meshes use the narrow-band propagation instead, exact near the surface and
+# within a few mm elsewhere.
+EXACT_GRID_MAX_FACES = 2_000
 
 # Fixed, well-spread ray directions for the ray-parity vote on meshes that are not watertight. An odd
 # count avoids ties; directions are off the coordinate axes so rays rarely graze axis-aligned edges.
@@ -67,7 +73,8 @@ def signed_distance_grid(mesh: trimesh.Trimesh, resolution: int, padding: float)
     """Exact signed distance to `mesh` at the nodes of a regular grid around it (negative inside).
 
     The unsigned distance is the exact point-to-triangle distance (trimesh's closest-point query on its triangle
-    tree). The sign comes from a flood fill of the grid away from the surface (each connected region has one sign)
+    tree) for meshes of up to :data:`EXACT_GRID_MAX_FACES` faces; larger ones use :func:`_propagated_distance`.
+    The sign comes from a flood fill of the grid away from the surface (each connected region has one sign)
     plus embree ray tests for the nodes near the surface and the enclosed regions; meshes with holes use a
     ray-parity vote instead.
 
@@ -87,15 +94,85 @@ def signed_distance_grid(mesh: trimesh.Trimesh, resolution: int, padding: float)
     shape = (resolution,) * 3
     axes = [np.linspace(low[d], high[d], resolution) for d in range(3)]
     nodes = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    distance = np.concatenate(
-        [trimesh.proximity.closest_point(mesh, chunk)[1] for chunk in np.array_split(nodes, -(-len(nodes) // 32768))]
-    )
+    if len(mesh.faces) <= EXACT_GRID_MAX_FACES:
+        # A node may test every face: chunks of at most ~4M node-face pairs keep memory to a few hundred MB.
+        chunks = np.array_split(nodes, -(-len(nodes) * len(mesh.faces) // 4_000_000))
+        distance = np.concatenate([trimesh.proximity.closest_point(mesh, chunk)[1] for chunk in chunks])
+    else:
+        distance = _propagated_distance(mesh, nodes, spacing, shape, np.random.default_rng(0))
     # A grid edge is at most `cell` long, so if the surface crossed it one end would be within cell / 2 of it:
     # nodes farther than `cell` are joined only by edges that stay on one side.
     band = distance < float(spacing.max())
     inside = _inside(mesh, nodes, band, shape) if mesh.is_watertight else _inside_by_vote(mesh, nodes)
     grid = np.where(inside, -distance, distance).reshape(shape)
     return grid, np.stack([low, high])
+
+
+def _propagated_distance(
+    mesh: trimesh.Trimesh, nodes: np.ndarray, spacing: np.ndarray, shape: tuple, rng: np.random.Generator
+) -> np.ndarray:
+    """Unsigned distance `(R^3,)` for large meshes: exact on a narrow band, propagated elsewhere (within mm).
+
+    Exact point-to-triangle distances on a narrow band around the surface (candidate triangles from dense surface
+    samples), carried to the rest of the grid by a Euclidean distance transform and a few closest-point
+    propagation sweeps, then made exact against the propagated triangle.
+    """
+    cell = float(spacing.max())
+    # Dense samples (about 6 per cell face, plus every face centroid so small faces are candidates too).
+    count = int(np.clip(6 * mesh.area / cell**2, 20_000, 400_000))
+    samples, sample_face = trimesh.sample.sample_surface(mesh, count, seed=rng)
+    samples = np.concatenate([samples, mesh.triangles_center])
+    sample_face = np.concatenate([sample_face, np.arange(len(mesh.faces))])
+
+    # Narrow band: nodes within 1.5 cells of a sample. Two neighbouring nodes outside the band are both
+    # more than half an edge from the surface, so the edge between them cannot cross it.
+    neighbours = 4
+    sample_distance, nearest = cKDTree(samples).query(nodes, k=neighbours, distance_upper_bound=1.5 * cell)
+    band = np.isfinite(sample_distance[:, 0])
+    band_nearest = nearest[band]
+    band_nearest = np.where(band_nearest == len(samples), band_nearest[:, :1], band_nearest)
+    candidate_face = sample_face[band_nearest]  # (M, neighbours)
+    band_nodes = nodes[band]
+    candidate_point = trimesh.triangles.closest_point(
+        mesh.triangles[candidate_face.reshape(-1)], np.repeat(band_nodes, neighbours, axis=0)
+    ).reshape(-1, neighbours, 3)
+    best = np.linalg.norm(candidate_point - band_nodes[:, None], axis=-1).argmin(axis=1)
+    rows = np.arange(len(band_nodes))
+
+    # Every node takes the closest point (and its triangle) of its nearest band node ...
+    source = ndimage.distance_transform_edt(
+        ~band.reshape(shape), sampling=spacing, return_distances=False, return_indices=True
+    )
+    source = np.ravel_multi_index(source.reshape(3, -1), shape)
+    closest = np.zeros_like(nodes)
+    face = np.zeros(len(nodes), dtype=np.int64)
+    closest[band] = candidate_point[rows, best]
+    face[band] = candidate_face[rows, best]
+    closest, face = closest[source].reshape(*shape, 3), face[source].reshape(shape)
+    # ... then neighbours' closest points are tried, which fixes nodes whose nearest band node belongs
+    # to another part of the surface (near the medial axis).
+    grid_nodes = nodes.reshape(*shape, 3)
+    distance = np.linalg.norm(grid_nodes - closest, axis=-1)
+    for _ in range(2):
+        previous_closest, previous_face = closest.copy(), face.copy()
+        for axis in range(3):
+            for step in (1, -1):
+                dst = [slice(None)] * 3
+                src = [slice(None)] * 3
+                dst[axis], src[axis] = (slice(1, None), slice(0, -1)) if step == 1 else (slice(0, -1), slice(1, None))
+                dst, src = tuple(dst), tuple(src)
+                trial = np.linalg.norm(grid_nodes[dst] - previous_closest[src], axis=-1)
+                better = trial < distance[dst]
+                np.copyto(distance[dst], trial, where=better)
+                np.copyto(closest[dst], previous_closest[src], where=better[..., None])
+                np.copyto(face[dst], previous_face[src], where=better)
+    # Band nodes already hold their exact closest point; the others now get it on their final triangle.
+    distance, face = distance.reshape(-1), face.reshape(-1)
+    far = ~band
+    exact = trimesh.triangles.closest_point(mesh.triangles[face[far]], nodes[far])
+    distance[far] = np.minimum(distance[far], np.linalg.norm(nodes[far] - exact, axis=1))
+
+    return distance
 
 
 def _inside(mesh: trimesh.Trimesh, nodes: np.ndarray, band: np.ndarray, shape: tuple) -> np.ndarray:
