@@ -3,7 +3,9 @@
 Every subcommand has ``--help``; errors a user can fix (a missing file, an empty mask, an unknown object, an
 unusable ``--out``) are printed as one line that says what to do, with exit status 2, instead of a traceback, and
 are found before the pipeline loads. Each picture's results go to their own folder ``OUT/<name>/``, written as a
-unit; an existing result is replaced only with ``--overwrite``.
+unit; an existing result is replaced only with ``--overwrite``. Every subcommand also takes ``--device`` (default:
+``cuda`` when available, else ``cpu``), ``--quiet`` (errors only, no progress bars) and ``--verbose`` (the
+library's informational messages too), which set diffusers' logging verbosity.
 """
 from __future__ import annotations
 
@@ -47,7 +49,9 @@ def _check_guidance_fields(index_file: Path) -> None:
             )
 
 
-def _load_pipeline(path: str | None, body_model: str | None, need_regressor: bool = True):
+def _load_pipeline(path: str | None, body_model: str | None, need_regressor: bool = True, device: str = "cpu"):
+    from diffusers.utils import logging
+
     from .body import BodyModel
     from .pipelines.pipeline_scorehoi import ScoreHOIPipeline
 
@@ -62,7 +66,9 @@ def _load_pipeline(path: str | None, body_model: str | None, need_regressor: boo
     pipeline = ScoreHOIPipeline.from_pretrained(folder, **overrides)
     if need_regressor and pipeline.regressor is None:
         raise UserError(f"The pipeline at {folder} has no regressor/, so it cannot start from a picture.")
-    return pipeline
+    if not logging.is_progress_bar_enabled():  # --quiet
+        pipeline.set_progress_bar_config(disable=True)
+    return pipeline.to(device)
 
 
 def _writable_folder(path: str, option: str = "--out") -> Path:
@@ -172,11 +178,13 @@ def _reconstruct_files(
     fails is retried photo by photo, so only the failing photo is lost); without, the first failure is raised.
     Several items get a progress bar counting photos.
     """
+    from diffusers.utils import logging
     from tqdm.auto import tqdm
 
     written = []
     pending = _batches(items, batch_size)
-    with tqdm(total=len(items), unit="photo", disable=len(items) < 2) as progress:
+    quiet = not logging.is_progress_bar_enabled()  # --quiet
+    with tqdm(total=len(items), unit="photo", disable=len(items) < 2 or quiet) as progress:
         while pending:
             batch = pending.pop(0)
             try:
@@ -282,8 +290,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
             _report_failure(failures, spec.name, error)
     start = time.perf_counter()
     if items:
-        pipeline = _load_pipeline(args.pipeline, args.body_model)
-        pipeline.set_progress_bar_config(disable=several)
+        pipeline = _load_pipeline(args.pipeline, args.body_model, device=args.device)
+        pipeline.set_progress_bar_config(disable=several or args.quiet)
         on_error = functools.partial(_report_failure, failures) if several else None
         for entry in _reconstruct_files(pipeline, items, out, args.cycles, args.seed, args.overwrite,
                                         args.batch_size, on_error):
@@ -338,7 +346,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     for folder in folders:
         _check_no_result(out, folder.name, args.overwrite)
     items = _checked_items([load_example(f) for f in folders], None)
-    pipeline = _load_pipeline(args.pipeline, args.body_model)
+    pipeline = _load_pipeline(args.pipeline, args.body_model, device=args.device)
     start = time.perf_counter()
     written = _reconstruct_files(pipeline, items, out, args.cycles, args.seed, args.overwrite)
     for entry in written:
@@ -354,7 +362,10 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
         raise UserError(
             f"--out {out} is not empty; pass --overwrite to replace its contents or choose another folder."
         )
-    synthesize(args.num, out, seed=args.seed, image_size=args.image_size, overwrite=args.overwrite)
+    from diffusers.utils import logging
+
+    synthesize(args.num, out, seed=args.seed, image_size=args.image_size, overwrite=args.overwrite,
+               progress=logging.is_progress_bar_enabled())
     print(f"Wrote {args.num} synthetic samples to {out.resolve()}")
 
 
@@ -379,7 +390,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         )
     # The file name holds the number of samples, known before loading unless the dataset has fewer.
     _check_no_results_file(_results_path(out, args, args.num_samples), args.overwrite)
-    pipeline = _load_pipeline(args.pipeline, args.body_model, need_regressor=False)
+    pipeline = _load_pipeline(args.pipeline, args.body_model, need_regressor=False, device=args.device)
     pipeline.set_progress_bar_config(disable=True)
     object_templates, gt_bodies = None, None
     if args.dataset == "synthetic":
@@ -497,12 +508,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     out_options(p, "outputs/evaluation", "for the JSON results")
     p.set_defaults(func=cmd_evaluate)
+    for p in sub.choices.values():
+        run_options(p)
     return parser
+
+
+def run_options(p: argparse.ArgumentParser) -> None:
+    """Options every subcommand takes; :func:`apply_run_options` applies them."""
+    p.add_argument("--device", default=None,
+                   help="torch device to run on, e.g. cpu, cuda, cuda:1, mps (default: cuda when available, else cpu)")
+    loudness = p.add_mutually_exclusive_group()
+    loudness.add_argument("--quiet", action="store_true", help="only errors: no progress bars, no warnings")
+    loudness.add_argument("--verbose", action="store_true", help="also the library's informational messages")
+
+
+def apply_run_options(args: argparse.Namespace) -> None:
+    """Set diffusers' logging verbosity (which the library logs through) and resolve ``--device``."""
+    import torch
+    from diffusers.utils import logging
+
+    if args.quiet:
+        logging.set_verbosity_error()
+        logging.disable_progress_bar()
+    elif args.verbose:
+        logging.set_verbosity_info()
+    if args.device is None:
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+        return
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as error:
+        raise UserError(f"--device {args.device!r} is not a torch device; use e.g. cpu, cuda or cuda:0.") from error
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError, ValueError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0].split(". ")[0][:120]
+        raise UserError(f"--device {args.device!r} is not available here ({reason}); use --device cpu.") from error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        apply_run_options(args)
         args.func(args)
     except UserError as error:
         print(f"scorehoi {args.command}: {error}", file=sys.stderr)

@@ -7,6 +7,7 @@ Used by the ``scorehoi reconstruct`` and ``scorehoi demo`` commands. Every file 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .atomic_files import atomic_write_bytes, permissions
 from .body import BodyModel
 from .camera import resized_intrinsics
 from .objects import ObjectTemplate
@@ -76,42 +78,16 @@ def params_record(params: HOIParams, index: int) -> dict[str, list]:
     return {f.name: getattr(params, f.name)[index].detach().cpu().tolist() for f in fields(params)}
 
 
-def _permissions(mode: int) -> int:
-    """``mode`` less the process's umask: what ``open`` or ``mkdir`` would have given."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return mode & ~umask
-
-
 def write_json(path: os.PathLike, record, indent: int = 1) -> Path:
     """Write ``record`` as JSON atomically: a reader sees the old file or the whole new one, never a part."""
-    path = Path(path)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(temp, _permissions(0o666))
-        with os.fdopen(handle, "w") as stream:
-            json.dump(record, stream, indent=indent)
-            stream.write("\n")
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
-    return path
+    return atomic_write_bytes(path, (json.dumps(record, indent=indent) + "\n").encode())
 
 
 def write_npz(path: os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
     """Write ``arrays`` as an uncompressed ``.npz`` atomically (as :func:`write_json`)."""
-    path = Path(path)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(temp, _permissions(0o666))
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
-    return path
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 @contextlib.contextmanager
@@ -137,7 +113,7 @@ def result_folder(out_dir: os.PathLike, name: str, overwrite: bool = False) -> I
     if final.exists() and not overwrite:
         raise FileExistsError(f"{str(final)!r} already exists; pass overwrite=True to replace it.")
     temp = Path(tempfile.mkdtemp(dir=out, prefix=f".{name}.", suffix=".tmp"))
-    os.chmod(temp, _permissions(0o777))  # mkdtemp makes it private; the result should be as readable as mkdir's
+    os.chmod(temp, permissions(0o777))  # mkdtemp makes it private; the result should be as readable as mkdir's
     try:
         yield temp
         if overwrite and final.exists():

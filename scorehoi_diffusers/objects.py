@@ -44,6 +44,7 @@ from diffusers.utils import logging
 from .point_sampling import farthest_point_indices
 from .precision import upcast
 from .signed_distance_grid import diameter, signed_distance_grid
+from .template_cache import cached_signed_distance_grid
 
 __all__ = [
     "BEHAVE_OBJECTS",
@@ -116,7 +117,7 @@ class ObjectTemplate:
         keypoints (`torch.Tensor` of shape `(K, 3)`): farthest-point surface samples, in sampling order.
         surface_points (`torch.Tensor` of shape `(S, 3)`): seeded area-uniform surface samples.
         surface_normals (`torch.Tensor` of shape `(S, 3)`): unit outward normals at `surface_points`.
-        sdf_grid (`torch.Tensor` of shape `(R, R, R)`): signed distance at the grid nodes, indexed
+        sdf_grid (`torch.Tensor` of shape `(R, R, R)`): exact signed distance at the grid nodes, indexed
             `[x, y, z]`, negative inside.
         sdf_bounds (`torch.Tensor` of shape `(2, 3)`): the grid box, `[min_corner, max_corner]`; node
             `(i, j, k)` sits at `min + (i, j, k) * (max - min) / (R - 1)`.
@@ -165,6 +166,7 @@ class ObjectTemplate:
         center: bool = False,
         seed: int = 0,
         mesh_unit: str = "m",
+        sdf_cache: bool | str | os.PathLike = True,
     ) -> ObjectTemplate:
         """Precompute a template from a mesh.
 
@@ -182,6 +184,10 @@ class ObjectTemplate:
             mesh_unit (`str`, defaults to `"m"`): length unit of the mesh's coordinates, one of `"m"`, `"cm"`,
                 `"mm"` (:data:`MESH_UNITS`); the template is always in metres. A mesh more than 10 m across
                 logs a warning naming the unit it is probably in.
+            sdf_cache (`bool`, `str` or `os.PathLike`, defaults to `True`): where the signed-distance grid is
+                cached on disk, keyed by a hash of the mesh and the grid options: `True` for the default folder
+                (`$SCOREHOI_CACHE`, else `~/.cache/scorehoi_diffusers/templates`), a folder, or `False` to always
+                compute it. The exact grid takes seconds per mesh; a cached one loads in milliseconds.
 
         A mesh that is not watertight logs a warning; its grid's unsigned distance is still accurate,
         but inside/outside is a majority vote of ray parity along 7 fixed directions (a discrete estimate
@@ -221,7 +227,11 @@ class ObjectTemplate:
                 "with the sign from a ray-parity vote, which is unreliable near large holes. Repair the "
                 "mesh (e.g. trimesh.repair.fill_holes) for a proper inside/outside."
             )
-        grid, bounds = signed_distance_grid(geometry, sdf_resolution, sdf_padding, rng)
+        if sdf_cache is False:
+            grid, bounds = signed_distance_grid(geometry, sdf_resolution, sdf_padding)
+        else:
+            cache_dir = None if sdf_cache is True else sdf_cache
+            grid, bounds = cached_signed_distance_grid(geometry, sdf_resolution, sdf_padding, cache_dir)
 
         float32 = torch.float32
         return cls(
@@ -422,7 +432,8 @@ def load_object(
             for a mesh file in millimetres).
 
     Templates are cached per (file, modification time, options) in a small LRU, so repeated calls
-    return the same object: treat its tensors as read-only (use `.to()` for a private copy).
+    return the same object: treat its tensors as read-only (use `.to()` for a private copy). Their
+    signed-distance grids are also cached on disk across runs (`sdf_cache` in :meth:`ObjectTemplate.from_trimesh`).
     """
     if isinstance(spec, ObjectTemplate):
         if options:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,6 +26,7 @@ import trimesh
 from diffusers.utils import logging
 from PIL import Image, ImageDraw, ImageFont
 
+from .atomic_files import atomic_write_bytes
 from .camera import CAMERA_UP, look_at_camera, resized_intrinsics
 from .input_checks import check_image_size, check_intrinsics, check_unit_vector, to_numpy
 
@@ -621,23 +621,6 @@ def multi_view_figure(
 # --------------------------------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, data: bytes) -> Path:
-    """Write `data` to a temporary file beside `path`, then rename it over `path` (no half-written files)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    return path
-
-
 def export_scene(path: str | os.PathLike, layers: Sequence[MeshLayer]) -> Path:
     """Write the layers as one scene, one named, vertex-coloured geometry per layer.
 
@@ -681,7 +664,7 @@ def export_scene(path: str | os.PathLike, layers: Sequence[MeshLayer]) -> Path:
         for name, mesh in zip(names, meshes):
             scene.add_geometry(mesh, geom_name=name, node_name=name)
         data = scene.export(file_type=file_type)
-    return _atomic_write(path, data.encode("utf-8") if isinstance(data, str) else data)
+    return atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def save_png(path: str | os.PathLike, image: ArrayLike) -> Path:
@@ -689,4 +672,4 @@ def save_png(path: str | os.PathLike, image: ArrayLike) -> Path:
     image = _check_image(image, "image")
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
-    return _atomic_write(Path(path), buffer.getvalue())
+    return atomic_write_bytes(Path(path), buffer.getvalue())

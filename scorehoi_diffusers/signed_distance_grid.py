@@ -15,6 +15,12 @@ from scipy.spatial.distance import cdist
 # all pairs: within 0.25 % of the exact value, in linear time.
 _EXACT_DIAMETER_VERTICES = 4096
 
+# Up to this many faces (every shipped object) the grid's distances are exact. trimesh's closest-point query
+# bounds each node's candidate triangles by its nearest vertex, so nodes deep inside a large dense mesh (a scan)
+# would test nearly every face: such meshes use the narrow-band propagation instead, exact near the surface and
+# within a few mm elsewhere.
+EXACT_GRID_MAX_FACES = 2_000
+
 # Fixed, well-spread ray directions for the ray-parity vote on meshes that are not watertight. An odd
 # count avoids ties; directions are off the coordinate axes so rays rarely graze axis-aligned edges.
 _VOTE_DIRECTIONS = np.array(
@@ -63,19 +69,23 @@ def _extreme_vertices(vertices: np.ndarray, count: int = 1000) -> np.ndarray:
     return vertices[np.unique(np.concatenate(chosen))]
 
 
-def signed_distance_grid(
-    mesh: trimesh.Trimesh, resolution: int, padding: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Signed distance to `mesh` at the nodes of a regular grid around it (negative inside).
+def signed_distance_grid(mesh: trimesh.Trimesh, resolution: int, padding: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exact signed distance to `mesh` at the nodes of a regular grid around it (negative inside).
 
-    Exact point-to-triangle distances on a narrow band around the surface (candidate triangles from
-    dense surface samples), carried to the rest of the grid by a Euclidean distance transform and a few
-    closest-point propagation sweeps, then made exact against the propagated triangle. The sign comes
-    from a flood fill of the grid outside the band (each region has one sign) plus embree ray tests for
-    the band and enclosed regions; meshes with holes use a ray-parity vote instead.
+    The unsigned distance is the exact point-to-triangle distance (trimesh's closest-point query on its triangle
+    tree) for meshes of up to :data:`EXACT_GRID_MAX_FACES` faces; larger ones use :func:`_propagated_distance`.
+    The sign comes from a flood fill of the grid away from the surface (each connected region has one sign)
+    plus embree ray tests for the nodes near the surface and the enclosed regions; meshes with holes use a
+    ray-parity vote instead.
+
+    Args:
+        mesh (`trimesh.Trimesh`): the surface, in metres.
+        resolution (`int`): nodes per axis, R.
+        padding (`float`): the box is the mesh's bounding box grown on every side by
+            `max(padding * longest side, 2 cm)`.
 
     Returns:
-        grid `(R, R, R)` float64 and bounds `(2, 3)`.
+        grid `(R, R, R)` float64 indexed `[x, y, z]`, and bounds `(2, 3)`.
     """
     low, high = mesh.bounds
     pad = max(padding * float((high - low).max()), 0.02)
@@ -84,8 +94,30 @@ def signed_distance_grid(
     shape = (resolution,) * 3
     axes = [np.linspace(low[d], high[d], resolution) for d in range(3)]
     nodes = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    cell = float(spacing.max())
+    if len(mesh.faces) <= EXACT_GRID_MAX_FACES:
+        # A node may test every face: chunks of at most ~4M node-face pairs keep memory to a few hundred MB.
+        chunks = np.array_split(nodes, -(-len(nodes) * len(mesh.faces) // 4_000_000))
+        distance = np.concatenate([trimesh.proximity.closest_point(mesh, chunk)[1] for chunk in chunks])
+    else:
+        distance = _propagated_distance(mesh, nodes, spacing, shape, np.random.default_rng(0))
+    # A grid edge is at most `cell` long, so if the surface crossed it one end would be within cell / 2 of it:
+    # nodes farther than `cell` are joined only by edges that stay on one side.
+    band = distance < float(spacing.max())
+    inside = _inside(mesh, nodes, band, shape) if mesh.is_watertight else _inside_by_vote(mesh, nodes)
+    grid = np.where(inside, -distance, distance).reshape(shape)
+    return grid, np.stack([low, high])
 
+
+def _propagated_distance(
+    mesh: trimesh.Trimesh, nodes: np.ndarray, spacing: np.ndarray, shape: tuple, rng: np.random.Generator
+) -> np.ndarray:
+    """Unsigned distance `(R^3,)` for large meshes: exact on a narrow band, propagated elsewhere (within mm).
+
+    Exact point-to-triangle distances on a narrow band around the surface (candidate triangles from dense surface
+    samples), carried to the rest of the grid by a Euclidean distance transform and a few closest-point
+    propagation sweeps, then made exact against the propagated triangle.
+    """
+    cell = float(spacing.max())
     # Dense samples (about 6 per cell face, plus every face centroid so small faces are candidates too).
     count = int(np.clip(6 * mesh.area / cell**2, 20_000, 400_000))
     samples, sample_face = trimesh.sample.sample_surface(mesh, count, seed=rng)
@@ -140,9 +172,7 @@ def signed_distance_grid(
     exact = trimesh.triangles.closest_point(mesh.triangles[face[far]], nodes[far])
     distance[far] = np.minimum(distance[far], np.linalg.norm(nodes[far] - exact, axis=1))
 
-    inside = _inside(mesh, nodes, band, shape) if mesh.is_watertight else _inside_by_vote(mesh, nodes)
-    grid = np.where(inside, -distance, distance).reshape(shape)
-    return grid, np.stack([low, high])
+    return distance
 
 
 def _inside(mesh: trimesh.Trimesh, nodes: np.ndarray, band: np.ndarray, shape: tuple) -> np.ndarray:

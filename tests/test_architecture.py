@@ -9,8 +9,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "scorehoi_diffusers"
 # Bottom up, as in docs/architecture.md.
 LAYERS = (
     ("skeleton", "params", "contacts", "camera", "input_checks", "strict_config", "safetensors_only",
-     "manifest", "precision"),
-    ("kinematics", "point_sampling", "signed_distance_grid", "guidance"),
+     "manifest", "precision", "atomic_files"),
+    ("kinematics", "point_sampling", "signed_distance_grid", "template_cache", "guidance"),
     ("body", "objects", "standin_body"),
     ("image_processor", "data.crop", "rendering"),
     ("models", "schedulers"),

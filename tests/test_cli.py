@@ -291,3 +291,77 @@ def test_evaluate_refuses_to_replace_results_without_overwrite(tmp_path, capsys,
     line = _one_error_line(capsys)
     assert str(existing) in line and "--overwrite" in line
     assert existing.read_text() == "[]"
+
+
+# ---------------------------------------------------------------------- --device, --quiet, --verbose
+
+
+@pytest.mark.parametrize(
+    "device, message",
+    [("bogus", "is not a torch device"), ("cuda:7" if torch.cuda.is_available() else "cuda", "is not available")],
+)
+def test_unknown_or_unavailable_device_is_one_line(device, message, tmp_path, capsys):
+    assert main(["synthesize", "--num", "1", "--out", str(tmp_path / "out"), "--device", device]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"--device {device!r} {message}" in error and "Traceback" not in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_device_defaults_to_cuda_when_available_and_the_pipeline_moves_there(monkeypatch):
+    from scorehoi_diffusers import cli
+    from scorehoi_diffusers.pipelines.pipeline_scorehoi import ScoreHOIPipeline
+
+    args = cli.build_parser().parse_args(["demo"])
+    cli.apply_run_options(args)
+    assert args.device == ("cuda" if torch.cuda.is_available() else "cpu")
+    moved = []
+    original = ScoreHOIPipeline.to
+    monkeypatch.setattr(ScoreHOIPipeline, "to", lambda self, *a, **k: moved.append((a, k)) or original(self, *a, **k))
+    pipeline = cli._load_pipeline(None, None, device="cpu")
+    assert moved == [(("cpu",), {})] and pipeline.device == torch.device("cpu")
+
+
+@pytest.fixture
+def restore_diffusers_logging():
+    from diffusers.utils import logging as diffusers_logging
+
+    verbosity, bars = diffusers_logging.get_verbosity(), diffusers_logging.is_progress_bar_enabled()
+    yield diffusers_logging
+    diffusers_logging.set_verbosity(verbosity)
+    (diffusers_logging.enable_progress_bar if bars else diffusers_logging.disable_progress_bar)()
+
+
+def test_quiet_and_verbose_set_diffusers_verbosity_and_progress_bars(restore_diffusers_logging, tmp_path, capsys):
+    from scorehoi_diffusers import cli
+
+    diffusers_logging = restore_diffusers_logging
+    diffusers_logging.set_verbosity_warning()
+    cli.apply_run_options(cli.build_parser().parse_args(["demo", "--verbose"]))
+    assert diffusers_logging.get_verbosity() == diffusers_logging.INFO and diffusers_logging.is_progress_bar_enabled()
+    cli.apply_run_options(cli.build_parser().parse_args(["demo", "--quiet"]))
+    assert diffusers_logging.get_verbosity() == diffusers_logging.ERROR
+    assert not diffusers_logging.is_progress_bar_enabled()
+    pipeline = cli._load_pipeline(None, None, device="cpu")
+    assert pipeline._progress_bar_config.get("disable") is True
+    with pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args(["demo", "--quiet", "--verbose"])
+    assert exit_info.value.code == 2 and "not allowed with" in capsys.readouterr().err
+
+
+def test_library_code_logs_through_diffusers_logging_not_print_or_warnings():
+    import ast
+
+    package = Path(__file__).resolve().parents[1] / "scorehoi_diffusers"
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "cli.py":  # the command prints its results
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                function = node.func
+                if (isinstance(function, ast.Name) and function.id == "print") or (
+                    isinstance(function, ast.Attribute) and function.attr == "warn"
+                    and isinstance(function.value, ast.Name) and function.value.id == "warnings"
+                ):
+                    offenders.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert not offenders, f"print/warnings.warn in library code: {offenders}"

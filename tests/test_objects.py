@@ -72,6 +72,28 @@ def test_surface_samples_have_outward_unit_normals():
 # ---------------------------------------------------------------------- signed distance
 
 
+def brute_force_signed_distance(mesh, points):
+    """Reference: the least distance to every triangle (no tree, no pruning), negative where a ray test says inside."""
+    distance = np.full(len(points), np.inf)
+    for chunk in np.array_split(np.arange(len(points)), max(1, len(points) * len(mesh.faces) // 500_000)):
+        pairs = np.repeat(points[chunk], len(mesh.faces), axis=0)
+        closest = trimesh.triangles.closest_point(np.tile(mesh.triangles, (len(chunk), 1, 1)), pairs)
+        distance[chunk] = np.linalg.norm(closest - pairs, axis=1).reshape(len(chunk), -1).min(axis=1)
+    return np.where(mesh.contains(points), -distance, distance)
+
+
+@pytest.mark.parametrize("name", PRIMITIVE_NAMES)
+def test_signed_distance_grid_is_within_1_mm_of_exact_at_the_nodes(name):
+    template = load_object(name)
+    resolution = template.sdf_grid.shape[0]
+    index = np.random.default_rng(0).integers(0, resolution, size=(1000, 3))
+    low, high = template.sdf_bounds.double().numpy()
+    nodes = low + index * (high - low) / (resolution - 1)
+    exact = brute_force_signed_distance(template.mesh, nodes)
+    grid = template.sdf_grid.double().numpy()[tuple(index.T)]
+    assert np.abs(grid - exact).max() < 0.001
+
+
 @pytest.mark.parametrize("name", ["box", "ball"])
 def test_signed_distance_matches_exact_inside_grid(name):
     template = load_object(name)

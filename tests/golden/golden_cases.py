@@ -92,19 +92,7 @@ def load_shipped():
     return pipe
 
 
-def compute_cases(learned_contacts: dict = None) -> dict[str, np.ndarray]:
+def compute_cases(learned_contacts: dict | None = None) -> dict[str, np.ndarray]:
+    """Every case; the "learned" one runs ``pipe(image=...)`` with its defaults unless `learned_contacts` is given."""
     pipe = load_shipped()
-    if learned_contacts is None:
-        learned_contacts = _learned_contacts_before_fix(pipe)
-    return {**pipeline_cases(pipe, learned_contacts), **data_cases()}
-
-
-def _learned_contacts_before_fix(pipe) -> dict:
-    """Before the fix, ``pipe(image=...)`` ignored the learned estimator unless it was handed in explicitly."""
-    from scorehoi_diffusers.objects import load_object
-
-    example = _example()
-    pictures = pipe.image_processor.preprocess(example["image"], example["human_mask"], example["object_mask"],
-                                               None, example["intrinsics"])
-    template = load_object(example["object"])
-    return {"contact_estimator": pipe.prepare_initial_estimate(pictures, template)[2]}
+    return {**pipeline_cases(pipe, learned_contacts or {}), **data_cases()}

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from golden_cases import compute_cases  # noqa: E402
 
 if __name__ == "__main__":
-    arrays = compute_cases()
+    arrays = compute_cases()  # the "learned" case with the pipeline's defaults, as test_golden_outputs runs it
     out = Path(__file__).resolve().parent / "outputs.npz"
     np.savez_compressed(out, **arrays)
     print(f"wrote {len(arrays)} arrays to {out}")
