@@ -21,6 +21,7 @@ setup(
             "assets/*.npz",
             "assets/*.md",
             "assets/objects/*.ply",
+            "assets/objects/sdf/*.npz",
             "assets/scorehoi-synthetic/**/*",
             "assets/examples/**/*",
         ]

@@ -6,11 +6,12 @@ import time
 
 import numpy as np
 import pytest
+import torch
 import trimesh
 
 from scorehoi_diffusers import template_cache
 from scorehoi_diffusers.atomic_files import atomic_write_bytes
-from scorehoi_diffusers.objects import ObjectTemplate
+from scorehoi_diffusers.objects import PRIMITIVE_DIR, PRIMITIVE_NAMES, ObjectTemplate
 from scorehoi_diffusers.rendering import save_png
 from scorehoi_diffusers.signed_distance_grid import signed_distance_grid
 from scorehoi_diffusers.template_cache import cached_signed_distance_grid, default_cache_dir
@@ -112,7 +113,7 @@ def test_an_unwritable_cache_folder_logs_a_warning_and_still_gives_the_grid(tmp_
     blocker.write_text("")
     with caplog.at_level(logging.WARNING):
         grid, _ = cached_signed_distance_grid(sphere, 8, 0.1, blocker / "cache")
-    assert np.array_equal(grid, signed_distance_grid(sphere, 8, 0.1)[0])
+    assert np.array_equal(grid, signed_distance_grid(sphere, 8, 0.1)[0].astype(np.float32))
     assert "SCOREHOI_CACHE" in caplog.text
 
 
@@ -132,3 +133,18 @@ def test_atomic_files_get_the_permissions_of_the_umask(tmp_path, sphere, umask_0
     assert mode(path) == 0o644
     os.umask(0o077)
     assert mode(atomic_write_bytes(tmp_path / "b.bin", b"data")) == 0o600
+
+
+@pytest.mark.parametrize("name", PRIMITIVE_NAMES)
+def test_shipped_primitives_need_no_grid_build(name, tmp_path, no_rebuild):
+    """Their grids ship with the package (`python -m tools.primitives` rebuilds them), so even a first run with an
+    empty user cache builds nothing; a mesh or option change that stales them fails here."""
+    template = ObjectTemplate.from_file(PRIMITIVE_DIR / f"{name}.ply", name=name, sdf_cache=tmp_path)
+    assert template.sdf_grid.shape == (64, 64, 64)
+    assert not cache_files(tmp_path)  # read from the package, nothing written to the user cache
+
+
+def test_shipped_grid_equals_a_fresh_build_in_float32():
+    shipped = ObjectTemplate.from_file(PRIMITIVE_DIR / "box.ply", name="box")
+    fresh = ObjectTemplate.from_file(PRIMITIVE_DIR / "box.ply", name="box", sdf_cache=False)
+    assert torch.equal(shipped.sdf_grid, fresh.sdf_grid) and torch.equal(shipped.sdf_bounds, fresh.sdf_bounds)

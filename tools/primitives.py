@@ -1,21 +1,25 @@
 """Build the licence-free primitive object meshes shipped in ``scorehoi_diffusers/assets/objects``.
 
 A development tool, not installed with the package (which only loads the meshes,
-:func:`scorehoi_diffusers.objects.load_object`). Regenerate them from the repository root with
-``python -m tools.primitives``; it needs the development-only package ``manifold3d`` for boolean unions.
+:func:`scorehoi_diffusers.objects.load_object`). Regenerate them, and their signed-distance grids at the default
+options (``assets/objects/sdf``), from the repository root with ``python -m tools.primitives``; it needs the
+development-only package ``manifold3d`` for boolean unions.
 """
 from __future__ import annotations
 
 import argparse
 import math
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import trimesh
 
-from scorehoi_diffusers.objects import PRIMITIVE_DIR, PRIMITIVE_NAMES
+from scorehoi_diffusers.objects import PRIMITIVE_DIR, PRIMITIVE_NAMES, ObjectTemplate
+from scorehoi_diffusers.template_cache import SHIPPED_GRID_DIR
 
 
 def write_primitives(folder: str | os.PathLike = PRIMITIVE_DIR) -> list[Path]:
@@ -38,6 +42,30 @@ def write_primitives(folder: str | os.PathLike = PRIMITIVE_DIR) -> list[Path]:
         path = folder / f"{name}.ply"
         mesh.export(path, encoding="binary")
         paths.append(path)
+    return paths
+
+
+def write_primitive_grids(folder: str | os.PathLike = SHIPPED_GRID_DIR) -> list[Path]:
+    """Build the shipped primitives' signed-distance grids at the default options into `folder`.
+
+    `load_object(name)` finds them there by the cache key of its mesh and options, so the shipped objects cost
+    no grid build on first use. Every grid is rebuilt: the folder's old files are removed first (they would
+    otherwise be read instead of built).
+
+    Returns:
+        the written paths, in :data:`PRIMITIVE_NAMES` order.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("sdf-*.npz"):
+        old.unlink()
+    paths = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in PRIMITIVE_NAMES:
+            before = set(Path(scratch).glob("sdf-*.npz"))
+            ObjectTemplate.from_file(PRIMITIVE_DIR / f"{name}.ply", name=name, sdf_cache=scratch)
+            (built,) = set(Path(scratch).glob("sdf-*.npz")) - before
+            paths.append(Path(shutil.copy(built, folder / built.name)))
     return paths
 
 
@@ -164,6 +192,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     for path in write_primitives(args.out):
         print(f"wrote {path}")
+    if args.out == PRIMITIVE_DIR:  # the grids are keyed by the shipped meshes
+        for path in write_primitive_grids():
+            print(f"wrote {path}")
 
 
 if __name__ == "__main__":
