@@ -306,7 +306,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
 
 def _print_written(entry: dict) -> None:
     print(f"{entry['name']} ({entry['seconds']:.2f} s):")
-    for kind in ("overlay", "figure", "scene", "json"):
+    for kind in ("overlay", "figure", "scene", "json", "smplh"):
         if kind in entry:
             print(f"  {kind:8s} {entry[kind]}")
 
