@@ -12,11 +12,12 @@ from scorehoi_diffusers.skeleton import LANDMARK_NAMES, PARENTS
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def make_fake_smplh_arrays(seed: int = 0) -> dict:
-    """A random but valid SMPL-H-format body: icosphere mesh, random weights, non-zero pose correctives."""
-    rng = np.random.default_rng(seed)
-    mesh = trimesh.creation.icosphere(subdivisions=3)
-    vertices = mesh.vertices * np.array([0.3, 0.9, 0.2])
+def fake_smplh_arrays_on_mesh(
+    vertices: np.ndarray, faces: np.ndarray, rng: np.random.Generator, num_betas: int = 10,
+    posedirs_scale: float = 0.005,
+) -> dict:
+    """A random but valid SMPL-H-format body on a given mesh: random joints, a sparse joint regressor, distance
+    skinning weights, random shape (and, with ``posedirs_scale`` > 0, pose-corrective) directions."""
     num_vertices = len(vertices)
     joints = rng.uniform(-0.5, 0.5, size=(52, 3)) * np.array([0.6, 1.6, 0.3])
     regressor = rng.uniform(size=(52, num_vertices)) * (rng.uniform(size=(52, num_vertices)) < 0.05)
@@ -26,15 +27,17 @@ def make_fake_smplh_arrays(seed: int = 0) -> dict:
     weights = np.exp(-distance / 0.05)
     weights /= weights.sum(1, keepdims=True)
     parents = np.array(PARENTS, dtype=np.int64)
-    kintree = np.stack([np.where(parents < 0, 4294967295, parents), np.arange(52)]).astype(np.int64)
+    shapedirs = rng.normal(scale=0.01, size=(num_vertices, 3, num_betas))
+    posedirs_shape = (num_vertices, 3, 51 * 9)
+    posedirs = rng.normal(scale=posedirs_scale, size=posedirs_shape) if posedirs_scale else np.zeros(posedirs_shape)
     return {
         "v_template": vertices,
-        "f": mesh.faces.astype(np.int64),
-        "shapedirs": rng.normal(scale=0.01, size=(num_vertices, 3, 10)),
-        "posedirs": rng.normal(scale=0.005, size=(num_vertices, 3, 51 * 9)),
+        "f": np.asarray(faces, dtype=np.int64),
+        "shapedirs": shapedirs,
+        "posedirs": posedirs,
         "J_regressor": regressor,
         "weights": weights,
-        "kintree_table": kintree,
+        "kintree_table": np.stack([np.where(parents < 0, 4294967295, parents), np.arange(52)]).astype(np.int64),
         "hands_componentsl": np.eye(45),
         "hands_componentsr": np.eye(45),
         "hands_meanl": rng.normal(scale=0.2, size=45),
@@ -42,6 +45,13 @@ def make_fake_smplh_arrays(seed: int = 0) -> dict:
         "landmark_names": np.array(LANDMARK_NAMES),
         "landmark_indices": rng.choice(num_vertices, len(LANDMARK_NAMES), replace=False).astype(np.int64),
     }
+
+
+def make_fake_smplh_arrays(seed: int = 0) -> dict:
+    """A random but valid SMPL-H-format body: icosphere mesh, random weights, non-zero pose correctives."""
+    rng = np.random.default_rng(seed)
+    mesh = trimesh.creation.icosphere(subdivisions=3)
+    return fake_smplh_arrays_on_mesh(mesh.vertices * np.array([0.3, 0.9, 0.2]), mesh.faces, rng)
 
 
 @pytest.fixture(scope="session")

@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import trimesh
+from conftest import fake_smplh_arrays_on_mesh
 from PIL import Image, ImageDraw
 
 from scorehoi_diffusers.body import BodyModel
 from scorehoi_diffusers.data.schema import sample_to_params
 from scorehoi_diffusers.params import axis_angle_to_matrix, matrix_to_axis_angle
-from scorehoi_diffusers.skeleton import LANDMARK_NAMES as LANDMARKS
-from scorehoi_diffusers.skeleton import PARENTS
 
 # lib/models/templates.py:22: CONTHO's SMPL-H has 6890 vertices; its h_contacts in the test split label each
 # of them (lib/utils/eval_utils.py:56 and :75 compare them with per-vertex predictions of the full mesh).
@@ -65,30 +64,10 @@ def fake_smplh_arrays(seed: int) -> dict:
         faces += [[0, 1 + (s + 1) % segments, 1 + s]]
         last = 1 + (rings - 1) * segments
         faces += [[len(vertices) - 1, last + s, last + (s + 1) % segments]]
-    num_vertices = len(vertices)
-    joints = rng.uniform(-0.5, 0.5, size=(52, 3)) * np.array([0.6, 1.6, 0.3])
-    regressor = rng.uniform(size=(52, num_vertices)) * (rng.uniform(size=(52, num_vertices)) < 0.05)
-    regressor[:, 0] += 1e-3
-    regressor /= regressor.sum(1, keepdims=True)
-    distance = np.linalg.norm(vertices[:, None] - joints[None], axis=-1)
-    weights = np.exp(-distance / 0.05)
-    weights /= weights.sum(1, keepdims=True)
-    parents = np.array(PARENTS, dtype=np.int64)
-    return {
-        "v_template": vertices.astype(np.float32),
-        "f": np.asarray(faces, dtype=np.int64),
-        "shapedirs": rng.normal(scale=0.01, size=(num_vertices, 3, NUM_SMPLH_BETAS)).astype(np.float32),
-        "posedirs": np.zeros((num_vertices, 3, 51 * 9), dtype=np.float32),
-        "J_regressor": regressor.astype(np.float32),
-        "weights": weights.astype(np.float32),
-        "kintree_table": np.stack([np.where(parents < 0, 4294967295, parents), np.arange(52)]).astype(np.int64),
-        "hands_componentsl": np.eye(45),
-        "hands_componentsr": np.eye(45),
-        "hands_meanl": rng.normal(scale=0.2, size=45),
-        "hands_meanr": rng.normal(scale=0.2, size=45),
-        "landmark_names": np.array(LANDMARKS),
-        "landmark_indices": rng.choice(num_vertices, len(LANDMARKS), replace=False).astype(np.int64),
-    }
+    arrays = fake_smplh_arrays_on_mesh(vertices, faces, rng, num_betas=NUM_SMPLH_BETAS, posedirs_scale=0.0)
+    for name in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights"):
+        arrays[name] = arrays[name].astype(np.float32)
+    return arrays
 
 
 def write_bodies(folder: Path):
