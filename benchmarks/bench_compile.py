@@ -21,6 +21,7 @@ import torch  # noqa: E402
 from torch._dynamo.utils import counters  # noqa: E402
 
 from scorehoi_diffusers import ScoreHOIPipeline  # noqa: E402
+from scorehoi_diffusers.params import X0_DIM  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_denoiser import _ms_per_call  # noqa: E402
@@ -73,7 +74,7 @@ def main():
         torch._dynamo.reset()
         compiled = torch.compile(eager, mode=args.mode)
         generator = torch.Generator().manual_seed(0)
-        sample = torch.randn(batch, 331, generator=generator).to(device, dtype)
+        sample = torch.randn(batch, X0_DIM, generator=generator).to(device, dtype)
         tokens = torch.randn(batch, 64, eager.config.image_feature_dim, generator=generator).to(device, dtype)
         with torch.no_grad():
             condition = eager.encode_condition(image_tokens=tokens)

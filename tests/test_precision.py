@@ -11,7 +11,7 @@ from scorehoi_diffusers.body import BodyModel
 from scorehoi_diffusers.data.synthetic import sample_params
 from scorehoi_diffusers.guidance import GuidanceConfig, GuidanceInputs, guidance_loss
 from scorehoi_diffusers.objects import load_object
-from scorehoi_diffusers.params import HOIParamCodec
+from scorehoi_diffusers.params import X0_DIM, HOIParamCodec
 from scorehoi_diffusers.precision import geometry_dtype, upcast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "golden"))
@@ -148,7 +148,7 @@ def test_pipeline_to_half_runs(float32_output):
 
 def test_timestep_as_tensor_gives_the_same_noise():
     pipe = ScoreHOIPipeline.from_pretrained(PIPELINE)
-    sample = torch.randn(2, 331, generator=torch.Generator().manual_seed(0))
+    sample = torch.randn(2, X0_DIM, generator=torch.Generator().manual_seed(0))
     keypoints = load_object("ball").keypoints.expand(2, -1, -1)
     with torch.no_grad():
         condition = pipe.denoiser.encode_condition(object_keypoints=keypoints)

@@ -20,7 +20,7 @@ from scorehoi_diffusers.models.regressor import (
     crop_to_camera_translation,
     rest_pose_x0,
 )
-from scorehoi_diffusers.params import HOIParams
+from scorehoi_diffusers.params import X0_DIM, HOIParams
 
 SIZE = 64
 TINY_REGRESSOR = dict(
@@ -78,7 +78,7 @@ def test_default_config_shapes_rest_pose_and_denoiser_condition():
     pixels, keypoints, K = inputs(2, size=256)
     with torch.no_grad():
         out = model(pixels, keypoints, K)
-    assert out.x0.shape == (2, 331)
+    assert out.x0.shape == (2, X0_DIM)
     assert out.camera_translation.shape == (2, 3)
     assert out.image_tokens.shape == (2, 64, 256)
     assert out.feature_map.shape == (2, 256, 8, 8)
