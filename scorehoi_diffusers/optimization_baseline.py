@@ -7,7 +7,7 @@ contact estimator (initial contacts, refreshed after every cycle), guidance loss
 steps as the pipeline's guided denoising takes per cycle (``t_start / stride``, 10 with the defaults). Each step is
 ``x0 <- x0 - step_size * clip(grad_x0 L(x0))``, clipped per sample by ``guidance_config.max_grad_norm`` exactly as
 the pipeline's guidance gradient; ``guidance_config.scale`` is not used (the step size takes its place). The
-denoiser is never called.
+denoiser is never called. A step size so large that the loss becomes NaN/Inf is a ``ValueError``, not a result.
 """
 from __future__ import annotations
 
@@ -167,6 +167,13 @@ class GuidanceOptimization:
             inputs = pipe._guidance_inputs(body_points, object_points, sdf, contacts, camera_translation,
                                            image_evidence)
             total, terms = guidance_loss(inputs, config)
+            diverged = ~(torch.isfinite(total) & torch.isfinite(x0).all(dim=1))
+            if diverged.any():
+                raise ValueError(
+                    f"`step_size`={self.step_size:g} made gradient descent diverge for samples "
+                    f"{diverged.nonzero().flatten().tolist()} (guidance loss or x0 NaN/Inf); choose a smaller step, "
+                    f"e.g. the default {DEFAULT_STEP_SIZE:g}."
+                )
             loss_history.append(total)
             for name, value in terms.items():
                 term_history.setdefault(name, []).append(value)

@@ -118,3 +118,8 @@ def test_evaluate_scores_the_optimization_mode(pipeline, no_denoiser):
     large = evaluate(pipeline, dataset, step_size=0.05, **kwargs)
     assert small["mode"] == "optimization" and small["step_size"] == 1e-9 and small["num_cycles"] == 1
     assert small["cd_object"] != large["cd_object"]
+
+
+def test_a_diverging_step_size_is_an_error_not_a_result(pipeline):
+    with pytest.raises(ValueError, match="`step_size`=1e\\+12 made gradient descent diverge"):
+        run(pipeline, step_size=1e12)
