@@ -123,3 +123,11 @@ def test_evaluate_scores_the_optimization_mode(pipeline, no_denoiser):
 def test_a_diverging_step_size_is_an_error_not_a_result(pipeline):
     with pytest.raises(ValueError, match="`step_size`=1e\\+12 made gradient descent diverge"):
         run(pipeline, step_size=1e12)
+
+
+def test_a_body_grown_past_the_bound_is_an_error(pipeline, monkeypatch):
+    import scorehoi_diffusers.optimization_baseline as baseline
+
+    monkeypatch.setattr(baseline, "MAX_BODY_EXTENT", 0.01)
+    with pytest.raises(ValueError, match="a body over 0.01 m"):
+        run(pipeline)
