@@ -420,6 +420,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     kwargs = dict(split=None, num_samples=num_samples, num_cycles=args.cycles, seed=args.seed,
                   batch_size=args.batch_size, initial_estimate_fn=estimate, object_root=args.object_root,
                   object_templates=object_templates, contact_labels=args.contact_labels, gt_body_model=gt_bodies)
+    if args.step_size is not None:
+        kwargs["step_size"] = args.step_size
     modes = ABLATION_MODES if args.mode == "ablation" else (args.mode,)
     results = [evaluate(pipeline, dataset, mode=mode, **kwargs) for mode in modes]
     for result in results:
@@ -502,7 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--body-model", default=None, help="your SMPL-H file or folder (default: stand-in)")
     p.add_argument("--num-samples", type=int, default=200)
     p.add_argument("--image-size", type=int, default=192, help="synthetic: rendered picture side")
-    p.add_argument("--mode", choices=("regressor", "prior", "frozen_contacts", "full", "ablation"), default="full")
+    p.add_argument("--mode", choices=("regressor", "optimization", "prior", "frozen_contacts", "full", "ablation"),
+                   default="full", help="optimization: the 'w/o diffusion' row; ablation: every mode in turn")
+    p.add_argument("--step-size", type=float, default=None,
+                   help="gradient-descent step of --mode optimization (default: the one chosen on validation data)")
     p.add_argument("--cycles", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)

@@ -34,6 +34,7 @@ from .metrics import (
     sample_surface,
 )
 from .objects import ObjectTemplate, load_object
+from .optimization_baseline import DEFAULT_STEP_SIZE, GuidanceOptimization
 from .params import HOIParams, axis_angle_to_matrix
 from .skeleton import BODY_JOINTS, LEFT_HAND_JOINTS, RIGHT_HAND_JOINTS
 
@@ -43,13 +44,16 @@ __all__ = [
     "ABLATION_MODES",
     "CONTACT_LABELS",
     "METRICS",
+    "MODE_LABELS",
     "NoisyGroundTruth",
     "RegressorEstimate",
     "evaluate",
     "format_table",
 ]
 
-ABLATION_MODES = ("regressor", "prior", "frozen_contacts", "full")
+ABLATION_MODES = ("regressor", "optimization", "prior", "frozen_contacts", "full")
+# Table labels of the modes whose name alone does not say what they are.
+MODE_LABELS = {"optimization": "w/o diffusion (optimisation only)"}
 CONTACT_LABELS = ("auto", "annotated", "recomputed")
 IMAGE_COLUMNS = ("image", "human_mask", "object_mask")
 
@@ -148,6 +152,8 @@ def _mode_arguments(mode: str, num_cycles: int) -> dict[str, Any]:
     """Pipeline arguments of an ablation mode."""
     if mode == "regressor":
         return {"num_cycles": 0}
+    if mode == "optimization":
+        return {"num_cycles": num_cycles}
     if mode == "prior":
         return {"num_cycles": num_cycles, "guidance_scale": 0.0}
     if mode == "frozen_contacts":
@@ -226,6 +232,7 @@ def evaluate(
     num_surface_samples: int = NUM_SURFACE_SAMPLES,
     object_templates: Mapping[str, ObjectTemplate] | None = None,
     contact_labels: str = "auto",
+    step_size: float = DEFAULT_STEP_SIZE,
 ) -> dict[str, Any]:
     """Run the pipeline on a dataset and average the metrics of the module docstring.
 
@@ -235,8 +242,10 @@ def evaluate(
             mapping of split name to such datasets (``DatasetDict``).
         split: the split to take from a mapping; recorded in the results.
         num_samples: evaluate the first ``num_samples`` rows (all when ``None``).
-        mode: ``"regressor"`` (the initial estimate, no refinement), ``"prior"`` (refinement with guidance
-            scale 0), ``"frozen_contacts"`` (guidance with the initial contacts throughout) or ``"full"``.
+        mode: ``"regressor"`` (the initial estimate, no refinement), ``"optimization"`` (the "w/o diffusion"
+            row: :class:`~scorehoi_diffusers.optimization_baseline.GuidanceOptimization`, gradient descent on the
+            same guidance loss with the same step budget), ``"prior"`` (refinement with guidance scale 0),
+            ``"frozen_contacts"`` (guidance with the initial contacts throughout) or ``"full"``.
         num_cycles: refinement cycles N (ignored by ``"regressor"``).
         seed: seeds the default noisy-GT estimate, the pipeline's generator and the surface sampling.
         batch_size: samples per pipeline call (samples of one object are batched together).
@@ -261,6 +270,7 @@ def evaluate(
             ``human_contact`` on the downsampled vertices), ``"annotated"`` (the dataset's ``annotated_contact``
             column on every body vertex, CONTHO's protocol) or ``"auto"`` (annotated when the column is there
             and labels as many vertices as the body model has).
+        step_size: the gradient-descent step of mode ``"optimization"`` (ignored by the others).
 
     Returns:
         A JSON-serialisable dict: ``mode``, ``protocol`` (``"noisy_gt"`` or ``"custom"``), ``seed``, ``split``,
@@ -271,6 +281,7 @@ def evaluate(
         Everything but ``seconds_per_image`` is identical for the same arguments.
     """
     mode_arguments = _mode_arguments(mode, num_cycles)
+    refine = GuidanceOptimization(pipeline, step_size) if mode == "optimization" else pipeline
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size!r}.")
     data = _select_split(dataset, split)
@@ -309,7 +320,7 @@ def evaluate(
 
             begin = time.perf_counter()
             params, contacts, image_tokens, estimator, *extra = initial_estimate_fn(batch)
-            output = pipeline(
+            output = refine(
                 initial_params=params, object=template, contacts=contacts, image_tokens=image_tokens,
                 contact_estimator=estimator, guidance_config=guidance_config,
                 generator=torch.Generator().manual_seed(seed), output_type="pt", **mode_arguments,
@@ -336,6 +347,8 @@ def evaluate(
         "batch_size": batch_size,
         "contact_labels": contact_labels,
     }
+    if mode == "optimization":
+        results["step_size"] = float(step_size)
     for key, _ in METRICS:
         if key == "contact_f":
             results[key] = None if None in (precision, recall) else float(harmonic_f_score(precision, recall))
@@ -438,7 +451,8 @@ def format_table(results: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> st
     header = ["mode", "N"] + [title for _, title in METRICS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [str(row.get("mode", "")), str(row.get("num_cycles", ""))]
+        mode = str(row.get("mode", ""))
+        cells = [MODE_LABELS.get(mode, mode), str(row.get("num_cycles", ""))]
         for key, _ in METRICS:
             value = row.get(key)
             cells.append("–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}")

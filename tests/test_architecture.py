@@ -14,7 +14,7 @@ LAYERS = (
     ("body", "objects", "standin_body"),
     ("image_processor", "data.crop", "rendering"),
     ("models", "schedulers"),
-    ("pipelines",),
+    ("pipelines", "optimization_baseline"),
     ("data", "metrics", "evaluation", "export", "smplh_export"),
     ("cli",),
 )

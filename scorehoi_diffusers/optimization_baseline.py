@@ -1,0 +1,216 @@
+"""The "w/o diffusion" ablation: plain gradient descent on the pipeline's guidance loss, with no diffusion prior.
+
+:class:`GuidanceOptimization` takes everything but the prior from a :class:`~scorehoi_diffusers.ScoreHOIPipeline`:
+the same initial estimate (its regressor on the crop), image evidence (crop camera and mask distance maps),
+contact estimator (initial contacts, refreshed after every cycle), guidance loss and default
+:class:`~scorehoi_diffusers.guidance.GuidanceConfig`, and the same step budget: ``num_cycles`` cycles of as many
+steps as the pipeline's guided denoising takes per cycle (``t_start / stride``, 10 with the defaults). Each step is
+``x0 <- x0 - step_size * clip(grad_x0 L(x0))``, clipped per sample by ``guidance_config.max_grad_norm`` exactly as
+the pipeline's guidance gradient; ``guidance_config.scale`` is not used (the step size takes its place). The
+denoiser is never called. A step size so large that the loss becomes NaN/Inf or a body grows past
+:data:`MAX_BODY_EXTENT` is a ``ValueError``, not a result.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from diffusers.utils import logging
+
+from .contacts import Contacts, ProximityContactEstimator, ReconstructionState
+from .guidance import GuidanceConfig, clip_gradient_norm, guidance_loss
+from .image_processor import ImageInput
+from .objects import ObjectTemplate, load_object
+from .params import HOIParams
+from .pipelines.pipeline_output import ScoreHOIPipelineOutput, output_to_meshes, output_to_numpy
+from .precision import geometry_dtype
+
+logger = logging.get_logger(__name__)
+
+# Chosen on the validation slice (indices 20000.. of the seed-0 synthetic train stream, never the test split) by
+# training/choose_step_size.py with its stated rule (lowest mean CD_h + CD_o + penetration depth at N = 2 on 50
+# scenes): 17.96 cm, against 18.26 (step 1e-4), 18.12 (0.0032), 18.87 (0.018) and 18.45 for the regressor alone;
+# step 0.1 diverged. Command: python training/choose_step_size.py --num-samples 50 --cycles 2
+DEFAULT_STEP_SIZE = 0.00056
+
+# A body larger than this (metres, any axis) means the descent diverged: unconstrained betas had grown to 1e4-1e10
+# at step 0.1 on the validation slice (bodies of 15 m to 1e9 m); a person is under 2.5 m.
+MAX_BODY_EXTENT = 10.0
+
+
+class GuidanceOptimization:
+    r"""Optimisation-only refinement ("w/o diffusion"): gradient descent on x0 ``(B, 331)`` of the guidance loss.
+
+    Called like the pipeline (the arguments :func:`~scorehoi_diffusers.evaluation.evaluate` passes), it returns a
+    [`ScoreHOIPipelineOutput`], so the same metrics score it.
+
+    Args:
+        pipeline (`ScoreHOIPipeline`): supplies the regressor, contact estimator, body, codec and default guidance.
+        step_size (`float`, defaults to :data:`DEFAULT_STEP_SIZE`): the gradient-descent step on x0, finite and > 0.
+    """
+
+    def __init__(self, pipeline, step_size: float = DEFAULT_STEP_SIZE):
+        if isinstance(step_size, bool) or not isinstance(step_size, numbers.Real) or not (
+            math.isfinite(step_size) and step_size > 0
+        ):
+            raise ValueError(f"`step_size` must be a finite number > 0, got {step_size!r}.")
+        self.pipeline = pipeline
+        self.step_size = float(step_size)
+
+    def steps_per_cycle(self, t_start: int = 50, stride: int = 5) -> int:
+        """Gradient steps per cycle: the guided denoising steps of one pipeline cycle (``len(grid) - 1``)."""
+        return len(self.pipeline.scheduler.refinement_timesteps(t_start, stride)) - 1
+
+    def gradient(
+        self, x0: torch.Tensor, camera_translation: torch.Tensor, template: ObjectTemplate, contacts: Contacts,
+        image_evidence: dict[str, torch.Tensor], config: GuidanceConfig,
+    ) -> torch.Tensor:
+        """``grad_x0 L (B, 331)`` of the guidance loss, non-finite samples zeroed and norms clipped as the pipeline."""
+        pipe = self.pipeline
+        with torch.enable_grad():
+            x0 = x0.detach().requires_grad_(True)
+            _, body_points, object_points, sdf = pipe._geometry(x0, camera_translation, template)
+            inputs = pipe._guidance_inputs(body_points, object_points, sdf, contacts, camera_translation,
+                                           image_evidence)
+            loss, _ = guidance_loss(inputs, config)
+            (grad,) = torch.autograd.grad(loss.sum(), x0)
+        grad, non_finite = clip_gradient_norm(grad, config.max_grad_norm)
+        if non_finite.any():
+            logger.warning(f"Guidance gradient was NaN/Inf for samples {non_finite.nonzero().flatten().tolist()}; "
+                           "those samples skip this step.")
+        return grad
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image: ImageInput | Sequence[ImageInput] | None = None,
+        human_mask: ImageInput | Sequence[ImageInput] | None = None,
+        object_mask: ImageInput | Sequence[ImageInput] | None = None,
+        object: ObjectTemplate | str | os.PathLike | None = None,
+        bbox: Sequence | None = None,
+        intrinsics: torch.Tensor | None = None,
+        initial_params: HOIParams | None = None,
+        contacts: Contacts | None = None,
+        image_tokens: torch.Tensor | None = None,
+        contact_estimator: Callable[[ReconstructionState], Contacts] | None = None,
+        refresh_contacts: bool = True,
+        num_cycles: int = 10,
+        t_start: int = 50,
+        stride: int = 5,
+        guidance_config: GuidanceConfig | dict[str, Any] | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        object_root: str | os.PathLike | None = None,
+        output_type: str = "pt",
+        return_dict: bool = True,
+    ) -> ScoreHOIPipelineOutput | tuple:
+        """Refine by gradient descent; the arguments mean what they mean for ``ScoreHOIPipeline.__call__``.
+
+        ``generator`` is accepted for a drop-in call and unused: the optimisation is deterministic.
+
+        Returns:
+            [`ScoreHOIPipelineOutput`] (``guidance_loss_history`` ``(num_cycles, B)``: the loss after each cycle,
+            before the contact refresh) or a tuple of its fields.
+        """
+        pipe = self.pipeline
+        pipe.check_inputs(
+            image, human_mask, object_mask, object, bbox, initial_params, contacts, contact_estimator, num_cycles,
+            t_start, stride, guidance_config, None, 0.0, generator, output_type, None, (),
+        )
+        if isinstance(guidance_config, Mapping):
+            guidance_config = GuidanceConfig.from_dict(guidance_config)
+        config = guidance_config if guidance_config is not None else pipe.default_guidance_config()
+        device = pipe._execution_device
+        dtype = geometry_dtype(pipe.denoiser.dtype)
+        template = load_object(object, object_root=object_root).to(device=device, dtype=dtype)
+
+        # The pipeline's initial estimate, image tokens (the contact estimator's input) and image evidence.
+        if image is not None:
+            pictures = pipe.image_processor.preprocess(image, human_mask, object_mask, bbox, intrinsics)
+            regressed_params, regressed_tokens, bound_estimator = pipe.prepare_initial_estimate(pictures, template)
+            initial_params = regressed_params if initial_params is None else initial_params
+            image_tokens = regressed_tokens if image_tokens is None else image_tokens
+            contact_estimator = bound_estimator if contact_estimator is None else contact_estimator
+            camera_intrinsics = pictures.intrinsics
+            intrinsics, human_mask, object_mask = pictures.crop_intrinsics, pictures.human_mask, pictures.object_mask
+        else:
+            camera_intrinsics = intrinsics
+        estimator = contact_estimator if contact_estimator is not None else ProximityContactEstimator()
+
+        params = initial_params.to(device=device, dtype=dtype)
+        batch = params.batch_size
+        camera_translation = params.camera_translation
+        x0 = pipe.codec.encode(params)
+        if not torch.isfinite(x0).all():
+            bad = (~torch.isfinite(x0).all(dim=1)).nonzero().flatten().tolist()
+            raise ValueError(f"`initial_params` holds NaN or Inf values in samples {bad}.")
+        up_axis = torch.tensor(config.up_axis, device=device, dtype=dtype)
+        up_axis = up_axis / up_axis.norm()
+        image_evidence = pipe._image_evidence(intrinsics, human_mask, object_mask, batch, device, dtype)
+
+        def estimate(geometry) -> Contacts:
+            return estimator(ReconstructionState(*geometry, up_axis, image_tokens)).detach()
+
+        if contacts is None:
+            contacts = estimate(pipe._geometry(x0, camera_translation, template))
+        contacts = contacts.to(device=device, dtype=dtype)
+
+        steps = self.steps_per_cycle(t_start, stride)
+        contact_history: list[Contacts] = []
+        loss_history: list[torch.Tensor] = []
+        term_history: dict[str, list[torch.Tensor]] = {}
+        for _cycle in range(num_cycles):
+            contact_history.append(contacts)
+            for _step in range(steps):
+                x0 = x0 - self.step_size * self.gradient(
+                    x0, camera_translation, template, contacts, image_evidence, config
+                )
+            geometry = pipe._geometry(x0, camera_translation, template)
+            _, body_points, object_points, sdf = geometry
+            inputs = pipe._guidance_inputs(body_points, object_points, sdf, contacts, camera_translation,
+                                           image_evidence)
+            total, terms = guidance_loss(inputs, config)
+            extent = (body_points.amax(dim=1) - body_points.amin(dim=1)).amax(dim=1)  # (B,)
+            diverged = ~(torch.isfinite(total) & torch.isfinite(x0).all(dim=1) & (extent <= MAX_BODY_EXTENT))
+            if diverged.any():
+                raise ValueError(
+                    f"`step_size`={self.step_size:g} made gradient descent diverge for samples "
+                    f"{diverged.nonzero().flatten().tolist()} (guidance loss NaN/Inf or a body over "
+                    f"{MAX_BODY_EXTENT:g} m); choose a smaller step, e.g. the default {DEFAULT_STEP_SIZE:g}."
+                )
+            loss_history.append(total)
+            for name, value in terms.items():
+                term_history.setdefault(name, []).append(value)
+            if refresh_contacts:
+                contacts = estimate(geometry)
+
+        final = pipe.codec.decode(x0, camera_translation)
+        body = pipe.body_model(final, frame="camera")
+        object_vertices = template.pose(template.vertices, final.object_rotation,
+                                        final.object_translation + camera_translation)
+        output = ScoreHOIPipelineOutput(
+            params=final,
+            initial_params=params,
+            body_vertices=body.vertices,
+            body_faces=pipe.body_model.faces,
+            object_vertices=object_vertices,
+            object_faces=template.faces,
+            intrinsics=(
+                torch.as_tensor(camera_intrinsics, dtype=dtype).expand(batch, 3, 3).to(device)
+                if camera_intrinsics is not None else None
+            ),
+            contacts=contacts,
+            contact_history=contact_history,
+            guidance_loss_history=torch.stack(loss_history) if loss_history else x0.new_zeros(0, batch),
+            guidance_term_history={name: torch.stack(values) for name, values in term_history.items()},
+        )
+        if output_type == "mesh":
+            output.meshes = output_to_meshes(output)
+        if output_type == "np":
+            output = output_to_numpy(output)
+        if not return_dict:
+            return output.to_tuple()
+        return output
