@@ -378,6 +378,35 @@ def _check_no_results_file(path: Path, overwrite: bool) -> None:
         raise UserError(f"--out: {path} already exists; pass --overwrite to replace it or choose another --out.")
 
 
+def _read_results(path: str, mode: str) -> dict:
+    try:
+        results = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(
+            f"{path} is not a readable results JSON ({error}); give a file `scorehoi evaluate` wrote."
+        ) from error
+    for result in results if isinstance(results, list) else [results]:
+        if isinstance(result, dict) and result.get("mode") == mode:
+            if "per_sample" not in result:
+                raise UserError(f"{path}: the {mode!r} results have no per-sample values; re-run `scorehoi evaluate`.")
+            return result
+    raise UserError(f"{path} has no results of mode {mode!r}.")
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    """Print the paired differences (mode minus reference) with their standard errors."""
+    from .evaluation import paired_differences
+
+    result = _read_results(args.results, args.mode)
+    reference = _read_results(args.reference_results or args.results, args.reference)
+    print(f"{args.mode} minus {args.reference}, paired over the same samples (mean ± standard error, n):")
+    for key, stats in paired_differences(result, reference).items():
+        if stats["mean"] is None:
+            continue
+        error = "" if stats["standard_error"] is None else f" ± {stats['standard_error']:.4g}"
+        print(f"  {key:20s} {stats['mean']:+.4g}{error}  (n = {stats['count']})")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     """Load the pipeline and the split, evaluate, print a table and write the results as JSON."""
     from .evaluation import ABLATION_MODES, RegressorEstimate, evaluate, format_table
@@ -513,6 +542,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     out_options(p, "outputs/evaluation", "for the JSON results")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("compare", help="paired differences between two modes of evaluate's JSON results")
+    p.add_argument("results", help="a JSON file written by `scorehoi evaluate`")
+    p.add_argument("mode", help="the mode to compare, e.g. optimization")
+    p.add_argument("reference", help="the reference mode, e.g. full")
+    p.add_argument("--reference-results", default=None, help="JSON holding the reference (default: RESULTS)")
+    p.set_defaults(func=cmd_compare)
     for p in sub.choices.values():
         run_options(p)
     return parser

@@ -49,6 +49,7 @@ __all__ = [
     "RegressorEstimate",
     "evaluate",
     "format_table",
+    "paired_differences",
 ]
 
 ABLATION_MODES = ("regressor", "optimization", "prior", "frozen_contacts", "full")
@@ -305,6 +306,7 @@ def evaluate(
     per_sample: dict[str, list[np.ndarray]] = {
         key: [] for key, _ in METRICS if key not in ("contact_f", "seconds_per_image")
     }
+    order: list[np.ndarray] = []  # dataset rows in the order their metrics were computed
     elapsed = 0.0
     for name in sorted(set(names.tolist())):
         if object_templates is not None and name in object_templates:
@@ -334,6 +336,7 @@ def evaluate(
             )
             for key, value in metrics.items():
                 per_sample[key].append(value)
+            order.append(index)
 
     values = {key: np.concatenate(parts) for key, parts in per_sample.items()}
     precision, recall = _mean(values["contact_precision"]), _mean(values["contact_recall"])
@@ -360,7 +363,39 @@ def evaluate(
     results["counts"] = {
         key: int(_finite(values[key]).size) for key in ("contact_precision", "contact_recall", "floor_distance")
     }
+    # Per-sample values (None where a metric is undefined), so two runs can be compared pair by pair.
+    rows = np.concatenate(order)
+    results["per_sample"] = {
+        "index": rows.tolist(),
+        **{key: [float(v) if np.isfinite(v) else None for v in value] for key, value in values.items()},
+    }
     return results
+
+
+def paired_differences(result: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """Per-metric mean and standard error of ``result - reference`` over the samples both scored.
+
+    Rows are matched by dataset index, so two :func:`evaluate` runs on the same split (e.g. two ablation modes)
+    are compared sample by sample: the standard error of a paired difference is far smaller than either run's.
+
+    Returns:
+        ``{metric: {"mean": ..., "standard_error": ..., "count": ...}}`` for every per-sample metric.
+    """
+    mine, theirs = result["per_sample"], reference["per_sample"]
+    position = {int(row): i for i, row in enumerate(theirs["index"])}
+    pairs = [(i, position[int(row)]) for i, row in enumerate(mine["index"]) if int(row) in position]
+    if not pairs:
+        raise ValueError("The two results share no samples: evaluate both on the same split and samples.")
+    out = {}
+    for key in mine:
+        if key == "index":
+            continue
+        diff = np.array([
+            np.nan if mine[key][i] is None or theirs[key][j] is None else mine[key][i] - theirs[key][j]
+            for i, j in pairs
+        ])
+        out[key] = {"mean": _mean(diff), "standard_error": _standard_error(diff), "count": int(_finite(diff).size)}
+    return out
 
 
 def _ground_truth_vertices(gt_body_model, gt: HOIParams, genders) -> torch.Tensor:

@@ -322,3 +322,28 @@ def test_pictures_in_evaluation_is_pipe_image(monkeypatch):
         params, _, _ = shipped.prepare_initial_estimate(pictures, kwargs["object"])
         assert torch.equal(output.initial_params.body_pose, params.body_pose)
         assert torch.equal(output.initial_params.camera_translation, params.camera_translation)
+
+
+def test_paired_differences_match_samples_by_index_and_the_compare_command(small_setup, tmp_path, capsys):
+    from scorehoi_diffusers import cli
+    from scorehoi_diffusers.evaluation import paired_differences
+
+    pipeline, dataset = small_setup
+    kwargs = dict(num_cycles=1, batch_size=2, num_surface_samples=300)
+    full = evaluate(pipeline, dataset, mode="full", **kwargs)
+    regressor = evaluate(pipeline, dataset, mode="regressor", **kwargs)
+    assert sorted(full["per_sample"]["index"]) == [0, 1, 2]
+    # Reorder one run's samples: pairs must follow the dataset index, not the position.
+    shuffled = {**regressor, "per_sample": {k: v[::-1] for k, v in regressor["per_sample"].items()}}
+    diff = paired_differences(full, shuffled)["cd_human"]
+    expected = np.array(full["per_sample"]["cd_human"]) - np.array(regressor["per_sample"]["cd_human"])
+    assert diff["mean"] == pytest.approx(expected.mean()) and diff["count"] == 3
+    assert diff["standard_error"] == pytest.approx(expected.std(ddof=1) / np.sqrt(3))
+    assert paired_differences(full, full)["cd_object"]["mean"] == 0.0
+
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps([regressor, full]))
+    assert cli.main(["compare", str(path), "full", "regressor"]) == 0
+    assert "cd_human" in capsys.readouterr().out
+    assert cli.main(["compare", str(path), "prior", "regressor"]) == 2
+    assert "no results of mode 'prior'" in capsys.readouterr().err
