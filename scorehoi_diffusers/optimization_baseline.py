@@ -21,12 +21,12 @@ from typing import Any
 import torch
 from diffusers.utils import logging
 
-from .contacts import Contacts, ProximityContactEstimator, ReconstructionState
-from .guidance import GuidanceConfig, clip_gradient_norm, guidance_loss
+from .contacts import Contacts, ReconstructionState
+from .guidance import GuidanceConfig
 from .image_processor import ImageInput
 from .objects import ObjectTemplate, load_object
 from .params import HOIParams
-from .pipelines.pipeline_output import ScoreHOIPipelineOutput, output_to_meshes, output_to_numpy
+from .pipelines.pipeline_output import ScoreHOIPipelineOutput
 from .precision import geometry_dtype
 
 logger = logging.get_logger(__name__)
@@ -64,25 +64,6 @@ class GuidanceOptimization:
     def steps_per_cycle(self, t_start: int = 50, stride: int = 5) -> int:
         """Gradient steps per cycle: the guided denoising steps of one pipeline cycle (``len(grid) - 1``)."""
         return len(self.pipeline.scheduler.refinement_timesteps(t_start, stride)) - 1
-
-    def gradient(
-        self, x0: torch.Tensor, camera_translation: torch.Tensor, template: ObjectTemplate, contacts: Contacts,
-        image_evidence: dict[str, torch.Tensor], config: GuidanceConfig,
-    ) -> torch.Tensor:
-        """``grad_x0 L (B, 331)`` of the guidance loss, non-finite samples zeroed and norms clipped as the pipeline."""
-        pipe = self.pipeline
-        with torch.enable_grad():
-            x0 = x0.detach().requires_grad_(True)
-            _, body_points, object_points, sdf = pipe._geometry(x0, camera_translation, template)
-            inputs = pipe._guidance_inputs(body_points, object_points, sdf, contacts, camera_translation,
-                                           image_evidence)
-            loss, _ = guidance_loss(inputs, config)
-            (grad,) = torch.autograd.grad(loss.sum(), x0)
-        grad, non_finite = clip_gradient_norm(grad, config.max_grad_norm)
-        if non_finite.any():
-            logger.warning(f"Guidance gradient was NaN/Inf for samples {non_finite.nonzero().flatten().tolist()}; "
-                           "those samples skip this step.")
-        return grad
 
     @torch.no_grad()
     def __call__(
@@ -123,40 +104,14 @@ class GuidanceOptimization:
         if isinstance(guidance_config, Mapping):
             guidance_config = GuidanceConfig.from_dict(guidance_config)
         config = guidance_config if guidance_config is not None else pipe.default_guidance_config()
-        device = pipe._execution_device
         dtype = geometry_dtype(pipe.denoiser.dtype)
-        template = load_object(object, object_root=object_root).to(device=device, dtype=dtype)
-
-        # The pipeline's initial estimate, image tokens (the contact estimator's input) and image evidence.
-        if image is not None:
-            pictures = pipe.image_processor.preprocess(image, human_mask, object_mask, bbox, intrinsics)
-            regressed_params, regressed_tokens, bound_estimator = pipe.prepare_initial_estimate(pictures, template)
-            initial_params = regressed_params if initial_params is None else initial_params
-            image_tokens = regressed_tokens if image_tokens is None else image_tokens
-            contact_estimator = bound_estimator if contact_estimator is None else contact_estimator
-            camera_intrinsics = pictures.intrinsics
-            intrinsics, human_mask, object_mask = pictures.crop_intrinsics, pictures.human_mask, pictures.object_mask
-        else:
-            camera_intrinsics = intrinsics
-        estimator = contact_estimator if contact_estimator is not None else ProximityContactEstimator()
-
-        params = initial_params.to(device=device, dtype=dtype)
-        batch = params.batch_size
-        camera_translation = params.camera_translation
-        x0 = pipe.codec.encode(params)
-        if not torch.isfinite(x0).all():
-            bad = (~torch.isfinite(x0).all(dim=1)).nonzero().flatten().tolist()
-            raise ValueError(f"`initial_params` holds NaN or Inf values in samples {bad}.")
-        up_axis = torch.tensor(config.up_axis, device=device, dtype=dtype)
-        up_axis = up_axis / up_axis.norm()
-        image_evidence = pipe._image_evidence(intrinsics, human_mask, object_mask, batch, device, dtype)
-
-        def estimate(geometry) -> Contacts:
-            return estimator(ReconstructionState(*geometry, up_axis, image_tokens)).detach()
-
-        if contacts is None:
-            contacts = estimate(pipe._geometry(x0, camera_translation, template))
-        contacts = contacts.to(device=device, dtype=dtype)
+        template = load_object(object, object_root=object_root).to(device=pipe._execution_device, dtype=dtype)
+        # The pipeline's own start: initial estimate, x0, image evidence, contact estimator and initial contacts.
+        start = pipe.prepare_refinement(
+            template, image, human_mask, object_mask, bbox, intrinsics, initial_params, contacts, image_tokens,
+            contact_estimator, config, dtype,
+        )
+        x0, contacts = start.x0, start.contacts
 
         steps = self.steps_per_cycle(t_start, stride)
         contact_history: list[Contacts] = []
@@ -165,14 +120,11 @@ class GuidanceOptimization:
         for _cycle in range(num_cycles):
             contact_history.append(contacts)
             for _step in range(steps):
-                x0 = x0 - self.step_size * self.gradient(
-                    x0, camera_translation, template, contacts, image_evidence, config
+                x0 = x0 - self.step_size * pipe.guidance_x0_gradient(
+                    x0, template, start.camera_translation, contacts, start.image_evidence, config
                 )
-            geometry = pipe._geometry(x0, camera_translation, template)
-            _, body_points, object_points, sdf = geometry
-            inputs = pipe._guidance_inputs(body_points, object_points, sdf, contacts, camera_translation,
-                                           image_evidence)
-            total, terms = guidance_loss(inputs, config)
+            geometry, total, terms = pipe.evaluate_cycle(x0, start, contacts, config)
+            body_points = geometry[1]
             extent = (body_points.amax(dim=1) - body_points.amin(dim=1)).amax(dim=1)  # (B,)
             diverged = ~(torch.isfinite(total) & torch.isfinite(x0).all(dim=1) & (extent <= MAX_BODY_EXTENT))
             if diverged.any():
@@ -185,32 +137,9 @@ class GuidanceOptimization:
             for name, value in terms.items():
                 term_history.setdefault(name, []).append(value)
             if refresh_contacts:
-                contacts = estimate(geometry)
+                contacts = start.estimate(geometry)
 
-        final = pipe.codec.decode(x0, camera_translation)
-        body = pipe.body_model(final, frame="camera")
-        object_vertices = template.pose(template.vertices, final.object_rotation,
-                                        final.object_translation + camera_translation)
-        output = ScoreHOIPipelineOutput(
-            params=final,
-            initial_params=params,
-            body_vertices=body.vertices,
-            body_faces=pipe.body_model.faces,
-            object_vertices=object_vertices,
-            object_faces=template.faces,
-            intrinsics=(
-                torch.as_tensor(camera_intrinsics, dtype=dtype).expand(batch, 3, 3).to(device)
-                if camera_intrinsics is not None else None
-            ),
-            contacts=contacts,
-            contact_history=contact_history,
-            guidance_loss_history=torch.stack(loss_history) if loss_history else x0.new_zeros(0, batch),
-            guidance_term_history={name: torch.stack(values) for name, values in term_history.items()},
-        )
-        if output_type == "mesh":
-            output.meshes = output_to_meshes(output)
-        if output_type == "np":
-            output = output_to_numpy(output)
+        output = pipe.assemble_output(x0, start, contacts, contact_history, loss_history, term_history, output_type)
         if not return_dict:
             return output.to_tuple()
         return output

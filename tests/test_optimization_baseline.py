@@ -47,13 +47,13 @@ def run(pipeline, step_size=DEFAULT_STEP_SIZE, **kwargs):
 
 def test_uses_the_pipelines_step_budget_and_never_the_denoiser(pipeline, no_denoiser, monkeypatch):
     calls = []
-    original = GuidanceOptimization.gradient
+    original = ScoreHOIPipeline.guidance_x0_gradient  # the shared gradient of the guidance loss in x0
 
     def counted(self, *args, **kwargs):
         calls.append(1)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(GuidanceOptimization, "gradient", counted)
+    monkeypatch.setattr(ScoreHOIPipeline, "guidance_x0_gradient", counted)
     output = run(pipeline, num_cycles=3, t_start=50, stride=5)
     assert isinstance(output, ScoreHOIPipelineOutput)
     # The pipeline's grid 0, 5, ..., 50 has 10 guided denoising steps per cycle.

@@ -1,13 +1,16 @@
 """The output of :class:`ScoreHOIPipeline` and its numpy and trimesh forms (``output_type="np"`` / ``"mesh"``)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
+import torch
 from diffusers.utils import BaseOutput
 
 from ..contacts import Contacts
+from ..objects import ObjectTemplate
 from ..params import HOIParams
 
 __all__ = ["ScoreHOIPipelineOutput", "output_to_meshes", "output_to_numpy"]
@@ -88,3 +91,23 @@ def output_to_meshes(output: ScoreHOIPipelineOutput) -> list[dict[str, Any]]:
         }
         for body, obj in zip(output.body_vertices, output.object_vertices)
     ]
+
+
+@dataclass
+class RefinementStart:
+    """Where refinement starts (``ScoreHOIPipeline.prepare_refinement``): the estimate, its ``x0 (B, 331)``, the
+    image evidence and contacts, and ``estimate(geometry) -> Contacts``, the contact refresh."""
+
+    template: ObjectTemplate
+    params: HOIParams
+    x0: torch.Tensor
+    camera_translation: torch.Tensor
+    camera_intrinsics: Any
+    image_tokens: torch.Tensor | None
+    image_evidence: dict[str, torch.Tensor]
+    estimate: Callable[[tuple], Contacts]
+    contacts: Contacts
+
+    @property
+    def batch(self) -> int:
+        return self.params.batch_size

@@ -33,7 +33,7 @@ from ..precision import geometry_dtype, upcast
 from ..safetensors_only import check_safetensors_only, safetensors_kwargs
 from ..schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
 from .hub import PUSH_KWARGS, push_pipeline_to_hub, upload_pipeline_folder, write_hub_files
-from .pipeline_output import ScoreHOIPipelineOutput, output_to_meshes, output_to_numpy
+from .pipeline_output import RefinementStart, ScoreHOIPipelineOutput, output_to_meshes, output_to_numpy
 
 logger = logging.get_logger(__name__)
 
@@ -341,6 +341,108 @@ class ScoreHOIPipeline(DiffusionPipeline):
             raise ValueError(f"`callback_on_step_end_tensor_inputs` has unknown names {sorted(unknown)}; "
                              f"choose from {self._callback_tensor_inputs}.")
 
+    def prepare_refinement(
+        self,
+        template: ObjectTemplate,
+        image,
+        human_mask,
+        object_mask,
+        bbox,
+        intrinsics,
+        initial_params: HOIParams | None,
+        contacts: Contacts | None,
+        image_tokens: torch.Tensor | None,
+        contact_estimator: Callable[[ReconstructionState], Contacts] | None,
+        config: GuidanceConfig,
+        dtype: torch.dtype,
+    ) -> RefinementStart:
+        """Steps 2–4 of ``__call__`` (arguments as there, already checked): the initial estimate (from the pictures
+        unless given), its x0, the image evidence, the contact estimator and the initial contacts."""
+        device = self._execution_device
+        if image is not None:
+            pictures = self.image_processor.preprocess(image, human_mask, object_mask, bbox, intrinsics)
+            regressed_params, regressed_tokens, bound_estimator = self.prepare_initial_estimate(pictures, template)
+            initial_params = regressed_params if initial_params is None else initial_params
+            image_tokens = regressed_tokens if image_tokens is None else image_tokens
+            contact_estimator = bound_estimator if contact_estimator is None else contact_estimator
+            camera_intrinsics = pictures.intrinsics
+            # The crop camera has the original camera's axes, so the image terms can work in the crop.
+            intrinsics, human_mask, object_mask = (
+                pictures.crop_intrinsics, pictures.human_mask, pictures.object_mask
+            )
+        else:
+            camera_intrinsics = intrinsics
+        estimator = contact_estimator if contact_estimator is not None else ProximityContactEstimator()
+
+        params = initial_params.to(device=device, dtype=dtype)
+        batch = params.batch_size
+        camera_translation = params.camera_translation
+        x0 = self.codec.encode(params)
+        if not torch.isfinite(x0).all():
+            bad = (~torch.isfinite(x0).all(dim=1)).nonzero().flatten().tolist()
+            raise ValueError(f"`initial_params` holds NaN or Inf values in samples {bad}.")
+
+        up_axis = torch.tensor(config.up_axis, device=device, dtype=dtype)
+        up_axis = up_axis / up_axis.norm()
+        image_evidence = self._image_evidence(intrinsics, human_mask, object_mask, batch, device, dtype)
+
+        def estimate(geometry) -> Contacts:
+            """Contacts from the ``_geometry`` of the current estimate."""
+            return estimator(ReconstructionState(*geometry, up_axis, image_tokens)).detach()
+
+        if contacts is None:
+            contacts = estimate(self._geometry(x0, camera_translation, template))
+        contacts = contacts.to(device=device, dtype=dtype)
+        return RefinementStart(template, params, x0, camera_translation, camera_intrinsics, image_tokens,
+                               image_evidence, estimate, contacts)
+
+    def evaluate_cycle(
+        self, x0: torch.Tensor, start: RefinementStart, contacts: Contacts, config: GuidanceConfig
+    ) -> tuple[tuple, torch.Tensor, dict[str, torch.Tensor]]:
+        """The geometry of a cycle's result and its guidance loss ``(B,)`` and unweighted terms."""
+        geometry = self._geometry(x0, start.camera_translation, start.template)
+        _, body_points, object_points, sdf = geometry
+        inputs = self._guidance_inputs(
+            body_points, object_points, sdf, contacts, start.camera_translation, start.image_evidence
+        )
+        total, terms = guidance_loss(inputs, config)
+        return geometry, total, terms
+
+    def assemble_output(
+        self, x0: torch.Tensor, start: RefinementStart, contacts: Contacts, contact_history: list[Contacts],
+        loss_history: list[torch.Tensor], term_history: dict[str, list[torch.Tensor]], output_type: str,
+    ) -> ScoreHOIPipelineOutput:
+        """Step 7 of ``__call__``: decode ``x0``, pose the meshes in the camera and convert to ``output_type``."""
+        template, camera_translation, batch = start.template, start.camera_translation, start.batch
+        final = self.codec.decode(x0, camera_translation)
+        body = self.body_model(final, frame="camera")
+        object_vertices = template.pose(template.vertices, final.object_rotation,
+                                        final.object_translation + camera_translation)
+        loss_tensor = torch.stack(loss_history) if loss_history else x0.new_zeros(0, batch)
+        terms_tensor = {name: torch.stack(values) for name, values in term_history.items()}
+        camera_intrinsics = start.camera_intrinsics
+        output = ScoreHOIPipelineOutput(
+            params=final,
+            initial_params=start.params,
+            body_vertices=body.vertices,
+            body_faces=self.body_model.faces,
+            object_vertices=object_vertices,
+            object_faces=template.faces,
+            intrinsics=(
+                torch.as_tensor(camera_intrinsics, dtype=x0.dtype).expand(batch, 3, 3).to(x0.device)
+                if camera_intrinsics is not None else None
+            ),
+            contacts=contacts,
+            contact_history=contact_history,
+            guidance_loss_history=loss_tensor,
+            guidance_term_history=terms_tensor,
+        )
+        if output_type == "mesh":
+            output.meshes = output_to_meshes(output)
+        if output_type == "np":
+            output = output_to_numpy(output)
+        return output
+
     def guidance_gradient(
         self,
         latents: torch.Tensor,
@@ -371,23 +473,41 @@ class ScoreHOIPipeline(DiffusionPipeline):
         Returns:
             `torch.Tensor` of shape ``(B, 331)``, for ``scheduler.step(guidance_gradient=...)``.
         """
+        x0_hat = self.scheduler.predict_original_sample(noise_pred, timestep, latents)
+        grad = self.guidance_x0_gradient(
+            x0_hat, object, camera_translation, contacts, image_evidence, guidance_config, f" at t={timestep}"
+        )
+        # x̂0 = (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t has Jacobian 1 / √ᾱ_t in x_t when ε is held constant.
+        return grad / self.scheduler.alphas_cumprod[timestep] ** 0.5
+
+    def guidance_x0_gradient(
+        self,
+        x0: torch.Tensor,
+        object: ObjectTemplate,
+        camera_translation: torch.Tensor,
+        contacts: Contacts,
+        image_evidence: dict[str, torch.Tensor],
+        guidance_config: GuidanceConfig,
+        where: str = "",
+    ) -> torch.Tensor:
+        """``∇_{x0} L (B, 331)`` of :func:`guidance_loss` on the geometry of ``x0``; per sample a non-finite gradient
+        becomes zero (with a logged warning naming the samples and ``where``) and the norm is bounded by
+        ``guidance_config.max_grad_norm``. The guided step and the optimisation-only baseline both use it."""
         with torch.enable_grad():
-            x0_hat = self.scheduler.predict_original_sample(noise_pred, timestep, latents)
-            x0_hat = x0_hat.detach().requires_grad_(True)
-            _, body_points, object_points, sdf = self._geometry(x0_hat, camera_translation, object)
+            x0 = x0.detach().requires_grad_(True)
+            _, body_points, object_points, sdf = self._geometry(x0, camera_translation, object)
             inputs = self._guidance_inputs(
                 body_points, object_points, sdf, contacts, camera_translation, image_evidence
             )
             loss, _ = guidance_loss(inputs, guidance_config)
-            (grad_x0,) = torch.autograd.grad(loss.sum(), x0_hat)
+            (grad_x0,) = torch.autograd.grad(loss.sum(), x0)
         grad, non_finite = clip_gradient_norm(grad_x0, guidance_config.max_grad_norm)
         if non_finite.any():
             logger.warning(
-                f"Guidance gradient was NaN/Inf for samples {non_finite.nonzero().flatten().tolist()} at "
-                f"t={timestep}; those samples take an unguided step."
+                f"Guidance gradient was NaN/Inf for samples {non_finite.nonzero().flatten().tolist()}{where}; "
+                "those samples take an unguided step."
             )
-        # x̂0 = (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t has Jacobian 1 / √ᾱ_t in x_t when ε is held constant.
-        return grad / self.scheduler.alphas_cumprod[timestep] ** 0.5
+        return grad
 
     @torch.no_grad()
     def __call__(
@@ -481,46 +601,16 @@ class ScoreHOIPipeline(DiffusionPipeline):
         dtype = geometry_dtype(model_dtype)
         template = load_object(object, object_root=object_root).to(device=device, dtype=dtype)
 
-        # 2. Initial estimate, image tokens and contact estimator (from the pictures unless given)
-        if image is not None:
-            pictures = self.image_processor.preprocess(image, human_mask, object_mask, bbox, intrinsics)
-            regressed_params, regressed_tokens, bound_estimator = self.prepare_initial_estimate(pictures, template)
-            initial_params = regressed_params if initial_params is None else initial_params
-            image_tokens = regressed_tokens if image_tokens is None else image_tokens
-            contact_estimator = bound_estimator if contact_estimator is None else contact_estimator
-            camera_intrinsics = pictures.intrinsics
-            # The crop camera has the original camera's axes, so the image terms can work in the crop.
-            intrinsics, human_mask, object_mask = (
-                pictures.crop_intrinsics, pictures.human_mask, pictures.object_mask
-            )
-        else:
-            camera_intrinsics = intrinsics
-        estimator = contact_estimator if contact_estimator is not None else ProximityContactEstimator()
-
-        # 3. Encode the estimate as the clean sample x0
-        params = initial_params.to(device=device, dtype=dtype)
-        batch = params.batch_size
+        # 2.-4. Initial estimate, x0, image evidence and initial contacts (shared with the optimisation baseline)
+        start = self.prepare_refinement(
+            template, image, human_mask, object_mask, bbox, intrinsics, initial_params, contacts, image_tokens,
+            contact_estimator, config, dtype,
+        )
+        batch, camera_translation, x0, contacts = start.batch, start.camera_translation, start.x0, start.contacts
         if isinstance(generator, list) and len(generator) != batch:
             raise ValueError(f"`generator` is a list of {len(generator)} generators for {batch} samples; "
                              "give one per sample or a single torch.Generator.")
-        camera_translation = params.camera_translation
-        x0 = self.codec.encode(params)
-        if not torch.isfinite(x0).all():
-            bad = (~torch.isfinite(x0).all(dim=1)).nonzero().flatten().tolist()
-            raise ValueError(f"`initial_params` holds NaN or Inf values in samples {bad}.")
-
-        # 4. Guidance evidence and the initial contacts
-        up_axis = torch.tensor(config.up_axis, device=device, dtype=dtype)
-        up_axis = up_axis / up_axis.norm()
-        image_evidence = self._image_evidence(intrinsics, human_mask, object_mask, batch, device, dtype)
-
-        def estimate(geometry) -> Contacts:
-            """Contacts from the ``_geometry`` of the current estimate."""
-            return estimator(ReconstructionState(*geometry, up_axis, image_tokens)).detach()
-
-        if contacts is None:
-            contacts = estimate(self._geometry(x0, camera_translation, template))
-        contacts = contacts.to(device=device, dtype=dtype)
+        image_tokens, image_evidence = start.image_tokens, start.image_evidence
 
         # 5. Denoiser condition and timesteps
         keypoints = template.keypoints.expand(batch, -1, -1)
@@ -563,45 +653,15 @@ class ScoreHOIPipeline(DiffusionPipeline):
                     step_index += 1
                     progress.update()
                 x0 = latents
-                geometry = self._geometry(x0, camera_translation, template)
-                _, body_points, object_points, sdf = geometry
-                inputs = self._guidance_inputs(
-                    body_points, object_points, sdf, contacts, camera_translation, image_evidence
-                )
-                total, terms = guidance_loss(inputs, config)
+                geometry, total, terms = self.evaluate_cycle(x0, start, contacts, config)
                 loss_history.append(total)
                 for name, value in terms.items():
                     term_history.setdefault(name, []).append(value)
                 if refresh_contacts:
-                    contacts = estimate(geometry)
+                    contacts = start.estimate(geometry)
 
         # 7. Decode the meshes and assemble the output
-        final = self.codec.decode(x0, camera_translation)
-        body = self.body_model(final, frame="camera")
-        object_vertices = template.pose(template.vertices, final.object_rotation,
-                                        final.object_translation + camera_translation)
-        loss_tensor = torch.stack(loss_history) if loss_history else x0.new_zeros(0, batch)
-        terms_tensor = {name: torch.stack(values) for name, values in term_history.items()}
-        output = ScoreHOIPipelineOutput(
-            params=final,
-            initial_params=params,
-            body_vertices=body.vertices,
-            body_faces=self.body_model.faces,
-            object_vertices=object_vertices,
-            object_faces=template.faces,
-            intrinsics=(
-                torch.as_tensor(camera_intrinsics, dtype=dtype).expand(batch, 3, 3).to(device)
-                if camera_intrinsics is not None else None
-            ),
-            contacts=contacts,
-            contact_history=contact_history,
-            guidance_loss_history=loss_tensor,
-            guidance_term_history=terms_tensor,
-        )
-        if output_type == "mesh":
-            output.meshes = output_to_meshes(output)
-        if output_type == "np":
-            output = output_to_numpy(output)
+        output = self.assemble_output(x0, start, contacts, contact_history, loss_history, term_history, output_type)
         self.maybe_free_model_hooks()
         if not return_dict:
             return output.to_tuple()
