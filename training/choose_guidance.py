@@ -11,9 +11,10 @@ Run: .venv/bin/python training/choose_guidance.py [--pipeline DIR] [--num-sample
 """
 import argparse
 
-from scorehoi_diffusers import GuidanceConfig, ScoreHOIPipeline
-from scorehoi_diffusers.data.synthetic import generate_dataset
-from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate, format_table
+import validation_slice
+
+from scorehoi_diffusers import GuidanceConfig
+from scorehoi_diffusers.evaluation import evaluate, format_table
 
 CANDIDATES = {
     "release (s=1)": GuidanceConfig.release(),
@@ -27,17 +28,11 @@ CANDIDATES = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--pipeline", default="scorehoi_diffusers/assets/scorehoi-synthetic")
-    parser.add_argument("--num-samples", type=int, default=48)
-    parser.add_argument("--first-index", type=int, default=20000)
+    validation_slice.add_arguments(parser, num_samples=48)
     parser.add_argument("--cycles", type=int, nargs="+", default=[2])
     args = parser.parse_args()
-    pipeline = ScoreHOIPipeline.from_pretrained(args.pipeline)
-    pipeline.set_progress_bar_config(disable=True)
-    data = generate_dataset(args.num_samples, seed=0, split="train", start=args.first_index, image_size=192,
-                            body=pipeline.body_model, progress=False)
-    estimate = RegressorEstimate(pipeline)
-    rows = [evaluate(pipeline, data, split=None, mode="regressor", initial_estimate_fn=estimate)]
+    pipeline, data, estimate, regressor_row = validation_slice.load(args)
+    rows = [regressor_row]
     for cycles in args.cycles:
         for name, config in CANDIDATES.items():
             row = evaluate(pipeline, data, split=None, mode="full", num_cycles=cycles,

@@ -15,10 +15,9 @@ Run: .venv/bin/python training/choose_step_size.py [--pipeline DIR] [--num-sampl
 import argparse
 
 import numpy as np
+import validation_slice
 
-from scorehoi_diffusers import ScoreHOIPipeline
-from scorehoi_diffusers.data.synthetic import generate_dataset
-from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate, format_table
+from scorehoi_diffusers.evaluation import evaluate, format_table
 
 CANDIDATES = tuple(float(f"{value:.2g}") for value in np.logspace(-4, -1, 5))  # 0.0001, 0.00056, 0.0032, 0.018, 0.1
 CRITERION = ("cd_human", "cd_object", "penetration_depth")
@@ -26,17 +25,11 @@ CRITERION = ("cd_human", "cd_object", "penetration_depth")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--pipeline", default="scorehoi_diffusers/assets/scorehoi-synthetic")
-    parser.add_argument("--num-samples", type=int, default=50)
-    parser.add_argument("--first-index", type=int, default=20000)
+    validation_slice.add_arguments(parser, num_samples=50)
     parser.add_argument("--cycles", type=int, default=2)
     args = parser.parse_args()
-    pipeline = ScoreHOIPipeline.from_pretrained(args.pipeline)
-    pipeline.set_progress_bar_config(disable=True)
-    data = generate_dataset(args.num_samples, seed=0, split="train", start=args.first_index, image_size=192,
-                            body=pipeline.body_model, progress=False)
-    estimate = RegressorEstimate(pipeline)
-    rows = [evaluate(pipeline, data, split=None, mode="regressor", initial_estimate_fn=estimate)]
+    pipeline, data, estimate, regressor_row = validation_slice.load(args)
+    rows = [regressor_row]
     print(format_table(rows), flush=True)
     scores = {}
     for step_size in CANDIDATES:

@@ -1,0 +1,33 @@
+"""The validation slice the choose_* scripts pick settings on, and the regressor-alone row they compare against.
+
+The slice is indices 20000.. of the seed-0 synthetic *train* stream: past every table the training scripts
+rendered for the shipped weights (the first 6000 indices) and disjoint from the test split, so a choice made on it
+touches neither training nor test data. Pictures in: the pipeline's own regressor gives the initial estimate, as
+in ``scorehoi evaluate``.
+"""
+import argparse
+
+from scorehoi_diffusers import ScoreHOIPipeline
+from scorehoi_diffusers.data.synthetic import generate_dataset
+from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate
+
+FIRST_INDEX = 20000
+
+
+def add_arguments(parser: argparse.ArgumentParser, num_samples: int) -> None:
+    """``--pipeline``, ``--num-samples`` and ``--first-index``."""
+    parser.add_argument("--pipeline", default="scorehoi_diffusers/assets/scorehoi-synthetic")
+    parser.add_argument("--num-samples", type=int, default=num_samples)
+    parser.add_argument("--first-index", type=int, default=FIRST_INDEX)
+
+
+def load(args: argparse.Namespace):
+    """``(pipeline, slice, estimate, regressor_row)``: the pipeline, the rendered slice, its regressor estimate and
+    the regressor-alone evaluation row."""
+    pipeline = ScoreHOIPipeline.from_pretrained(args.pipeline)
+    pipeline.set_progress_bar_config(disable=True)
+    data = generate_dataset(args.num_samples, seed=0, split="train", start=args.first_index, image_size=192,
+                            body=pipeline.body_model, progress=False)
+    estimate = RegressorEstimate(pipeline)
+    regressor_row = evaluate(pipeline, data, split=None, mode="regressor", initial_estimate_fn=estimate)
+    return pipeline, data, estimate, regressor_row
