@@ -12,6 +12,15 @@ from scorehoi_diffusers.skeleton import LANDMARK_NAMES, PARENTS
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def masks(size=(64, 64)):
+    """``(human, object)`` bool masks of a ``size`` picture: a standing person and an object overlapping it."""
+    human = np.zeros(size, bool)
+    human[8:56, 20:40] = True
+    obj = np.zeros(size, bool)
+    obj[30:45, 35:55] = True
+    return human, obj
+
+
 def fake_smplh_arrays_on_mesh(
     vertices: np.ndarray, faces: np.ndarray, rng: np.random.Generator, num_betas: int = 10,
     posedirs_scale: float = 0.005,

@@ -5,6 +5,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from conftest import masks
 
 from scorehoi_diffusers.camera import DEFAULT_FOCAL_FACTOR, default_intrinsics, depth_for_extent, intrinsics_from_focal
 from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, main
@@ -21,14 +22,6 @@ from scorehoi_diffusers.input_checks import (
 )
 
 BAG = DEFAULT_EXAMPLES / "synthetic_bag"
-
-
-def masks(size=(64, 64)):
-    human = np.zeros(size, bool)
-    human[8:56, 20:40] = True
-    obj = np.zeros(size, bool)
-    obj[30:45, 35:55] = True
-    return human, obj
 
 
 def picture(size=(64, 64)):

@@ -17,6 +17,7 @@ import pytest
 import roma
 import torch
 import trimesh
+from conftest import masks
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_pipeline import holding_params, small_denoiser
@@ -70,14 +71,6 @@ def picture(size=(64, 64), channels=3, seed=0):
     rng = np.random.default_rng(seed)
     shape = size + ((channels,) if channels else ())
     return rng.integers(0, 255, shape, dtype=np.uint8)
-
-
-def masks(size=(64, 64)):
-    human = np.zeros(size, bool)
-    human[8:56, 20:40] = True
-    obj = np.zeros(size, bool)
-    obj[30:45, 35:55] = True
-    return human, obj
 
 
 def image_call(env, **overrides):
