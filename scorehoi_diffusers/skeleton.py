@@ -3,8 +3,8 @@
 SMPL-H has 52 joints: the root (pelvis), 21 body joints, then 15 joints per hand (left hand first). Each hand
 lists its fingers in the order of :data:`FINGER_ORDER`, three joints per finger from the knuckle out.
 Everything that needs joint indices (the denoiser's part tokens, the synthetic scene rig, the stand-in body
-generator) reads them here. A table mapping another keypoint convention onto SMPL-H joints belongs here too,
-written as ``{other keypoint name: JOINT_INDEX[smplh joint name]}``.
+generator) reads them here, and so does the one mapping of another keypoint convention onto the body: the 33
+BlazePose landmarks of mediapipe's pose model (:data:`BLAZEPOSE_TO_BODY`).
 
 Joints that come in pairs are given as ``(left, right)`` tuples indexed by :data:`LEFT` / :data:`RIGHT`, e.g.
 ``WRIST[RIGHT] == 21``. The body's left is on +x in SMPL-H's rest pose (y up, facing +z).
@@ -43,6 +43,12 @@ __all__ = [
     "finger_joint",
     "MIRRORED_JOINTS",
     "LANDMARK_NAMES",
+    "BLAZEPOSE_NAMES",
+    "NUM_BLAZEPOSE",
+    "BLAZEPOSE_TO_BODY",
+    "BLAZEPOSE_BODY_INDEX",
+    "BLAZEPOSE_FITTED",
+    "BLAZEPOSE_MIRRORED",
 ]
 
 NUM_BODY_JOINTS = 21  # without the root
@@ -119,3 +125,74 @@ LANDMARK_NAMES = (
     "RHeel", "lthumb", "lindex", "lmiddle", "lring", "lpinky", "rthumb", "rindex", "rmiddle", "rring",
     "rpinky",
 )
+
+
+# mediapipe Pose's 33 BlazePose landmarks, in its output order. "left" is the person's left, as in SMPL-H.
+BLAZEPOSE_NAMES: tuple[str, ...] = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
+    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
+    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+    "right_ankle", "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+)
+NUM_BLAZEPOSE = len(BLAZEPOSE_NAMES)  # 33
+
+
+def _blazepose_to_body() -> dict[str, tuple[str, str] | None]:
+    """Where each BlazePose landmark lies on the body: ``("joint", SMPL-H joint name)``, ``("landmark", name
+    in LANDMARK_NAMES)`` (a surface vertex; its index differs between SMPL-H and the stand-in body, which each
+    name it in their own file), or ``None`` where the body has no matching point (inner/outer eye corners and
+    mouth corners: the eye and nose landmarks already pin the face)."""
+    table: dict[str, tuple[str, str] | None] = {"nose": ("landmark", "nose")}
+    for side, letter in (("left", "l"), ("right", "r")):
+        capital = letter.upper()
+        table |= {
+            f"{side}_eye_inner": None,
+            f"{side}_eye": ("landmark", f"{letter}eye"),
+            f"{side}_eye_outer": None,
+            f"{side}_ear": ("landmark", f"{letter}ear"),
+            f"mouth_{side}": None,
+            f"{side}_shoulder": ("joint", f"{side}_shoulder"),
+            f"{side}_elbow": ("joint", f"{side}_elbow"),
+            f"{side}_wrist": ("joint", f"{side}_wrist"),
+            # BlazePose's hand points are the pinky and index knuckles and the thumb's second joint.
+            f"{side}_pinky": ("joint", f"{side}_pinky1"),
+            f"{side}_index": ("joint", f"{side}_index1"),
+            f"{side}_thumb": ("joint", f"{side}_thumb2"),
+            f"{side}_hip": ("joint", f"{side}_hip"),
+            f"{side}_knee": ("joint", f"{side}_knee"),
+            f"{side}_ankle": ("joint", f"{side}_ankle"),
+            f"{side}_heel": ("landmark", f"{capital}Heel"),
+            f"{side}_foot_index": ("landmark", f"{capital}BigToe"),
+        }
+    return {name: table[name] for name in BLAZEPOSE_NAMES}
+
+
+# The one BlazePose -> body mapping (read by the keypoint guidance term, simulated detections and the docs
+# picture): each landmark's ("joint" | "landmark", name), or None.
+BLAZEPOSE_TO_BODY: dict[str, tuple[str, str] | None] = _blazepose_to_body()
+
+# The same as indices into ``torch.cat([joints (B, 52, 3), landmarks (B, 21, 3)], dim=1)`` (joints first, then
+# LANDMARK_NAMES), -1 where the landmark has no body point.
+BLAZEPOSE_BODY_INDEX: tuple[int, ...] = tuple(
+    -1 if target is None
+    else JOINT_INDEX[target[1]] if target[0] == "joint"
+    else NUM_JOINTS + LANDMARK_NAMES.index(target[1])
+    for target in BLAZEPOSE_TO_BODY.values()
+)
+# True for landmarks with a body point (the ones the reprojection term and the learned parts use).
+BLAZEPOSE_FITTED: tuple[bool, ...] = tuple(index >= 0 for index in BLAZEPOSE_BODY_INDEX)
+
+
+def _blazepose_mirrored() -> tuple[int, ...]:
+    def swap(name: str) -> str:
+        for a, b in (("left", "right"), ("right", "left")):
+            if a in name:
+                return name.replace(a, b)
+        return name
+
+    return tuple(BLAZEPOSE_NAMES.index(swap(name)) for name in BLAZEPOSE_NAMES)
+
+
+# The landmark each landmark becomes under a left/right swap (a detector confusing the person's sides).
+BLAZEPOSE_MIRRORED: tuple[int, ...] = _blazepose_mirrored()
