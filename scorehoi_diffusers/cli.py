@@ -1,4 +1,4 @@
-"""The ``scorehoi`` command: ``reconstruct``, ``demo``, ``synthesize`` and ``evaluate``.
+"""The ``scorehoi`` command: ``reconstruct``, ``demo``, ``app``, ``synthesize``, ``evaluate`` and ``compare``.
 
 Every subcommand has ``--help``; errors a user can fix (a missing file, an empty mask, an unknown object, an
 unusable ``--out``) are printed as one line that says what to do, with exit status 2, instead of a traceback, and
@@ -354,6 +354,20 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"Reconstructed {len(written)} examples in {time.perf_counter() - start:.1f} s; outputs in {out.resolve()}")
 
 
+def cmd_app(args: argparse.Namespace) -> None:
+    """Serve the web app (:mod:`scorehoi_diffusers.web_app`) until interrupted."""
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port must be in 1..65535, got {args.port}.")
+    pipeline = _load_pipeline(args.pipeline, args.body_model, device=args.device)
+    from .web_app import build_app, launch_app
+
+    try:
+        launch_app(build_app(pipeline), host=args.host, port=args.port)
+    except OSError as error:
+        raise UserError(f"--host {args.host} --port {args.port}: cannot serve there ({error}); choose another "
+                        "--port.") from error
+
+
 def cmd_synthesize(args: argparse.Namespace) -> None:
     from .data.synthetic import synthesize
 
@@ -508,6 +522,15 @@ def build_parser() -> argparse.ArgumentParser:
     out_options(p, "outputs/demo", "each example's results go to OUT/<example name>/")
     pipeline_options(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("app", help="start the web app: reconstruct from a photo in the browser, on this machine")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0: the network too)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--pipeline", default=None, help="pipeline folder (default: the shipped scorehoi-synthetic)")
+    p.add_argument("--body-model", default=None,
+                   help="your SMPL-H .npz file or folder (default: the licence-free stand-in body)")
+    p.set_defaults(func=cmd_app)
 
     p = sub.add_parser("synthesize", help="generate a synthetic HOI dataset (datasets.Dataset on disk)")
     p.add_argument("--num", type=int, required=True, help="number of samples")

@@ -1,0 +1,243 @@
+"""The web app in a real browser: ``scorehoi app`` in a subprocess, driven by Debian's headless Chromium.
+
+The server runs under ``tests/serve_offline.py``, which refuses and records every connection that would leave the
+machine; the browser's own requests are read from its DevTools network log. Skipped where Chromium or
+chromedriver is missing (``.ci/run`` installs them, so CI always runs it). The screenshot of the first session is
+kept in the test's folder; with ``SCOREHOI_WRITE_SCREENSHOT=1`` it also replaces ``docs/web_app.png``.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()),
+    reason="needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver): "
+           "apt-get install -y chromium chromium-driver",
+)
+webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install -e '.[dev]')")
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+BROWSER_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000")
+# Schemes a page loads without the network: the browser's own pages, inline data and in-page objects.
+LOCAL_SCHEMES = ("chrome", "chrome-extension", "data", "blob", "about", "devtools")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """``scorehoi app`` on a free port, with outside connections refused and logged; yields its URL and log."""
+    folder = tmp_path_factory.mktemp("server")
+    log, output = folder / "outside_connections.log", folder / "server.log"
+    log.touch()
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "OMP_WAIT_POLICY": "PASSIVE",
+           "GRADIO_TEMP_DIR": str(folder / "gradio"), "TMPDIR": str(folder)}
+    with open(output, "w") as stream:
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "tests" / "serve_offline.py"), str(log), "app", "--port", str(port),
+             "--device", "cpu"], cwd=folder, env=env, stdout=stream, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"`scorehoi app` did not start:\n{output.read_text()[-3000:]}")
+            time.sleep(0.5)
+    yield {"url": url, "log": log, "output": output, "folder": folder}
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def browsers(tmp_path_factory):
+    """A factory of headless Chromium sessions, each with a fresh profile and the DevTools network log on."""
+    drivers = []
+
+    def start():
+        options = webdriver.ChromeOptions()
+        options.binary_location = str(CHROMIUM)
+        for flag in BROWSER_FLAGS:
+            options.add_argument(flag)
+        options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('profile')}")
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+        driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+        driver.requested_urls = []
+        drivers.append(driver)
+        return driver
+
+    yield start
+    for driver in drivers:
+        driver.quit()
+
+
+def requested_urls(driver) -> list[str]:
+    """Every URL the page has requested so far (DevTools ``Network.requestWillBeSent`` and WebSocket events)."""
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            driver.requested_urls.append(message["params"]["request"]["url"])
+        elif message["method"] == "Network.webSocketCreated":
+            driver.requested_urls.append(message["params"]["url"])
+    return driver.requested_urls
+
+
+def assert_nothing_left_the_machine(server, *drivers) -> None:
+    for driver in drivers:
+        urls = requested_urls(driver)
+        assert urls, "the DevTools network log recorded no request at all"
+        outside = [url for url in urls
+                   if urlparse(url).scheme not in LOCAL_SCHEMES and urlparse(url).hostname != "127.0.0.1"]
+        assert not outside, f"the browser made requests off this machine: {outside[:10]}"
+    assert server["log"].read_text() == "", f"the server tried to reach outside: {server['log'].read_text()}"
+
+
+def wait(driver, condition, timeout=60, message=""):
+    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition, message)
+
+
+def open_page(driver, server):
+    driver.get(server["url"])
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "button.gallery-item"), message="no examples shown")
+
+
+def click_example(driver, name: str):
+    example = next(e for e in driver.find_elements(By.CSS_SELECTOR, "button.gallery-item") if e.text == name)
+    example.click()
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#preview img"), message="no preview of the example")
+
+
+def set_cycles(driver, cycles: int):
+    """Open "Advanced", type the number of refinement cycles, close it again."""
+    toggle = driver.find_element(By.CSS_SELECTOR, "#advanced button")
+    toggle.click()
+    field = wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "#cycles input[type=number]"))
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(str(cycles), Keys.TAB)
+    toggle.click()
+
+
+def status_text(driver) -> str:
+    return driver.find_element(By.ID, "status").text
+
+
+def toast_text(driver, timeout=30) -> str:
+    """The text of the error message Gradio shows in the page."""
+    def shown(d):
+        return " ".join(element.get_attribute("textContent").strip()
+                        for element in d.find_elements(By.CSS_SELECTOR, "[data-testid='toast-text']"))
+
+    text = wait(driver, shown, timeout, "no message shown")
+    for close in driver.find_elements(By.CSS_SELECTOR, "[data-testid='toast-close']"):
+        close.click()
+    wait(driver, lambda d: not d.find_elements(By.CSS_SELECTOR, "[data-testid='toast-text']"), 10)
+    return text
+
+
+def glb_requested(driver) -> bool:
+    return any(urlparse(url).path.endswith(".glb") for url in requested_urls(driver))
+
+
+def test_two_sessions_run_examples_and_get_their_own_results(server, browsers, tmp_path):
+    first, second = browsers(), browsers()
+    for driver, example in ((first, "astronaut"), (second, "synthetic_bag")):
+        open_page(driver, server)
+        click_example(driver, example)
+        set_cycles(driver, 1)
+    # Both press Run at once: the queue runs them one after the other.
+    first.find_element(By.ID, "run").click()
+    second.find_element(By.ID, "run").click()
+    for driver in (first, second):
+        wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#overlay img"), 120, "no overlay")
+        wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#figure img"), 30, "no before/after figure")
+        # The 3D viewer draws on a canvas once it has fetched the .glb scene.
+        wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#scene canvas") and glb_requested(d), 60,
+             "the 3D viewer loaded no .glb")
+        downloads = wait(driver, lambda d: d.find_element(By.ID, "downloads").text, 30)
+        assert all(suffix in downloads for suffix in (".json", ".npz", ".glb")), downloads
+
+    # Each page shows its own reconstruction: its object, its photo's overlay, its own files.
+    assert "with ball" in status_text(first) and "with bag" in status_text(second)
+    sizes = [driver.execute_script("return document.querySelector('#overlay img').naturalWidth")
+             for driver in (first, second)]
+    assert sizes == [512, 256], sizes
+    scenes = [{url for url in requested_urls(driver) if url.endswith(".glb")} for driver in (first, second)]
+    assert scenes[0] and scenes[1] and not scenes[0] & scenes[1]
+
+    first.set_window_size(1400, first.execute_script("return document.body.scrollHeight"))
+    screenshot = tmp_path / "web_app.png"
+    first.save_screenshot(str(screenshot))
+    assert Image.open(screenshot).size[0] >= 1000
+    if os.environ.get("SCOREHOI_WRITE_SCREENSHOT") == "1":
+        shutil.copyfile(screenshot, REPO / "docs" / "web_app.png")
+    assert_nothing_left_the_machine(server, first, second)
+
+
+def test_bad_uploads_show_a_message_in_the_page(server, browsers, tmp_path):
+    driver = browsers()
+    open_page(driver, server)
+    photo = driver.find_element(By.CSS_SELECTOR, "#photo input[type=file]")
+
+    not_a_picture = tmp_path / "notes.png"
+    not_a_picture.write_text("shopping list: milk, eggs\n")
+    photo.send_keys(str(not_a_picture))
+    message = toast_text(driver)
+    assert "notes.png is not a picture" in message and "Traceback" not in message
+
+    driver.find_element(By.CSS_SELECTOR, "#photo button[aria-label='Remove Image']").click()
+    huge = tmp_path / "huge.png"
+    Image.fromarray(np.zeros((6000, 7000), np.uint8)).save(huge)
+    driver.find_element(By.CSS_SELECTOR, "#photo input[type=file]").send_keys(str(huge))
+    assert "7000 x 6000 pixels, more than this app's limit" in toast_text(driver)
+
+    driver.find_element(By.CSS_SELECTOR, "#photo button[aria-label='Remove Image']").click()
+    click_example(driver, "astronaut")
+    set_cycles(driver, 1)
+    points = tmp_path / "points.ply"
+    points.write_text("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
+                      "property float z\nend_header\n0 0 0\n1 0 0\n0 1 0\n")
+    driver.find_element(By.CSS_SELECTOR, "#mesh input[type=file]").send_keys(str(points))
+    driver.find_element(By.ID, "run").click()
+    assert "points.ply' has no faces" in toast_text(driver)
+    assert "Traceback" not in driver.find_element(By.TAG_NAME, "body").text
+    assert_nothing_left_the_machine(server, driver)
+
+
+def test_the_offline_guard_records_an_outside_connection(tmp_path):
+    """The server's guard is what makes the "nothing left the machine" checks meaningful: it must catch one."""
+    log = tmp_path / "outside.log"
+    probe = ("import socket, sys; sys.argv = ['serve_offline.py', sys.argv[1]]; sys.path.insert(0, 'tests'); "
+             "import serve_offline\n"
+             "try:\n    socket.create_connection(('192.0.2.1', 80), timeout=1)\nexcept OSError as e:\n    print(e)")
+    result = subprocess.run([sys.executable, "-c", probe, str(log)], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert "refused" in result.stdout, result.stderr
+    assert "192.0.2.1" in log.read_text()
