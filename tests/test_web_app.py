@@ -29,6 +29,7 @@ pytestmark = pytest.mark.skipif(
 )
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install -e '.[dev]')")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -145,6 +146,11 @@ def set_cycles(driver, cycles: int):
     toggle.click()
 
 
+def box_numbers(driver) -> list[float]:
+    return [float(driver.find_element(By.CSS_SELECTOR, f"#box-{key} input").get_attribute("value") or 0)
+            for key in "xywh"]
+
+
 def status_text(driver) -> str:
     return driver.find_element(By.ID, "status").text
 
@@ -192,7 +198,8 @@ def test_two_sessions_run_examples_and_get_their_own_results(server, browsers, t
     scenes = [{url for url in requested_urls(driver) if url.endswith(".glb")} for driver in (first, second)]
     assert scenes[0] and scenes[1] and not scenes[0] & scenes[1]
 
-    first.set_window_size(1400, first.execute_script("return document.body.scrollHeight"))
+    first.set_window_size(1400, first.execute_script("return document.documentElement.scrollHeight") + 150)
+    first.execute_script("window.scrollTo(0, 0)")
     screenshot = tmp_path / "web_app.png"
     first.save_screenshot(str(screenshot))
     assert Image.open(screenshot).size[0] >= 1000
@@ -220,6 +227,18 @@ def test_bad_uploads_show_a_message_in_the_page(server, browsers, tmp_path):
 
     driver.find_element(By.CSS_SELECTOR, "#photo button[aria-label='Remove Image']").click()
     click_example(driver, "astronaut")
+    # Two clicks at opposite corners of the object on the preview fill in the box, in photo pixels.
+    preview = driver.find_element(By.CSS_SELECTOR, "#preview img")
+    shown_width = driver.execute_script("return arguments[0].getBoundingClientRect().width", preview)
+    photo_pixels_per_shown_pixel = int(preview.get_attribute("naturalWidth")) / shown_width
+    for offset in ((-40, -30), (40, 30)):
+        ActionChains(driver).move_to_element_with_offset(preview, *offset).click().perform()
+        time.sleep(1.0)  # the first corner is kept by the server before the second click
+    wait(driver, lambda d: box_numbers(d)[2] > 0, 20, "two clicks on the preview set no box")
+    x, y, w, h = box_numbers(driver)
+    assert w == pytest.approx(80 * photo_pixels_per_shown_pixel, abs=3)
+    assert h == pytest.approx(60 * photo_pixels_per_shown_pixel, abs=3)
+    assert x + w / 2 == pytest.approx(256, abs=3) and y + h / 2 == pytest.approx(256, abs=3)
     set_cycles(driver, 1)
     points = tmp_path / "points.ply"
     points.write_text("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
