@@ -7,6 +7,7 @@ kept in the test's folder; with ``SCOREHOI_WRITE_SCREENSHOT=1`` it also replaces
 """
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -174,15 +175,23 @@ def glb_requested(driver) -> bool:
 
 def test_two_sessions_run_examples_and_get_their_own_results(server, browsers, tmp_path):
     first, second = browsers(), browsers()
-    for driver, example in ((first, "astronaut"), (second, "synthetic_bag")):
+    for driver, example, cycles in ((first, "astronaut", 1), (second, "synthetic_bag", 4)):
         open_page(driver, server)
         click_example(driver, example)
-        set_cycles(driver, 1)
-    # Both press Run at once: the queue runs them one after the other.
+        set_cycles(driver, cycles)
+    # Both press Run at once: the queue runs them one after the other, each showing the pipeline's progress.
     first.find_element(By.ID, "run").click()
     second.find_element(By.ID, "run").click()
+    progress = {id(first): set(), id(second): set()}
+    deadline = time.monotonic() + 120
+    while not all(driver.find_elements(By.CSS_SELECTOR, "#overlay img") for driver in (first, second)):
+        assert time.monotonic() < deadline, "no overlay after two minutes"
+        for driver in (first, second):
+            text = driver.execute_script("return document.body.textContent")
+            progress[id(driver)] |= set(re.findall(r"refinement cycle \d+ of \d+", text))
+        time.sleep(0.2)
+    assert "refinement cycle 2 of 4" in progress[id(second)], progress
     for driver in (first, second):
-        wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#overlay img"), 120, "no overlay")
         wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#figure img"), 30, "no before/after figure")
         # The 3D viewer draws on a canvas once it has fetched the .glb scene.
         wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#scene canvas") and glb_requested(d), 60,
@@ -197,6 +206,9 @@ def test_two_sessions_run_examples_and_get_their_own_results(server, browsers, t
     assert sizes == [512, 256], sizes
     scenes = [{url for url in requested_urls(driver) if url.endswith(".glb")} for driver in (first, second)]
     assert scenes[0] and scenes[1] and not scenes[0] & scenes[1]
+    # On the server, each session's results sit in a folder of their own.
+    sessions = [folder for folder in server["folder"].glob("scorehoi-app-*/*") if any(folder.rglob("*.glb"))]
+    assert len(sessions) >= 2 and all(len(list(folder.iterdir())) == 1 for folder in sessions)
 
     first.set_window_size(1400, first.execute_script("return document.documentElement.scrollHeight") + 150)
     first.execute_script("window.scrollTo(0, 0)")
