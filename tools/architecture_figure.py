@@ -10,7 +10,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 # Top to bottom, as the picture reads; arrows (imports) point down only.
 LAYERS = (
-    ("entry points", "cli.py  ·  training/  ·  benchmarks/  ·  tools/ (asset generators, not installed)", "#e8e8e8"),
+    ("entry points",
+     "cli.py  ·  web_app.py (scorehoi app)  ·  training/  ·  benchmarks/  ·  tools/ (asset generators)", "#e8e8e8"),
     ("data & evaluation", "data/schema  ·  data/synthetic/  ·  data/behave  ·  metrics  ·  evaluation  ·  export",
      "#f6e3c6"),
     ("pipeline", "ScoreHOIPipeline: check_inputs → prepare_initial_estimate → cycles → meshes", "#f3c9a6"),
