@@ -206,9 +206,13 @@ def test_two_sessions_run_examples_and_get_their_own_results(server, browsers, t
     assert sizes == [512, 256], sizes
     scenes = [{url for url in requested_urls(driver) if url.endswith(".glb")} for driver in (first, second)]
     assert scenes[0] and scenes[1] and not scenes[0] & scenes[1]
-    # On the server, each session's results sit in a folder of their own.
-    sessions = [folder for folder in server["folder"].glob("scorehoi-app-*/*") if any(folder.rglob("*.glb"))]
-    assert len(sessions) >= 2 and all(len(list(folder.iterdir())) == 1 for folder in sessions)
+    # On the server, each session's results sit in a folder of their own, removed when the session ends.
+    sessions = {json.loads(next(folder.rglob("*.json")).read_text())["object"]: folder
+                for folder in server["folder"].glob("scorehoi-app-*/*") if any(folder.rglob("*.json"))}
+    assert {"ball", "bag"} <= set(sessions) and len(list(sessions["bag"].iterdir())) == 1
+    second.get("about:blank")
+    wait(second, lambda d: not sessions["bag"].exists(), 30, "the closed session's results were not removed")
+    assert sessions["ball"].exists()
 
     first.set_window_size(1400, first.execute_script("return document.documentElement.scrollHeight") + 150)
     first.execute_script("window.scrollTo(0, 0)")
