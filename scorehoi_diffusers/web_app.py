@@ -35,7 +35,8 @@ from .atomic_files import atomic_write_bytes
 from .cli import DEFAULT_EXAMPLES, EXAMPLE_KEYS
 from .export import export_reconstruction
 from .guidance import GuidanceConfig
-from .image_processor import load_image
+from .image_processor import load_image, to_mask_array
+from .input_checks import mask_inside
 from .objects import MESH_UNITS, PRIMITIVE_NAMES, load_object
 
 __all__ = ["GUIDANCE_WEIGHTS", "MAX_PHOTO_PIXELS", "build_app", "detect_people", "launch_app"]
@@ -122,6 +123,18 @@ def _read_picture(payload: Any, what: str, mask: bool = False) -> np.ndarray | N
         raise gr.Error(str(error).replace(path, name), print_exception=False) from error
 
 
+def _checked_mask(payload: Any, what: str, image: np.ndarray) -> np.ndarray | None:
+    """An uploaded mask as ``(H, W)`` bool, checked against the photo as the pipeline will check it (size, not
+    empty), so that a wrong mask is reported when it is uploaded; ``None`` when nothing was uploaded."""
+    mask = _read_picture(payload, what, mask=True)
+    if mask is None:
+        return None
+    try:
+        return to_mask_array(mask, what, image.shape[:2])
+    except ValueError as error:
+        raise gr.Error(str(error), print_exception=False) from error
+
+
 def _object_box(x, y, w, h) -> list[float] | None:
     """The typed object box ``[x, y, w, h]`` in photo pixels, or ``None`` while it is incomplete or empty."""
     values = [x, y, w, h]
@@ -136,7 +149,7 @@ def _object_box(x, y, w, h) -> list[float] | None:
 
 
 def _tint(picture: np.ndarray, mask: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
-    inside = np.asarray(mask, dtype=bool) if mask.dtype == bool else np.asarray(mask) > 127
+    inside = mask_inside(mask, "mask")
     out = picture.astype(np.float32)
     out[inside] = 0.55 * out[inside] + 0.45 * np.asarray(color, dtype=np.float32)
     return out.round().astype(np.uint8)
@@ -149,7 +162,7 @@ def preview_picture(image: np.ndarray, people: list, human_mask: np.ndarray | No
     Args:
         image: ``(H, W, 3)`` uint8 photo.
         people: detections (see :func:`detect_people`); their masks are drawn unless ``human_mask`` is given.
-        human_mask, object_mask: ``(H, W)`` uint8 masks the user uploaded, or ``None``.
+        human_mask, object_mask: ``(H, W)`` masks the user uploaded (bool, 0/1 or 0/255), or ``None``.
         box: the object box ``x, y, w, h`` in photo pixels, or ``None``.
 
     Returns:
@@ -159,9 +172,9 @@ def preview_picture(image: np.ndarray, people: list, human_mask: np.ndarray | No
     picture = image
     for person in people if human_mask is None else ():
         picture = _tint(picture, person.mask, PERSON_TINT)
-    if human_mask is not None and human_mask.shape == image.shape[:2]:
+    if human_mask is not None:
         picture = _tint(picture, human_mask, PERSON_TINT)
-    if object_mask is not None and object_mask.shape == image.shape[:2]:
+    if object_mask is not None:
         picture = _tint(picture, object_mask, OBJECT_TINT)
     height, width = image.shape[:2]
     scale = min(1.0, PREVIEW_MAX_SIDE / max(height, width))
@@ -246,8 +259,8 @@ def build_app(pipeline, person_detector=None, work_dir: str | os.PathLike | None
         image = _read_picture(photo, "Photo")
         if image is None:
             return None, None, None, ""
-        person = _read_picture(human_mask, "Person mask", mask=True)
-        obj = _read_picture(object_mask, "Object mask", mask=True)
+        person = _checked_mask(human_mask, "Person mask", image)
+        obj = _checked_mask(object_mask, "Object mask", image)
         path = _upload_path(photo)[0]
         if people_state is not None and people_state["photo"] == path:
             people = people_state["people"]
@@ -255,8 +268,9 @@ def build_app(pipeline, person_detector=None, work_dir: str | os.PathLike | None
             people = detect_people(detector, image)
         box = _object_box(x, y, w, h)
         picture, scale = preview_picture(image, people, person, obj, box)
-        return picture, {"photo": path, "people": people, "scale": scale}, None, _preview_status(people, person,
-                                                                                                  obj, box)
+        # A new preview forgets a half-drawn box (its first corner).
+        return picture, {"photo": path, "people": people, "scale": scale}, None, _preview_status(
+            people, person, obj, box)
 
     def click_corner(people_state, corner, event: gr.SelectData):
         """Two clicks on the preview, at opposite corners of the object, fill in the box."""
@@ -279,17 +293,21 @@ def build_app(pipeline, person_detector=None, work_dir: str | os.PathLike | None
         image = _read_picture(photo, "Photo")
         if image is None:
             raise gr.Error("Photo: upload a photo first (or click one of the examples).", print_exception=False)
-        inputs = {"image": image, "human_mask": _read_picture(human_mask, "Person mask", mask=True),
-                  "object_mask": _read_picture(object_mask, "Object mask", mask=True)}
+        person = _checked_mask(human_mask, "Person mask", image)
+        obj = _checked_mask(object_mask, "Object mask", image)
         box = _object_box(x, y, w, h)
-        if inputs["object_mask"] is None and box is None:
+        if obj is None and box is None:
             raise gr.Error("Object: enter or draw a box around the object (x, y, width, height), or upload an "
                            "object mask.", print_exception=False)
+        inputs = {"image": image}
+        if person is not None:
+            inputs["human_mask"] = person
+        elif detector is not None:
+            inputs["person_detector"] = detector  # the preview's detector: one model in memory, behind its lock
+        if obj is not None:
+            inputs["object_mask"] = obj
         if box is not None:
             inputs["object_box"] = box
-        if inputs["human_mask"] is None and detector is not None:
-            inputs["person_detector"] = detector
-        inputs = {key: value for key, value in inputs.items() if value is not None}
         template, object_label = _template(object_name, mesh, mesh_unit)
         config = dataclasses.replace(defaults, **dict(zip(GUIDANCE_WEIGHTS, map(float, weights), strict=True)))
         cycles = int(cycles)
