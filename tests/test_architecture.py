@@ -12,7 +12,7 @@ LAYERS = (
      "manifest", "precision", "atomic_files"),
     ("kinematics", "point_sampling", "signed_distance_grid", "template_cache", "guidance"),
     ("body", "objects", "standin_body"),
-    ("image_processor", "data.crop", "rendering"),
+    ("image_processor", "data.crop", "rendering", "person_detection", "object_mask"),
     ("models", "schedulers"),
     ("pipelines", "optimization_baseline"),
     ("data", "metrics", "evaluation", "export", "smplh_export"),
