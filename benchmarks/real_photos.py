@@ -31,7 +31,7 @@ from scorehoi_diffusers import ScoreHOIPipeline
 from scorehoi_diffusers.camera import project_points
 from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, DEFAULT_PIPELINE, load_example
 from scorehoi_diffusers.metrics import blazepose_body_points, keypoint_reprojection_error, silhouette_iou
-from scorehoi_diffusers.person_detection import default_person_detector
+from scorehoi_diffusers.person_detection import VISIBLE, default_person_detector
 from scorehoi_diffusers.pipelines.photo_inputs import choose_person
 from scorehoi_diffusers.rendering import MeshLayer, render
 
@@ -71,7 +71,7 @@ def measure(name: str, pipe: ScoreHOIPipeline, cycles: int, repeats: int) -> dic
         arguments["keypoints"] = keypoints[None]
     output = pipe(**arguments)
     row = {"photo": name, "masks": "hand-drawn" if item["human_mask"] is not None else "detector + GrabCut",
-           "visible": int((person.visibility > 0.5).sum()), "detector_ms": 1000 * statistics.median(times),
+           "visible": int((person.visibility > VISIBLE).sum()), "detector_ms": 1000 * statistics.median(times),
            "keypoints_passed": "keypoints" in arguments}
     height = float(person.box[3])
     for stage, params in (("initial", output.initial_params), ("refined", output.params)):

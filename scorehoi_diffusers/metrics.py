@@ -44,6 +44,7 @@ from scipy.spatial import cKDTree
 
 from .contacts import CONTACT_THRESHOLD
 from .objects import ObjectTemplate
+from .person_detection import VISIBLE
 from .skeleton import BLAZEPOSE_BODY_INDEX
 
 __all__ = [
@@ -67,7 +68,6 @@ __all__ = [
 ]
 
 FSCORE_THRESHOLD = 0.01  # metres: F-score@1cm
-VISIBLE = 0.5  # a detected landmark counts as visible above this visibility
 NUM_SURFACE_SAMPLES = 6000  # seeded area-weighted samples per mesh
 CM = 100.0
 

@@ -12,6 +12,7 @@ Keypoints follow mediapipe's BlazePose order (``skeleton.BLAZEPOSE_NAMES``), in 
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -24,6 +25,9 @@ logger = logging.get_logger(__name__)
 
 # mediapipe's own threshold for its segmentation mask (a per-pixel person probability).
 MASK_THRESHOLD = 0.5
+
+# A landmark counts as visible above this visibility (mediapipe's drawing utilities use the same cut).
+VISIBLE = 0.5
 
 # A later find with more than this fraction of its mask inside the painted-out people is the same person again.
 SAME_PERSON_FRACTION = 0.5
@@ -97,8 +101,9 @@ class MediaPipePoseDetector:
         max_people (`int`, defaults to 4): most people :meth:`detect` looks for in one photo.
         min_detection_confidence (`float`, defaults to 0.5): mediapipe's person-detector threshold.
 
-    mediapipe is imported and its graph built on the first :meth:`detect`, so constructing one is cheap. One
-    instance runs one photo at a time (mediapipe's graph is not re-entrant): give each thread its own.
+    mediapipe is imported and its graph built on the first :meth:`detect`, so constructing one is cheap.
+    mediapipe's graph is not re-entrant, so one instance runs one photo at a time: calls from several threads
+    (e.g. a web app sharing :func:`default_person_detector`) wait for each other.
     """
 
     def __init__(self, max_people: int = 4, min_detection_confidence: float = 0.5):
@@ -107,6 +112,7 @@ class MediaPipePoseDetector:
         self.max_people = max_people
         self.min_detection_confidence = min_detection_confidence
         self._pose = None
+        self._lock = threading.Lock()
 
     def _graph(self):
         if self._pose is None:
@@ -133,7 +139,7 @@ class MediaPipePoseDetector:
             mask = np.zeros((height, width), dtype=bool)
         else:
             mask = np.asarray(result.segmentation_mask) > MASK_THRESHOLD
-        visible = keypoints[visibility > 0.5]
+        visible = keypoints[visibility > VISIBLE]
         return PersonDetection(keypoints, visibility, mask, box_of(mask, visible))
 
     def detect(self, image: np.ndarray) -> list[PersonDetection]:
@@ -153,9 +159,14 @@ class MediaPipePoseDetector:
         Returns:
             `list[PersonDetection]`.
         """
+        image = check_rgb_uint8(image)
+        with self._lock:
+            return self._search(image)
+
+    def _search(self, image: np.ndarray) -> list[PersonDetection]:
+        """:meth:`detect`'s repeated search (the caller holds the lock)."""
         import cv2  # ships with mediapipe
 
-        image = check_rgb_uint8(image)
         found: list[PersonDetection] = []
         search = image
         painted = np.zeros(image.shape[:2], dtype=bool)

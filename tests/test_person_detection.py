@@ -144,3 +144,15 @@ def test_keypoints_with_visibility_is_the_pipeline_layout():
     assert both.shape == (33, 3) and both.dtype == np.float32
     np.testing.assert_array_equal(both[:, :2], keypoints)
     np.testing.assert_array_equal(both[:, 2], visibility)
+
+
+def test_threads_sharing_one_detector_get_the_sequential_answers(detector):
+    from concurrent.futures import ThreadPoolExecutor
+
+    photos = [skimage_data.astronaut(), cameraman(), skimage_data.astronaut(), cameraman()]
+    expected = [detector.detect(photo)[0] for photo in photos]
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda photo: detector.detect(photo)[0], photos))
+    for got, want in zip(answers, expected):
+        np.testing.assert_array_equal(got.keypoints, want.keypoints)
+        np.testing.assert_array_equal(got.mask, want.mask)
