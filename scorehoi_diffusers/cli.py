@@ -106,16 +106,31 @@ def _read_image(path: str, name: str, mask: bool = False) -> np.ndarray:
 
 
 def _checked_items(items: Sequence[dict], object_root: str | None, mesh_unit: str | None = None) -> list[dict]:
-    """Each item checked as the pipeline will check it (pictures, masks, bbox, intrinsics) and with its object
-    template loaded, so that a bad input fails with one line before the pipeline loads."""
+    """Each item checked as the pipeline will check it (pictures, masks, bbox, intrinsics), with the masks it
+    leaves out made from its photo (:func:`_with_masks`) and its object template loaded, so that a bad input
+    fails with one line before the pipeline loads."""
     from .image_processor import HOIImageProcessor
     from .objects import load_object
 
+    items = [_with_masks(item) for item in items]
     for item in items:
         HOIImageProcessor().preprocess(item["image"], item["human_mask"], item["object_mask"],
                                        bbox=item.get("bbox"), intrinsics=item.get("intrinsics"))
     options = {"mesh_unit": mesh_unit} if mesh_unit else {}
     return [{**item, "template": load_object(item["object"], object_root=object_root, **options)} for item in items]
+
+
+def _with_masks(item: dict) -> dict:
+    """The item with its left-out masks made once, here: the person's by the detector (its keypoints kept as
+    ``keypoints``), the object's from ``object_box`` by GrabCut."""
+    if item.get("human_mask") is not None and item.get("object_mask") is not None:
+        return item
+    from .pipelines.photo_inputs import resolve_photo_inputs
+
+    boxes = {key: None if item.get(key) is None else [item[key]] for key in ("object_box", "person_box")}
+    photo = resolve_photo_inputs([item["image"]], [item.get("human_mask")], [item.get("object_mask")], **boxes)
+    keypoints = None if photo.keypoints is None else photo.keypoints[0]
+    return {**item, "human_mask": photo.human_mask[0], "object_mask": photo.object_mask[0], "keypoints": keypoints}
 
 
 def _batches(items: Sequence[dict], batch_size: int) -> list[list[dict]]:
@@ -225,13 +240,18 @@ def _photo_specs(args: argparse.Namespace) -> list:
         else:
             images.append(source)
     for option, masks in (("--human-mask", args.human_mask), ("--object-mask", args.object_mask)):
-        if len(masks or ()) != len(images):
-            raise UserError(f"{option}: {len(masks or ())} masks for {len(images)} photos on the command line; "
+        if masks is not None and len(masks) != len(images):
+            raise UserError(f"{option}: {len(masks)} masks for {len(images)} photos on the command line; "
                             "give one mask per photo, in the photos' order (folders and manifests list their own).")
-    if args.bbox is not None and len(images) != 1:
-        raise UserError("--bbox applies to one photo on the command line; give boxes per photo in a manifest.")
-    specs += [PhotoSpec(Path(image).stem, image, human, obj, bbox=args.bbox)
-              for image, human, obj in zip(images, args.human_mask or (), args.object_mask or (), strict=True)]
+    for option, box in (("--bbox", args.bbox), ("--object-box", args.object_box), ("--person-box", args.person_box)):
+        if box is not None and len(images) != 1:
+            raise UserError(f"{option} applies to one photo on the command line; give boxes per photo in a manifest.")
+    if images and args.object_mask is None and args.object_box is None:
+        raise UserError("--object-mask or --object-box: give the object's mask, or a box X Y W H around it.")
+    specs += [PhotoSpec(Path(image).stem, image, human, obj, bbox=args.bbox, object_box=args.object_box,
+                        person_box=args.person_box)
+              for image, human, obj in zip(images, args.human_mask or [None] * len(images),
+                                           args.object_mask or [None] * len(images), strict=True)]
     names = [spec.name for spec in specs]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -249,15 +269,19 @@ def _photo_item(spec, args: argparse.Namespace) -> dict:
     obj = spec.object if spec.object is not None else args.object
     if obj is None:
         raise UserError(f"--object: no object for {spec.name}; give --object or an 'object' in its manifest entry.")
+    given = {"image": spec.image, "human_mask": spec.human_mask, "object_mask": spec.object_mask,
+             "object_box": spec.object_box, "person_box": spec.person_box}
     return {
         "name": spec.name,
         "image": image,
-        "human_mask": _read_image(spec.human_mask, "human_mask", mask=True),
-        "object_mask": _read_image(spec.object_mask, "object_mask", mask=True),
+        "human_mask": None if spec.human_mask is None else _read_image(spec.human_mask, "human_mask", mask=True),
+        "object_mask": None if spec.object_mask is None else _read_image(spec.object_mask, "object_mask", mask=True),
         "object": obj,
         "bbox": spec.bbox,
+        "object_box": spec.object_box,
+        "person_box": spec.person_box,
         "intrinsics": None if focal is None else intrinsics_from_focal(focal, *image.shape[:2], name=focal_name),
-        "sources": {"image": spec.image, "human_mask": spec.human_mask, "object_mask": spec.object_mask},
+        "sources": {key: value for key, value in given.items() if value is not None},
     }
 
 
@@ -311,11 +335,13 @@ def _print_written(entry: dict) -> None:
             print(f"  {kind:8s} {entry[kind]}")
 
 
-EXAMPLE_KEYS = ("image", "human_mask", "object_mask", "object")
+EXAMPLE_KEYS = ("image", "object")
 
 
 def load_example(folder: Path) -> dict:
-    """An example folder holds ``example.json`` naming its image, masks, object and optional intrinsics."""
+    """An example folder holds ``example.json`` naming its image and object, and its masks or an ``object_box``
+    (then the person is detected and the object cut from the box; ``person_box`` picks among several people),
+    and optional intrinsics."""
     file = Path(folder) / "example.json"
     try:
         spec = json.loads(file.read_text())
@@ -325,13 +351,17 @@ def load_example(folder: Path) -> dict:
     if missing:
         raise UserError(f"--examples: {file} lacks the keys {missing}; an example names its "
                         f"{', '.join(EXAMPLE_KEYS)} (see the shipped examples).")
+    masks = {key: _read_image(str(folder / spec[key]), key, mask=True) if key in spec else None
+             for key in ("human_mask", "object_mask")}
     item = {
         "name": folder.name,
         "image": _read_image(str(folder / spec["image"]), "image"),
-        "human_mask": _read_image(str(folder / spec["human_mask"]), "human_mask", mask=True),
-        "object_mask": _read_image(str(folder / spec["object_mask"]), "object_mask", mask=True),
+        **masks,
         "object": spec["object"],
-        "sources": {key: spec[key] for key in ("image", "human_mask", "object_mask", "source") if key in spec},
+        "object_box": spec.get("object_box"),
+        "person_box": spec.get("person_box"),
+        "sources": {key: spec[key] for key in ("image", "human_mask", "object_mask", "object_box", "person_box",
+                                               "source") if key in spec},
     }
     if "intrinsics" in spec:
         item["intrinsics"] = np.asarray(spec["intrinsics"], dtype=np.float32)
@@ -497,11 +527,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reconstruct", help="reconstruct body and object from photos, in one process")
     p.add_argument("inputs", nargs="+", metavar="PHOTO",
                    help="RGB photo(s); or a folder holding manifest.json or manifest.csv, or such a manifest file, "
-                        "listing per photo: image, human_mask, object_mask and optionally object, bbox, focal, name")
+                        "listing per photo: image, and optionally human_mask, object_mask, object_box, person_box, "
+                        "object, bbox, focal, name")
     p.add_argument("--human-mask", nargs="+", default=None,
-                   help="mask of the person (white inside), one per photo on the command line, in order")
+                   help="mask of the person (white inside), one per photo on the command line, in order "
+                        "(default: found by the bundled person detector)")
     p.add_argument("--object-mask", nargs="+", default=None,
-                   help="mask of the object (white inside), one per photo on the command line, in order")
+                   help="mask of the object (white inside), one per photo on the command line, in order "
+                        "(default: cut from --object-box)")
+    p.add_argument("--object-box", type=float, nargs=4, metavar=("X", "Y", "W", "H"), default=None,
+                   help="box around the object, cut into its mask by GrabCut when --object-mask is not given")
+    p.add_argument("--person-box", type=float, nargs=4, metavar=("X", "Y", "W", "H"), default=None,
+                   help="box around the person to reconstruct, when the photo shows several")
     p.add_argument("--object", default=None,
                    help="shipped object name (box, ball, stool, table, chair, stick, bag), dataset name, or mesh path "
                         "(for the photos whose manifest entry names none)")

@@ -3,8 +3,11 @@
 A manifest is a JSON or CSV file. JSON holds a list of photo entries (or ``{"photos": [...]}``); CSV has a
 header row naming the same keys as columns. Per photo:
 
-* ``image``, ``human_mask``, ``object_mask`` (required): file paths, relative to the manifest's folder unless
-  absolute. Masks are required: the pipeline crops and guides with them.
+* ``image`` (required), ``human_mask``, ``object_mask``: file paths, relative to the manifest's folder unless
+  absolute. Without ``human_mask`` the person detector finds the person; without ``object_mask`` the object is
+  cut from ``object_box`` (then required).
+* ``object_box``: ``[x, y, w, h]`` around the object (in CSV: four numbers separated by spaces).
+* ``person_box``: ``[x, y, w, h]`` around the person to reconstruct, where the photo shows several.
 * ``object``: shipped object name, dataset object name or mesh path (default: the command's ``--object``).
 * ``bbox``: ``[x, y, w, h]`` box around person and object (in CSV: four numbers separated by spaces); default:
   around both masks.
@@ -22,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MANIFEST_NAMES = ("manifest.json", "manifest.csv")
-REQUIRED_KEYS = ("image", "human_mask", "object_mask")
-OPTIONAL_KEYS = ("object", "bbox", "focal", "name")
+REQUIRED_KEYS = ("image",)
+FILE_KEYS = ("image", "human_mask", "object_mask")
+OPTIONAL_KEYS = ("human_mask", "object_mask", "object", "bbox", "object_box", "person_box", "focal", "name")
 
 
 @dataclass(frozen=True)
@@ -32,11 +36,13 @@ class PhotoSpec:
 
     name: str
     image: str
-    human_mask: str
-    object_mask: str
+    human_mask: str | None = None
+    object_mask: str | None = None
     object: str | None = None
     bbox: tuple[float, float, float, float] | None = None
     focal: float | None = None
+    object_box: tuple[float, float, float, float] | None = None
+    person_box: tuple[float, float, float, float] | None = None
 
 
 def manifest_in_folder(folder: os.PathLike) -> Path:
@@ -49,7 +55,8 @@ def manifest_in_folder(folder: os.PathLike) -> Path:
     if len(found) != 1:
         what = "neither" if not found else "both"
         raise ValueError(f"{folder} holds {what} of {' and '.join(MANIFEST_NAMES)}; give exactly one manifest "
-                         "listing its photos (keys: image, human_mask, object_mask, object, bbox, focal).")
+                         "listing its photos (keys: image, human_mask, object_mask, object_box, person_box, object, "
+                         "bbox, focal).")
     return found[0]
 
 
@@ -99,23 +106,28 @@ def _photo_spec(row, path: Path, index: int) -> PhotoSpec:
         problem = f"lacks {missing}" if missing else f"has unknown keys {unknown}"
         raise ValueError(f"{where} {problem}; an entry has {', '.join(REQUIRED_KEYS)} and optionally "
                          f"{', '.join(OPTIONAL_KEYS)}.")
-    files = {key: str(path.parent / str(row[key])) for key in REQUIRED_KEYS}
+    if "object_mask" not in row and "object_box" not in row:
+        raise ValueError(f"{where} lacks ['object_mask'] and has no object_box; give the object's mask or a box "
+                         "around it.")
+    files = {key: str(path.parent / str(row[key])) for key in FILE_KEYS if key in row}
     return PhotoSpec(
         name=str(row.get("name", Path(files["image"]).stem)),
         object=str(row["object"]) if "object" in row else None,
         bbox=_bbox(row.get("bbox"), where),
+        object_box=_bbox(row.get("object_box"), where, "object_box"),
+        person_box=_bbox(row.get("person_box"), where, "person_box"),
         focal=_number(row["focal"], f"{where} focal") if "focal" in row else None,
         **files,
     )
 
 
-def _bbox(value, where: str) -> tuple[float, float, float, float] | None:
+def _bbox(value, where: str, key: str = "bbox") -> tuple[float, float, float, float] | None:
     if value is None:
         return None
     parts = value.split() if isinstance(value, str) else value
     if not isinstance(parts, (list, tuple)) or len(parts) != 4:
-        raise ValueError(f"{where} bbox must be four numbers x, y, w, h, got {value!r}.")
-    return tuple(_number(part, f"{where} bbox") for part in parts)
+        raise ValueError(f"{where} {key} must be four numbers x, y, w, h, got {value!r}.")
+    return tuple(_number(part, f"{where} {key}") for part in parts)
 
 
 def _number(value, where: str) -> float:

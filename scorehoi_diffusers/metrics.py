@@ -24,6 +24,10 @@ Metrics, all in centimetres unless stated:
   *surface* inside the object, ``∫ relu(-sdf) dA``, estimated with seeded area-weighted body surface
   samples. It equals the intersection volume when the body surface dips into the object roughly parallel
   to the object's surface (a palm pressed into a box), the usual case; it is 0 without penetration.
+* **Keypoint reprojection error** (% of the person box height): the body's BlazePose points
+  (``skeleton.BLAZEPOSE_BODY_INDEX``) projected into the photo, their mean pixel distance to the detected
+  landmarks that are visible (visibility > 0.5) and have a body point, over the height of the person's box.
+* **Silhouette IoU**: intersection over union of the rendered body's pixels and the person mask.
 * **Object-floor distance**: height of the object's lowest vertex above the floor along the up axis,
   absolute value, the floor being the body's lowest vertex; only samples whose ground truth says the object
   rests on the floor.
@@ -40,6 +44,8 @@ from scipy.spatial import cKDTree
 
 from .contacts import CONTACT_THRESHOLD
 from .objects import ObjectTemplate
+from .person_detection import VISIBLE
+from .skeleton import BLAZEPOSE_BODY_INDEX
 
 __all__ = [
     "FSCORE_THRESHOLD",
@@ -56,6 +62,9 @@ __all__ = [
     "penetration_depth",
     "penetration_volume",
     "object_floor_distance",
+    "blazepose_body_points",
+    "keypoint_reprojection_error",
+    "silhouette_iou",
 ]
 
 FSCORE_THRESHOLD = 0.01  # metres: F-score@1cm
@@ -436,3 +445,54 @@ def object_floor_distance(
     body_low = np.einsum("bvc,bc->bv", body, up).min(-1)
     object_low = np.einsum("bvc,bc->bv", obj, up).min(-1)
     return np.abs(object_low - body_low) * CM
+
+
+def blazepose_body_points(joints: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+    """``(B, 33, 3)`` body points at the 33 BlazePose landmarks, NaN where the body has none.
+
+    Args:
+        joints: ``(B, 52, 3)`` and landmarks: ``(B, L, 3)``, as :meth:`BodyModel.forward` returns them.
+    """
+    points = torch.cat([joints, landmarks], dim=1)
+    index = torch.tensor(BLAZEPOSE_BODY_INDEX, device=points.device)
+    gathered = points[:, index.clamp(min=0)]
+    return torch.where((index >= 0)[None, :, None], gathered, torch.full_like(gathered, float("nan")))
+
+
+def keypoint_reprojection_error(
+    projected: ArrayLike, detected: ArrayLike, visibility: ArrayLike, box_height: float | ArrayLike,
+) -> np.ndarray:
+    """Mean pixel distance of the visible landmarks, in % of the person box height, per sample.
+
+    Args:
+        projected: ``(B, 33, 2)`` the body's BlazePose points in pixels (NaN where the body has none).
+        detected: ``(B, 33, 2)`` detected landmarks in pixels.
+        visibility: ``(B, 33)`` their visibilities; landmarks at or below ``VISIBLE`` (0.5) are skipped.
+        box_height: the person box height(s) in pixels, ``()`` or ``(B,)``.
+
+    Returns:
+        ``(B,)`` float64 percentages; NaN for a sample with no visible landmark that has a body point.
+    """
+    # NaN marks landmarks without a body point in `projected`, so it is not refused as in `_numpy`.
+    projected = np.asarray(projected.detach().cpu() if isinstance(projected, torch.Tensor) else projected, np.float64)
+    detected, visibility = _numpy(detected, "detected"), _numpy(visibility, "visibility")
+    if projected.shape != detected.shape or projected.shape[-1] != 2 or visibility.shape != projected.shape[:-1]:
+        raise ValueError(f"`projected` {projected.shape}, `detected` {detected.shape} and `visibility` "
+                         f"{visibility.shape} must be (B, N, 2), (B, N, 2) and (B, N).")
+    height = np.broadcast_to(np.asarray(box_height, dtype=np.float64), projected.shape[:1])
+    if not (np.isfinite(height) & (height > 0)).all():
+        raise ValueError(f"`box_height` must be positive, got {box_height!r}.")
+    used = (visibility > VISIBLE) & np.isfinite(projected).all(-1)
+    distance = np.linalg.norm(np.nan_to_num(projected) - detected, axis=-1)
+    count = used.sum(-1)
+    mean = np.where(count > 0, (distance * used).sum(-1) / np.maximum(count, 1), np.nan)
+    return 100.0 * mean / height
+
+
+def silhouette_iou(rendered: ArrayLike, reference: ArrayLike) -> float:
+    """Intersection over union of two ``(H, W)`` bool masks (0 when both are empty)."""
+    rendered, reference = _numpy(rendered, "rendered").astype(bool), _numpy(reference, "reference").astype(bool)
+    if rendered.shape != reference.shape:
+        raise ValueError(f"`rendered` {rendered.shape} and `reference` {reference.shape} must have one shape.")
+    union = np.logical_or(rendered, reference).sum()
+    return float(np.logical_and(rendered, reference).sum() / union) if union else 0.0

@@ -347,3 +347,49 @@ def test_paired_differences_match_samples_by_index_and_the_compare_command(small
     assert "cd_human" in capsys.readouterr().out
     assert cli.main(["compare", str(path), "prior", "regressor"]) == 2
     assert "no results of mode 'prior'" in capsys.readouterr().err
+
+
+def test_keypoint_reprojection_error_uses_visible_points_with_a_body_point():
+    from scorehoi_diffusers.metrics import keypoint_reprojection_error
+
+    detected = np.zeros((2, 33, 2))
+    projected = np.zeros((2, 33, 2))
+    projected[0, 0] = (3.0, 4.0)  # 5 px off
+    projected[0, 1] = np.nan  # no body point: skipped even though visible
+    projected[1, 2] = (30.0, 40.0)  # 50 px off, but not visible
+    visibility = np.ones((2, 33))
+    visibility[1, 2] = 0.2
+    error = keypoint_reprojection_error(projected, detected, visibility, box_height=[100.0, 200.0])
+    np.testing.assert_allclose(error, [100 * 5.0 / 32 / 100.0, 0.0])
+    assert np.isnan(keypoint_reprojection_error(projected, detected, np.zeros((2, 33)), 100.0)).all()
+    with pytest.raises(ValueError, match="`box_height` must be positive"):
+        keypoint_reprojection_error(projected, detected, visibility, 0.0)
+    with pytest.raises(ValueError, match="must be \\(B, N, 2\\)"):
+        keypoint_reprojection_error(projected[:, :, :1], detected, visibility, 100.0)
+
+
+def test_blazepose_body_points_follow_the_skeleton_table():
+    from scorehoi_diffusers.metrics import blazepose_body_points
+    from scorehoi_diffusers.skeleton import BLAZEPOSE_BODY_INDEX
+
+    joints, landmarks = torch.randn(2, 52, 3), torch.randn(2, 21, 3)
+    points = blazepose_body_points(joints, landmarks)
+    both = torch.cat([joints, landmarks], 1)
+    for i, index in enumerate(BLAZEPOSE_BODY_INDEX):
+        if index < 0:
+            assert torch.isnan(points[:, i]).all()
+        else:
+            assert torch.equal(points[:, i], both[:, index])
+
+
+def test_silhouette_iou():
+    from scorehoi_diffusers.metrics import silhouette_iou
+
+    a = np.zeros((10, 10), bool)
+    b = np.zeros((10, 10), bool)
+    a[:, :5] = True
+    b[:, 2:6] = True
+    assert silhouette_iou(a, b) == 30 / 60
+    assert silhouette_iou(a, a) == 1.0 and silhouette_iou(b & False, b & False) == 0.0
+    with pytest.raises(ValueError, match="must have one shape"):
+        silhouette_iou(a, b[:5])

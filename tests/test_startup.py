@@ -6,7 +6,9 @@ import sys
 import pytest
 
 # Each of these takes from a tenth of a second to seconds to import; none is needed to print help.
-HEAVY_MODULES = ("torch", "diffusers", "transformers", "trimesh", "scipy", "PIL", "smplx", "datasets", "gradio")
+HEAVY_MODULES = (
+    "torch", "diffusers", "transformers", "trimesh", "scipy", "PIL", "smplx", "datasets", "mediapipe", "cv2", "gradio",
+)
 
 PROBE = """
 import sys

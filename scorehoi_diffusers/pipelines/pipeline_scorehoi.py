@@ -29,10 +29,12 @@ from ..models.denoiser import ConditionCache, ScoreHOIDenoiser
 from ..models.regressor import ScoreHOIRegressor
 from ..objects import PRIMITIVE_NAMES, ObjectTemplate, load_object
 from ..params import HOIParamCodec, HOIParams
+from ..person_detection import PersonDetector
 from ..precision import geometry_dtype, upcast
 from ..safetensors_only import check_safetensors_only, safetensors_kwargs
 from ..schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
 from .hub import PUSH_KWARGS, push_pipeline_to_hub, upload_pipeline_folder, write_hub_files
+from .photo_inputs import check_box_layout, resolve_photo_inputs
 from .pipeline_output import RefinementStart, ScoreHOIPipelineOutput, output_to_meshes, output_to_numpy
 
 logger = logging.get_logger(__name__)
@@ -289,7 +291,8 @@ class ScoreHOIPipeline(DiffusionPipeline):
             raise ValueError("`object` is required: an ObjectTemplate, a shipped primitive name "
                              f"{list(PRIMITIVE_NAMES)}, a dataset object name with `object_root`, or a mesh path.")
         if image is None and initial_params is None:
-            raise ValueError("Give `image` with `human_mask` and `object_mask`, or an `initial_params` estimate.")
+            raise ValueError("Give `image` (with `human_mask` and `object_mask`, or `object_box`), or an "
+                             "`initial_params` estimate.")
         if isinstance(image, (list, tuple)) and len(image) == 0:
             raise ValueError("`image` is an empty list; give at least one picture.")
         if image is not None and self.regressor is None:
@@ -297,7 +300,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         if image is None and bbox is not None:
             raise ValueError("`bbox` only applies to `image`; drop it when refining `initial_params`.")
         if bbox is not None:
-            _check_bbox_layout(bbox)
+            check_box_layout(bbox, "bbox")
         if initial_params is not None and not isinstance(initial_params, HOIParams):
             raise TypeError(f"`initial_params` must be HOIParams, got {type(initial_params).__name__}.")
         if contacts is not None and not isinstance(contacts, Contacts):
@@ -535,11 +538,16 @@ class ScoreHOIPipeline(DiffusionPipeline):
         return_dict: bool = True,
         callback_on_step_end: Callable[[Any, int, int, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        object_box: Sequence | None = None,
+        person_box: Sequence | None = None,
+        person_detector: PersonDetector | None = None,
     ) -> ScoreHOIPipelineOutput | tuple:
         r"""Reconstruct from pictures, or refine a given initial estimate.
 
-        Give either ``image`` with ``human_mask`` and ``object_mask`` (the registered regressor makes the initial
-        estimate, image tokens and contacts), or ``initial_params`` (any regressor's estimate).
+        Give either ``image`` (the registered regressor makes the initial estimate, image tokens and contacts) with
+        ``human_mask`` and ``object_mask`` or, for the masks left out, ``object_box`` (the person mask comes from
+        the person detector, the object mask from the box by GrabCut), or ``initial_params`` (any regressor's
+        estimate).
 
         Args:
             image (PIL image, array, tensor, or a list of them): RGB picture(s), one per sample.
@@ -582,6 +590,11 @@ class ScoreHOIPipeline(DiffusionPipeline):
                 cast back to the pipeline's dtype).
             callback_on_step_end_tensor_inputs (`list[str]`): tensors passed in ``callback_kwargs``, from
                 ``latents``, ``human_contact``, ``object_contact``, ``floor_contact``.
+            object_box, person_box (`list`, *optional*): ``x, y, w, h`` (one per picture) around the object, cut
+                into ``object_mask`` when that is not given, and around the person the detector should take
+                (needed when a picture shows several people and ``object_box`` touches more than one).
+            person_detector ([`PersonDetector`], *optional*): finds the person where ``human_mask`` is not given;
+                default: the bundled mediapipe detector (``person_detection.default_person_detector``).
 
         Returns:
             [`ScoreHOIPipelineOutput`] or a tuple of its fields.
@@ -592,6 +605,8 @@ class ScoreHOIPipeline(DiffusionPipeline):
             t_start, stride, guidance_config, guidance_scale, eta, generator, output_type, callback_on_step_end,
             callback_on_step_end_tensor_inputs,
         )
+        photo = resolve_photo_inputs(image, human_mask, object_mask, object_box, person_box, person_detector)
+        human_mask, object_mask = photo.human_mask, photo.object_mask
         if isinstance(guidance_config, Mapping):
             guidance_config = GuidanceConfig.from_dict(guidance_config)
         config = guidance_config if guidance_config is not None else self.default_guidance_config()
@@ -670,21 +685,6 @@ class ScoreHOIPipeline(DiffusionPipeline):
 
 def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _check_bbox_layout(bbox) -> None:
-    """``bbox`` must be four numbers ``x, y, w, h`` or a list of such boxes (values are checked with the image)."""
-    if isinstance(bbox, (str, bytes)) or not isinstance(bbox, (Sequence, np.ndarray, torch.Tensor)):
-        raise TypeError(
-            f"`bbox` must be x, y, w, h or a list of such boxes, one per image; got {type(bbox).__name__}."
-        )
-    rows = bbox.tolist() if isinstance(bbox, (np.ndarray, torch.Tensor)) else list(bbox)
-    boxes = [rows] if rows and isinstance(rows[0], numbers.Real) else rows
-    for i, box in enumerate(boxes):
-        values = box.tolist() if isinstance(box, (np.ndarray, torch.Tensor)) else box
-        if (isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) != 4
-                or not all(isinstance(value, numbers.Real) for value in values)):
-            raise ValueError(f"`bbox[{i}]` must be four numbers x, y, w, h; give one such box per image, got {box!r}.")
 
 
 def _callback_latents(returned: Any, latents: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,108 @@
+"""How well reconstructions of the shipped real photos match the photo's own evidence, as a markdown table.
+
+For each shipped real photo (``scorehoi_diffusers/assets/examples``: the astronaut, with hand-drawn masks, and
+the cameraman, with only an object box), the bundled person detector finds the person, the shipped pipeline
+reconstructs the photo as ``scorehoi demo`` does, and the body, before and after refinement, is compared with
+the detection:
+
+* keypoint reprojection error: the body's BlazePose points projected into the photo against the detected
+  landmarks with visibility > 0.5, mean distance in % of the detected person box height
+  (``metrics.keypoint_reprojection_error``);
+* silhouette IoU: the rendered body's pixels against the detector's person mask (``metrics.silhouette_iou``).
+
+Detector time per photo (median of ``--repeats`` runs after a warm-up) is printed too. When the pipeline takes
+a ``keypoints`` argument, the detected keypoints are passed to it.
+
+Usage: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 python benchmarks/real_photos.py [--cycles 10] [--repeats 5]
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scorehoi_diffusers import ScoreHOIPipeline
+from scorehoi_diffusers.camera import project_points
+from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, DEFAULT_PIPELINE, load_example
+from scorehoi_diffusers.metrics import blazepose_body_points, keypoint_reprojection_error, silhouette_iou
+from scorehoi_diffusers.person_detection import VISIBLE, default_person_detector
+from scorehoi_diffusers.pipelines.photo_inputs import choose_person
+from scorehoi_diffusers.rendering import MeshLayer, render
+
+REAL_PHOTOS = ("astronaut", "cameraman")
+
+
+def body_evidence(pipe: ScoreHOIPipeline, params, intrinsics: torch.Tensor, shape) -> tuple[np.ndarray, np.ndarray]:
+    """``(33, 2)`` projected BlazePose body points and the ``(H, W)`` rendered body mask of one sample."""
+    body = pipe.body_model(params, frame="camera")
+    points = blazepose_body_points(body.joints, body.landmarks)
+    projected = project_points(points.nan_to_num(), intrinsics[None].to(points.dtype))[0].numpy()
+    projected[torch.isnan(points[0, :, 0]).numpy()] = np.nan
+    layer = MeshLayer(body.vertices[0].numpy(), pipe.body_model.faces, name="body")
+    return projected, render([layer], intrinsics.numpy(), shape).masks[0]
+
+
+def measure(name: str, pipe: ScoreHOIPipeline, cycles: int, repeats: int) -> dict:
+    folder = DEFAULT_EXAMPLES / name
+    spec = json.loads((folder / "example.json").read_text())
+    item = load_example(folder)
+    image = item["image"]
+    detector = default_person_detector()
+    detector.detect(image)  # warm-up: builds the graph
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        detector.detect(image)
+        times.append(time.perf_counter() - start)
+    box = None if spec.get("object_box") is None else np.asarray(spec["object_box"], np.float32)
+    person_box = None if spec.get("person_box") is None else np.asarray(spec["person_box"], np.float32)
+    person = choose_person(detector, image, box, person_box, name)
+    keypoints = person.keypoints_with_visibility()
+    arguments = dict(image=image, human_mask=item["human_mask"], object_mask=item["object_mask"],
+                     object=item["object"], object_box=spec.get("object_box"), person_box=spec.get("person_box"),
+                     num_cycles=cycles, generator=torch.Generator().manual_seed(0))
+    if "keypoints" in inspect.signature(pipe.__call__).parameters:
+        arguments["keypoints"] = keypoints[None]
+    output = pipe(**arguments)
+    row = {"photo": name, "masks": "hand-drawn" if item["human_mask"] is not None else "detector + GrabCut",
+           "visible": int((person.visibility > VISIBLE).sum()), "detector_ms": 1000 * statistics.median(times),
+           "keypoints_passed": "keypoints" in arguments}
+    height = float(person.box[3])
+    for stage, params in (("initial", output.initial_params), ("refined", output.params)):
+        projected, rendered = body_evidence(pipe, params, output.intrinsics[0], image.shape[:2])
+        row[f"{stage}_reprojection"] = float(keypoint_reprojection_error(
+            projected[None], person.keypoints[None], person.visibility[None], height)[0])
+        row[f"{stage}_iou"] = silhouette_iou(rendered, person.mask)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pipeline", default=str(DEFAULT_PIPELINE))
+    parser.add_argument("--cycles", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    pipe = ScoreHOIPipeline.from_pretrained(args.pipeline)
+    pipe.set_progress_bar_config(disable=True)
+    rows = [measure(name, pipe, args.cycles, args.repeats) for name in REAL_PHOTOS]
+    print(f"Real photos, pipeline {Path(args.pipeline).name}, {args.cycles} cycles, seed 0; keypoints passed to "
+          f"the pipeline: {'yes' if rows[0]['keypoints_passed'] else 'no (it takes no `keypoints`)'}.\n")
+    print("| photo | masks | visible landmarks | detector (ms) | reprojection error, % box height (initial → "
+          "refined) | silhouette IoU (initial → refined) |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['photo']} | {row['masks']} | {row['visible']} | {row['detector_ms']:.0f} | "
+              f"{row['initial_reprojection']:.1f} → {row['refined_reprojection']:.1f} | "
+              f"{row['initial_iou']:.2f} → {row['refined_iou']:.2f} |")
+    print("\nReproduce: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 python benchmarks/real_photos.py "
+          f"--cycles {args.cycles} --repeats {args.repeats}")
+
+
+if __name__ == "__main__":
+    main()
