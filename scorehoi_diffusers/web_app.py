@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import json
 import os
 import shutil
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -32,12 +32,13 @@ import PIL.ImageDraw
 import torch
 
 from .atomic_files import atomic_write_bytes
-from .cli import DEFAULT_EXAMPLES, EXAMPLE_KEYS
+from .cli import DEFAULT_EXAMPLES
 from .export import export_reconstruction
 from .guidance import GuidanceConfig
 from .image_processor import load_image, to_mask_array
 from .input_checks import mask_inside
 from .objects import MESH_UNITS, PRIMITIVE_NAMES, load_object
+from .person_detection import VISIBLE, PersonDetection, PersonDetector, default_person_detector
 
 __all__ = ["GUIDANCE_WEIGHTS", "MAX_PHOTO_PIXELS", "build_app", "detect_people", "launch_app"]
 
@@ -52,35 +53,17 @@ MESH_SUFFIXES = (".obj", ".ply", ".glb")
 # Longest side of the preview picture the user clicks the box on.
 PREVIEW_MAX_SIDE = 1024
 PERSON_TINT, OBJECT_TINT, BOX_COLOR = (80, 160, 255), (255, 140, 40), (255, 220, 0)
+# Keypoints the detector sees (visibility above person_detection.VISIBLE) and those it guesses.
+VISIBLE_COLOR, HIDDEN_COLOR = (0, 255, 120), (255, 60, 60)
 # System fonts only: Gradio's other fonts would be fetched from the server or, for Google fonts, from the web.
 THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
 
-class _LockedDetector:
-    """The person detector behind a lock: the preview and the run may call it from two worker threads."""
-
-    def __init__(self, detector):
-        self._detector = detector
-        self._lock = threading.Lock()
-
-    def detect(self, image: np.ndarray) -> list:
-        with self._lock:
-            return self._detector.detect(image)
-
-
-def detect_people(detector, image: np.ndarray) -> list:
-    """The people ``detector`` finds in ``image`` (``(H, W, 3)`` uint8): ``PersonDetection`` records with
-    ``mask (H, W)``, ``keypoints (33, 2)``, ``visibility (33,)`` and ``box (4,)``; empty without a detector."""
-    return [] if detector is None else list(detector.detect(image))
-
-
-def _default_detector():
-    """The package's person detector, or ``None`` where this version has none."""
-    try:
-        from .person_detection import default_person_detector
-    except ImportError:
-        return None
-    return _LockedDetector(default_person_detector())
+def detect_people(detector: PersonDetector, image: np.ndarray) -> list[PersonDetection]:
+    """The people ``detector`` finds in ``image`` (``(H, W, 3)`` uint8), the most prominent first: the preview
+    draws them, and the run hands the same detector to the pipeline. Detectors lock themselves, so the preview
+    and a run in another worker thread can share one."""
+    return list(detector.detect(image))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -182,10 +165,10 @@ def preview_picture(image: np.ndarray, people: list, human_mask: np.ndarray | No
     if scale < 1.0:
         drawn = drawn.resize((max(1, round(width * scale)), max(1, round(height * scale))), PIL.Image.BILINEAR)
     draw = PIL.ImageDraw.Draw(drawn)
-    radius = max(2, round(max(drawn.size) / 150))
+    radius = max(3, round(max(drawn.size) / 90))
     for person in people:
         for (u, v), visibility in zip(person.keypoints * scale, person.visibility, strict=True):
-            color = (0, 255, 120) if visibility >= 0.5 else (255, 60, 60)
+            color = VISIBLE_COLOR if visibility > VISIBLE else HIDDEN_COLOR
             draw.ellipse((u - radius, v - radius, u + radius, v + radius), fill=color, outline=(0, 0, 0))
     if box is not None:
         x, y, w, h = (value * scale for value in box)
@@ -198,8 +181,11 @@ def _preview_status(people: list, human_mask: np.ndarray | None, object_mask: np
     """What the preview shows, and what is still missing before Run."""
     if human_mask is not None:
         person = "Person: your mask."
+    elif len(people) == 1:
+        person = "Person: found (mask and keypoints shown; green: seen, red: guessed)."
     elif people:
-        person = f"Person: {len(people)} found (mask and keypoints shown; green: visible)."
+        person = (f"Person: {len(people)} found; the run takes the one the object box overlaps (or upload a "
+                  "person mask).")
     else:
         person = "Person: none found; upload a person mask."
     if object_mask is not None:
@@ -225,14 +211,16 @@ def _guidance_sliders(defaults: GuidanceConfig) -> list:
     return sliders
 
 
-def _examples() -> tuple[list[list[str]], list[str]]:
-    """The shipped examples as rows of (photo, person mask, object mask, object) files, and their names."""
-    import json
-
+def _examples() -> tuple[list[list], list[str]]:
+    """The shipped examples (``example.json`` of :func:`~scorehoi_diffusers.cli.load_example`) as rows of the
+    inputs they fill: photo, person mask, object mask (files or ``None``), object, and the object box's x, y,
+    width and height (or ``None``); and their names."""
     rows, names = [], []
     for spec_file in sorted(DEFAULT_EXAMPLES.glob("*/example.json")):
         spec = json.loads(spec_file.read_text())
-        rows.append([str(spec_file.parent / spec[key]) for key in EXAMPLE_KEYS[:3]] + [spec["object"]])
+        files = [str(spec_file.parent / spec[key]) if key in spec else None
+                 for key in ("image", "human_mask", "object_mask")]
+        rows.append([*files, spec["object"], *spec.get("object_box", [None] * 4)])
         names.append(spec_file.parent.name)
     return rows, names
 
@@ -242,13 +230,14 @@ def build_app(pipeline, person_detector=None, work_dir: str | os.PathLike | None
 
     Args:
         pipeline: a loaded :class:`~scorehoi_diffusers.ScoreHOIPipeline` with a regressor; runs only read it.
-        person_detector: an object with ``detect(image) -> list[PersonDetection]`` (default: the package's).
+        person_detector: finds the person where no person mask is uploaded, for the preview and the run
+            (default: the bundled mediapipe detector, ``default_person_detector()``).
         work_dir: folder for the runs' result folders (default: a new temporary folder removed at exit).
 
     Returns:
         The ``gr.Blocks`` app; start it with :func:`launch_app`.
     """
-    detector = _LockedDetector(person_detector) if person_detector is not None else _default_detector()
+    detector = person_detector if person_detector is not None else default_person_detector()
     if work_dir is None:
         work_dir = tempfile.mkdtemp(prefix="scorehoi-app-")
         atexit.register(shutil.rmtree, work_dir, ignore_errors=True)
@@ -302,8 +291,8 @@ def build_app(pipeline, person_detector=None, work_dir: str | os.PathLike | None
         inputs = {"image": image}
         if person is not None:
             inputs["human_mask"] = person
-        elif detector is not None:
-            inputs["person_detector"] = detector  # the preview's detector: one model in memory, behind its lock
+        else:
+            inputs["person_detector"] = detector
         if obj is not None:
             inputs["object_mask"] = obj
         if box is not None:
@@ -391,7 +380,7 @@ def build_app(pipeline, person_detector=None, work_dir: str | os.PathLike | None
                                 interactive=False, elem_id="downloads")
         with examples_slot:
             rows, names = _examples()
-            gr.Examples(rows, inputs=[photo_input, human_mask_input, object_mask_input, object_input],
+            gr.Examples(rows, inputs=[photo_input, human_mask_input, object_mask_input, object_input, *box_inputs],
                         example_labels=names, label="Examples (one click fills the inputs)")
 
         preview_inputs = [photo_input, human_mask_input, object_mask_input, *box_inputs, people_state]

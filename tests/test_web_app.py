@@ -174,11 +174,16 @@ def glb_requested(driver) -> bool:
 
 
 def test_two_sessions_run_examples_and_get_their_own_results(server, browsers, tmp_path):
+    """The first session runs a photo with no masks (the person detected, the object cut from its box), the
+    second a synthetic picture with its masks, both at once."""
     first, second = browsers(), browsers()
-    for driver, example, cycles in ((first, "astronaut", 1), (second, "synthetic_bag", 4)):
+    for driver, example, cycles in ((first, "cameraman", 1), (second, "synthetic_bag", 4)):
         open_page(driver, server)
         click_example(driver, example)
         set_cycles(driver, cycles)
+    wait(first, lambda d: "Person: found (mask and keypoints shown" in status_text(d), 60, "no person detected")
+    assert "Object: the box" in status_text(first)
+    assert box_numbers(first) == [228, 200, 190, 312]  # the example's object box
     # Both press Run at once: the queue runs them one after the other, each showing the pipeline's progress.
     first.find_element(By.ID, "run").click()
     second.find_element(By.ID, "run").click()
@@ -200,19 +205,19 @@ def test_two_sessions_run_examples_and_get_their_own_results(server, browsers, t
         assert all(suffix in downloads for suffix in (".json", ".npz", ".glb")), downloads
 
     # Each page shows its own reconstruction: its object, its photo's overlay, its own files.
-    assert "with ball" in status_text(first) and "with bag" in status_text(second)
+    assert "with stool" in status_text(first) and "with bag" in status_text(second)
     sizes = [driver.execute_script("return document.querySelector('#overlay img').naturalWidth")
              for driver in (first, second)]
-    assert sizes == [512, 256], sizes
+    assert sizes == [512, 256], sizes  # the cameraman's photo and the synthetic picture
     scenes = [{url for url in requested_urls(driver) if url.endswith(".glb")} for driver in (first, second)]
     assert scenes[0] and scenes[1] and not scenes[0] & scenes[1]
     # On the server, each session's results sit in a folder of their own, removed when the session ends.
     sessions = {json.loads(next(folder.rglob("*.json")).read_text())["object"]: folder
                 for folder in server["folder"].glob("scorehoi-app-*/*") if any(folder.rglob("*.json"))}
-    assert {"ball", "bag"} <= set(sessions) and len(list(sessions["bag"].iterdir())) == 1
+    assert {"stool", "bag"} <= set(sessions) and len(list(sessions["bag"].iterdir())) == 1
     second.get("about:blank")
     wait(second, lambda d: not sessions["bag"].exists(), 30, "the closed session's results were not removed")
-    assert sessions["ball"].exists()
+    assert sessions["stool"].exists()
 
     first.set_window_size(1400, first.execute_script("return document.documentElement.scrollHeight") + 150)
     first.execute_script("window.scrollTo(0, 0)")
@@ -262,6 +267,22 @@ def test_bad_uploads_show_a_message_in_the_page(server, browsers, tmp_path):
     driver.find_element(By.CSS_SELECTOR, "#mesh input[type=file]").send_keys(str(points))
     driver.find_element(By.ID, "run").click()
     assert "points.ply' has no faces" in toast_text(driver)
+
+    # A photo with nobody in it, and a box around "the object": the run says no person was found.
+    driver.find_element(By.CSS_SELECTOR, "#mesh button[aria-label='Clear']").click()
+    driver.find_element(By.CSS_SELECTOR, "#photo button[aria-label='Remove Image']").click()
+    driver.find_element(By.CSS_SELECTOR, "#human-mask button[aria-label='Remove Image']").click()
+    driver.find_element(By.CSS_SELECTOR, "#object-mask button[aria-label='Remove Image']").click()
+    empty_room = tmp_path / "empty_room.png"
+    Image.fromarray(np.random.default_rng(0).integers(90, 110, (240, 320, 3), dtype=np.uint8)).save(empty_room)
+    driver.find_element(By.CSS_SELECTOR, "#photo input[type=file]").send_keys(str(empty_room))
+    wait(driver, lambda d: "Person: none found" in status_text(d), 60, "the preview did not say no person was found")
+    for key, value in zip("xywh", (100, 80, 60, 50), strict=True):
+        field = driver.find_element(By.CSS_SELECTOR, f"#box-{key} input")
+        field.send_keys(Keys.CONTROL, "a")
+        field.send_keys(str(value), Keys.TAB)
+    driver.find_element(By.ID, "run").click()
+    assert "No person found" in toast_text(driver)
     assert "Traceback" not in driver.find_element(By.TAG_NAME, "body").text
     assert_nothing_left_the_machine(server, driver)
 

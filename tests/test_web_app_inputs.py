@@ -64,7 +64,10 @@ def test_preview_draws_person_keypoints_object_mask_and_box():
     mask[5:35, 5:20] = True
     keypoints = np.zeros((33, 2), np.float32)
     keypoints[:] = (12, 20)
-    person = SimpleNamespace(mask=mask, keypoints=keypoints, visibility=np.ones(33, np.float32))
+    keypoints[0] = (50, 8)
+    visibility = np.ones(33, np.float32)
+    visibility[0] = 0.1
+    person = SimpleNamespace(mask=mask, keypoints=keypoints, visibility=visibility)
     object_mask = np.zeros((40, 60), np.uint8)
     object_mask[30:38, 40:55] = 255
     picture, scale = web_app.preview_picture(image, [person], None, object_mask, [30, 2, 25, 20])
@@ -72,7 +75,7 @@ def test_preview_draws_person_keypoints_object_mask_and_box():
     assert (picture[30, 8] != image[30, 8]).any()  # person tinted
     assert (picture[36, 50] != picture[30, 8]).any() and (picture[36, 50] != image[36, 50]).any()  # object tinted
     assert tuple(picture[12, 30]) == web_app.BOX_COLOR  # left edge of the box
-    assert tuple(picture[20, 12]) == (0, 255, 120)  # a visible keypoint
+    assert tuple(picture[20, 12]) == web_app.VISIBLE_COLOR and tuple(picture[8, 50]) == web_app.HIDDEN_COLOR
     assert (picture[1, 1] == image[1, 1]).all()  # the rest untouched
 
 
