@@ -8,12 +8,14 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
+import trimesh
 from PIL import Image
 
 gr = pytest.importorskip("gradio")
 from scorehoi_diffusers import web_app  # noqa: E402
 from scorehoi_diffusers.guidance import GuidanceConfig  # noqa: E402
-from scorehoi_diffusers.objects import ObjectTemplate  # noqa: E402
+from scorehoi_diffusers.objects import PRIMITIVE_DIR, ObjectTemplate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,6 +99,13 @@ def test_mesh_uploads_name_the_users_file(tmp_path):
         web_app._template("box", upload(points, "scene.fbx"), "m")
     template, name = web_app._template("stool", None, "m")
     assert isinstance(template, ObjectTemplate) and name == "stool"
+    # An uploaded .glb of the same stool (its signed-distance grid is cached): named as the user named it.
+    glb = tmp_path / "upload" / "stool.glb"
+    glb.parent.mkdir()
+    trimesh.load(PRIMITIVE_DIR / "stool.ply").export(glb)
+    uploaded, name = web_app._template("box", upload(glb, "my stool.glb"), "m")
+    assert name == "my stool.glb"
+    torch.testing.assert_close(uploaded.vertices, template.vertices, atol=1e-4, rtol=0)
 
 
 def test_advanced_weights_are_guidance_config_fields():
