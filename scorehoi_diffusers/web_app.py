@@ -144,7 +144,8 @@ def preview_picture(image: np.ndarray, people: list, human_mask: np.ndarray | No
 
     Args:
         image: ``(H, W, 3)`` uint8 photo.
-        people: detections (see :func:`detect_people`); their masks are drawn unless ``human_mask`` is given.
+        people: detections (see :func:`detect_people`), drawn (mask and keypoints) unless ``human_mask`` is
+            given: the run uses the user's mask then, not the detector.
         human_mask, object_mask: ``(H, W)`` masks the user uploaded (bool, 0/1 or 0/255), or ``None``.
         box: the object box ``x, y, w, h`` in photo pixels, or ``None``.
 
@@ -153,10 +154,11 @@ def preview_picture(image: np.ndarray, people: list, human_mask: np.ndarray | No
         side, and its size over the photo's (to map clicks on it back to photo pixels).
     """
     picture = image
-    for person in people if human_mask is None else ():
-        picture = _tint(picture, person.mask, PERSON_TINT)
     if human_mask is not None:
+        people = []
         picture = _tint(picture, human_mask, PERSON_TINT)
+    for person in people:
+        picture = _tint(picture, person.mask, PERSON_TINT)
     if object_mask is not None:
         picture = _tint(picture, object_mask, OBJECT_TINT)
     height, width = image.shape[:2]

@@ -81,6 +81,19 @@ def test_preview_draws_person_keypoints_object_mask_and_box():
     assert (picture[1, 1] == image[1, 1]).all()  # the rest untouched
 
 
+def test_preview_with_the_users_person_mask_draws_no_detection():
+    image = np.full((40, 60, 3), 100, np.uint8)
+    detected = np.zeros((40, 60), bool)
+    detected[0:10, 0:10] = True
+    person = SimpleNamespace(mask=detected, keypoints=np.full((33, 2), 30, np.float32),
+                             visibility=np.ones(33, np.float32))
+    users = np.zeros((40, 60), np.uint8)
+    users[20:40, 40:60] = 255
+    picture, _ = web_app.preview_picture(image, [person], users, None, None)
+    assert (picture[5, 5] == image[5, 5]).all() and (picture[30, 30] == image[30, 30]).all()
+    assert (picture[30, 50] != image[30, 50]).any()
+
+
 def test_preview_of_a_large_photo_is_downscaled_and_reports_its_scale():
     image = np.zeros((600, 3000, 3), np.uint8)
     picture, scale = web_app.preview_picture(image, [], None, None, None)
