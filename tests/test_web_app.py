@@ -177,7 +177,7 @@ def test_two_sessions_run_examples_and_get_their_own_results(server, browsers, t
     """The first session runs a photo with no masks (the person detected, the object cut from its box), the
     second a synthetic picture with its masks, both at once."""
     first, second = browsers(), browsers()
-    for driver, example, cycles in ((first, "cameraman", 1), (second, "synthetic_bag", 4)):
+    for driver, example, cycles in ((first, "cameraman", 1), (second, "synthetic_bag", 6)):
         open_page(driver, server)
         click_example(driver, example)
         set_cycles(driver, cycles)
@@ -195,7 +195,8 @@ def test_two_sessions_run_examples_and_get_their_own_results(server, browsers, t
             text = driver.execute_script("return document.body.textContent")
             progress[id(driver)] |= set(re.findall(r"refinement cycle \d+ of \d+", text))
         time.sleep(0.2)
-    assert "refinement cycle 2 of 4" in progress[id(second)], progress
+    # The bar moves cycle by cycle (polling may miss some of the six).
+    assert len({text for text in progress[id(second)] if text.endswith("of 6")}) >= 2, progress
     for driver in (first, second):
         wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#figure img"), 30, "no before/after figure")
         # The 3D viewer draws on a canvas once it has fetched the .glb scene.
