@@ -40,7 +40,7 @@ from .input_checks import mask_inside
 from .objects import MESH_UNITS, PRIMITIVE_NAMES, load_object
 from .person_detection import VISIBLE, PersonDetection, PersonDetector, default_person_detector
 
-__all__ = ["GUIDANCE_WEIGHTS", "MAX_PHOTO_PIXELS", "build_app", "detect_people", "launch_app"]
+__all__ = ["GUIDANCE_WEIGHTS", "MAX_PHOTO_PIXELS", "build_app", "detect_people", "launch_app", "preview_picture"]
 
 # A photo with more pixels than this is refused before it is decoded: 40 megapixels covers every camera's
 # default output, and the work on a photo (detection, GrabCut, the overlay) grows with its pixels.
