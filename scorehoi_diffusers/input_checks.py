@@ -31,12 +31,15 @@ __all__ = [
     "MAX_FOCAL_FACTOR",
     "MIN_FOCAL_FACTOR",
     "check_bbox",
+    "check_bbox_layout",
+    "check_callback_latents",
     "check_focal",
     "check_image_size",
     "check_intrinsics",
     "check_last_dims",
     "check_tensor",
     "check_unit_vector",
+    "is_int",
     "mask_inside",
     "to_numpy",
 ]
@@ -75,6 +78,35 @@ def check_tensor(
         raise ValueError(f"`{name}` must have shape {described}, got {tuple(value.shape)}.")
     if finite and value.is_floating_point() and not torch.isfinite(value).all():
         raise ValueError(f"`{name}` contains NaN or infinite values; pass finite numbers.")
+
+
+def is_int(value) -> bool:
+    """Whether ``value`` is an integer (a ``bool`` is not)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_callback_latents(returned, latents: torch.Tensor) -> torch.Tensor:
+    """The ``latents`` a pipeline step callback returned, on the pipeline's device and dtype (same shape required)."""
+    if not isinstance(returned, torch.Tensor) or returned.shape != latents.shape:
+        shape = tuple(returned.shape) if isinstance(returned, torch.Tensor) else type(returned).__name__
+        raise ValueError(f"`callback_on_step_end` returned `latents` {shape}; return a tensor of shape "
+                         f"{tuple(latents.shape)}.")
+    return returned.to(device=latents.device, dtype=latents.dtype)
+
+
+def check_bbox_layout(bbox) -> None:
+    """``bbox`` must be four numbers ``x, y, w, h`` or a list of such boxes (values are checked with the image)."""
+    if isinstance(bbox, (str, bytes)) or not isinstance(bbox, (Sequence, np.ndarray, torch.Tensor)):
+        raise TypeError(
+            f"`bbox` must be x, y, w, h or a list of such boxes, one per image; got {type(bbox).__name__}."
+        )
+    rows = bbox.tolist() if isinstance(bbox, (np.ndarray, torch.Tensor)) else list(bbox)
+    boxes = [rows] if rows and isinstance(rows[0], numbers.Real) else rows
+    for i, box in enumerate(boxes):
+        values = box.tolist() if isinstance(box, (np.ndarray, torch.Tensor)) else box
+        if (isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) != 4
+                or not all(isinstance(value, numbers.Real) for value in values)):
+            raise ValueError(f"`bbox[{i}]` must be four numbers x, y, w, h; give one such box per image, got {box!r}.")
 
 
 def check_last_dims(name: str, value, dims: Sequence[int]) -> None:
