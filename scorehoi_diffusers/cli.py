@@ -123,7 +123,8 @@ def _batches(items: Sequence[dict], batch_size: int) -> list[list[dict]]:
     and boxes and cameras given for all or for none."""
     groups: dict[tuple, list[dict]] = {}
     for item in items:
-        key = (id(item["template"]), item.get("bbox") is None, item.get("intrinsics") is None)
+        key = (id(item["template"]), item.get("bbox") is None, item.get("intrinsics") is None,
+               item.get("keypoints") is None)
         groups.setdefault(key, []).append(item)
     return [group[i:i + batch_size] for group in groups.values() for i in range(0, len(group), batch_size)]
 
@@ -135,11 +136,13 @@ def _run_pipeline(pipeline, batch: Sequence[dict], cycles: int, seed: int):
 
     start = time.perf_counter()
     intrinsics = [item.get("intrinsics") for item in batch]
+    keypoints = [item.get("keypoints") for item in batch]
     output = pipeline(
         image=[item["image"] for item in batch], human_mask=[item["human_mask"] for item in batch],
         object_mask=[item["object_mask"] for item in batch], object=batch[0]["template"],
         bbox=None if batch[0].get("bbox") is None else [item["bbox"] for item in batch],
         intrinsics=None if intrinsics[0] is None else np.stack(intrinsics),
+        keypoints=None if keypoints[0] is None else np.stack(keypoints),
         num_cycles=cycles, generator=[torch.Generator().manual_seed(seed) for _ in batch],
     )
     return output, (time.perf_counter() - start) / len(batch)
@@ -230,7 +233,10 @@ def _photo_specs(args: argparse.Namespace) -> list:
                             "give one mask per photo, in the photos' order (folders and manifests list their own).")
     if args.bbox is not None and len(images) != 1:
         raise UserError("--bbox applies to one photo on the command line; give boxes per photo in a manifest.")
-    specs += [PhotoSpec(Path(image).stem, image, human, obj, bbox=args.bbox)
+    if args.keypoints is not None and len(images) != 1:
+        raise UserError("--keypoints applies to one photo on the command line; give keypoints per photo in a "
+                        "manifest.")
+    specs += [PhotoSpec(Path(image).stem, image, human, obj, bbox=args.bbox, keypoints=args.keypoints)
               for image, human, obj in zip(images, args.human_mask or (), args.object_mask or (), strict=True)]
     names = [spec.name for spec in specs]
     repeated = sorted({name for name in names if names.count(name) > 1})
@@ -249,16 +255,38 @@ def _photo_item(spec, args: argparse.Namespace) -> dict:
     obj = spec.object if spec.object is not None else args.object
     if obj is None:
         raise UserError(f"--object: no object for {spec.name}; give --object or an 'object' in its manifest entry.")
+    keypoints_name = "--keypoints" if spec.keypoints == args.keypoints else f"{spec.name} keypoints"
     return {
         "name": spec.name,
         "image": image,
+        "keypoints": None if spec.keypoints is None else _read_keypoints(spec.keypoints, keypoints_name),
         "human_mask": _read_image(spec.human_mask, "human_mask", mask=True),
         "object_mask": _read_image(spec.object_mask, "object_mask", mask=True),
         "object": obj,
         "bbox": spec.bbox,
         "intrinsics": None if focal is None else intrinsics_from_focal(focal, *image.shape[:2], name=focal_name),
-        "sources": {"image": spec.image, "human_mask": spec.human_mask, "object_mask": spec.object_mask},
+        "sources": {"image": spec.image, "human_mask": spec.human_mask, "object_mask": spec.object_mask,
+                    **({"keypoints": spec.keypoints} if spec.keypoints is not None else {})},
     }
+
+
+def _read_keypoints(path: str, name: str) -> np.ndarray:
+    """The ``(33, 3)`` landmarks ``[[u, v, visibility], ...]`` of a JSON file (or ``{"keypoints": [...]}``)."""
+    from .image_evidence import check_keypoints
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise UserError(f"{name}: cannot read {path} as JSON ({error}).") from error
+    if isinstance(data, dict) and "keypoints" in data:
+        data = data["keypoints"]
+    try:
+        keypoints = check_keypoints(data, name)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"{error} (in {path})") from error
+    if keypoints.shape[0] != 1:
+        raise UserError(f"{name}: {path} holds {keypoints.shape[0]} people's landmarks; give one (33, 3) list.")
+    return keypoints[0].numpy()
 
 
 def _report_failure(failures: list[str], name: str, error: Exception) -> None:
@@ -483,7 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reconstruct", help="reconstruct body and object from photos, in one process")
     p.add_argument("inputs", nargs="+", metavar="PHOTO",
                    help="RGB photo(s); or a folder holding manifest.json or manifest.csv, or such a manifest file, "
-                        "listing per photo: image, human_mask, object_mask and optionally object, bbox, focal, name")
+                        "listing per photo: image, human_mask, object_mask and optionally object, bbox, focal, "
+                        "keypoints, name")
     p.add_argument("--human-mask", nargs="+", default=None,
                    help="mask of the person (white inside), one per photo on the command line, in order")
     p.add_argument("--object-mask", nargs="+", default=None,
@@ -497,6 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bbox", type=float, nargs=4, metavar=("X", "Y", "W", "H"), default=None,
                    help="box around person and object (default: around both masks)")
     p.add_argument("--focal", type=float, default=None, help="focal length in pixels (default 1.2 x longer side)")
+    p.add_argument("--keypoints", default=None, metavar="FILE.json",
+                   help="the person's 33 BlazePose landmarks [[u, v, visibility], ...] in the photo's pixels "
+                        "(one photo on the command line; in a manifest: a 'keypoints' entry per photo)")
     p.add_argument("--batch-size", type=int, default=8,
                    help="photos of one object reconstructed together (default 8; 1: one at a time)")
     out_options(p, "outputs/reconstruct", "the results go to OUT/<image name>/")

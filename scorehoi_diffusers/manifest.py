@@ -9,6 +9,8 @@ header row naming the same keys as columns. Per photo:
 * ``bbox``: ``[x, y, w, h]`` box around person and object (in CSV: four numbers separated by spaces); default:
   around both masks.
 * ``focal``: focal length in pixels (default: the command's ``--focal``, else 1.2 x the longer side).
+* ``keypoints``: path of a JSON file of the person's 33 BlazePose landmarks, ``[[u, v, visibility], ...]`` in the
+  image's pixels (relative to the manifest's folder unless absolute); they drive the keypoint guidance term.
 * ``name``: the result folder's name (default: the image's file name without its suffix).
 
 Only the file is read here; pictures, masks, boxes and focal lengths are checked where they are used.
@@ -23,7 +25,7 @@ from pathlib import Path
 
 MANIFEST_NAMES = ("manifest.json", "manifest.csv")
 REQUIRED_KEYS = ("image", "human_mask", "object_mask")
-OPTIONAL_KEYS = ("object", "bbox", "focal", "name")
+OPTIONAL_KEYS = ("object", "bbox", "focal", "keypoints", "name")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class PhotoSpec:
     object: str | None = None
     bbox: tuple[float, float, float, float] | None = None
     focal: float | None = None
+    keypoints: str | None = None
 
 
 def manifest_in_folder(folder: os.PathLike) -> Path:
@@ -49,7 +52,7 @@ def manifest_in_folder(folder: os.PathLike) -> Path:
     if len(found) != 1:
         what = "neither" if not found else "both"
         raise ValueError(f"{folder} holds {what} of {' and '.join(MANIFEST_NAMES)}; give exactly one manifest "
-                         "listing its photos (keys: image, human_mask, object_mask, object, bbox, focal).")
+                         "listing its photos (keys: image, human_mask, object_mask, object, bbox, focal, keypoints).")
     return found[0]
 
 
@@ -105,6 +108,7 @@ def _photo_spec(row, path: Path, index: int) -> PhotoSpec:
         object=str(row["object"]) if "object" in row else None,
         bbox=_bbox(row.get("bbox"), where),
         focal=_number(row["focal"], f"{where} focal") if "focal" in row else None,
+        keypoints=str(path.parent / str(row["keypoints"])) if "keypoints" in row else None,
         **files,
     )
 
