@@ -54,7 +54,7 @@ setup(
     extras_require={
         # Regenerating the shipped assets (tested): manifold3d for the primitives' boolean unions,
         # scikit-image (marching cubes) and fast-simplification (decimation, also a main dependency) for the
-        # stand-in body.
+        # stand-in body; matplotlib for the docs' BlazePose mapping picture (tools/blazepose_mapping_figure.py).
         "dev": [
             "pytest>=8",
             "ruff>=0.15",
@@ -63,6 +63,7 @@ setup(
             "manifold3d>=3.0",
             "scikit-image>=0.22",
             "fast-simplification>=0.1",
+            "matplotlib>=3.7",
         ],
     },
     entry_points={"console_scripts": ["scorehoi=scorehoi_diffusers.cli:main"]},
