@@ -137,16 +137,16 @@ def test_camera_refinement_pulls_a_shifted_camera_back(pipe, body):
     evidence = {"intrinsics": K.expand(1, 3, 3), **keypoint_evidence(keypoints.double(), K, K, 1, "cpu",
                                                                      torch.float32)}
     config = GuidanceConfig(contact=0, penetration=0, floor=0)
-    camera = CameraRefinement(shifted.camera_translation, step_size=1.0)
+    camera = CameraRefinement(shifted.camera_translation, config.camera_step_size)  # the default step
     x0 = pipe.codec.encode(shifted)
     contacts = Contacts(human=torch.zeros(1, body.num_downsampled), object=torch.zeros(1, 64), floor=torch.zeros(1))
     errors = []
-    for _ in range(20):
+    for _ in range(30):
         errors.append((camera.translation - truth.camera_translation).norm().item())
         before = camera.translation
         pipe.guidance_x0_gradient(x0, template, shifted.camera_translation, contacts, evidence, config, camera=camera)
         assert (camera.translation - before).norm() <= MAX_CAMERA_STEP + 1e-6
-    assert errors[-1] < 0.3 * errors[0]
+    assert errors[-1] < 0.5 * errors[0] and all(b <= a + 1e-6 for a, b in zip(errors, errors[1:]))
 
 
 def test_camera_refinement_ignores_non_finite_gradients_and_clips():
