@@ -6,12 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from scorehoi_diffusers.data.simulated_detections import (
-    DetectionNoise,
-    blazepose_points,
-    person_box_heights,
-    simulate_detections,
-)
+from scorehoi_diffusers.data.simulated_detections import DetectionNoise, person_box_heights, simulate_detections
 from scorehoi_diffusers.skeleton import BLAZEPOSE_FITTED, BLAZEPOSE_MIRRORED, NUM_BLAZEPOSE
 
 SIZE = 200
@@ -88,15 +83,6 @@ def test_swap_and_miss_rates():
     assert (missed | swapped | kept).all()
 
 
-def test_blazepose_points_pick_joints_and_landmarks():
-    joints, landmarks = torch.randn(2, 52, 3), torch.randn(2, 21, 3)
-    points = blazepose_points(joints, landmarks)
-    assert points.shape == (2, NUM_BLAZEPOSE, 3)
-    assert torch.equal(points[:, 11], joints[:, 16])  # left shoulder
-    assert torch.equal(points[:, 0], landmarks[:, 0])  # nose
-    assert (points[:, ~FITTED] == 0).all()
-
-
 def test_bad_inputs_get_one_line_errors():
     points, intrinsics = _scene()
     with pytest.raises(ValueError, match="`points` must be a"):
@@ -111,8 +97,6 @@ def test_bad_inputs_get_one_line_errors():
         DetectionNoise(miss_rate=1.5)
     with pytest.raises(ValueError, match="position_error must be a finite number"):
         DetectionNoise(position_error=float("nan"))
-    with pytest.raises(ValueError, match="`landmarks` must be"):
-        blazepose_points(torch.randn(2, 52, 3), torch.randn(2, 5, 3))
 
 
 def test_defaults_are_the_measured_rates():

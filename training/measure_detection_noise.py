@@ -25,10 +25,10 @@ import time
 import numpy as np
 import torch
 
-from scorehoi_diffusers.body import BodyModel
+from scorehoi_diffusers.body import BodyModel, blazepose_points
 from scorehoi_diffusers.camera import project_points
 from scorehoi_diffusers.data.schema import sample_to_params
-from scorehoi_diffusers.data.simulated_detections import VISIBLE, blazepose_points, person_box_heights
+from scorehoi_diffusers.data.simulated_detections import VISIBLE, person_box_heights
 from scorehoi_diffusers.data.synthetic import generate_samples
 from scorehoi_diffusers.skeleton import BLAZEPOSE_FITTED, BLAZEPOSE_MIRRORED
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass, fields
 import torch
 
 from ..camera import project_points
-from ..skeleton import BLAZEPOSE_BODY_INDEX, BLAZEPOSE_FITTED, BLAZEPOSE_MIRRORED, NUM_BLAZEPOSE, NUM_JOINTS
+from ..skeleton import BLAZEPOSE_FITTED, BLAZEPOSE_MIRRORED, NUM_BLAZEPOSE
 
-__all__ = ["DetectionNoise", "blazepose_points", "person_box_heights", "simulate_detections"]
+__all__ = ["DetectionNoise", "person_box_heights", "simulate_detections"]
 
 # Visibility thresholds: a landmark counts as reported when its visibility is at least this (as in mediapipe's
 # drawing utilities and the measurement of the rates).
@@ -73,29 +73,7 @@ class DetectionNoise:
 
 
 _FITTED = torch.tensor(BLAZEPOSE_FITTED)
-_BODY_INDEX = torch.tensor([max(index, 0) for index in BLAZEPOSE_BODY_INDEX])
 _MIRRORED = torch.tensor(BLAZEPOSE_MIRRORED)
-
-
-def blazepose_points(joints: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
-    """The body's points for the 33 BlazePose landmarks (0 for the 6 without a body point).
-
-    Args:
-        joints: ``(B, 52, 3)`` body joints (e.g. ``BodyModel.forward(params, frame="camera").joints``).
-        landmarks: ``(B, L, 3)`` the body's named surface landmarks, in ``skeleton.LANDMARK_NAMES`` order.
-
-    Returns:
-        ``(B, 33, 3)`` points in the frame of the inputs.
-    """
-    if not isinstance(joints, torch.Tensor) or joints.dim() != 3 or joints.shape[1:] != (NUM_JOINTS, 3):
-        raise ValueError(f"`joints` must be a (B, {NUM_JOINTS}, 3) tensor, got {_shape(joints)}.")
-    if (not isinstance(landmarks, torch.Tensor) or landmarks.dim() != 3 or landmarks.shape[0] != joints.shape[0]
-            or landmarks.shape[2] != 3 or NUM_JOINTS + landmarks.shape[1] <= max(BLAZEPOSE_BODY_INDEX)):
-        raise ValueError(f"`landmarks` must be a (B, L, 3) tensor with the batch of `joints` and all of "
-                         f"skeleton.LANDMARK_NAMES, got {_shape(landmarks)}.")
-    everything = torch.cat([joints, landmarks.to(joints.dtype)], dim=1)
-    points = everything.index_select(1, _BODY_INDEX.to(joints.device))
-    return points * _FITTED.to(points.device)[None, :, None]
 
 
 def person_box_heights(pixels: torch.Tensor) -> torch.Tensor:
@@ -120,8 +98,8 @@ def simulate_detections(
     Every random draw has a fixed shape, so the result depends only on the inputs and the generator's state.
 
     Args:
-        points: ``(B, 33, 3)`` camera-space landmark points from :func:`blazepose_points` (x right, y down,
-            z forward, metres).
+        points: ``(B, 33, 3)`` camera-space landmark points from
+            :func:`~scorehoi_diffusers.body.blazepose_points` (x right, y down, z forward, metres).
         intrinsics: ``(B, 3, 3)`` camera matrices of the picture.
         image_size: ``(height, width)`` of the picture in pixels; landmarks outside it are not reported.
         noise: the detector's error rates (default: the measured :class:`DetectionNoise`);
