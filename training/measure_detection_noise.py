@@ -14,6 +14,8 @@ of the person's box height (the vertical extent of the projected true landmarks)
   deviations (in either coordinate), and the root-mean-square coordinate error of those.
 
     python training/measure_detection_noise.py --num-samples 512 --out training/detection_noise.json
+    python training/measure_detection_noise.py --num-samples 512 --randomized \
+        --out training/detection_noise_randomized.json
 """
 import argparse
 import json
