@@ -87,6 +87,7 @@ class GuidanceOptimization:
         object_root: str | os.PathLike | None = None,
         output_type: str = "pt",
         return_dict: bool = True,
+        keypoints=None,
     ) -> ScoreHOIPipelineOutput | tuple:
         """Refine by gradient descent; the arguments mean what they mean for ``ScoreHOIPipeline.__call__``.
 
@@ -109,7 +110,7 @@ class GuidanceOptimization:
         # The pipeline's own start: initial estimate, x0, image evidence, contact estimator and initial contacts.
         start = pipe.prepare_refinement(
             template, image, human_mask, object_mask, bbox, intrinsics, initial_params, contacts, image_tokens,
-            contact_estimator, config, dtype,
+            contact_estimator, config, dtype, keypoints,
         )
         x0, contacts = start.x0, start.contacts
 

@@ -96,7 +96,9 @@ def output_to_meshes(output: ScoreHOIPipelineOutput) -> list[dict[str, Any]]:
 @dataclass
 class RefinementStart:
     """Where refinement starts (``ScoreHOIPipeline.prepare_refinement``): the estimate, its ``x0 (B, 331)``, the
-    image evidence and contacts, and ``estimate(geometry) -> Contacts``, the contact refresh."""
+    image evidence and contacts, ``estimate(geometry) -> Contacts``, the contact refresh, and the crop-normalised
+    ``body_keypoints (B, 33, 3)`` for the denoiser (None without keypoints or pictures, or for a denoiser built
+    without keypoint input)."""
 
     template: ObjectTemplate
     params: HOIParams
@@ -107,6 +109,7 @@ class RefinementStart:
     image_evidence: dict[str, torch.Tensor]
     estimate: Callable[[tuple], Contacts]
     contacts: Contacts
+    body_keypoints: torch.Tensor | None = None
 
     @property
     def batch(self) -> int:

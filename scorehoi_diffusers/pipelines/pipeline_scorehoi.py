@@ -33,7 +33,9 @@ from ..precision import geometry_dtype, upcast
 from ..safetensors_only import check_safetensors_only, safetensors_kwargs
 from ..schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
 from .hub import PUSH_KWARGS, push_pipeline_to_hub, upload_pipeline_folder, write_hub_files
+from .keypoint_inputs import crop_body_keypoints
 from .pipeline_output import RefinementStart, ScoreHOIPipelineOutput, output_to_meshes, output_to_numpy
+from .step_callback import callback_latents
 
 logger = logging.get_logger(__name__)
 
@@ -106,7 +108,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def prepare_initial_estimate(
-        self, pictures: HOIImageBatch, object: ObjectTemplate
+        self, pictures: HOIImageBatch, object: ObjectTemplate, body_keypoints: torch.Tensor | None = None
     ) -> tuple[HOIParams, torch.Tensor, BoundContactEstimator | None]:
         """The regressor's initial estimate, image tokens and image-bound contact estimator for preprocessed pictures.
 
@@ -115,6 +117,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         Args:
             pictures (`HOIImageBatch`): the output of ``pipeline.image_processor.preprocess`` (batch B).
             object (`ObjectTemplate`): the object template (its keypoints condition the regressor).
+            body_keypoints (`torch.Tensor`, *optional*): ``(B, 33, 3)``, for a regressor that reads keypoints.
 
         Returns:
             ``(initial_params, image_tokens, contact_estimator)``: the estimate as :class:`HOIParams` (batch B),
@@ -127,7 +130,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         pixel_values = pictures.pixel_values.to(device=device, dtype=dtype)
         crop_intrinsics = pictures.crop_intrinsics.to(device=device, dtype=dtype)
         keypoints = object.keypoints.to(device=device, dtype=dtype).expand(pixel_values.shape[0], -1, -1)
-        output = self.regressor(pixel_values, keypoints, crop_intrinsics)
+        output = self.regressor(pixel_values, keypoints, crop_intrinsics, body_keypoints=body_keypoints)
         bound = None
         if self._contact_estimator_fits_body():
             bound = self.contact_estimator.bind(output.feature_map, crop_intrinsics, pictures.image_size)
@@ -355,13 +358,16 @@ class ScoreHOIPipeline(DiffusionPipeline):
         contact_estimator: Callable[[ReconstructionState], Contacts] | None,
         config: GuidanceConfig,
         dtype: torch.dtype,
+        keypoints=None,
     ) -> RefinementStart:
         """Steps 2–4 of ``__call__`` (arguments as there, already checked): the initial estimate (from the pictures
         unless given), its x0, the image evidence, the contact estimator and the initial contacts."""
-        device = self._execution_device
+        device, body_keypoints = self._execution_device, None
         if image is not None:
             pictures = self.image_processor.preprocess(image, human_mask, object_mask, bbox, intrinsics)
-            regressed_params, regressed_tokens, bound_estimator = self.prepare_initial_estimate(pictures, template)
+            body_keypoints = crop_body_keypoints(keypoints, pictures, self.denoiser)
+            regressed_params, regressed_tokens, bound_estimator = self.prepare_initial_estimate(
+                pictures, template, crop_body_keypoints(keypoints, pictures, self.regressor))
             initial_params = regressed_params if initial_params is None else initial_params
             image_tokens = regressed_tokens if image_tokens is None else image_tokens
             contact_estimator = bound_estimator if contact_estimator is None else contact_estimator
@@ -394,7 +400,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
             contacts = estimate(self._geometry(x0, camera_translation, template))
         contacts = contacts.to(device=device, dtype=dtype)
         return RefinementStart(template, params, x0, camera_translation, camera_intrinsics, image_tokens,
-                               image_evidence, estimate, contacts)
+                               image_evidence, estimate, contacts, body_keypoints)
 
     def evaluate_cycle(
         self, x0: torch.Tensor, start: RefinementStart, contacts: Contacts, config: GuidanceConfig
@@ -535,6 +541,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         return_dict: bool = True,
         callback_on_step_end: Callable[[Any, int, int, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        keypoints=None,
     ) -> ScoreHOIPipelineOutput | tuple:
         r"""Reconstruct from pictures, or refine a given initial estimate.
 
@@ -582,6 +589,8 @@ class ScoreHOIPipeline(DiffusionPipeline):
                 cast back to the pipeline's dtype).
             callback_on_step_end_tensor_inputs (`list[str]`): tensors passed in ``callback_kwargs``, from
                 ``latents``, ``human_contact``, ``object_contact``, ``floor_contact``.
+            keypoints (array or tensor, *optional*): ``(33, 3)`` or ``(B, 33, 3)`` detected BlazePose landmarks,
+                ``(u, v, visibility)`` in picture pixels; read by models built with ``body_keypoints=True``.
 
         Returns:
             [`ScoreHOIPipelineOutput`] or a tuple of its fields.
@@ -604,7 +613,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         # 2.-4. Initial estimate, x0, image evidence and initial contacts (shared with the optimisation baseline)
         start = self.prepare_refinement(
             template, image, human_mask, object_mask, bbox, intrinsics, initial_params, contacts, image_tokens,
-            contact_estimator, config, dtype,
+            contact_estimator, config, dtype, keypoints,
         )
         batch, camera_translation, x0, contacts = start.batch, start.camera_translation, start.x0, start.contacts
         if isinstance(generator, list) and len(generator) != batch:
@@ -614,7 +623,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
 
         # 5. Denoiser condition and timesteps
         keypoints = template.keypoints.expand(batch, -1, -1)
-        condition = self.denoiser.encode_condition(image_tokens=image_tokens, object_keypoints=keypoints)
+        condition = self.denoiser.encode_condition(image_tokens, keypoints, body_keypoints=start.body_keypoints)
         self.scheduler.set_refinement_timesteps(t_start, stride)
         grid = self.scheduler.refinement_timesteps(t_start, stride).tolist()
 
@@ -649,7 +658,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
                         callback_kwargs = {k: named[k] for k in callback_on_step_end_tensor_inputs}
                         callback_outputs = callback_on_step_end(self, step_index, t, callback_kwargs)
                         if callback_outputs is not None and "latents" in callback_outputs:
-                            latents = _callback_latents(callback_outputs["latents"], latents)
+                            latents = callback_latents(callback_outputs["latents"], latents)
                     step_index += 1
                     progress.update()
                 x0 = latents
@@ -685,12 +694,3 @@ def _check_bbox_layout(bbox) -> None:
         if (isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) != 4
                 or not all(isinstance(value, numbers.Real) for value in values)):
             raise ValueError(f"`bbox[{i}]` must be four numbers x, y, w, h; give one such box per image, got {box!r}.")
-
-
-def _callback_latents(returned: Any, latents: torch.Tensor) -> torch.Tensor:
-    """The ``latents`` a step callback returned, on the pipeline's device and dtype."""
-    if not isinstance(returned, torch.Tensor) or returned.shape != latents.shape:
-        shape = tuple(returned.shape) if isinstance(returned, torch.Tensor) else type(returned).__name__
-        raise ValueError(f"`callback_on_step_end` returned `latents` {shape}; return a tensor of shape "
-                         f"{tuple(latents.shape)}.")
-    return returned.to(device=latents.device, dtype=latents.dtype)
