@@ -67,6 +67,8 @@ def main() -> None:
                                     body=pipeline.body_model, progress=False)
         estimate = RegressorEstimate(pipeline, keypoints="simulated", seed=0)
         for name, mode in rows:
+            if f"{folder}|{name}" in results:
+                continue
             start = StartFromTruth(estimate) if name == "round_trip" else estimate
             row = evaluate(pipeline, data, split=None, mode=mode, num_cycles=args.cycles, initial_estimate_fn=start)
             results[f"{folder}|{name}"] = row
