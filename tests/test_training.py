@@ -350,3 +350,21 @@ def test_model_card_reports_given_metrics_only(denoiser_runs, tmp_path):
         render_model_card(folder, metrics={"contact F": float("nan")})
     with pytest.raises(FileNotFoundError, match="model_index.json"):
         render_model_card(tmp_path)
+
+
+def test_keypoint_layers_get_their_own_learning_rate():
+    import argparse
+
+    from simulated_keypoints import parameter_groups
+
+    from scorehoi_diffusers.models.body_keypoints import with_body_keypoints
+    from scorehoi_diffusers.models.denoiser import ScoreHOIDenoiser
+
+    denoiser = with_body_keypoints(ScoreHOIDenoiser(**json.loads(TINY_DENOISER)))
+    args = argparse.Namespace(learning_rate=1e-4, keypoint_lr_multiplier=10.0)
+    other, keypoint = parameter_groups([denoiser], args)
+    assert keypoint["lr"] == pytest.approx(1e-3) and other["lr"] == 1e-4
+    assert len(keypoint["params"]) == len(list(denoiser.body_keypoint_encoder.parameters()))
+    assert len(other["params"]) + len(keypoint["params"]) == len(list(denoiser.parameters()))
+    with pytest.raises(ValueError, match="--keypoint_lr_multiplier must be > 0"):
+        parameter_groups([denoiser], argparse.Namespace(learning_rate=1e-4, keypoint_lr_multiplier=0.0))

@@ -34,6 +34,24 @@ def add_keypoint_arguments(parser: argparse.ArgumentParser) -> None:
                        "to --init_from weights that lack them, starting at zero).")
     group.add_argument("--keypoint_dropout_prob", type=float, default=0.1,
                        help="share of samples given no keypoints at all (besides the detector's measured misses).")
+    group.add_argument("--keypoint_lr_multiplier", type=float, default=1.0,
+                       help="learning rate of the keypoint layers over --learning_rate (new layers in a warm start "
+                       "learn faster with a larger one).")
+
+
+def parameter_groups(models, args: argparse.Namespace) -> list[dict]:
+    """The optimizer's parameter groups over `models`: the keypoint encoder's weights at `--learning_rate` x
+    `--keypoint_lr_multiplier`, everything else at `--learning_rate`."""
+    if not args.keypoint_lr_multiplier > 0:
+        raise ValueError(f"--keypoint_lr_multiplier must be > 0, got {args.keypoint_lr_multiplier}.")
+    keypoint, other = [], []
+    for model in models:
+        for name, parameter in model.named_parameters():
+            (keypoint if name.startswith("body_keypoint_encoder.") else other).append(parameter)
+    groups = [{"params": other, "lr": args.learning_rate}]
+    if keypoint:
+        groups.append({"params": keypoint, "lr": args.learning_rate * args.keypoint_lr_multiplier})
+    return groups
 
 
 def with_keypoint_input(model, args: argparse.Namespace):

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from accelerate.utils import set_seed
 from checkpoint_state import CheckpointState
 from diffusers.training_utils import EMAModel
-from simulated_keypoints import SimulatedKeypoints, add_keypoint_arguments, with_keypoint_input
+from simulated_keypoints import SimulatedKeypoints, add_keypoint_arguments, parameter_groups, with_keypoint_input
 from tqdm.auto import tqdm
 from training_setup import (
     BETAS_STATISTICS_FILE,
@@ -262,7 +262,8 @@ def main(args: argparse.Namespace) -> None:
     model = ConditionedDenoiser(denoiser).train()
     noise_scheduler = GuidedDDIMScheduler()
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+    optimizer = torch.optim.AdamW(parameter_groups([model.denoiser], args), lr=args.learning_rate,
+                                  betas=(args.adam_beta1, args.adam_beta2),
                                   weight_decay=args.adam_weight_decay, eps=args.adam_epsilon)
     items, per_batch = (len(dataset), num_rendered) if num_rendered else (len(table), num_parameters)
     resolve_max_train_steps(args, items, per_batch * accelerator.num_processes * args.gradient_accumulation_steps)

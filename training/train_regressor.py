@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from accelerate.utils import set_seed
 from checkpoint_state import CheckpointState
 from diffusers.training_utils import EMAModel
-from simulated_keypoints import SimulatedKeypoints, add_keypoint_arguments, with_keypoint_input
+from simulated_keypoints import SimulatedKeypoints, add_keypoint_arguments, parameter_groups, with_keypoint_input
 from tqdm.auto import tqdm
 from training_setup import (
     BETAS_STATISTICS_FILE,
@@ -202,7 +202,7 @@ def main(args: argparse.Namespace) -> None:
     estimator.train()
 
     optimizer = torch.optim.AdamW(
-        [*regressor.parameters(), *estimator.parameters()],
+        parameter_groups([regressor, estimator], args),
         lr=args.learning_rate,
         betas=(args.adam_beta1, args.adam_beta2),
         weight_decay=args.adam_weight_decay,
