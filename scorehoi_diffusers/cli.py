@@ -398,7 +398,9 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
 
 
 def _results_path(out: Path, args: argparse.Namespace, num_samples: int) -> Path:
-    return out / f"{args.dataset}_{args.split}_{args.mode}_n{num_samples}_N{args.cycles}_seed{args.seed}.json"
+    keypoints = "" if args.keypoints == "none" else f"_keypoints-{args.keypoints}"
+    name = f"{args.dataset}_{args.split}_{args.mode}_n{num_samples}_N{args.cycles}_seed{args.seed}{keypoints}"
+    return out / f"{name}.json"
 
 
 def _check_no_results_file(path: Path, overwrite: bool) -> None:
@@ -473,7 +475,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     num_samples = min(args.num_samples, len(dataset))
     path = _results_path(out, args, num_samples)
     _check_no_results_file(path, args.overwrite)
-    estimate = RegressorEstimate(pipeline) if pipeline.regressor is not None else None
+    if args.keypoints != "none" and pipeline.regressor is None:
+        raise UserError("--keypoints needs a pipeline with a regressor (pictures in); this one has none.")
+    keypoints = None if args.keypoints == "none" else args.keypoints
+    estimate = RegressorEstimate(pipeline, keypoints, args.seed) if pipeline.regressor is not None else None
     kwargs = dict(split=None, num_samples=num_samples, num_cycles=args.cycles, seed=args.seed,
                   batch_size=args.batch_size, initial_estimate_fn=estimate, object_root=args.object_root,
                   object_templates=object_templates, contact_labels=args.contact_labels, gt_body_model=gt_bodies)
@@ -485,6 +490,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         result.update(dataset=args.dataset, pipeline=str(args.pipeline or DEFAULT_PIPELINE))
         if estimate is not None:
             result["protocol"] = "regressor_on_images"
+            result["keypoints"] = args.keypoints
     print(format_table(results))
     out.mkdir(parents=True, exist_ok=True)
     write_json(path, results, indent=2)
@@ -570,6 +576,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step-size", type=float, default=None,
                    help="gradient-descent step of --mode optimization (default: the one chosen on validation data)")
     p.add_argument("--cycles", type=int, default=10)
+    p.add_argument("--keypoints", choices=("none", "simulated"), default="none",
+                   help="simulated: give the pipeline simulated 2D detections of each ground-truth body (measured "
+                        "detector rates, seeded by --seed)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     out_options(p, "outputs/evaluation", "for the JSON results")

@@ -103,7 +103,7 @@ def keypoints_box_size(pixels: torch.Tensor, visibility: torch.Tensor) -> torch.
 
 
 def keypoint_evidence(
-    keypoints: torch.Tensor,
+    keypoints,
     camera_intrinsics: torch.Tensor,
     guidance_intrinsics: torch.Tensor,
     batch: int,
@@ -113,7 +113,8 @@ def keypoint_evidence(
     """The keypoint fields of :class:`~scorehoi_diffusers.guidance.GuidanceInputs`, in the guidance camera.
 
     Args:
-        keypoints: ``(1 or B, 33, 3)`` from :func:`check_keypoints`, in the pixels of ``camera_intrinsics``.
+        keypoints: the ``keypoints`` argument, ``(33, 3)`` or ``(B, 33, 3)`` (checked by :func:`check_keypoints`), in
+            the pixels of ``camera_intrinsics``.
         camera_intrinsics: ``(3, 3)`` or ``(B, 3, 3)`` the pictures' camera.
         guidance_intrinsics: ``(3, 3)`` or ``(B, 3, 3)`` the camera the guidance projects with (same axes).
         batch: the number of samples ``B``.
@@ -123,6 +124,7 @@ def keypoint_evidence(
         ``keypoints_2d (B, 33, 2)``, ``keypoints_2d_visibility (B, 33)`` (zero for landmarks without a body
         point, ``skeleton.BLAZEPOSE_FITTED``) and ``keypoints_box_size (B,)``.
     """
+    keypoints = check_keypoints(keypoints)
     if keypoints.shape[0] not in (1, batch):
         raise ValueError(f"`keypoints` holds {keypoints.shape[0]} sets of landmarks for {batch} samples; give one "
                          "(33, 3) set or one per sample.")

@@ -32,7 +32,6 @@ __all__ = [
     "MIN_FOCAL_FACTOR",
     "check_bbox",
     "check_bbox_layout",
-    "check_callback_latents",
     "check_focal",
     "check_image_size",
     "check_intrinsics",
@@ -83,15 +82,6 @@ def check_tensor(
 def is_int(value) -> bool:
     """Whether ``value`` is an integer (a ``bool`` is not)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def check_callback_latents(returned, latents: torch.Tensor) -> torch.Tensor:
-    """The ``latents`` a pipeline step callback returned, on the pipeline's device and dtype (same shape required)."""
-    if not isinstance(returned, torch.Tensor) or returned.shape != latents.shape:
-        shape = tuple(returned.shape) if isinstance(returned, torch.Tensor) else type(returned).__name__
-        raise ValueError(f"`callback_on_step_end` returned `latents` {shape}; return a tensor of shape "
-                         f"{tuple(latents.shape)}.")
-    return returned.to(device=latents.device, dtype=latents.dtype)
 
 
 def check_bbox_layout(bbox) -> None:

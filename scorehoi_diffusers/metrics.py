@@ -24,6 +24,12 @@ Metrics, all in centimetres unless stated:
   *surface* inside the object, ``∫ relu(-sdf) dA``, estimated with seeded area-weighted body surface
   samples. It equals the intersection volume when the body surface dips into the object roughly parallel
   to the object's surface (a palm pressed into a box), the usual case; it is 0 without penetration.
+* **MPJPE** and **PA-MPJPE** of the body joints: the mean distance between predicted and true joints after
+  moving each skeleton's root (pelvis) to the origin (:func:`mpjpe`), or after the similarity transform that best
+  aligns the predicted joints to the true ones (:func:`pa_mpjpe`).
+* **Facing error** (degrees): the angle between the predicted and the true forward direction of the body, the
+  root orientation applied to the rest pose's forward axis (+z); over 90 degrees the body faces the wrong way
+  (:func:`facing_error_deg`).
 * **Object-floor distance**: height of the object's lowest vertex above the floor along the up axis,
   absolute value, the floor being the body's lowest vertex; only samples whose ground truth says the object
   rests on the floor.
@@ -56,6 +62,9 @@ __all__ = [
     "penetration_depth",
     "penetration_volume",
     "object_floor_distance",
+    "mpjpe",
+    "pa_mpjpe",
+    "facing_error_deg",
 ]
 
 FSCORE_THRESHOLD = 0.01  # metres: F-score@1cm
@@ -436,3 +445,75 @@ def object_floor_distance(
     body_low = np.einsum("bvc,bc->bv", body, up).min(-1)
     object_low = np.einsum("bvc,bc->bv", obj, up).min(-1)
     return np.abs(object_low - body_low) * CM
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Joints and facing direction
+
+
+def _joint_pair(predicted: ArrayLike, ground_truth: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    predicted, ground_truth = _points(predicted, "predicted"), _points(ground_truth, "ground_truth")
+    if predicted.shape != ground_truth.shape:
+        raise ValueError(f"`predicted` {predicted.shape} and `ground_truth` {ground_truth.shape} must have the same "
+                         "shape (the same joints, in the same order).")
+    return predicted, ground_truth
+
+
+def mpjpe(predicted: ArrayLike, ground_truth: ArrayLike, root: int = 0) -> float | np.ndarray:
+    """Mean per-joint position error (cm) after moving each skeleton's ``root`` joint to the origin.
+
+    Args:
+        predicted: ``(J, 3)`` or ``(B, J, 3)`` joints (metres).
+        ground_truth: same shape, the same joints in the same order.
+        root: the joint put at the origin (0: SMPL-H's pelvis).
+
+    Returns:
+        A float, or ``(B,)`` per sample.
+    """
+    predicted, ground_truth = _joint_pair(predicted, ground_truth)
+    if not 0 <= root < predicted.shape[-2]:
+        raise ValueError(f"`root` must index one of the {predicted.shape[-2]} joints, got {root}.")
+    predicted = predicted - predicted[..., root: root + 1, :]
+    ground_truth = ground_truth - ground_truth[..., root: root + 1, :]
+    error = CM * np.linalg.norm(predicted - ground_truth, axis=-1).mean(-1)
+    return float(error) if error.ndim == 0 else error
+
+
+def pa_mpjpe(predicted: ArrayLike, ground_truth: ArrayLike) -> float | np.ndarray:
+    """Mean per-joint position error (cm) after aligning the prediction to the truth by the least-squares
+    similarity transform (scale, rotation, translation; :func:`procrustes_similarity`).
+
+    Args:
+        predicted: ``(J, 3)`` or ``(B, J, 3)`` joints (metres), at least 3 not all on one point.
+        ground_truth: same shape.
+
+    Returns:
+        A float, or ``(B,)`` per sample.
+    """
+    predicted, ground_truth = _joint_pair(predicted, ground_truth)
+    aligned = apply_similarity(predicted, *procrustes_similarity(predicted, ground_truth))
+    error = CM * np.linalg.norm(aligned - ground_truth, axis=-1).mean(-1)
+    return float(error) if error.ndim == 0 else error
+
+
+def facing_error_deg(predicted_orient: ArrayLike, ground_truth_orient: ArrayLike) -> float | np.ndarray:
+    """Angle (degrees) between the forward directions of two body root orientations.
+
+    The body faces +z in its rest pose, so its forward direction is the root rotation's third column.
+
+    Args:
+        predicted_orient: ``(3, 3)`` or ``(B, 3, 3)`` root rotations (``HOIParams.global_orient``).
+        ground_truth_orient: same shape.
+
+    Returns:
+        A float in [0, 180], or ``(B,)`` per sample.
+    """
+    predicted, truth = _numpy(predicted_orient, "predicted_orient"), _numpy(ground_truth_orient, "ground_truth_orient")
+    if predicted.shape[-2:] != (3, 3) or predicted.shape != truth.shape or predicted.ndim not in (2, 3):
+        raise ValueError(f"`predicted_orient` {predicted.shape} and `ground_truth_orient` {truth.shape} must both "
+                         "have shape (3, 3) or (B, 3, 3).")
+    forward, true_forward = predicted[..., :, 2], truth[..., :, 2]
+    cosine = (forward * true_forward).sum(-1) / (
+        np.linalg.norm(forward, axis=-1) * np.linalg.norm(true_forward, axis=-1))
+    angle = np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
+    return float(angle) if angle.ndim == 0 else angle

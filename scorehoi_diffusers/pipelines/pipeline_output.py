@@ -97,8 +97,10 @@ def output_to_meshes(output: ScoreHOIPipelineOutput) -> list[dict[str, Any]]:
 @dataclass
 class RefinementStart:
     """Where refinement starts (``ScoreHOIPipeline.prepare_refinement``): the estimate, its ``x0 (B, 331)``, the
-    image evidence and contacts, ``estimate(geometry) -> Contacts``, the contact refresh, and, with keypoints, the
-    camera-translation refinement (``camera_translation`` follows it after every cycle)."""
+    image evidence and contacts, ``estimate(geometry) -> Contacts``, the contact refresh, with keypoints the
+    camera-translation refinement (``camera_translation`` follows it after every cycle), and the crop-normalised
+    ``body_keypoints (B, 33, 3)`` for the denoiser (None without keypoints or pictures, or for a denoiser built
+    without keypoint input)."""
 
     template: ObjectTemplate
     params: HOIParams
@@ -110,6 +112,7 @@ class RefinementStart:
     estimate: Callable[[tuple], Contacts]
     contacts: Contacts
     camera: CameraRefinement | None = None
+    body_keypoints: torch.Tensor | None = None
 
     @property
     def batch(self) -> int:

@@ -27,7 +27,7 @@ from ..facing import choose_facing
 from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, guidance_loss
 from ..image_evidence import check_keypoints, keypoint_evidence, mask_evidence
 from ..image_processor import HOIImageBatch, HOIImageProcessor, ImageInput
-from ..input_checks import check_bbox_layout, check_callback_latents, is_int
+from ..input_checks import check_bbox_layout, is_int
 from ..models.contact_estimator import BoundContactEstimator, ScoreHOIContactEstimator
 from ..models.denoiser import ConditionCache, ScoreHOIDenoiser
 from ..models.regressor import ScoreHOIRegressor
@@ -37,7 +37,9 @@ from ..precision import geometry_dtype, upcast
 from ..safetensors_only import check_safetensors_only, safetensors_kwargs
 from ..schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
 from .hub import PUSH_KWARGS, push_pipeline_to_hub, upload_pipeline_folder, write_hub_files
+from .keypoint_inputs import crop_body_keypoints
 from .pipeline_output import RefinementStart, ScoreHOIPipelineOutput, output_to_meshes, output_to_numpy
+from .step_callback import callback_latents
 
 logger = logging.get_logger(__name__)
 
@@ -110,7 +112,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def prepare_initial_estimate(
-        self, pictures: HOIImageBatch, object: ObjectTemplate
+        self, pictures: HOIImageBatch, object: ObjectTemplate, body_keypoints: torch.Tensor | None = None
     ) -> tuple[HOIParams, torch.Tensor, BoundContactEstimator | None]:
         """The regressor's initial estimate, image tokens and image-bound contact estimator for preprocessed pictures.
 
@@ -119,6 +121,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         Args:
             pictures (`HOIImageBatch`): the output of ``pipeline.image_processor.preprocess`` (batch B).
             object (`ObjectTemplate`): the object template (its keypoints condition the regressor).
+            body_keypoints (`torch.Tensor`, *optional*): ``(B, 33, 3)``, for a regressor that reads keypoints.
 
         Returns:
             ``(initial_params, image_tokens, contact_estimator)``: the estimate as :class:`HOIParams` (batch B),
@@ -131,7 +134,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         pixel_values = pictures.pixel_values.to(device=device, dtype=dtype)
         crop_intrinsics = pictures.crop_intrinsics.to(device=device, dtype=dtype)
         keypoints = object.keypoints.to(device=device, dtype=dtype).expand(pixel_values.shape[0], -1, -1)
-        output = self.regressor(pixel_values, keypoints, crop_intrinsics)
+        output = self.regressor(pixel_values, keypoints, crop_intrinsics, body_keypoints=body_keypoints)
         bound = None
         if self._contact_estimator_fits_body():
             bound = self.contact_estimator.bind(output.feature_map, crop_intrinsics, pictures.image_size)
@@ -225,14 +228,12 @@ class ScoreHOIPipeline(DiffusionPipeline):
         """Decode ``x0 (B, 331)`` and pose the downsampled body and the object keypoints (pelvis frame); with
         ``keypoints``, also the body's ``(B, 33, 3)`` BlazePose points, as a fifth entry."""
         params = self.codec.decode(x0, camera_translation)
-        if keypoints:
-            body_points, joints, landmarks = self.body_model.skin_subset_landmarks(params)
-        else:
-            body_points, _ = self.body_model.skin_subset(params)
+        skinned = self.body_model.skin_subset_landmarks(params) if keypoints else self.body_model.skin_subset(params)
+        body_points = skinned[0]
         object_points = template.pose(template.keypoints, params.object_rotation, params.object_translation)
         sdf = template.signed_distance_posed(body_points, params.object_rotation, params.object_translation)
         if keypoints:
-            return params, body_points, object_points, sdf, blazepose_points(joints, landmarks)
+            return params, body_points, object_points, sdf, blazepose_points(*skinned[1:])
         return params, body_points, object_points, sdf
 
     def _predict_noise(
@@ -363,11 +364,13 @@ class ScoreHOIPipeline(DiffusionPipeline):
     ) -> RefinementStart:
         """Steps 2–4 of ``__call__`` (arguments as there, already checked): the initial estimate (from the pictures
         unless given; with keypoints, turned to the facing they agree with), its x0, the image evidence, the camera
-        refinement (with keypoints), the contact estimator and the initial contacts."""
-        device = self._execution_device
+        refinement and the models' crop keypoints (with keypoints), the contact estimator and the initial contacts."""
+        device, body_keypoints = self._execution_device, None
         if image is not None:
             pictures = self.image_processor.preprocess(image, human_mask, object_mask, bbox, intrinsics)
-            regressed_params, regressed_tokens, bound_estimator = self.prepare_initial_estimate(pictures, template)
+            body_keypoints = crop_body_keypoints(keypoints, pictures, self.denoiser)
+            regressed_params, regressed_tokens, bound_estimator = self.prepare_initial_estimate(
+                pictures, template, crop_body_keypoints(keypoints, pictures, self.regressor))
             initial_params = regressed_params if initial_params is None else initial_params
             image_tokens = regressed_tokens if image_tokens is None else image_tokens
             contact_estimator = bound_estimator if contact_estimator is None else contact_estimator
@@ -385,9 +388,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         image_evidence = mask_evidence(intrinsics, human_mask, object_mask, batch, device, dtype)
         camera = None
         if keypoints is not None and config.keypoints_2d > 0:
-            image_evidence |= keypoint_evidence(
-                check_keypoints(keypoints), camera_intrinsics, intrinsics, batch, device, dtype
-            )
+            image_evidence |= keypoint_evidence(keypoints, camera_intrinsics, intrinsics, batch, device, dtype)
             params, _ = choose_facing(self.body_model, params, image_evidence, config.keypoints_2d_sigma)
             if config.camera_step_size > 0:
                 camera = CameraRefinement(params.camera_translation, config.camera_step_size)
@@ -408,7 +409,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
             contacts = estimate(self._geometry(x0, camera_translation, template))
         contacts = contacts.to(device=device, dtype=dtype)
         return RefinementStart(template, params, x0, camera_translation, camera_intrinsics, image_tokens,
-                               image_evidence, estimate, contacts, camera)
+                               image_evidence, estimate, contacts, camera, body_keypoints)
 
     def evaluate_cycle(
         self, x0: torch.Tensor, start: RefinementStart, contacts: Contacts, config: GuidanceConfig
@@ -578,8 +579,9 @@ class ScoreHOIPipeline(DiffusionPipeline):
                 pictures; default: focal 1.2 x the longer side, centred principal point.
             initial_params (`HOIParams`, *optional*): a starting estimate (batch B) instead of the regressor's.
             keypoints (array or tensor, *optional*): ``(33, 3)`` or ``(B, 33, 3)`` BlazePose landmarks ``(u, v,
-                visibility)`` in the pictures' pixels, for the keypoint term, the camera-translation refinement and a
-                front/back check of the initial estimate; with ``initial_params``, give ``intrinsics`` too.
+                visibility)`` in the pictures' pixels, for the keypoint term, the camera-translation refinement, a
+                front/back check of the initial estimate and models built with ``body_keypoints=True``; with
+                ``initial_params``, give ``intrinsics`` too.
             contacts (`Contacts`, *optional*): initial contacts; estimated from the initial estimate if omitted.
             image_tokens (`torch.Tensor`, *optional*): ``(B, N, D)`` image features, the denoiser's condition
                 (taken from the regressor when ``image`` is given).
@@ -642,7 +644,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
 
         # 5. Denoiser condition and timesteps
         keypoints = template.keypoints.expand(batch, -1, -1)
-        condition = self.denoiser.encode_condition(image_tokens=image_tokens, object_keypoints=keypoints)
+        condition = self.denoiser.encode_condition(image_tokens, keypoints, body_keypoints=start.body_keypoints)
         self.scheduler.set_refinement_timesteps(t_start, stride)
         grid = self.scheduler.refinement_timesteps(t_start, stride).tolist()
 
@@ -678,7 +680,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
                         callback_kwargs = {k: named[k] for k in callback_on_step_end_tensor_inputs}
                         callback_outputs = callback_on_step_end(self, step_index, t, callback_kwargs)
                         if callback_outputs is not None and "latents" in callback_outputs:
-                            latents = check_callback_latents(callback_outputs["latents"], latents)
+                            latents = callback_latents(callback_outputs["latents"], latents)
                     step_index += 1
                     progress.update()
                 x0 = latents
