@@ -86,9 +86,9 @@ def test_keypoints_reach_keypoint_reading_models_and_start_exactly_as_the_shippe
 def test_bad_keypoints_are_refused_clearly(shipped_and_data):
     shipped, data = shipped_and_data
     pictures = RegressorEstimate(shipped)(_batch(data, [0]))[4]
-    with pytest.raises(ValueError, match=r"`keypoints` must have shape \(33, 3\) or \(1, 33, 3\)"):
+    with pytest.raises(ValueError, match=r"`keypoints` must have shape \(33, 3\) or \(B, 33, 3\)"):
         shipped(**pictures, object=data[0]["object_name"], num_cycles=0, keypoints=np.zeros((17, 3)))
     with pytest.raises(ValueError, match="visibilities"):
         shipped(**pictures, object=data[0]["object_name"], num_cycles=0, keypoints=np.full((33, 3), 2.0))
-    with pytest.raises(TypeError, match="`keypoints` must be an array"):
+    with pytest.raises(TypeError, match=r"`keypoints` must be a \(33, 3\) or \(B, 33, 3\) array"):
         shipped(**pictures, object=data[0]["object_name"], num_cycles=0, keypoints="nose")
