@@ -56,7 +56,7 @@ setup(
     extras_require={
         # Regenerating the shipped assets (tested): manifold3d for the primitives' boolean unions,
         # scikit-image (marching cubes) and fast-simplification (decimation, also a main dependency) for the
-        # stand-in body.
+        # stand-in body; matplotlib for the docs' BlazePose mapping picture (tools/blazepose_mapping_figure.py).
         "dev": [
             "pytest>=8",
             "ruff>=0.15",
@@ -67,6 +67,7 @@ setup(
             "fast-simplification>=0.1",
             # The web app's browser test drives Debian's chromium through chromedriver.
             "selenium>=4.20",
+            "matplotlib>=3.7",
         ],
     },
     entry_points={"console_scripts": ["scorehoi=scorehoi_diffusers.cli:main"]},

@@ -8,7 +8,11 @@ Two forwards:
 - :meth:`BodyModel.forward` runs smplx's full forward and gives whole meshes (built once, at the end).
 - :meth:`BodyModel.skin_subset` skins only the downsampled vertices (a fixed subset of real mesh vertices):
   the same linear blend skinning restricted to those rows, exact to float precision and far cheaper, which
-  is all the guidance terms need inside the sampling loop.
+  is all the guidance terms need inside the sampling loop. :meth:`BodyModel.skin_subset_landmarks` also skins
+  the landmark vertices (face, feet, fingertips), sharing the kinematics, for the keypoint reprojection term.
+
+:func:`blazepose_points` turns joints and landmarks (of either forward) into the body points of mediapipe's 33
+BlazePose landmarks, through the one mapping in :mod:`scorehoi_diffusers.skeleton`.
 """
 from __future__ import annotations
 
@@ -30,7 +34,16 @@ from .params import NUM_BETAS, HOIParams, axis_angle_to_matrix, matrix_to_axis_a
 from .point_sampling import farthest_point_indices
 from .precision import geometry_dtype
 from .safetensors_only import SafetensorsOnlyMixin
-from .skeleton import BODY_JOINTS, LEFT_HAND_JOINTS, NUM_HAND_JOINTS, NUM_JOINTS, RIGHT_HAND_JOINTS
+from .skeleton import (
+    BLAZEPOSE_BODY_INDEX,
+    BLAZEPOSE_FITTED,
+    BODY_JOINTS,
+    LANDMARK_NAMES,
+    LEFT_HAND_JOINTS,
+    NUM_HAND_JOINTS,
+    NUM_JOINTS,
+    RIGHT_HAND_JOINTS,
+)
 from .strict_config import StrictConfigMixin
 
 # The paper downsamples SMPL-H's 6890 vertices to 431; other meshes keep the same proportion.
@@ -69,6 +82,31 @@ class BodyOutput(BaseOutput):
     joints: torch.Tensor
     landmarks: torch.Tensor
     downsampled_vertices: torch.Tensor
+
+
+def blazepose_points(joints: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+    """The body points of the 33 BlazePose landmarks (``skeleton.BLAZEPOSE_BODY_INDEX``), same frame as the input.
+
+    Landmarks without a body point (``skeleton.BLAZEPOSE_FITTED`` False: inner/outer eye and mouth corners) get
+    the zero vector, so the result never holds NaN; weight them out with ``BLAZEPOSE_FITTED``.
+
+    Args:
+        joints: ``(B, 52, 3)`` SMPL-H joints.
+        landmarks: ``(B, 21, 3)`` the landmark vertices in ``skeleton.LANDMARK_NAMES`` order.
+
+    Returns:
+        ``(B, 33, 3)`` points in BlazePose order.
+    """
+    if joints.dim() != 3 or joints.shape[1:] != (NUM_JOINTS, 3):
+        raise ValueError(f"`joints` must have shape (B, {NUM_JOINTS}, 3), got {tuple(joints.shape)}.")
+    if landmarks.shape != (joints.shape[0], len(LANDMARK_NAMES), 3):
+        raise ValueError(
+            f"`landmarks` must have shape ({joints.shape[0]}, {len(LANDMARK_NAMES)}, 3), got {tuple(landmarks.shape)}."
+        )
+    index = torch.tensor([max(i, 0) for i in BLAZEPOSE_BODY_INDEX], device=joints.device)
+    fitted = torch.tensor(BLAZEPOSE_FITTED, device=joints.device)[:, None]
+    points = torch.cat([joints, landmarks], dim=1).index_select(1, index)
+    return torch.where(fitted, points, torch.zeros_like(points))
 
 
 def resolve_body_file(model_path: str | os.PathLike, gender: str = "neutral") -> Path:
@@ -251,6 +289,15 @@ class BodyModel(SafetensorsOnlyMixin, StrictConfigMixin, ModelMixin, ConfigMixin
             "joint_template": smplh.J_regressor @ smplh.v_template,
             "joint_shapedirs": torch.einsum("jv,vck->jck", smplh.J_regressor, smplh.shapedirs),
         }
+        # The landmark vertices smplx appends to the joints (its own index buffer, so forward and this agree).
+        landmark_index = smplh.vertex_joint_selector.extra_joints_idxs
+        subset |= {
+            "landmark_v_template": smplh.v_template[landmark_index],
+            "landmark_shapedirs": smplh.shapedirs[landmark_index],
+            "landmark_posedirs": smplh.posedirs.reshape(num_pose_basis, num_vertices, 3)[:, landmark_index]
+            .reshape(num_pose_basis, -1),
+            "landmark_weights": smplh.lbs_weights[landmark_index],
+        }
         for name, value in subset.items():
             self.register_buffer(name, value.contiguous(), persistent=False)
         self._parents = smplh.parents.clone()
@@ -354,17 +401,57 @@ class BodyModel(SafetensorsOnlyMixin, StrictConfigMixin, ModelMixin, ConfigMixin
             ``(vertices (B, S, 3), joints (B, 52, 3))``.
         """
         dtype = params.dtype
-        params = params.to(dtype=self.compute_dtype)
+        pose = self._pose(params.to(dtype=self.compute_dtype))
+        vertices = self._skin_rows(pose, self.sub_v_template, self.sub_shapedirs, self.sub_posedirs, self.sub_weights)
+        pelvis = pose.posed_joints[:, :1]
+        return (vertices - pelvis).to(dtype), (pose.posed_joints - pelvis).to(dtype)
+
+    def skin_subset_landmarks(self, params: HOIParams) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`skin_subset` plus the landmark vertices, from one pass of the kinematics.
+
+        The landmarks equal ``forward(params).landmarks`` to float precision; with the joints they give the
+        keypoint reprojection term its points through :func:`blazepose_points`.
+
+        Returns:
+            ``(vertices (B, S, 3), joints (B, 52, 3), landmarks (B, 21, 3))``, pelvis at the origin.
+        """
+        dtype = params.dtype
+        pose = self._pose(params.to(dtype=self.compute_dtype))
+        vertices = self._skin_rows(pose, self.sub_v_template, self.sub_shapedirs, self.sub_posedirs, self.sub_weights)
+        landmarks = self._skin_rows(
+            pose, self.landmark_v_template, self.landmark_shapedirs, self.landmark_posedirs, self.landmark_weights
+        )
+        pelvis = pose.posed_joints[:, :1]
+        return (vertices - pelvis).to(dtype), (pose.posed_joints - pelvis).to(dtype), (landmarks - pelvis).to(dtype)
+
+    def _pose(self, params: HOIParams) -> _Pose:
+        """Shape, pose-corrective features and posed skeleton of ``params`` (already in :attr:`compute_dtype`)."""
         batch = params.batch_size
         rotations = self._full_rotations(params)
         betas = params.betas
         rest_joints = self.joint_template + torch.einsum("jck,bk->bjc", self.joint_shapedirs, betas)
-        shaped = self.sub_v_template + torch.einsum("sck,bk->bsc", self.sub_shapedirs, betas)
         eye = torch.eye(3, dtype=rotations.dtype, device=rotations.device)
         pose_feature = (rotations[:, 1:] - eye).reshape(batch, -1)
-        posed = shaped + (pose_feature @ self.sub_posedirs).reshape(batch, -1, 3)
+        world_rotations, posed_joints = forward_kinematics(rotations, rest_joints, self._parents, self._levels)
+        return _Pose(betas, pose_feature, rest_joints, world_rotations, posed_joints)
 
-        world_rot_t, world_pos_t = forward_kinematics(rotations, rest_joints, self._parents, self._levels)
-        vertices = skin_points(posed, self.sub_weights, world_rot_t, world_pos_t, rest_joints)
-        pelvis = world_pos_t[:, :1]
-        return (vertices - pelvis).to(dtype), (world_pos_t - pelvis).to(dtype)
+    @staticmethod
+    def _skin_rows(
+        pose: _Pose, template: torch.Tensor, shapedirs: torch.Tensor, posedirs: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor:
+        """Linear blend skinning of a fixed set of mesh rows ``(B, R, 3)``, in the skeleton's frame."""
+        batch = pose.betas.shape[0]
+        shaped = template + torch.einsum("sck,bk->bsc", shapedirs, pose.betas)
+        posed = shaped + (pose.pose_feature @ posedirs).reshape(batch, -1, 3)
+        return skin_points(posed, weights, pose.world_rotations, pose.posed_joints, pose.rest_joints)
+
+
+@dataclass
+class _Pose:
+    """What skinning any set of mesh rows needs from one set of parameters (see ``BodyModel._pose``)."""
+
+    betas: torch.Tensor  # (B, 10)
+    pose_feature: torch.Tensor  # (B, 51 * 9) rotation minus identity, the pose-corrective blend input
+    rest_joints: torch.Tensor  # (B, 52, 3)
+    world_rotations: torch.Tensor  # (B, 52, 3, 3)
+    posed_joints: torch.Tensor  # (B, 52, 3)

@@ -122,14 +122,16 @@ def _checked_items(items: Sequence[dict], object_root: str | None, mesh_unit: st
 
 def _with_masks(item: dict) -> dict:
     """The item with its left-out masks made once, here: the person's by the detector (its keypoints kept as
-    ``keypoints``), the object's from ``object_box`` by GrabCut."""
+    ``keypoints`` unless the item has its own), the object's from ``object_box`` by GrabCut."""
     if item.get("human_mask") is not None and item.get("object_mask") is not None:
         return item
     from .pipelines.photo_inputs import resolve_photo_inputs
 
     boxes = {key: None if item.get(key) is None else [item[key]] for key in ("object_box", "person_box")}
     photo = resolve_photo_inputs([item["image"]], [item.get("human_mask")], [item.get("object_mask")], **boxes)
-    keypoints = None if photo.keypoints is None else photo.keypoints[0]
+    keypoints = item.get("keypoints")
+    if keypoints is None and photo.keypoints is not None:
+        keypoints = photo.keypoints[0]
     return {**item, "human_mask": photo.human_mask[0], "object_mask": photo.object_mask[0], "keypoints": keypoints}
 
 
@@ -138,7 +140,8 @@ def _batches(items: Sequence[dict], batch_size: int) -> list[list[dict]]:
     and boxes and cameras given for all or for none."""
     groups: dict[tuple, list[dict]] = {}
     for item in items:
-        key = (id(item["template"]), item.get("bbox") is None, item.get("intrinsics") is None)
+        key = (id(item["template"]), item.get("bbox") is None, item.get("intrinsics") is None,
+               item.get("keypoints") is None)
         groups.setdefault(key, []).append(item)
     return [group[i:i + batch_size] for group in groups.values() for i in range(0, len(group), batch_size)]
 
@@ -150,11 +153,13 @@ def _run_pipeline(pipeline, batch: Sequence[dict], cycles: int, seed: int):
 
     start = time.perf_counter()
     intrinsics = [item.get("intrinsics") for item in batch]
+    keypoints = [item.get("keypoints") for item in batch]
     output = pipeline(
         image=[item["image"] for item in batch], human_mask=[item["human_mask"] for item in batch],
         object_mask=[item["object_mask"] for item in batch], object=batch[0]["template"],
         bbox=None if batch[0].get("bbox") is None else [item["bbox"] for item in batch],
         intrinsics=None if intrinsics[0] is None else np.stack(intrinsics),
+        keypoints=None if keypoints[0] is None else np.stack(keypoints),
         num_cycles=cycles, generator=[torch.Generator().manual_seed(seed) for _ in batch],
     )
     return output, (time.perf_counter() - start) / len(batch)
@@ -243,13 +248,14 @@ def _photo_specs(args: argparse.Namespace) -> list:
         if masks is not None and len(masks) != len(images):
             raise UserError(f"{option}: {len(masks)} masks for {len(images)} photos on the command line; "
                             "give one mask per photo, in the photos' order (folders and manifests list their own).")
-    for option, box in (("--bbox", args.bbox), ("--object-box", args.object_box), ("--person-box", args.person_box)):
+    for option, box in (("--bbox", args.bbox), ("--object-box", args.object_box), ("--person-box", args.person_box),
+                        ("--keypoints", args.keypoints)):
         if box is not None and len(images) != 1:
-            raise UserError(f"{option} applies to one photo on the command line; give boxes per photo in a manifest.")
+            raise UserError(f"{option} applies to one photo on the command line; give it per photo in a manifest.")
     if images and args.object_mask is None and args.object_box is None:
         raise UserError("--object-mask or --object-box: give the object's mask, or a box X Y W H around it.")
     specs += [PhotoSpec(Path(image).stem, image, human, obj, bbox=args.bbox, object_box=args.object_box,
-                        person_box=args.person_box)
+                        person_box=args.person_box, keypoints=args.keypoints)
               for image, human, obj in zip(images, args.human_mask or [None] * len(images),
                                            args.object_mask or [None] * len(images), strict=True)]
     names = [spec.name for spec in specs]
@@ -269,11 +275,13 @@ def _photo_item(spec, args: argparse.Namespace) -> dict:
     obj = spec.object if spec.object is not None else args.object
     if obj is None:
         raise UserError(f"--object: no object for {spec.name}; give --object or an 'object' in its manifest entry.")
+    keypoints_name = "--keypoints" if spec.keypoints == args.keypoints else f"{spec.name} keypoints"
     given = {"image": spec.image, "human_mask": spec.human_mask, "object_mask": spec.object_mask,
-             "object_box": spec.object_box, "person_box": spec.person_box}
+             "object_box": spec.object_box, "person_box": spec.person_box, "keypoints": spec.keypoints}
     return {
         "name": spec.name,
         "image": image,
+        "keypoints": None if spec.keypoints is None else _read_keypoints(spec.keypoints, keypoints_name),
         "human_mask": None if spec.human_mask is None else _read_image(spec.human_mask, "human_mask", mask=True),
         "object_mask": None if spec.object_mask is None else _read_image(spec.object_mask, "object_mask", mask=True),
         "object": obj,
@@ -283,6 +291,25 @@ def _photo_item(spec, args: argparse.Namespace) -> dict:
         "intrinsics": None if focal is None else intrinsics_from_focal(focal, *image.shape[:2], name=focal_name),
         "sources": {key: value for key, value in given.items() if value is not None},
     }
+
+
+def _read_keypoints(path: str, name: str) -> np.ndarray:
+    """The ``(33, 3)`` landmarks ``[[u, v, visibility], ...]`` of a JSON file (or ``{"keypoints": [...]}``)."""
+    from .image_evidence import check_keypoints
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise UserError(f"{name}: cannot read {path} as JSON ({error}).") from error
+    if isinstance(data, dict) and "keypoints" in data:
+        data = data["keypoints"]
+    try:
+        keypoints = check_keypoints(data, name)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"{error} (in {path})") from error
+    if keypoints.shape[0] != 1:
+        raise UserError(f"{name}: {path} holds {keypoints.shape[0]} people's landmarks; give one (33, 3) list.")
+    return keypoints[0].numpy()
 
 
 def _report_failure(failures: list[str], name: str, error: Exception) -> None:
@@ -414,7 +441,9 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
 
 
 def _results_path(out: Path, args: argparse.Namespace, num_samples: int) -> Path:
-    return out / f"{args.dataset}_{args.split}_{args.mode}_n{num_samples}_N{args.cycles}_seed{args.seed}.json"
+    keypoints = "" if args.keypoints == "none" else f"_keypoints-{args.keypoints}"
+    name = f"{args.dataset}_{args.split}_{args.mode}_n{num_samples}_N{args.cycles}_seed{args.seed}{keypoints}"
+    return out / f"{name}.json"
 
 
 def _check_no_results_file(path: Path, overwrite: bool) -> None:
@@ -489,7 +518,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     num_samples = min(args.num_samples, len(dataset))
     path = _results_path(out, args, num_samples)
     _check_no_results_file(path, args.overwrite)
-    estimate = RegressorEstimate(pipeline) if pipeline.regressor is not None else None
+    if args.keypoints != "none" and pipeline.regressor is None:
+        raise UserError("--keypoints needs a pipeline with a regressor (pictures in); this one has none.")
+    keypoints = None if args.keypoints == "none" else args.keypoints
+    estimate = RegressorEstimate(pipeline, keypoints, args.seed) if pipeline.regressor is not None else None
     kwargs = dict(split=None, num_samples=num_samples, num_cycles=args.cycles, seed=args.seed,
                   batch_size=args.batch_size, initial_estimate_fn=estimate, object_root=args.object_root,
                   object_templates=object_templates, contact_labels=args.contact_labels, gt_body_model=gt_bodies)
@@ -501,6 +533,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         result.update(dataset=args.dataset, pipeline=str(args.pipeline or DEFAULT_PIPELINE))
         if estimate is not None:
             result["protocol"] = "regressor_on_images"
+            result["keypoints"] = args.keypoints
     print(format_table(results))
     out.mkdir(parents=True, exist_ok=True)
     write_json(path, results, indent=2)
@@ -528,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="PHOTO",
                    help="RGB photo(s); or a folder holding manifest.json or manifest.csv, or such a manifest file, "
                         "listing per photo: image, and optionally human_mask, object_mask, object_box, person_box, "
-                        "object, bbox, focal, name")
+                        "object, bbox, focal, keypoints, name")
     p.add_argument("--human-mask", nargs="+", default=None,
                    help="mask of the person (white inside), one per photo on the command line, in order "
                         "(default: found by the bundled person detector)")
@@ -548,6 +581,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bbox", type=float, nargs=4, metavar=("X", "Y", "W", "H"), default=None,
                    help="box around person and object (default: around both masks)")
     p.add_argument("--focal", type=float, default=None, help="focal length in pixels (default 1.2 x longer side)")
+    p.add_argument("--keypoints", default=None, metavar="FILE.json",
+                   help="the person's 33 BlazePose landmarks [[u, v, visibility], ...] in the photo's pixels "
+                        "(one photo on the command line; in a manifest: a 'keypoints' entry per photo)")
     p.add_argument("--batch-size", type=int, default=8,
                    help="photos of one object reconstructed together (default 8; 1: one at a time)")
     out_options(p, "outputs/reconstruct", "the results go to OUT/<image name>/")
@@ -598,6 +634,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step-size", type=float, default=None,
                    help="gradient-descent step of --mode optimization (default: the one chosen on validation data)")
     p.add_argument("--cycles", type=int, default=10)
+    p.add_argument("--keypoints", choices=("none", "simulated"), default="none",
+                   help="simulated: give the pipeline simulated 2D detections of each ground-truth body (measured "
+                        "detector rates, seeded by --seed)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     out_options(p, "outputs/evaluation", "for the JSON results")

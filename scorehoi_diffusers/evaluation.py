@@ -17,17 +17,22 @@ import numpy as np
 import torch
 from diffusers.utils import logging
 
+from .body import blazepose_points
 from .contacts import Contacts
 from .data.behave import ANNOTATED_CONTACT
 from .data.schema import sample_to_params
+from .data.simulated_detections import DetectionNoise, simulate_detections
 from .metrics import (
     FSCORE_THRESHOLD,
     NUM_SURFACE_SAMPLES,
     align_reconstruction,
     chamfer_and_f_score,
     contact_precision_recall,
+    facing_error_deg,
     harmonic_f_score,
+    mpjpe,
     object_floor_distance,
+    pa_mpjpe,
     penetration_depth,
     penetration_volume,
     reconstruction_contacts,
@@ -43,6 +48,8 @@ logger = logging.get_logger(__name__)
 __all__ = [
     "ABLATION_MODES",
     "CONTACT_LABELS",
+    "FLIPPED_DEGREES",
+    "KEYPOINT_SOURCES",
     "METRICS",
     "MODE_LABELS",
     "NoisyGroundTruth",
@@ -56,6 +63,8 @@ ABLATION_MODES = ("regressor", "optimization", "prior", "frozen_contacts", "full
 # Table labels of the modes whose name alone does not say what they are.
 MODE_LABELS = {"optimization": "w/o diffusion (optimisation only)"}
 CONTACT_LABELS = ("auto", "annotated", "recomputed")
+# Where RegressorEstimate's keypoints come from: none, or simulated detections of the ground truth.
+KEYPOINT_SOURCES = (None, "simulated")
 IMAGE_COLUMNS = ("image", "human_mask", "object_mask")
 
 # (result key, table header) in table order.
@@ -70,8 +79,16 @@ METRICS = (
     ("penetration_depth", "pen. depth (cm)"),
     ("penetration_volume", "pen. vol. (cm³)"),
     ("floor_distance", "floor dist. (cm)"),
+    ("mpjpe", "MPJPE (cm)"),
+    ("pa_mpjpe", "PA-MPJPE (cm)"),
+    ("facing_error", "facing err. (°)"),
+    ("facing_flipped", "flipped"),
     ("seconds_per_image", "s / image"),
 )
+# The body joints of MPJPE and PA-MPJPE: SMPL-H's root and 21 body joints (hands excluded, as usual).
+_MPJPE_JOINTS = slice(0, BODY_JOINTS.stop)
+# Facing errors above this many degrees count as flipped (the body faces away from where it should).
+FLIPPED_DEGREES = 90.0
 
 # (params, contacts, image tokens, contact estimator), optionally followed by a dict of further pipeline arguments
 # (e.g. the batch's `image`, masks, `bbox` and `intrinsics`, with `params` None: the pipeline then starts from the
@@ -398,24 +415,27 @@ def paired_differences(result: Mapping[str, Any], reference: Mapping[str, Any]) 
     return out
 
 
-def _ground_truth_vertices(gt_body_model, gt: HOIParams, genders) -> torch.Tensor:
-    """``(B, V, 3)`` camera-space ground-truth bodies; a mapping ``{gender: BodyModel}`` poses each sample with the
-    body of its ``gender`` (datasets fitted with gendered SMPL-H), falling back to ``"neutral"``."""
+def _ground_truth_body(gt_body_model, gt: HOIParams, genders) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, V, 3)`` camera-space ground-truth bodies and their ``(B, 52, 3)`` joints; a mapping
+    ``{gender: BodyModel}`` poses each sample with the body of its ``gender`` (datasets fitted with gendered
+    SMPL-H), falling back to ``"neutral"``."""
     if not isinstance(gt_body_model, Mapping):
-        return gt_body_model(gt, frame="camera").vertices
+        output = gt_body_model(gt, frame="camera")
+        return output.vertices, output.joints
     genders = ["neutral"] * gt.batch_size if genders is None else [str(g).lower() for g in genders]
     unknown = sorted({g for g in genders if g not in gt_body_model and "neutral" not in gt_body_model})
     if unknown:
         raise ValueError(f"`gt_body_model` has no body for genders {unknown} and no 'neutral' one to fall back to.")
-    vertices = None
+    vertices = joints = None
     for gender in sorted(set(genders)):
         rows = torch.tensor([i for i, g in enumerate(genders) if g == gender], device=gt.device)
         model = gt_body_model.get(gender, gt_body_model.get("neutral"))
-        posed = model(gt[rows], frame="camera").vertices
+        posed = model(gt[rows], frame="camera")
         if vertices is None:
-            vertices = posed.new_empty(gt.batch_size, *posed.shape[1:])
-        vertices[rows] = posed
-    return vertices
+            vertices = posed.vertices.new_empty(gt.batch_size, *posed.vertices.shape[1:])
+            joints = posed.joints.new_empty(gt.batch_size, *posed.joints.shape[1:])
+        vertices[rows], joints[rows] = posed.vertices, posed.joints
+    return vertices, joints
 
 
 def _batch_metrics(
@@ -428,7 +448,8 @@ def _batch_metrics(
     pred_object = output.object_vertices
     gt = sample_to_params(batch).to(device=pred_human.device, dtype=pred_human.dtype)
     with torch.no_grad():
-        gt_human = _ground_truth_vertices(gt_body_model, gt, batch.get("gender"))
+        gt_human, gt_joints = _ground_truth_body(gt_body_model, gt, batch.get("gender"))
+        pred_joints = body_model(predicted.to(device=pred_human.device, dtype=pred_human.dtype)).joints
     template = template.to(device=pred_human.device, dtype=pred_human.dtype)
     gt_object = template.pose(template.vertices, gt.object_rotation, gt.object_translation + gt.camera_translation)
 
@@ -458,6 +479,7 @@ def _batch_metrics(
     else:
         up = np.asarray(up_axis, dtype=np.float64)
     floor = object_floor_distance(pred_human, pred_object, up)
+    facing = facing_error_deg(predicted.global_orient, gt.global_orient)
     on_floor = np.asarray(batch["floor_contact"], dtype=np.float64) > 0.5
 
     return {
@@ -472,6 +494,10 @@ def _batch_metrics(
             pred_human, body_faces, template, predicted.object_rotation, object_translation, num_surface_samples, seed
         ),
         "floor_distance": np.where(on_floor, floor, np.nan),
+        "mpjpe": mpjpe(pred_joints[:, _MPJPE_JOINTS], gt_joints[:, _MPJPE_JOINTS]),
+        "pa_mpjpe": pa_mpjpe(pred_joints[:, _MPJPE_JOINTS], gt_joints[:, _MPJPE_JOINTS]),
+        "facing_error": facing,
+        "facing_flipped": (facing > FLIPPED_DEGREES).astype(np.float64),
     }
 
 
@@ -508,12 +534,23 @@ class RegressorEstimate:
     :meth:`~scorehoi_diffusers.ScoreHOIPipeline.prepare_initial_estimate` on the crop around each sample's bbox,
     and the crop's camera and masks feed the image guidance terms. Mode ``"regressor"`` (no cycles) thus
     measures the regressor's estimate.
+
+    Args:
+        pipeline: the pipeline to evaluate.
+        keypoints: ``None``, or ``"simulated"``: also hand it ``keypoints``, simulated detections of each sample's
+            ground-truth body (:func:`~scorehoi_diffusers.data.simulated_detections.simulate_detections` at the
+            measured detector rates), as a person detector would give them.
+        seed: seeds the simulated detections; sample ``i`` (its dataset row) draws from its own generator, so its
+            detections do not depend on batching.
+        noise: the detector's error rates (default: the measured ``DetectionNoise()``).
     """
 
-    def __init__(self, pipeline):
+    def __init__(self, pipeline, keypoints: str | None = None, seed: int = 0, noise: DetectionNoise | None = None):
         if pipeline.regressor is None:
             raise ValueError("The pipeline has no regressor; evaluate it with the noisy-GT protocol instead.")
-        self.pipeline = pipeline
+        if keypoints not in KEYPOINT_SOURCES:
+            raise ValueError(f"`keypoints` must be one of {list(KEYPOINT_SOURCES)}, got {keypoints!r}.")
+        self.pipeline, self.keypoints, self.seed, self.noise = pipeline, keypoints, int(seed), noise
 
     def __call__(self, batch: dict[str, Any]) -> InitialEstimate:
         pictures = {
@@ -521,4 +558,20 @@ class RegressorEstimate:
             "bbox": [list(box) for box in batch["bbox"]],
             "intrinsics": np.asarray(batch["intrinsics"], dtype=np.float32),
         }
+        if self.keypoints == "simulated":
+            pictures["keypoints"] = self._simulated_keypoints(batch, pictures["intrinsics"])
         return None, None, None, None, pictures
+
+    def _simulated_keypoints(self, batch: dict[str, Any], intrinsics: np.ndarray) -> torch.Tensor:
+        """``(B, 33, 3)`` simulated detections of the batch's true bodies, in picture pixels."""
+        with torch.no_grad():
+            output = self.pipeline.body_model(sample_to_params(batch), frame="camera")
+            points = blazepose_points(output.joints, output.landmarks).float().cpu()
+        detections = []
+        for row, index in enumerate(np.asarray(batch["index"]).reshape(-1)):
+            height, width = np.asarray(batch["image"][row]).shape[:2]
+            seed = int(np.random.default_rng([self.seed, int(index)]).integers(2**62))
+            detections.append(simulate_detections(points[row: row + 1], torch.as_tensor(intrinsics[row: row + 1]),
+                                                  (int(height), int(width)), self.noise,
+                                                  torch.Generator().manual_seed(seed)))
+        return torch.cat(detections)

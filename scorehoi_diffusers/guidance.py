@@ -12,7 +12,8 @@ samples) and per-point contact probabilities ``c`` from the contact estimator:
 - **penetration**: ``sum_i relu(-sdf_O(h_i))^2`` (+ object points inside the body when a body SDF is given);
 - **floor**: ``c^floor (height of the object's lowest point above the floor)^2``;
 - **mask**: mean distance, in image diagonals, from the projected points to their mask;
-- **keypoints_2d**: confidence-weighted squared reprojection error of 3D keypoints, in image diagonals.
+- **keypoints_2d**: robust (Geman-McClure) reprojection error of body points against detected 2D keypoints,
+  weighted by the detector's visibility, in units of the person's box size.
 
 Signed distances are taken as precomputed tensors (negative inside), so this module does not depend on how
 the object or body is represented. Values are not checked for NaN: guidance runs inside the sampling loop,
@@ -36,6 +37,14 @@ from .camera import project_points
 from .input_checks import check_tensor, mask_inside
 from .precision import upcast
 
+# The keypoint term's weight and Geman-McClure scale (in person-box sizes) and the camera refinement's step, chosen
+# on the validation slice with simulated detections by training/choose_keypoints.py (lowest CD_h + CD_o at N = 2
+# among the settings with the fewest flipped bodies; the README's guidance section has the numbers). The term is
+# in squared box sizes (a 5 % error costs 0.0025), hence a weight of 1000 next to the mask term's 10.
+DEFAULT_KEYPOINTS_WEIGHT = 1000.0
+DEFAULT_KEYPOINTS_SIGMA = 0.1
+DEFAULT_CAMERA_STEP_SIZE = 0.0001
+
 
 @dataclass
 class GuidanceConfig:
@@ -47,7 +56,13 @@ class GuidanceConfig:
             :func:`guidance_loss` (which returns ``L``, the weighted sum of the terms); the scheduler applies
             it. ``0`` turns guidance off.
         contact, penetration, floor, mask, keypoints_2d: non-negative weights of the terms in ``L``; a term
-            with weight 0 is not computed.
+            with weight 0 is not computed. ``keypoints_2d`` only acts when keypoints are given, so its non-zero
+            default leaves a run without keypoints unchanged.
+        keypoints_2d_sigma: the Geman-McClure scale of the keypoint term, in units of the person's box size:
+            residuals well under it count quadratically, residuals well over it saturate (outliers).
+        camera_step_size: step of the camera-translation refinement that runs with keypoints
+            (:mod:`~scorehoi_diffusers.camera_refinement`), in metres per unit of loss gradient; 0 keeps the
+            camera translation fixed.
         contact_threshold: distance in metres under which a contact point counts as touching (no loss).
         up_axis: the "up" direction in the points' frame (camera axes); the default ``(0, -1, 0)`` is up for
             an upright OpenCV camera (y down). Normalised internally.
@@ -62,7 +77,9 @@ class GuidanceConfig:
     penetration: float = 0.1
     floor: float = 0.5
     mask: float = 0.0
-    keypoints_2d: float = 0.0
+    keypoints_2d: float = DEFAULT_KEYPOINTS_WEIGHT
+    keypoints_2d_sigma: float = DEFAULT_KEYPOINTS_SIGMA
+    camera_step_size: float = DEFAULT_CAMERA_STEP_SIZE
     contact_threshold: float = 0.02
     up_axis: tuple[float, float, float] = (0.0, -1.0, 0.0)
     floor_plane: tuple[float, float, float, float] | None = None
@@ -79,15 +96,24 @@ class GuidanceConfig:
 
     @classmethod
     def release(cls) -> GuidanceConfig:
-        """The paper release's weights: contact 0.5, floor 0.5, penetration 0.1, image terms 0, scale 1."""
-        return cls(scale=1.0, contact=0.5, penetration=0.1, floor=0.5, mask=0.0, keypoints_2d=0.0)
+        """The paper release's weights: contact 0.5, floor 0.5, penetration 0.1, mask 0, scale 1.
+
+        The release has no keypoint input; the keypoint term keeps its default weight, which acts only when
+        keypoints are given.
+        """
+        return cls(scale=1.0, contact=0.5, penetration=0.1, floor=0.5, mask=0.0)
 
     def __post_init__(self):
-        for name in ("scale", "contact", "penetration", "floor", "mask", "keypoints_2d", "contact_threshold"):
+        for name in ("scale", "contact", "penetration", "floor", "mask", "keypoints_2d", "camera_step_size",
+                     "contact_threshold"):
             value = getattr(self, name)
             if not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"GuidanceConfig.{name} must be a finite number >= 0, got {value!r}.")
             setattr(self, name, float(value))
+        sigma = self.keypoints_2d_sigma
+        if not isinstance(sigma, numbers.Real) or not math.isfinite(sigma) or sigma <= 0:
+            raise ValueError(f"GuidanceConfig.keypoints_2d_sigma must be a finite number > 0, got {sigma!r}.")
+        self.keypoints_2d_sigma = float(sigma)
         # Tuples (not lists) so that configs loaded from JSON compare equal to the defaults.
         self.up_axis = _float_tuple(self.up_axis, 3, "up_axis")
         if math.hypot(*self.up_axis) == 0:
@@ -347,34 +373,63 @@ def mask_term(points_cam: torch.Tensor, intrinsics: torch.Tensor, distance_map: 
     return (sampled + outside_distance).mean(-1) / _image_diagonal(height, width)
 
 
+def geman_mcclure(squared_residual: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The Geman-McClure robust penalty ``rho(r) = sigma^2 r^2 / (sigma^2 + r^2)`` of residuals given as ``r^2``.
+
+    ``r^2`` for ``r << sigma`` (least squares), tending to ``sigma^2`` for ``r >> sigma``: an outlier costs at
+    most ``sigma^2`` and its gradient fades like ``1 / r^3``, so a wrong detection cannot drag the fit.
+
+    Args:
+        squared_residual: squared residual norms ``r^2`` (any shape, >= 0).
+        sigma: the scale, > 0, in the residual's units.
+
+    Returns:
+        ``rho`` with the shape of ``squared_residual``.
+    """
+    sigma_squared = sigma * sigma
+    return sigma_squared * squared_residual / (sigma_squared + squared_residual)
+
+
 def keypoints_2d_term(
     points_cam: torch.Tensor,
     intrinsics: torch.Tensor,
     keypoints_2d: torch.Tensor,
-    confidence: torch.Tensor,
-    image_size: tuple[int, int],
+    visibility: torch.Tensor,
+    box_size: torch.Tensor,
+    sigma: float,
 ) -> torch.Tensor:
-    """Confidence-weighted squared reprojection error, ``mean_k c_k |pi(p_k) - k_k|^2 / diag^2``.
+    """Visibility-weighted robust reprojection error ``sum_k w_k rho(|pi(p_k) - k_k| / s) / max(sum_k w_k, 1)``.
+
+    ``rho`` is :func:`geman_mcclure` with scale ``sigma``.
+
+    Residuals are divided by the person's box size ``s`` (pixels), so the loss and ``sigma`` mean the same at any
+    resolution and subject size. Zero-weight keypoints (missing, or with no body point) contribute nothing and
+    get no gradient.
 
     Args:
-        points_cam: ``(B, K, 3)`` camera-space 3D points matching the keypoints (e.g. body joints).
+        points_cam: ``(B, K, 3)`` camera-space body points matching the keypoints.
         intrinsics: ``(B, 3, 3)``.
-        keypoints_2d: ``(B, K, 2)`` pixel coordinates ``(u, v)``.
-        confidence: ``(B, K)`` non-negative weights (0 = keypoint missing).
-        image_size: ``(H, W)`` in pixels; errors are divided by the image diagonal, so the loss is scale-free.
+        keypoints_2d: ``(B, K, 2)`` detected pixel coordinates ``(u, v)``.
+        visibility: ``(B, K)`` weights in [0, 1] (the detector's visibility; 0 = ignore).
+        box_size: ``(B,)`` the person's box size in pixels, > 0.
+        sigma: Geman-McClure scale in box sizes, > 0.
 
     Returns:
-        ``(B,)`` loss, 0 at the exact keypoints.
+        ``(B,)`` loss in squared box sizes, 0 at the exact keypoints and at most ``sigma^2``.
     """
     check_tensor("points_cam", points_cam, (None, None, 3), "(B, K, 3)")
     batch, num = points_cam.shape[:2]
     check_tensor("keypoints_2d", keypoints_2d, (batch, num, 2), "(B, K, 2)")
-    check_tensor("confidence", confidence, (batch, num), "(B, K)")
-    if bool((confidence < 0).any()):
-        raise ValueError("`confidence` must be non-negative (0 marks a missing keypoint).")
-    height, width = image_size
-    error = (project_points(points_cam, intrinsics) - keypoints_2d.to(points_cam.dtype)).square().sum(-1)
-    return (confidence * error).mean(-1) / _image_diagonal(height, width) ** 2
+    check_tensor("visibility", visibility, (batch, num), "(B, K)")
+    check_tensor("box_size", box_size, (batch,), "(B,)")
+    _check_probability("visibility", visibility)
+    if bool((box_size <= 0).any()):
+        raise ValueError("`box_size` must be > 0 pixels (the person's box size).")
+    dtype = points_cam.dtype
+    residual = project_points(points_cam, intrinsics) - keypoints_2d.to(dtype)  # (B, K, 2) pixels
+    squared = (residual / box_size.to(dtype)[:, None, None]).square().sum(-1)  # (B, K) box sizes^2
+    weight = visibility.to(dtype)
+    return (weight * geman_mcclure(squared, sigma)).sum(-1) / weight.sum(-1).clamp(min=1.0)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -401,10 +456,10 @@ class GuidanceInputs:
         intrinsics: ``(B, 3, 3)`` camera matrices, for the image terms.
         human_distance_map: ``(B, H, W)`` distance to the human mask (:func:`mask_distance_transform`).
         object_distance_map: ``(B, H, W)`` distance to the object mask.
-        keypoints_3d: ``(B, K, 3)`` 3D points matching ``keypoints_2d`` (same frame as ``body_points``).
-        keypoints_2d: ``(B, K, 2)`` detected keypoints in pixels.
-        keypoints_2d_confidence: ``(B, K)`` their confidences; all ones when ``None``.
-        image_size: ``(H, W)``; taken from the distance maps when ``None``.
+        keypoints_3d: ``(B, K, 3)`` body points matching ``keypoints_2d`` (same frame as ``body_points``).
+        keypoints_2d: ``(B, K, 2)`` detected keypoints in the pixels of ``intrinsics``.
+        keypoints_2d_visibility: ``(B, K)`` their weights in [0, 1]; all ones when ``None``.
+        keypoints_box_size: ``(B,)`` the person's box size in the same pixels; needed with ``keypoints_2d``.
     """
 
     body_points: torch.Tensor
@@ -420,8 +475,8 @@ class GuidanceInputs:
     object_distance_map: torch.Tensor | None = None
     keypoints_3d: torch.Tensor | None = None
     keypoints_2d: torch.Tensor | None = None
-    keypoints_2d_confidence: torch.Tensor | None = None
-    image_size: tuple[int, int] | None = None
+    keypoints_2d_visibility: torch.Tensor | None = None
+    keypoints_box_size: torch.Tensor | None = None
 
     def __post_init__(self):
         check_tensor("body_points", self.body_points, (None, None, 3), "(B, N, 3)")
@@ -444,15 +499,6 @@ class GuidanceInputs:
         if self.camera_translation is None:
             return points
         return points + self.camera_translation.to(points.dtype).unsqueeze(1)
-
-    def resolved_image_size(self) -> tuple[int, int] | None:
-        """``(H, W)`` from ``image_size`` or a distance map, or ``None``."""
-        if self.image_size is not None:
-            return tuple(self.image_size)
-        for distance_map in (self.human_distance_map, self.object_distance_map):
-            if distance_map is not None:
-                return tuple(distance_map.shape[-2:])
-        return None
 
 
 def guidance_loss(
@@ -507,17 +553,14 @@ def guidance_loss(
             mask = mask + mask_term(object_cam, inputs.intrinsics, inputs.object_distance_map)
         terms["mask"] = mask
     if config.keypoints_2d > 0 and None not in (inputs.intrinsics, inputs.keypoints_3d, inputs.keypoints_2d):
-        image_size = inputs.resolved_image_size()
-        if image_size is None:
-            raise ValueError(
-                "The keypoints_2d term needs `image_size` (H, W) or a distance map in GuidanceInputs."
-            )
-        confidence = inputs.keypoints_2d_confidence
-        if confidence is None:
-            confidence = inputs.keypoints_3d.new_ones(inputs.keypoints_3d.shape[:2])
-        keypoints_cam = inputs.to_camera(inputs.keypoints_3d)
+        if inputs.keypoints_box_size is None:
+            raise ValueError("The keypoints_2d term needs `keypoints_box_size` (B,) in GuidanceInputs.")
+        visibility = inputs.keypoints_2d_visibility
+        if visibility is None:
+            visibility = inputs.keypoints_3d.new_ones(inputs.keypoints_3d.shape[:2])
         terms["keypoints_2d"] = keypoints_2d_term(
-            keypoints_cam, inputs.intrinsics, inputs.keypoints_2d, confidence, image_size
+            inputs.to_camera(inputs.keypoints_3d), inputs.intrinsics, inputs.keypoints_2d, visibility,
+            inputs.keypoints_box_size, config.keypoints_2d_sigma,
         )
     total = inputs.body_points.new_zeros(inputs.body_points.shape[0])
     for name, value in terms.items():

@@ -31,12 +31,14 @@ __all__ = [
     "MAX_FOCAL_FACTOR",
     "MIN_FOCAL_FACTOR",
     "check_bbox",
+    "check_box_layout",
     "check_focal",
     "check_image_size",
     "check_intrinsics",
     "check_last_dims",
     "check_tensor",
     "check_unit_vector",
+    "is_int",
     "mask_inside",
     "to_numpy",
 ]
@@ -75,6 +77,29 @@ def check_tensor(
         raise ValueError(f"`{name}` must have shape {described}, got {tuple(value.shape)}.")
     if finite and value.is_floating_point() and not torch.isfinite(value).all():
         raise ValueError(f"`{name}` contains NaN or infinite values; pass finite numbers.")
+
+
+def is_int(value) -> bool:
+    """Whether ``value`` is an integer (a ``bool`` is not)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_box_layout(box, name: str = "bbox") -> None:
+    """``box`` must be four numbers ``x, y, w, h`` or a list of such boxes, one per picture (values are checked
+    against the pictures later, by :func:`check_bbox`)."""
+    if isinstance(box, (str, bytes)) or not isinstance(box, (Sequence, np.ndarray, torch.Tensor)):
+        raise TypeError(
+            f"`{name}` must be x, y, w, h or a list of such boxes, one per image; got {type(box).__name__}."
+        )
+    rows = box.tolist() if isinstance(box, (np.ndarray, torch.Tensor)) else list(box)
+    boxes = [rows] if rows and isinstance(rows[0], numbers.Real) else rows
+    for i, one in enumerate(boxes):
+        values = one.tolist() if isinstance(one, (np.ndarray, torch.Tensor)) else one
+        if (isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) != 4
+                or not all(isinstance(value, numbers.Real) for value in values)):
+            raise ValueError(
+                f"`{name}[{i}]` must be four numbers x, y, w, h; give one such box per image, got {one!r}."
+            )
 
 
 def check_last_dims(name: str, value, dims: Sequence[int]) -> None:

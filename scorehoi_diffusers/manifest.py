@@ -12,6 +12,8 @@ header row naming the same keys as columns. Per photo:
 * ``bbox``: ``[x, y, w, h]`` box around person and object (in CSV: four numbers separated by spaces); default:
   around both masks.
 * ``focal``: focal length in pixels (default: the command's ``--focal``, else 1.2 x the longer side).
+* ``keypoints``: path of a JSON file of the person's 33 BlazePose landmarks, ``[[u, v, visibility], ...]`` in the
+  image's pixels (relative to the manifest's folder unless absolute); they drive the keypoint guidance term.
 * ``name``: the result folder's name (default: the image's file name without its suffix).
 
 Only the file is read here; pictures, masks, boxes and focal lengths are checked where they are used.
@@ -27,7 +29,8 @@ from pathlib import Path
 MANIFEST_NAMES = ("manifest.json", "manifest.csv")
 REQUIRED_KEYS = ("image",)
 FILE_KEYS = ("image", "human_mask", "object_mask")
-OPTIONAL_KEYS = ("human_mask", "object_mask", "object", "bbox", "object_box", "person_box", "focal", "name")
+OPTIONAL_KEYS = ("human_mask", "object_mask", "object", "bbox", "object_box", "person_box", "focal", "keypoints",
+                 "name")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class PhotoSpec:
     focal: float | None = None
     object_box: tuple[float, float, float, float] | None = None
     person_box: tuple[float, float, float, float] | None = None
+    keypoints: str | None = None
 
 
 def manifest_in_folder(folder: os.PathLike) -> Path:
@@ -56,7 +60,7 @@ def manifest_in_folder(folder: os.PathLike) -> Path:
         what = "neither" if not found else "both"
         raise ValueError(f"{folder} holds {what} of {' and '.join(MANIFEST_NAMES)}; give exactly one manifest "
                          "listing its photos (keys: image, human_mask, object_mask, object_box, person_box, object, "
-                         "bbox, focal).")
+                         "bbox, focal, keypoints).")
     return found[0]
 
 
@@ -117,6 +121,7 @@ def _photo_spec(row, path: Path, index: int) -> PhotoSpec:
         object_box=_bbox(row.get("object_box"), where, "object_box"),
         person_box=_bbox(row.get("person_box"), where, "person_box"),
         focal=_number(row["focal"], f"{where} focal") if "focal" in row else None,
+        keypoints=str(path.parent / str(row["keypoints"])) if "keypoints" in row else None,
         **files,
     )
 

@@ -28,6 +28,12 @@ Metrics, all in centimetres unless stated:
   (``skeleton.BLAZEPOSE_BODY_INDEX``) projected into the photo, their mean pixel distance to the detected
   landmarks that are visible (visibility > 0.5) and have a body point, over the height of the person's box.
 * **Silhouette IoU**: intersection over union of the rendered body's pixels and the person mask.
+* **MPJPE** and **PA-MPJPE** of the body joints: the mean distance between predicted and true joints after
+  moving each skeleton's root (pelvis) to the origin (:func:`mpjpe`), or after the similarity transform that best
+  aligns the predicted joints to the true ones (:func:`pa_mpjpe`).
+* **Facing error** (degrees): the angle between the predicted and the true forward direction of the body, the
+  root orientation applied to the rest pose's forward axis (+z); over 90 degrees the body faces the wrong way
+  (:func:`facing_error_deg`).
 * **Object-floor distance**: height of the object's lowest vertex above the floor along the up axis,
   absolute value, the floor being the body's lowest vertex; only samples whose ground truth says the object
   rests on the floor.
@@ -65,6 +71,9 @@ __all__ = [
     "blazepose_body_points",
     "keypoint_reprojection_error",
     "silhouette_iou",
+    "mpjpe",
+    "pa_mpjpe",
+    "facing_error_deg",
 ]
 
 FSCORE_THRESHOLD = 0.01  # metres: F-score@1cm
@@ -496,3 +505,73 @@ def silhouette_iou(rendered: ArrayLike, reference: ArrayLike) -> float:
         raise ValueError(f"`rendered` {rendered.shape} and `reference` {reference.shape} must have one shape.")
     union = np.logical_or(rendered, reference).sum()
     return float(np.logical_and(rendered, reference).sum() / union) if union else 0.0
+# ----------------------------------------------------------------------------------------------------------
+# Joints and facing direction
+
+
+def _joint_pair(predicted: ArrayLike, ground_truth: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    predicted, ground_truth = _points(predicted, "predicted"), _points(ground_truth, "ground_truth")
+    if predicted.shape != ground_truth.shape:
+        raise ValueError(f"`predicted` {predicted.shape} and `ground_truth` {ground_truth.shape} must have the same "
+                         "shape (the same joints, in the same order).")
+    return predicted, ground_truth
+
+
+def mpjpe(predicted: ArrayLike, ground_truth: ArrayLike, root: int = 0) -> float | np.ndarray:
+    """Mean per-joint position error (cm) after moving each skeleton's ``root`` joint to the origin.
+
+    Args:
+        predicted: ``(J, 3)`` or ``(B, J, 3)`` joints (metres).
+        ground_truth: same shape, the same joints in the same order.
+        root: the joint put at the origin (0: SMPL-H's pelvis).
+
+    Returns:
+        A float, or ``(B,)`` per sample.
+    """
+    predicted, ground_truth = _joint_pair(predicted, ground_truth)
+    if not 0 <= root < predicted.shape[-2]:
+        raise ValueError(f"`root` must index one of the {predicted.shape[-2]} joints, got {root}.")
+    predicted = predicted - predicted[..., root: root + 1, :]
+    ground_truth = ground_truth - ground_truth[..., root: root + 1, :]
+    error = CM * np.linalg.norm(predicted - ground_truth, axis=-1).mean(-1)
+    return float(error) if error.ndim == 0 else error
+
+
+def pa_mpjpe(predicted: ArrayLike, ground_truth: ArrayLike) -> float | np.ndarray:
+    """Mean per-joint position error (cm) after aligning the prediction to the truth by the least-squares
+    similarity transform (scale, rotation, translation; :func:`procrustes_similarity`).
+
+    Args:
+        predicted: ``(J, 3)`` or ``(B, J, 3)`` joints (metres), at least 3 not all on one point.
+        ground_truth: same shape.
+
+    Returns:
+        A float, or ``(B,)`` per sample.
+    """
+    predicted, ground_truth = _joint_pair(predicted, ground_truth)
+    aligned = apply_similarity(predicted, *procrustes_similarity(predicted, ground_truth))
+    error = CM * np.linalg.norm(aligned - ground_truth, axis=-1).mean(-1)
+    return float(error) if error.ndim == 0 else error
+
+
+def facing_error_deg(predicted_orient: ArrayLike, ground_truth_orient: ArrayLike) -> float | np.ndarray:
+    """Angle (degrees) between the forward directions of two body root orientations.
+
+    The body faces +z in its rest pose, so its forward direction is the root rotation's third column.
+
+    Args:
+        predicted_orient: ``(3, 3)`` or ``(B, 3, 3)`` root rotations (``HOIParams.global_orient``).
+        ground_truth_orient: same shape.
+
+    Returns:
+        A float in [0, 180], or ``(B,)`` per sample.
+    """
+    predicted, truth = _numpy(predicted_orient, "predicted_orient"), _numpy(ground_truth_orient, "ground_truth_orient")
+    if predicted.shape[-2:] != (3, 3) or predicted.shape != truth.shape or predicted.ndim not in (2, 3):
+        raise ValueError(f"`predicted_orient` {predicted.shape} and `ground_truth_orient` {truth.shape} must both "
+                         "have shape (3, 3) or (B, 3, 3).")
+    forward, true_forward = predicted[..., :, 2], truth[..., :, 2]
+    cosine = (forward * true_forward).sum(-1) / (
+        np.linalg.norm(forward, axis=-1) * np.linalg.norm(true_forward, axis=-1))
+    angle = np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
+    return float(angle) if angle.ndim == 0 else angle

@@ -6,7 +6,9 @@ contact estimator (initial contacts, refreshed after every cycle), guidance loss
 :class:`~scorehoi_diffusers.guidance.GuidanceConfig`, and the same step budget: ``num_cycles`` cycles of as many
 steps as the pipeline's guided denoising takes per cycle (``t_start / stride``, 10 with the defaults). Each step is
 ``x0 <- x0 - step_size * clip(grad_x0 L(x0))``, clipped per sample by ``guidance_config.max_grad_norm`` exactly as
-the pipeline's guidance gradient; ``guidance_config.scale`` is not used (the step size takes its place). The
+the pipeline's guidance gradient; ``guidance_config.scale`` is not used (the step size takes its place). With
+``keypoints`` it gets the pipeline's front/back check and the same camera-translation refinement (one step per
+gradient step, ``guidance_config.camera_step_size``). The
 denoiser is never called. A step size so large that the loss becomes NaN/Inf or a body grows past
 :data:`MAX_BODY_EXTENT` is a ``ValueError``, not a result.
 """
@@ -18,6 +20,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from diffusers.utils import logging
 
@@ -75,6 +78,7 @@ class GuidanceOptimization:
         bbox: Sequence | None = None,
         intrinsics: torch.Tensor | None = None,
         initial_params: HOIParams | None = None,
+        keypoints: np.ndarray | torch.Tensor | None = None,
         contacts: Contacts | None = None,
         image_tokens: torch.Tensor | None = None,
         contact_estimator: Callable[[ReconstructionState], Contacts] | None = None,
@@ -98,8 +102,9 @@ class GuidanceOptimization:
         """
         pipe = self.pipeline
         pipe.check_inputs(
-            image, human_mask, object_mask, object, bbox, initial_params, contacts, contact_estimator, num_cycles,
-            t_start, stride, guidance_config, None, 0.0, generator, output_type, None, (),
+            image, human_mask, object_mask, object, bbox, initial_params, keypoints, intrinsics, contacts,
+            contact_estimator, num_cycles, t_start, stride, guidance_config, None, 0.0, generator, output_type, None,
+            (),
         )
         if isinstance(guidance_config, Mapping):
             guidance_config = GuidanceConfig.from_dict(guidance_config)
@@ -108,8 +113,8 @@ class GuidanceOptimization:
         template = load_object(object, object_root=object_root).to(device=pipe._execution_device, dtype=dtype)
         # The pipeline's own start: initial estimate, x0, image evidence, contact estimator and initial contacts.
         start = pipe.prepare_refinement(
-            template, image, human_mask, object_mask, bbox, intrinsics, initial_params, contacts, image_tokens,
-            contact_estimator, config, dtype,
+            template, image, human_mask, object_mask, bbox, intrinsics, initial_params, keypoints, contacts,
+            image_tokens, contact_estimator, config, dtype,
         )
         x0, contacts = start.x0, start.contacts
 
@@ -121,7 +126,7 @@ class GuidanceOptimization:
             contact_history.append(contacts)
             for _step in range(steps):
                 x0 = x0 - self.step_size * pipe.guidance_x0_gradient(
-                    x0, template, start.camera_translation, contacts, start.image_evidence, config
+                    x0, template, start.camera_translation, contacts, start.image_evidence, config, camera=start.camera
                 )
             geometry, total, terms = pipe.evaluate_cycle(x0, start, contacts, config)
             body_points = geometry[1]

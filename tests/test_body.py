@@ -119,3 +119,44 @@ def test_nan_and_bad_faces_are_named(tmp_path):
     np.savez(tmp_path / "nofaces.npz", **arrays)
     with pytest.raises(ValueError, match="'f'"):
         load_body_arrays(tmp_path / "nofaces.npz")
+
+
+def test_landmark_skinning_equals_smplx_forward_and_keeps_skin_subset(fake_body):
+    params = random_params(3, seed=4)
+    full = fake_body(params)
+    vertices, joints, landmarks = fake_body.skin_subset_landmarks(params)
+    torch.testing.assert_close(landmarks, full.landmarks, atol=1e-5, rtol=0)
+    subset_vertices, subset_joints = fake_body.skin_subset(params)
+    # The same subset outputs, bit for bit, whether the landmarks are skinned along or not.
+    assert torch.equal(vertices, subset_vertices) and torch.equal(joints, subset_joints)
+
+
+def test_blazepose_points_from_either_forward_are_nan_free_and_agree(fake_body):
+    from scorehoi_diffusers.body import blazepose_points
+    from scorehoi_diffusers.skeleton import BLAZEPOSE_BODY_INDEX, BLAZEPOSE_FITTED
+
+    params = random_params(2, seed=5)
+    full = fake_body(params)
+    from_forward = blazepose_points(full.joints, full.landmarks)
+    _, joints, landmarks = fake_body.skin_subset_landmarks(params)
+    from_subset = blazepose_points(joints, landmarks)
+    assert from_forward.shape == (2, 33, 3) and torch.isfinite(from_subset).all()
+    torch.testing.assert_close(from_subset, from_forward, atol=1e-5, rtol=0)
+    fitted = torch.tensor(BLAZEPOSE_FITTED)
+    assert torch.equal(from_forward[:, ~fitted], torch.zeros(2, int((~fitted).sum()), 3))
+    left_shoulder = BLAZEPOSE_BODY_INDEX[11]
+    assert torch.equal(from_forward[:, 11], full.joints[:, left_shoulder])
+    with pytest.raises(ValueError, match="landmarks"):
+        blazepose_points(full.joints, full.landmarks[:, :5])
+
+
+def test_landmark_skinning_on_the_standin_body():
+    from scorehoi_diffusers.body import blazepose_points
+
+    body = BodyModel()
+    params = random_params(2, seed=6)
+    full = body(params)
+    _, joints, landmarks = body.skin_subset_landmarks(params)
+    torch.testing.assert_close(landmarks, full.landmarks, atol=1e-5, rtol=0)
+    torch.testing.assert_close(blazepose_points(joints, landmarks), blazepose_points(full.joints, full.landmarks),
+                               atol=1e-5, rtol=0)

@@ -322,6 +322,14 @@ def test_evaluate_refuses_to_replace_results_without_overwrite(tmp_path, capsys,
     assert existing.read_text() == "[]"
 
 
+def test_evaluate_with_simulated_keypoints_writes_its_own_results_file(tmp_path, capsys, monkeypatch):
+    _no_pipeline_load(monkeypatch)
+    existing = tmp_path / "synthetic_test_full_n1_N10_seed0_keypoints-simulated.json"
+    existing.write_text("[]")
+    code = main(["evaluate", "--num-samples", "1", "--keypoints", "simulated", "--out", str(tmp_path)])
+    assert code == 2 and str(existing) in _one_error_line(capsys)
+
+
 # ---------------------------------------------------------------------- --device, --quiet, --verbose
 
 

@@ -256,6 +256,8 @@ def test_evaluate_scores_the_ground_truth_as_perfect(small_setup):
     assert results["cd_human"] < 1e-3 and results["cd_object"] < 1e-3
     assert results["fscore_human"] == 1.0 and results["fscore_object"] == 1.0
     assert results["contact_precision"] == 1.0 and results["contact_recall"] == 1.0 and results["contact_f"] == 1.0
+    assert results["mpjpe"] < 1e-4 and results["pa_mpjpe"] < 1e-4
+    assert results["facing_error"] < 1e-3 and results["facing_flipped"] == 0.0
 
 
 def test_evaluate_rejects_bad_arguments(small_setup):

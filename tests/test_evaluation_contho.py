@@ -119,7 +119,7 @@ def test_ground_truth_bodies_are_posed_with_each_sample_gender(tmp_path):
     from conftest import make_fake_smplh_arrays
 
     from scorehoi_diffusers.body import BodyModel
-    from scorehoi_diffusers.evaluation import _ground_truth_vertices
+    from scorehoi_diffusers.evaluation import _ground_truth_body
     from scorehoi_diffusers.params import HOIParams
 
     bodies = {}
@@ -130,10 +130,11 @@ def test_ground_truth_bodies_are_posed_with_each_sample_gender(tmp_path):
     params = HOIParams.identity(3)
     params.betas[:] = torch.tensor([0.5, -0.3, 0.1])[:, None]
     with torch.no_grad():
-        vertices = _ground_truth_vertices(bodies, params, ["female", "male", "Female"])
+        vertices, joints = _ground_truth_body(bodies, params, ["female", "male", "Female"])
         for row, gender in enumerate(("female", "male", "female")):
-            expected = bodies[gender](params[row], frame="camera").vertices[0]
-            torch.testing.assert_close(vertices[row], expected, rtol=0, atol=1e-6)
+            expected = bodies[gender](params[row], frame="camera")
+            torch.testing.assert_close(vertices[row], expected.vertices[0], rtol=0, atol=1e-6)
+            torch.testing.assert_close(joints[row], expected.joints[0], rtol=0, atol=1e-6)
     assert not torch.equal(vertices[0], vertices[1])
     with pytest.raises(ValueError, match="no body for genders \\['neutral'\\]"):
-        _ground_truth_vertices(bodies, params, None)
+        _ground_truth_body(bodies, params, None)

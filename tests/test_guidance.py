@@ -13,6 +13,7 @@ from scorehoi_diffusers.guidance import (
     clip_gradient_norm,
     contact_term,
     floor_term,
+    geman_mcclure,
     guidance_loss,
     keypoints_2d_term,
     mask_distance_transform,
@@ -262,20 +263,69 @@ def test_mask_term_pulls_points_outside_the_image_back():
     assert grad[0, 0, 0] < 0  # descent moves it toward +x, into the image
 
 
-def test_keypoints_term_zero_at_keypoints_and_weighted_by_confidence():
+def test_keypoints_term_zero_at_keypoints_and_weighted_by_visibility():
     k = intrinsics(focal=100.0)
     joints = torch.tensor([[[0.1, -0.2, 2.0], [0.0, 0.1, 3.0]]], dtype=DTYPE)
     keypoints = project_points(joints, k)
     ones = torch.ones(1, 2, dtype=DTYPE)
-    assert keypoints_2d_term(joints, k, keypoints, ones, (48, 64)).item() == 0.0
+    box = torch.tensor([50.0], dtype=DTYPE)
+    assert keypoints_2d_term(joints, k, keypoints, ones, box, 0.1).item() == 0.0
 
-    shifted = keypoints + torch.tensor([[[3.0, 4.0], [0.0, 0.0]]], dtype=DTYPE)  # 5 px off on the first
-    loss = keypoints_2d_term(joints, k, shifted, ones, (48, 64))
-    assert loss.item() == pytest.approx(25 / 2 / (48**2 + 64**2))
-    ignored = keypoints_2d_term(joints, k, shifted, torch.tensor([[0.0, 1.0]], dtype=DTYPE), (48, 64))
+    shifted = keypoints + torch.tensor([[[3.0, 4.0], [0.0, 0.0]]], dtype=DTYPE)  # 5 px = 0.1 box off on the first
+    loss = keypoints_2d_term(joints, k, shifted, ones, box, sigma=0.1)
+    # rho(0.1) with sigma 0.1 is sigma^2 / 2; the weighted mean over two keypoints halves it again.
+    assert loss.item() == pytest.approx(0.01 / 2 / 2)
+    ignored = keypoints_2d_term(joints, k, shifted, torch.tensor([[0.0, 1.0]], dtype=DTYPE), box, 0.1)
     assert ignored.item() == 0.0
-    _, stepped = descend(lambda p: keypoints_2d_term(p, k, shifted, ones, (48, 64)), joints, lr=0.1)
-    assert keypoints_2d_term(stepped, k, shifted, ones, (48, 64)).item() < loss.item()
+    _, stepped = descend(lambda p: keypoints_2d_term(p, k, shifted, ones, box, 0.1), joints, lr=0.1)
+    assert keypoints_2d_term(stepped, k, shifted, ones, box, 0.1).item() < loss.item()
+    # Resolution independent: twice the pixels, twice the box, same loss.
+    k2 = k.clone()
+    k2[:, :2] *= 2
+    same = keypoints_2d_term(joints, k2, project_points(joints, k2) + 2 * (shifted - keypoints), ones, 2 * box, 0.1)
+    assert same.item() == pytest.approx(loss.item())
+
+
+def test_geman_mcclure_limits():
+    sigma = 0.2
+    small = torch.tensor([1e-4], dtype=DTYPE)
+    assert geman_mcclure(small, sigma).item() == pytest.approx(1e-4, rel=1e-2)  # r^2 for r << sigma
+    huge = torch.tensor([1e8], dtype=DTYPE)
+    assert geman_mcclure(huge, sigma).item() == pytest.approx(sigma**2, rel=1e-6)  # saturates at sigma^2
+    r = torch.tensor([1.0, 10.0, 100.0], dtype=DTYPE, requires_grad=True)
+    (grad,) = torch.autograd.grad(geman_mcclure(r.square(), sigma).sum(), r)
+    assert (grad[1:] < grad[:-1]).all()  # outliers pull less the further out they are
+
+
+def test_keypoints_term_gradcheck_float64():
+    generator = torch.Generator().manual_seed(3)
+    points = (torch.randn(2, 4, 3, generator=generator, dtype=DTYPE) * 0.2 + torch.tensor([0, 0, 3.0], dtype=DTYPE))
+    keypoints = project_points(points, intrinsics(2)) + torch.randn(2, 4, 2, generator=generator, dtype=DTYPE) * 5
+    visibility = torch.rand(2, 4, generator=generator, dtype=DTYPE) * 0.8 + 0.1
+    box = torch.tensor([40.0, 60.0], dtype=DTYPE)
+    for tensor in (points, keypoints, visibility):
+        tensor.requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda p, kp, v: keypoints_2d_term(p, intrinsics(2), kp, v, box, 0.15), (points, keypoints, visibility)
+    )
+
+
+def test_keypoints_term_zero_visibility_gives_zero_gradient():
+    points = torch.tensor([[[0.1, -0.2, 2.0], [0.0, 0.1, 3.0]]], dtype=DTYPE, requires_grad=True)
+    far = torch.full((1, 2, 2), 5.0, dtype=DTYPE)
+    hidden = torch.tensor([[0.0, 1.0]], dtype=DTYPE)
+    loss = keypoints_2d_term(points, intrinsics(), far, hidden, torch.tensor([30.0], dtype=DTYPE), 0.1)
+    (grad,) = torch.autograd.grad(loss.sum(), points)
+    assert torch.equal(grad[0, 0], torch.zeros(3, dtype=DTYPE)) and grad[0, 1].abs().sum() > 0
+    nothing = keypoints_2d_term(points, intrinsics(), far, torch.zeros(1, 2, dtype=DTYPE),
+                                torch.tensor([30.0], dtype=DTYPE), 0.1)
+    (grad,) = torch.autograd.grad(nothing.sum(), points)
+    assert nothing.item() == 0.0 and torch.equal(grad, torch.zeros_like(grad))
+    with pytest.raises(ValueError, match="visibility"):
+        keypoints_2d_term(points, intrinsics(), far, torch.full((1, 2), 2.0, dtype=DTYPE),
+                          torch.tensor([30.0], dtype=DTYPE), 0.1)
+    with pytest.raises(ValueError, match="box_size"):
+        keypoints_2d_term(points, intrinsics(), far, hidden, torch.tensor([0.0], dtype=DTYPE), 0.1)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -304,6 +354,7 @@ def _batch_inputs(body, obj, **kwargs):
         object_distance_map=distance_map,
         keypoints_3d=body[:, :4],
         keypoints_2d=torch.full((batch, 4, 2), 20.0, dtype=body.dtype),
+        keypoints_box_size=torch.full((batch,), 30.0, dtype=body.dtype),
         **kwargs,
     )
 
@@ -342,7 +393,9 @@ def test_guidance_loss_is_the_weighted_sum_and_scale_is_not_applied():
 def test_guidance_loss_skips_zero_weight_and_missing_terms():
     body, obj = _random_scene()
     _, terms = guidance_loss(_batch_inputs(body, obj), GuidanceConfig.release())
-    assert set(terms) == {"contact", "penetration", "floor"}
+    assert set(terms) == {"contact", "penetration", "floor", "keypoints_2d"}  # keypoints are given here
+    _, terms = guidance_loss(_batch_inputs(body, obj), GuidanceConfig(**{**ALL_TERMS.__dict__, "keypoints_2d": 0}))
+    assert "keypoints_2d" not in terms
     bare = GuidanceInputs(body_points=body, object_points=obj)
     total, terms = guidance_loss(bare, ALL_TERMS)
     assert terms == {} and torch.equal(total, torch.zeros(2, dtype=DTYPE))
@@ -400,7 +453,9 @@ def test_clip_gradient_norm_per_sample():
 def test_release_preset():
     config = GuidanceConfig.release()
     assert (config.scale, config.contact, config.floor, config.penetration) == (1.0, 0.5, 0.5, 0.1)
-    assert (config.mask, config.keypoints_2d) == (0.0, 0.0)
+    assert config.mask == 0.0
+    # No keypoint input in the release; the keypoint term keeps its default weight, active only with keypoints.
+    assert config.keypoints_2d == GuidanceConfig().keypoints_2d > 0
     assert config.up_axis == (0.0, -1.0, 0.0) and config.floor_plane is None
 
 
@@ -414,6 +469,8 @@ def test_release_preset():
         ({"up_axis": (0.0, 1.0)}, "up_axis"),
         ({"floor_plane": (0.0, 0.0, 0.0, 1.0)}, "floor_plane"),
         ({"max_grad_norm": 0.0}, "max_grad_norm"),
+        ({"keypoints_2d_sigma": 0.0}, "keypoints_2d_sigma"),
+        ({"camera_step_size": -1.0}, "camera_step_size"),
     ],
 )
 def test_config_validation(kwargs, match):
@@ -480,6 +537,7 @@ def test_finite_inputs_give_finite_losses_and_gradients(seed, spread, shift, sdf
         object_distance_map=mask_distance_transform(~mask | (torch.arange(32) == 3)),
         keypoints_3d=body[:, :5],
         keypoints_2d=torch.rand(2, 5, 2, generator=generator) * 32,
+        keypoints_box_size=torch.full((2,), 20.0),
     )
     total, terms = guidance_loss(inputs, ALL_TERMS)
     assert torch.isfinite(total).all() and all(torch.isfinite(v).all() for v in terms.values())

@@ -367,8 +367,8 @@ def test_guidance_gradient_is_the_chain_rule_through_x0(pipe, body):
 
     x_t = latents.clone().requires_grad_(True)
     x0_hat = (x_t - (1 - pipe.scheduler.alphas_cumprod[t]) ** 0.5 * noise) / pipe.scheduler.alphas_cumprod[t] ** 0.5
-    _, body_points, object_points, sdf = pipe._geometry(x0_hat, params.camera_translation, template)
-    inputs = pipe._guidance_inputs(body_points, object_points, sdf, contacts, params.camera_translation, {})
+    geometry = pipe._geometry(x0_hat, params.camera_translation, template)
+    inputs = pipe._guidance_inputs(geometry, contacts, params.camera_translation, {})
     (expected,) = torch.autograd.grad(guidance_loss(inputs, config)[0].sum(), x_t)
     assert gradient.abs().max() > 0
     torch.testing.assert_close(gradient, expected, rtol=1e-4, atol=1e-6)

@@ -120,3 +120,38 @@ def test_a_failing_batch_is_retried_photo_by_photo(tmp_path, capsys, monkeypatch
                  "--batch-size", "1", "--out", str(out)]) == 2
     assert "2 of 3 photos failed: first, third" in capsys.readouterr().err
     assert calls == [["second"]] and sorted(p.name for p in out.iterdir()) == ["first", "second", "third"]
+
+
+def keypoints_file(path, rows=None):
+    rows = rows if rows is not None else [[20.0 + i, 30.0 + 2 * i, 0.9] for i in range(33)]
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def test_manifest_keypoints_are_a_path_next_to_the_manifest(tmp_path):
+    (tmp_path / "manifest.json").write_text(json.dumps([
+        {"image": "a.png", "human_mask": "h.png", "object_mask": "o.png", "keypoints": "a_keypoints.json"}]))
+    assert read_manifest(tmp_path / "manifest.json")[0].keypoints == str(tmp_path / "a_keypoints.json")
+
+
+def test_reconstruct_with_keypoints_file(tmp_path):
+    args = ["reconstruct", str(BALL / "image.png"), "--human-mask", str(BALL / "human_mask.png"),
+            "--object-mask", str(BALL / "object_mask.png"), "--object", "ball", "--cycles", "1"]
+    path = keypoints_file(tmp_path / "keypoints.json")
+    assert main([*args, "--keypoints", str(path), "--out", str(tmp_path / "out")]) == 0
+    result = json.loads((tmp_path / "out" / "image" / "image.json").read_text())
+    assert result["inputs"]["keypoints"] == str(path)
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([[1.0, 2.0, 0.5]] * 17, "`--keypoints` must have shape (33, 3)"),
+    ([[1.0, 2.0, 2.0]] * 33, "`--keypoints` visibilities"),
+    ({"people": []}, "`--keypoints` must be a (33, 3)"),
+])
+def test_bad_keypoints_file_is_one_line_naming_the_option(tmp_path, capsys, rows, message):
+    args = ["reconstruct", str(BALL / "image.png"), "--human-mask", str(BALL / "human_mask.png"),
+            "--object-mask", str(BALL / "object_mask.png"), "--object", "ball", "--cycles", "0"]
+    path = keypoints_file(tmp_path / "keypoints.json", rows)
+    assert main([*args, "--keypoints", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

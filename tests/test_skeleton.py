@@ -81,3 +81,12 @@ def test_blazepose_points_sit_on_the_right_side_of_the_standin_body():
     nose, heel, toe = (BLAZEPOSE_NAMES.index(n) for n in ("nose", "left_heel", "left_foot_index"))
     assert points[nose, 1] > 0.4 and points[nose, 2] > points[BLAZEPOSE_NAMES.index("left_ear"), 2]
     assert points[heel, 1] < -0.8 and points[toe, 2] > points[heel, 2] + 0.1
+
+
+def test_mapping_figure_draws(tmp_path):
+    from tools.blazepose_mapping_figure import draw
+
+    draw(tmp_path / "mapping.png")
+    from PIL import Image
+
+    assert Image.open(tmp_path / "mapping.png").size == (1800, 1080)

@@ -242,3 +242,19 @@ def test_bad_arguments_are_explained(kwargs, match, body):
     arguments = {"num": 2, "seed": 0, "body": body, **kwargs}
     with pytest.raises(ValueError, match=match):
         synthetic.sample_params(**arguments)
+
+
+def test_randomized_renders_change_pictures_only_and_are_seeded():
+    from scorehoi_diffusers.data.synthetic import generate_samples
+
+    plain = list(generate_samples(2, seed=0, image_size=48, start=5))
+    styled = list(generate_samples(2, seed=0, image_size=48, start=5, randomized=True))
+    again = list(generate_samples(2, seed=0, image_size=48, start=5, randomized=True))
+    for a, b, c in zip(plain, styled, again):
+        assert np.array_equal(np.asarray(a["human_mask"]), np.asarray(b["human_mask"]))
+        assert np.array_equal(np.asarray(a["object_mask"]), np.asarray(b["object_mask"]))
+        assert np.array_equal(a["pose"], b["pose"]) and np.array_equal(a["bbox"], b["bbox"])
+        assert not np.array_equal(np.asarray(a["image"]), np.asarray(b["image"]))
+        assert np.array_equal(np.asarray(b["image"]), np.asarray(c["image"]))
+    with pytest.raises(TypeError, match="`randomized` must be True or False"):
+        list(generate_samples(1, image_size=48, randomized="yes"))

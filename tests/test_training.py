@@ -267,6 +267,29 @@ def test_init_from_warm_starts_every_model(regressor_runs, denoiser_runs, tmp_pa
                         learned_weights(tmp_path / "pipeline" / "denoiser"), atol=0)
 
 
+def test_body_keypoints_warm_start_adds_keypoint_input_to_both_models(regressor_runs, denoiser_runs, tmp_path):
+    # At learning rate 0 the regressor keeps every weight it started from and gains a keypoint encoder whose last
+    # layer is zero; the prior then trains on that regressor with simulated detections.
+    still = ["--max_train_steps", "1", "--lr_scheduler", "constant", "--lr_warmup_steps", "0", "--resolution", "64",
+             "--seed", "5", "--synthetic_objects", "box", "ball", "--body_keypoints"]
+    source = regressor_runs[0]
+    run_single("train_regressor.py", "--output_dir", str(tmp_path / "regressor"), "--init_from", str(source),
+               "--train_data_dir", str(source / SYNTHETIC_DATA), "--train_batch_size", "2", "--learning_rate", "0",
+               *still)
+    before, after = learned_weights(source / "regressor"), learned_weights(tmp_path / "regressor" / "regressor")
+    assert_same_tensors(before, {k: v for k, v in after.items() if not k.startswith("body_keypoint_encoder.")}, atol=0)
+    assert (after["body_keypoint_encoder.mlp.4.weight"] == 0).all()
+    config = json.loads((tmp_path / "regressor" / "regressor" / "config.json").read_text())
+    assert config["body_keypoints"] is True
+    run_single("train_denoiser.py", "--output_dir", str(tmp_path / "pipeline"), "--init_from", str(denoiser_runs[0]),
+               "--regressor_path", str(tmp_path / "regressor"), "--train_data_dir", str(source / SYNTHETIC_DATA),
+               "--param_only_fraction", "0.5", "--num_param_samples", "4", "--train_batch_size", "2",
+               "--learning_rate", "1e-3", *still)
+    denoiser = learned_weights(tmp_path / "pipeline" / "denoiser")
+    assert denoiser["body_keypoint_encoder.mlp.4.weight"].abs().sum() > 0  # trained on the simulated detections
+    assert json.loads((tmp_path / "pipeline" / "denoiser" / "config.json").read_text())["body_keypoints"] is True
+
+
 def test_init_from_without_models_is_a_clear_error(tmp_path):
     result = subprocess.run([sys.executable, str(TRAINING / "train_denoiser.py"), "--output_dir", str(tmp_path / "o"),
                              "--param_only_fraction", "1", "--init_from", str(tmp_path)],
@@ -327,3 +350,21 @@ def test_model_card_reports_given_metrics_only(denoiser_runs, tmp_path):
         render_model_card(folder, metrics={"contact F": float("nan")})
     with pytest.raises(FileNotFoundError, match="model_index.json"):
         render_model_card(tmp_path)
+
+
+def test_keypoint_layers_get_their_own_learning_rate():
+    import argparse
+
+    from simulated_keypoints import parameter_groups
+
+    from scorehoi_diffusers.models.body_keypoints import with_body_keypoints
+    from scorehoi_diffusers.models.denoiser import ScoreHOIDenoiser
+
+    denoiser = with_body_keypoints(ScoreHOIDenoiser(**json.loads(TINY_DENOISER)))
+    args = argparse.Namespace(learning_rate=1e-4, keypoint_lr_multiplier=10.0)
+    other, keypoint = parameter_groups([denoiser], args)
+    assert keypoint["lr"] == pytest.approx(1e-3) and other["lr"] == 1e-4
+    assert len(keypoint["params"]) == len(list(denoiser.body_keypoint_encoder.parameters()))
+    assert len(other["params"]) + len(keypoint["params"]) == len(list(denoiser.parameters()))
+    with pytest.raises(ValueError, match="--keypoint_lr_multiplier must be > 0"):
+        parameter_groups([denoiser], argparse.Namespace(learning_rate=1e-4, keypoint_lr_multiplier=0.0))

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from accelerate.utils import set_seed
 from checkpoint_state import CheckpointState
 from diffusers.training_utils import EMAModel
+from simulated_keypoints import SimulatedKeypoints, add_keypoint_arguments, parameter_groups, with_keypoint_input
 from tqdm.auto import tqdm
 from training_setup import (
     BETAS_STATISTICS_FILE,
@@ -99,6 +100,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                            help="condition of parameter-only samples: the object keypoints, or none.")
     objective.add_argument("--num_param_samples", type=int, default=20000,
                            help="synthetic: size of the parameter-only table (posed once, cached in OUTPUT_DIR/data).")
+    add_keypoint_arguments(parser)
     args = parser.parse_args(argv)
     for name in ("condition_dropout_prob", "small_timestep_fraction", "param_only_fraction"):
         if not 0.0 <= getattr(args, name) <= 1.0:
@@ -142,9 +144,12 @@ class ConditionedDenoiser(torch.nn.Module):
         self.denoiser = denoiser
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor,
-                groups: list[tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        """`sample (B, 331)`, `timestep (B,)`; `groups`: `(image_tokens or None, keypoints, drop_mask)`, row order."""
-        caches = [self.denoiser.encode_condition(tokens, keypoints, drop) for tokens, keypoints, drop in groups]
+                groups: list[tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor | None]]
+                ) -> torch.Tensor:
+        """`sample (B, 331)`, `timestep (B,)`; `groups`: `(image_tokens or None, keypoints, drop_mask, body_keypoints
+        or None)`, in row order."""
+        caches = [self.denoiser.encode_condition(tokens, keypoints, drop, body_keypoints=body_keypoints)
+                  for tokens, keypoints, drop, body_keypoints in groups]
         return self.denoiser(sample, timestep, condition=join_conditions(caches)).sample
 
 
@@ -225,6 +230,10 @@ def main(args: argparse.Namespace) -> None:
 
     body = load_body_model(args).to(device)
     regressor, estimator, statistics = load_regressor(args.regressor_path, body, device)
+    if regressor is not None and regressor.config.body_keypoints != args.body_keypoints:
+        reads = "reads" if regressor.config.body_keypoints else "lacks"
+        raise ValueError(f"The regressor of --regressor_path {reads} keypoint input: pass --body_keypoints exactly "
+                         "when it reads them, so both models see them.")
     if num_rendered and regressor is None:
         raise ValueError("Rendered samples are conditioned on the frozen regressor's image tokens: train it first "
                          "(training/train_regressor.py) and pass --regressor_path, or pass --param_only_fraction 1 "
@@ -239,19 +248,22 @@ def main(args: argparse.Namespace) -> None:
             raise ValueError("--init_from brings its own denoiser config; leave out --denoiser_config.")
         denoiser = ScoreHOIDenoiser.from_pretrained(init_denoiser,
                                                     condition_dropout_prob=args.condition_dropout_prob)
+        denoiser = with_keypoint_input(denoiser, args)
         if regressor is not None and denoiser.config.image_feature_dim != regressor.config.image_feature_dim:
             raise ValueError(f"The denoiser of --init_from {args.init_from!r} reads "
                              f"{denoiser.config.image_feature_dim}"
                              f"-dim image tokens, the regressor makes {regressor.config.image_feature_dim}.")
     else:
-        config = {**args.denoiser_config, "condition_dropout_prob": args.condition_dropout_prob}
+        config = {**args.denoiser_config, "condition_dropout_prob": args.condition_dropout_prob,
+                  "body_keypoints": args.body_keypoints}
         if regressor is not None:
             config["image_feature_dim"] = regressor.config.image_feature_dim
         denoiser = ScoreHOIDenoiser(**config)
     model = ConditionedDenoiser(denoiser).train()
     noise_scheduler = GuidedDDIMScheduler()
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+    optimizer = torch.optim.AdamW(parameter_groups([model.denoiser], args), lr=args.learning_rate,
+                                  betas=(args.adam_beta1, args.adam_beta2),
                                   weight_decay=args.adam_weight_decay, eps=args.adam_epsilon)
     items, per_batch = (len(dataset), num_rendered) if num_rendered else (len(table), num_parameters)
     resolve_max_train_steps(args, items, per_batch * accelerator.num_processes * args.gradient_accumulation_steps)
@@ -283,6 +295,7 @@ def main(args: argparse.Namespace) -> None:
     loader = micro_batch_loader(TrainingBatches(rendered, parameters), global_step * accumulation,
                                 (args.max_train_steps - global_step) * accumulation, args.dataloader_num_workers)
     keypoints_of = ObjectKeypoints(args.object_root, device, args.dataset)
+    simulated = SimulatedKeypoints(body, args.seed, rank, args.keypoint_dropout_prob)
     log = StepLog(accelerator, args.output_dir, global_step)
     num_train_timesteps = noise_scheduler.config.num_train_timesteps
 
@@ -301,19 +314,23 @@ def main(args: argparse.Namespace) -> None:
         if batch["rendered"] is not None:
             part = batch["rendered"]
             keypoints = keypoints_of(part["object_name"])
-            x0.append(codec.encode(sample_to_params(part).to(device)))
+            truth = sample_to_params(part).to(device)
+            x0.append(codec.encode(truth))
+            pixel_values, intrinsics = part["pixel_values"].to(device), part["intrinsics"].to(device)
+            body_keypoints = None
+            if args.body_keypoints:
+                body_keypoints = simulated(truth, intrinsics, pixel_values.shape[-2:], micro_step)
             with torch.no_grad(), accelerator.autocast():
-                pixel_values, intrinsics = part["pixel_values"].to(device), part["intrinsics"].to(device)
-                tokens = regressor(pixel_values, keypoints, intrinsics).image_tokens
+                tokens = regressor(pixel_values, keypoints, intrinsics, body_keypoints=body_keypoints).image_tokens
             drop = torch.rand(num_rendered, generator=generator, device=device) < args.condition_dropout_prob
-            groups.append((tokens.float(), keypoints, drop))
+            groups.append((tokens.float(), keypoints, drop, body_keypoints))
         if batch["parameters"] is not None:
             part = batch["parameters"]
             x0.append(part["x0"].to(device))
             drop = torch.rand(num_parameters, generator=generator, device=device) < args.condition_dropout_prob
             if args.param_only_condition == "none":
                 drop = torch.ones_like(drop)
-            groups.append((None, keypoints_of(part["object_name"]), drop))
+            groups.append((None, keypoints_of(part["object_name"]), drop, None))
         x0 = torch.cat(x0)
         noise = torch.randn(x0.shape, generator=generator, device=device)
         timesteps = sample_timesteps(x0.shape[0], num_train_timesteps, args.max_train_timestep,

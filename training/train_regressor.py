@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from accelerate.utils import set_seed
 from checkpoint_state import CheckpointState
 from diffusers.training_utils import EMAModel
+from simulated_keypoints import SimulatedKeypoints, add_keypoint_arguments, parameter_groups, with_keypoint_input
 from tqdm.auto import tqdm
 from training_setup import (
     BETAS_STATISTICS_FILE,
@@ -94,6 +95,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="metres of Gaussian jitter on the true geometry the contact estimator sees.")
     losses.add_argument("--contact_predicted_geometry_prob", type=float, default=0.5,
                         help="probability that a sample's contact estimate uses the predicted geometry instead.")
+    add_keypoint_arguments(parser)
     args = parser.parse_args(argv)
     if not 0.0 <= args.contact_predicted_geometry_prob <= 1.0:
         parser.error("--contact_predicted_geometry_prob must lie in [0, 1].")
@@ -114,15 +116,17 @@ def rotations(params: HOIParams) -> torch.Tensor:
 
 
 def compute_losses(args, regressor, estimator, body, codec: HOIParamCodec, camera_extent_prior: float,
-                   batch: dict, truth: HOIParams, keypoints: torch.Tensor, generator: torch.Generator) -> dict:
+                   batch: dict, truth: HOIParams, keypoints: torch.Tensor, generator: torch.Generator,
+                   body_keypoints: torch.Tensor | None = None) -> dict:
     """The five loss terms of one micro-batch (see the module docstring), each a scalar.
 
     `batch` comes from `RenderedBatches` (on the device), `truth` is its parameters, `keypoints (B, K, 3)` the
-    object templates' keypoints, `generator` the micro-step's noise stream.
+    object templates' keypoints, `generator` the micro-step's noise stream, `body_keypoints (B, 33, 3)` the
+    simulated detections (with `--body_keypoints`).
     """
     pixel_values, intrinsics = batch["pixel_values"], batch["intrinsics"]
     size = pixel_values.shape[-2:]
-    output = regressor(pixel_values, keypoints, intrinsics)
+    output = regressor(pixel_values, keypoints, intrinsics, body_keypoints=body_keypoints)
     predicted = codec.decode(output.x0, output.camera_translation)
 
     if args.param_loss == "rotmat":
@@ -182,11 +186,11 @@ def main(args: argparse.Namespace) -> None:
         if args.regressor_config or args.contact_estimator_config:
             raise ValueError("--init_from brings its own model configs; leave out --regressor_config and "
                              "--contact_estimator_config.")
-        regressor = ScoreHOIRegressor.from_pretrained(init_folders[0])
+        regressor = with_keypoint_input(ScoreHOIRegressor.from_pretrained(init_folders[0]), args)
         estimator = ScoreHOIContactEstimator.from_pretrained(init_folders[1])
         check_estimator_body(estimator, body, f"--init_from {args.init_from!r}")
     else:
-        regressor = ScoreHOIRegressor(**args.regressor_config)
+        regressor = ScoreHOIRegressor(**{**args.regressor_config, "body_keypoints": args.body_keypoints})
         fixed = {"num_body_points": body.num_downsampled, "feature_dim": regressor.config.hidden_sizes[-1]}
         clashes = {k: v for k, v in args.contact_estimator_config.items() if k in fixed and v != fixed[k]}
         if clashes:
@@ -198,7 +202,7 @@ def main(args: argparse.Namespace) -> None:
     estimator.train()
 
     optimizer = torch.optim.AdamW(
-        [*regressor.parameters(), *estimator.parameters()],
+        parameter_groups([regressor, estimator], args),
         lr=args.learning_rate,
         betas=(args.adam_beta1, args.adam_beta2),
         weight_decay=args.adam_weight_decay,
@@ -233,6 +237,7 @@ def main(args: argparse.Namespace) -> None:
     loader = micro_batch_loader(build, global_step * accumulation, (args.max_train_steps - global_step) * accumulation,
                                 args.dataloader_num_workers)
     keypoints_of = ObjectKeypoints(args.object_root, device, args.dataset)
+    simulated = SimulatedKeypoints(body, args.seed, accelerator.process_index, args.keypoint_dropout_prob)
     weights = {name: getattr(args, f"{name}_loss_weight") for name in LOSS_NAMES}
     log = StepLog(accelerator, args.output_dir, global_step)
 
@@ -249,9 +254,12 @@ def main(args: argparse.Namespace) -> None:
         batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
         keypoints = keypoints_of(batch["object_name"])
         generator = step_generator(args.seed, micro_step, accelerator.process_index, STREAM_NOISE, device)
+        body_keypoints = None
+        if args.body_keypoints:
+            body_keypoints = simulated(truth, batch["intrinsics"], batch["pixel_values"].shape[-2:], micro_step)
         with accelerator.accumulate(regressor, estimator):
             terms = compute_losses(args, regressor, estimator, body, codec, camera_extent_prior, batch, truth,
-                                   keypoints, generator)
+                                   keypoints, generator, body_keypoints)
             loss = sum(weights[name] * terms[name] for name in LOSS_NAMES)
             accelerator.backward(loss)
             if accelerator.sync_gradients:

@@ -91,6 +91,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, learning_rate: fl
                       help="synthetic samples rendered when no --train_data_dir is given.")
     data.add_argument("--synthetic_image_size", type=int, default=256, help="side of rendered synthetic pictures.")
     data.add_argument("--synthetic_seed", type=int, default=0, help="seed of the synthetic scenes.")
+    data.add_argument("--synthetic_randomized", action="store_true",
+                      help="render synthetic scenes in the randomised style (any colours, textures, clutter).")
     data.add_argument("--synthetic_objects", nargs="+", default=None, metavar="NAME",
                       help="shipped primitives the synthetic scenes draw from (default: all).")
     data.add_argument("--resolution", type=int, default=256, help="side of the square crop the regressor sees.")
@@ -437,13 +439,14 @@ def load_training_dataset(args: argparse.Namespace, accelerator: Accelerator, bo
         from scorehoi_diffusers.data.synthetic import generate_dataset
 
         name = (f"synthetic-train-n{args.num_train_samples}-seed{args.synthetic_seed}-{args.synthetic_image_size}px"
-                + synthetic_objects_suffix(args))
+                + synthetic_objects_suffix(args) + ("-randomized" if args.synthetic_randomized else ""))
         path = Path(args.output_dir) / "data" / name
 
         def render(first: int, stop: int, cache_dir: Path) -> datasets.Dataset:
             return generate_dataset(stop - first, seed=args.synthetic_seed, image_size=args.synthetic_image_size,
                                     body=body, objects=args.synthetic_objects, start=first,
-                                    progress=accelerator.is_local_main_process, cache_dir=cache_dir)
+                                    progress=accelerator.is_local_main_process, cache_dir=cache_dir,
+                                    randomized=args.synthetic_randomized)
 
         build_table(accelerator, path, args.num_train_samples, render)
     else:

@@ -6,7 +6,10 @@ cross-attention to the condition tokens (image feature tokens from the regressor
 MLP. The timestep enters through adaptive LayerNorms with zero-initialised gates (DiT's adaLN-Zero), computed once
 for all blocks plus a learned per-block offset (PixArt-α's adaLN-single), which saves one large linear layer per
 block. The condition is resampled once per call into a fixed number of latent tokens, whose keys and values every
-step reuses ([`ConditionCache`]).
+step reuses ([`ConditionCache`]). With `body_keypoints=True` the condition also carries detected 2D body keypoints
+(the 33 BlazePose landmarks, crop-normalised, see `scorehoi_diffusers.models.body_keypoints`): their encoding is
+added to every resampled latent through a last layer that starts at zero, so a warm start from a model without
+them begins as that model.
 """
 
 from dataclasses import dataclass
@@ -41,6 +44,7 @@ from ..skeleton import (
 )
 from ..strict_config import StrictConfigMixin
 from .aligned_loading import AlignedLoadingMixin
+from .body_keypoints import BodyKeypointEncoder, no_keypoints
 
 __all__ = ["ScoreHOIDenoiser", "ScoreHOIDenoiserOutput", "ConditionCache", "X0_PARTS"]
 
@@ -214,6 +218,8 @@ class ScoreHOIDenoiser(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Confi
         num_condition_latents (`int`, defaults to 32): condition tokens each block attends to (besides the nulls).
         timestep_embedding_dim (`int`, defaults to 256): width of the sinusoidal timestep features.
         condition_dropout_prob (`float`, defaults to 0.1): per-sample condition dropout in training.
+        body_keypoints (`bool`, defaults to `False`): the condition includes detected 2D body keypoints
+            (`body_keypoints` of [`~ScoreHOIDenoiser.encode_condition`]).
 
     The defaults (1.1 M parameters) are sized for CPU refinement: about 1.9 ms per step at batch 8 on 2 cores
     (`benchmarks/bench_denoiser.py`). Larger configs (e.g. `hidden_size=256, num_layers=6`) are for GPUs.
@@ -230,6 +236,7 @@ class ScoreHOIDenoiser(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Confi
         num_condition_latents: int = 32,
         timestep_embedding_dim: int = 256,
         condition_dropout_prob: float = 0.1,
+        body_keypoints: bool = False,
     ):
         super().__init__()
         for name, value in (("hidden_size", hidden_size), ("num_layers", num_layers),
@@ -285,6 +292,10 @@ class ScoreHOIDenoiser(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Confi
             [_DenoiserBlock(hidden_size, num_attention_heads, mlp_ratio) for _ in range(num_layers)]
         )
         self._init_weights()
+        if not isinstance(body_keypoints, bool):
+            raise TypeError(f"`body_keypoints` must be True or False, got {body_keypoints!r}.")
+        # Built last, so that the other layers initialise as in a model without keypoints.
+        self.body_keypoint_encoder = BodyKeypointEncoder(2 * hidden_size, hidden_size) if body_keypoints else None
 
     @torch.no_grad()
     def _init_weights(self):
@@ -314,6 +325,7 @@ class ScoreHOIDenoiser(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Confi
         object_keypoints: torch.Tensor | None = None,
         drop_mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        body_keypoints: torch.Tensor | None = None,
     ) -> ConditionCache:
         """
         Computes every block's cross-attention keys and values once; pass the result as `condition` to every step.
@@ -328,11 +340,25 @@ class ScoreHOIDenoiser(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Confi
                 training mode draws one with probability `condition_dropout_prob`.
             generator (`torch.Generator`, *optional*):
                 Random source of the training-mode condition dropout.
+            body_keypoints (`torch.Tensor` of shape `(B, 33, 3)`, *optional*):
+                Detected BlazePose landmarks, crop-normalised `(x, y, visibility)`; only for a model built with
+                `body_keypoints=True`, where leaving them out means "nobody detected".
 
         Returns:
             [`ConditionCache`] with batch size `B`, or 1 when no input is given.
         """
-        batch = _condition_batch_size(image_tokens, object_keypoints, drop_mask)
+        if body_keypoints is not None:
+            if self.body_keypoint_encoder is None:
+                raise ValueError("`body_keypoints` were given, but this denoiser was built without keypoint input "
+                                 "(config `body_keypoints=False`); leave them out.")
+            if body_keypoints.ndim != 3 or body_keypoints.shape[1:] != (33, 3):
+                raise ValueError(f"`body_keypoints` must have shape (B, 33, 3), got {tuple(body_keypoints.shape)}.")
+            if not torch.isfinite(body_keypoints).all():
+                raise ValueError("`body_keypoints` contains NaN or infinite values.")
+            if image_tokens is None and object_keypoints is None:
+                raise ValueError("`body_keypoints` join the image tokens or object keypoints; give those too.")
+        batch = _condition_batch_size(image_tokens, object_keypoints, drop_mask,
+                                      None if body_keypoints is None else body_keypoints.shape[0])
         null = self.null_condition_tokens.expand(batch, -1, -1)
         inputs = []
         if image_tokens is not None:
@@ -344,8 +370,12 @@ class ScoreHOIDenoiser(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Confi
             inputs.append(self.image_proj(image_tokens.to(null.dtype)))
         if object_keypoints is not None:
             inputs.append(self.keypoint_mlp(object_keypoints.to(null.dtype)))
-        tokens = [null] + ([self.condition_resampler(torch.cat(inputs, dim=1))] if inputs else [])
-        tokens = self.condition_norm(torch.cat(tokens, dim=1))  # (B, Nc, hidden)
+        latents = [self.condition_resampler(torch.cat(inputs, dim=1))] if inputs else []
+        if self.body_keypoint_encoder is not None and inputs:
+            if body_keypoints is None:
+                body_keypoints = no_keypoints(batch, null)
+            latents[0] = latents[0] + self.body_keypoint_encoder(body_keypoints.to(null.dtype))[:, None]
+        tokens = self.condition_norm(torch.cat([null] + latents, dim=1))  # (B, Nc, hidden)
 
         num_layers, hidden = self.config.num_layers, self.config.hidden_size
         heads = self.config.num_attention_heads
@@ -372,6 +402,7 @@ class ScoreHOIDenoiser(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Confi
         drop_mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         return_dict: bool = True,
+        body_keypoints: torch.Tensor | None = None,
     ) -> ScoreHOIDenoiserOutput | tuple:
         """
         Predicts the noise ε of `sample` at `timestep`.
@@ -380,7 +411,7 @@ class ScoreHOIDenoiser(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Confi
             sample (`torch.Tensor` of shape `(B, 331)`): the noisy x0 vector `x_t`.
             timestep (`int`, `float` or `torch.Tensor` of shape `()` or `(B,)`): the diffusion timestep(s).
             condition ([`ConditionCache`], *optional*): from [`~ScoreHOIDenoiser.encode_condition`].
-            image_tokens, object_keypoints, drop_mask, generator:
+            image_tokens, object_keypoints, drop_mask, generator, body_keypoints:
                 Encoded on the fly by [`~ScoreHOIDenoiser.encode_condition`] when `condition` is not given.
             return_dict (`bool`, defaults to `True`): return a [`ScoreHOIDenoiserOutput`] or a 1-tuple.
 
@@ -391,9 +422,10 @@ class ScoreHOIDenoiser(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Confi
             raise ValueError(f"`sample` must have shape (B, {X0_DIM}), got {tuple(sample.shape)}.")
         batch = sample.shape[0]
         if condition is None:
-            condition = self.encode_condition(image_tokens, object_keypoints, drop_mask, generator)
-        elif image_tokens is not None or object_keypoints is not None or drop_mask is not None:
-            raise ValueError("Pass either `condition` or `image_tokens`/`object_keypoints`/`drop_mask`, not both.")
+            condition = self.encode_condition(image_tokens, object_keypoints, drop_mask, generator, body_keypoints)
+        elif any(value is not None for value in (image_tokens, object_keypoints, drop_mask, body_keypoints)):
+            raise ValueError("Pass either `condition` or `image_tokens`/`object_keypoints`/`drop_mask`/"
+                             "`body_keypoints`, not both.")
         if condition.batch_size not in (1, batch):
             raise ValueError(f"`condition` has batch size {condition.batch_size}; `sample` has {batch}.")
 
@@ -419,9 +451,9 @@ class ScoreHOIDenoiser(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Confi
         return ScoreHOIDenoiserOutput(sample=out)
 
 
-def _condition_batch_size(image_tokens, object_keypoints, drop_mask) -> int:
+def _condition_batch_size(image_tokens, object_keypoints, drop_mask, body_keypoints_batch: int | None = None) -> int:
     """The common batch size of the condition inputs (1 when none is given); clear errors for bad inputs."""
-    sizes = {}
+    sizes = {} if body_keypoints_batch is None else {"body_keypoints": body_keypoints_batch}
     if image_tokens is not None:
         if image_tokens.ndim != 3:
             raise ValueError(

@@ -12,6 +12,11 @@ The queries feed two heads:
 - the camera translation (pelvis position in camera space) in a crop-relative form, see
   :func:`crop_to_camera_translation`.
 
+With ``body_keypoints=True`` the regressor also reads detected 2D body keypoints (the 33 BlazePose landmarks,
+crop-normalised, see :mod:`~scorehoi_diffusers.models.body_keypoints`): their encoding is added to the query tokens
+before the fusion, through a last layer that starts at zero, so a warm start from a model without them begins as
+that model.
+
 The fused image tokens ``(B, Ni, image_feature_dim)`` are the denoiser's image condition, and the feature map is what
 :class:`~scorehoi_diffusers.models.contact_estimator.ScoreHOIContactEstimator` samples at projected points.
 
@@ -33,6 +38,7 @@ from ..input_checks import check_tensor
 from ..params import NUM_BODY_JOINTS, NUM_HAND_JOINTS, OBJECT_ROTATION_SLICE, X0_DIM
 from ..strict_config import StrictConfigMixin
 from .aligned_loading import AlignedLoadingMixin
+from .body_keypoints import BodyKeypointEncoder, no_keypoints
 
 __all__ = [
     "ScoreHOIRegressor",
@@ -174,6 +180,8 @@ class ScoreHOIRegressor(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Conf
             camera head outputs 0 (see [`crop_to_camera_translation`]).
         output_init_gain (`float`, defaults to 0.01): gain of the heads' last layers, so training starts near the
             rest pose and the crop centre.
+        body_keypoints (`bool`, defaults to `False`): read detected 2D body keypoints (`body_keypoints` of
+            [`~ScoreHOIRegressor.forward`]).
     """
 
     @register_to_config
@@ -194,6 +202,7 @@ class ScoreHOIRegressor(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Conf
         keypoint_scale: float = 1.0,
         camera_extent_prior: float = 2.0,
         output_init_gain: float = 0.01,
+        body_keypoints: bool = False,
     ):
         super().__init__()
         if len(hidden_sizes) != len(depths) or not hidden_sizes:
@@ -237,6 +246,12 @@ class ScoreHOIRegressor(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Conf
         self.x0_head = nn.Linear(head_hidden_size, X0_DIM)
         self.camera_head = nn.Linear(head_hidden_size, 3)
         self._init_weights()
+        if not isinstance(body_keypoints, bool):
+            raise TypeError(f"`body_keypoints` must be True or False, got {body_keypoints!r}.")
+        # Built last, so that the other layers initialise as in a model without keypoints.
+        self.body_keypoint_encoder = (
+            BodyKeypointEncoder(2 * hidden_size, num_query_tokens * hidden_size) if body_keypoints else None
+        )
 
     def _init_weights(self) -> None:
         # Only our own layers: the backbone keeps transformers' ResNet initialisation.
@@ -269,6 +284,7 @@ class ScoreHOIRegressor(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Conf
         object_keypoints: torch.Tensor,
         intrinsics: torch.Tensor,
         return_dict: bool = True,
+        body_keypoints: torch.Tensor | None = None,
     ) -> ScoreHOIRegressorOutput | tuple:
         """
         Predicts the initial estimate and the image features of a batch of crops.
@@ -279,6 +295,9 @@ class ScoreHOIRegressor(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Conf
                 metres), e.g. `ObjectTemplate.keypoints` (K = 64) expanded to the batch.
             intrinsics (`torch.Tensor` of shape `(B, 3, 3)`): pinhole matrix of the crop, in its pixel coordinates.
             return_dict (`bool`, defaults to `True`): return a [`ScoreHOIRegressorOutput`] or a tuple.
+            body_keypoints (`torch.Tensor` of shape `(B, 33, 3)`, *optional*): detected BlazePose landmarks,
+                crop-normalised `(x, y, visibility)` (see [`~models.body_keypoints.crop_keypoints`]); only for a
+                model built with `body_keypoints=True`, where leaving them out means "nobody detected".
 
         Returns:
             [`ScoreHOIRegressorOutput`] or the tuple
@@ -293,6 +312,11 @@ class ScoreHOIRegressor(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Conf
             raise ValueError(f"`pixel_values` must be at least 32 x 32 pixels, got {height} x {width}.")
         check_tensor("object_keypoints", object_keypoints, (batch, None, 3), f"({batch}, K, 3)", finite=True)
         check_tensor("intrinsics", intrinsics, (batch, 3, 3), f"({batch}, 3, 3)", finite=True)
+        if body_keypoints is not None:
+            if self.body_keypoint_encoder is None:
+                raise ValueError("`body_keypoints` were given, but this regressor was built without keypoint input "
+                                 "(config `body_keypoints=False`); leave them out.")
+            check_tensor("body_keypoints", body_keypoints, (batch, 33, 3), f"({batch}, 33, 3)", finite=True)
         dtype = self.dtype
         pixel_values, object_keypoints, intrinsics = (
             t.to(dtype) for t in (pixel_values, object_keypoints, intrinsics)
@@ -307,6 +331,10 @@ class ScoreHOIRegressor(StrictConfigMixin, AlignedLoadingMixin, ModelMixin, Conf
             fourier_features(object_keypoints, self.config.num_frequencies, self.config.keypoint_scale)
         ) + self.token_type[2]
         queries = (self.query_tokens + self.token_type[0]).expand(batch, -1, -1)
+        if self.body_keypoint_encoder is not None:
+            if body_keypoints is None:
+                body_keypoints = no_keypoints(batch, pixel_values)
+            queries = queries + self.body_keypoint_encoder(body_keypoints.to(dtype)).view_as(queries)
         tokens = self.fusion(torch.cat([queries, image, keypoints], dim=1))
 
         num_queries = self.config.num_query_tokens

@@ -10,7 +10,6 @@ and the inputs pass through untouched.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 
 from ..image_processor import _as_list, to_mask_array, to_rgb_array
-from ..input_checks import check_bbox
+from ..input_checks import check_bbox, check_box_layout
 from ..object_mask import object_mask_from_box
 from ..person_detection import PersonDetection, PersonDetector, default_person_detector
 from ..skeleton import NUM_BLAZEPOSE
@@ -43,24 +42,6 @@ class PhotoInputs:
     human_mask: Any
     object_mask: Any
     keypoints: np.ndarray | None = None
-
-
-def check_box_layout(box, name: str) -> None:
-    """``box`` must be four numbers ``x, y, w, h`` or a list of such boxes, one per picture (values are checked
-    against the pictures later)."""
-    if isinstance(box, (str, bytes)) or not isinstance(box, (Sequence, np.ndarray, torch.Tensor)):
-        raise TypeError(
-            f"`{name}` must be x, y, w, h or a list of such boxes, one per image; got {type(box).__name__}."
-        )
-    rows = box.tolist() if isinstance(box, (np.ndarray, torch.Tensor)) else list(box)
-    boxes = [rows] if rows and isinstance(rows[0], numbers.Real) else rows
-    for i, one in enumerate(boxes):
-        values = one.tolist() if isinstance(one, (np.ndarray, torch.Tensor)) else one
-        if (isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) != 4
-                or not all(isinstance(value, numbers.Real) for value in values)):
-            raise ValueError(
-                f"`{name}[{i}]` must be four numbers x, y, w, h; give one such box per image, got {one!r}."
-            )
 
 
 def _boxes(box, name: str, batch: int) -> list:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from diffusers.utils import BaseOutput
 
+from ..camera_refinement import CameraRefinement
 from ..contacts import Contacts
 from ..objects import ObjectTemplate
 from ..params import HOIParams
@@ -96,7 +97,10 @@ def output_to_meshes(output: ScoreHOIPipelineOutput) -> list[dict[str, Any]]:
 @dataclass
 class RefinementStart:
     """Where refinement starts (``ScoreHOIPipeline.prepare_refinement``): the estimate, its ``x0 (B, 331)``, the
-    image evidence and contacts, and ``estimate(geometry) -> Contacts``, the contact refresh."""
+    image evidence and contacts, ``estimate(geometry) -> Contacts``, the contact refresh, with keypoints the
+    camera-translation refinement (``camera_translation`` follows it after every cycle), and the crop-normalised
+    ``body_keypoints (B, 33, 3)`` for the denoiser (None without keypoints or pictures, or for a denoiser built
+    without keypoint input)."""
 
     template: ObjectTemplate
     params: HOIParams
@@ -107,6 +111,8 @@ class RefinementStart:
     image_evidence: dict[str, torch.Tensor]
     estimate: Callable[[tuple], Contacts]
     contacts: Contacts
+    camera: CameraRefinement | None = None
+    body_keypoints: torch.Tensor | None = None
 
     @property
     def batch(self) -> int:

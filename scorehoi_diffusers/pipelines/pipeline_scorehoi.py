@@ -20,10 +20,14 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import logging
 
-from ..body import BodyModel
+from ..body import BodyModel, blazepose_points
+from ..camera_refinement import CameraRefinement
 from ..contacts import Contacts, ProximityContactEstimator, ReconstructionState
-from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, guidance_loss, mask_distance_transform
+from ..facing import choose_facing
+from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, guidance_loss
+from ..image_evidence import check_keypoints, keypoint_evidence, mask_evidence
 from ..image_processor import HOIImageBatch, HOIImageProcessor, ImageInput
+from ..input_checks import check_box_layout, is_int
 from ..models.contact_estimator import BoundContactEstimator, ScoreHOIContactEstimator
 from ..models.denoiser import ConditionCache, ScoreHOIDenoiser
 from ..models.regressor import ScoreHOIRegressor
@@ -34,8 +38,10 @@ from ..precision import geometry_dtype, upcast
 from ..safetensors_only import check_safetensors_only, safetensors_kwargs
 from ..schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
 from .hub import PUSH_KWARGS, push_pipeline_to_hub, upload_pipeline_folder, write_hub_files
-from .photo_inputs import check_box_layout, resolve_photo_inputs
+from .keypoint_inputs import crop_body_keypoints
+from .photo_inputs import resolve_photo_inputs
 from .pipeline_output import RefinementStart, ScoreHOIPipelineOutput, output_to_meshes, output_to_numpy
+from .step_callback import callback_latents
 
 logger = logging.get_logger(__name__)
 
@@ -108,7 +114,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def prepare_initial_estimate(
-        self, pictures: HOIImageBatch, object: ObjectTemplate
+        self, pictures: HOIImageBatch, object: ObjectTemplate, body_keypoints: torch.Tensor | None = None
     ) -> tuple[HOIParams, torch.Tensor, BoundContactEstimator | None]:
         """The regressor's initial estimate, image tokens and image-bound contact estimator for preprocessed pictures.
 
@@ -117,6 +123,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         Args:
             pictures (`HOIImageBatch`): the output of ``pipeline.image_processor.preprocess`` (batch B).
             object (`ObjectTemplate`): the object template (its keypoints condition the regressor).
+            body_keypoints (`torch.Tensor`, *optional*): ``(B, 33, 3)``, for a regressor that reads keypoints.
 
         Returns:
             ``(initial_params, image_tokens, contact_estimator)``: the estimate as :class:`HOIParams` (batch B),
@@ -129,7 +136,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         pixel_values = pictures.pixel_values.to(device=device, dtype=dtype)
         crop_intrinsics = pictures.crop_intrinsics.to(device=device, dtype=dtype)
         keypoints = object.keypoints.to(device=device, dtype=dtype).expand(pixel_values.shape[0], -1, -1)
-        output = self.regressor(pixel_values, keypoints, crop_intrinsics)
+        output = self.regressor(pixel_values, keypoints, crop_intrinsics, body_keypoints=body_keypoints)
         bound = None
         if self._contact_estimator_fits_body():
             bound = self.contact_estimator.bind(output.feature_map, crop_intrinsics, pictures.image_size)
@@ -218,12 +225,17 @@ class ScoreHOIPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------------------------------------------
     # Geometry of one x0 batch.
 
-    def _geometry(self, x0: torch.Tensor, camera_translation: torch.Tensor, template: ObjectTemplate):
-        """Decode ``x0 (B, 331)`` and pose the downsampled body and the object keypoints (pelvis frame)."""
+    def _geometry(self, x0: torch.Tensor, camera_translation: torch.Tensor, template: ObjectTemplate,
+                  keypoints: bool = False):
+        """Decode ``x0 (B, 331)`` and pose the downsampled body and the object keypoints (pelvis frame); with
+        ``keypoints``, also the body's ``(B, 33, 3)`` BlazePose points, as a fifth entry."""
         params = self.codec.decode(x0, camera_translation)
-        body_points, _ = self.body_model.skin_subset(params)
+        skinned = self.body_model.skin_subset_landmarks(params) if keypoints else self.body_model.skin_subset(params)
+        body_points = skinned[0]
         object_points = template.pose(template.keypoints, params.object_rotation, params.object_translation)
         sdf = template.signed_distance_posed(body_points, params.object_rotation, params.object_translation)
+        if keypoints:
+            return params, body_points, object_points, sdf, blazepose_points(*skinned[1:])
         return params, body_points, object_points, sdf
 
     def _predict_noise(
@@ -234,10 +246,10 @@ class ScoreHOIPipeline(DiffusionPipeline):
         timestep = torch.tensor(timestep, device=latents.device)
         return self.denoiser(latents.to(model_dtype), timestep, condition=condition).sample.to(latents.dtype)
 
-    def _guidance_inputs(
-        self, body_points, object_points, sdf, contacts: Contacts, camera_translation, image_evidence
-    ):
+    def _guidance_inputs(self, geometry, contacts: Contacts, camera_translation, image_evidence):
+        _, body_points, object_points, sdf = geometry[:4]
         return GuidanceInputs(
+            keypoints_3d=geometry[4] if len(geometry) > 4 else None,
             body_points=body_points,
             object_points=object_points,
             body_object_sdf=sdf,
@@ -248,41 +260,12 @@ class ScoreHOIPipeline(DiffusionPipeline):
             **image_evidence,
         )
 
-    @staticmethod
-    def _image_evidence(intrinsics, human_mask, object_mask, batch, device, dtype) -> dict[str, torch.Tensor]:
-        """Camera matrices ``(B, 3, 3)`` and mask distance maps ``(B, H, W)`` for the image guidance terms."""
-        evidence = {}
-        if intrinsics is not None:
-            evidence["intrinsics"] = torch.as_tensor(intrinsics, device=device, dtype=dtype).expand(batch, 3, 3)
-        for name, mask in (("human", human_mask), ("object", object_mask)):
-            if mask is not None:
-                mask = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask)
-                mask = mask.expand(batch, *mask.shape[-2:])
-                evidence[f"{name}_distance_map"] = mask_distance_transform(mask, f"{name}_mask").to(device, dtype)
-        return evidence
-
     # ------------------------------------------------------------------------------------------------------
 
     def check_inputs(
-        self,
-        image,
-        human_mask,
-        object_mask,
-        object,
-        bbox,
-        initial_params,
-        contacts,
-        contact_estimator,
-        num_cycles,
-        t_start,
-        stride,
-        guidance_config,
-        guidance_scale,
-        eta,
-        generator,
-        output_type,
-        callback_on_step_end,
-        callback_on_step_end_tensor_inputs,
+        self, image, human_mask, object_mask, object, bbox, initial_params, keypoints, intrinsics, contacts,
+        contact_estimator, num_cycles, t_start, stride, guidance_config, guidance_scale, eta, generator, output_type,
+        callback_on_step_end, callback_on_step_end_tensor_inputs,
     ) -> None:
         """Raise a one-line ``ValueError``/``TypeError`` naming the first bad argument of :meth:`__call__`."""
         if output_type not in ("pt", "np", "mesh"):
@@ -303,20 +286,24 @@ class ScoreHOIPipeline(DiffusionPipeline):
             check_box_layout(bbox, "bbox")
         if initial_params is not None and not isinstance(initial_params, HOIParams):
             raise TypeError(f"`initial_params` must be HOIParams, got {type(initial_params).__name__}.")
+        if keypoints is not None:
+            check_keypoints(keypoints)
+            if image is None and intrinsics is None:
+                raise ValueError("`keypoints` are pixels of a picture: give `image` or the pictures' `intrinsics`.")
         if contacts is not None and not isinstance(contacts, Contacts):
             raise TypeError(f"`contacts` must be Contacts, got {type(contacts).__name__}.")
         if contact_estimator is not None and not callable(contact_estimator):
             raise TypeError("`contact_estimator` must be a callable `estimator(ReconstructionState) -> Contacts`, "
                             f"got {type(contact_estimator).__name__}.")
-        if not _is_int(num_cycles) or num_cycles < 0:
+        if not is_int(num_cycles) or num_cycles < 0:
             raise ValueError(f"`num_cycles` must be an integer >= 0, got {num_cycles!r}.")
         num_train_timesteps = self.scheduler.config.num_train_timesteps
-        if not _is_int(stride) or not 1 <= stride <= MAX_STRIDE or num_train_timesteps % stride != 0:
+        if not is_int(stride) or not 1 <= stride <= MAX_STRIDE or num_train_timesteps % stride != 0:
             raise ValueError(
                 f"`stride` must be an integer in [1, {MAX_STRIDE}] dividing {num_train_timesteps} (the scheduler's "
                 f"training steps), e.g. 5 or 10 (larger guided steps diverge); got {stride!r}."
             )
-        if not _is_int(t_start) or not stride <= t_start <= MAX_T_START or t_start % stride != 0:
+        if not is_int(t_start) or not stride <= t_start <= MAX_T_START or t_start % stride != 0:
             raise ValueError(
                 f"`t_start` must be a multiple of `stride`={stride} in [{stride}, {MAX_T_START}] (deeper inversion "
                 f"makes the guided steps diverge), got {t_start!r}."
@@ -353,6 +340,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         bbox,
         intrinsics,
         initial_params: HOIParams | None,
+        keypoints,
         contacts: Contacts | None,
         image_tokens: torch.Tensor | None,
         contact_estimator: Callable[[ReconstructionState], Contacts] | None,
@@ -360,11 +348,14 @@ class ScoreHOIPipeline(DiffusionPipeline):
         dtype: torch.dtype,
     ) -> RefinementStart:
         """Steps 2–4 of ``__call__`` (arguments as there, already checked): the initial estimate (from the pictures
-        unless given), its x0, the image evidence, the contact estimator and the initial contacts."""
-        device = self._execution_device
+        unless given; with keypoints, turned to the facing they agree with), its x0, the image evidence, the camera
+        refinement and the models' crop keypoints (with keypoints), the contact estimator and the initial contacts."""
+        device, body_keypoints = self._execution_device, None
         if image is not None:
             pictures = self.image_processor.preprocess(image, human_mask, object_mask, bbox, intrinsics)
-            regressed_params, regressed_tokens, bound_estimator = self.prepare_initial_estimate(pictures, template)
+            body_keypoints = crop_body_keypoints(keypoints, pictures, self.denoiser)
+            regressed_params, regressed_tokens, bound_estimator = self.prepare_initial_estimate(
+                pictures, template, crop_body_keypoints(keypoints, pictures, self.regressor))
             initial_params = regressed_params if initial_params is None else initial_params
             image_tokens = regressed_tokens if image_tokens is None else image_tokens
             contact_estimator = bound_estimator if contact_estimator is None else contact_estimator
@@ -379,6 +370,13 @@ class ScoreHOIPipeline(DiffusionPipeline):
 
         params = initial_params.to(device=device, dtype=dtype)
         batch = params.batch_size
+        image_evidence = mask_evidence(intrinsics, human_mask, object_mask, batch, device, dtype)
+        camera = None
+        if keypoints is not None and config.keypoints_2d > 0:
+            image_evidence |= keypoint_evidence(keypoints, camera_intrinsics, intrinsics, batch, device, dtype)
+            params, _ = choose_facing(self.body_model, params, image_evidence, config.keypoints_2d_sigma)
+            if config.camera_step_size > 0:
+                camera = CameraRefinement(params.camera_translation, config.camera_step_size)
         camera_translation = params.camera_translation
         x0 = self.codec.encode(params)
         if not torch.isfinite(x0).all():
@@ -387,27 +385,27 @@ class ScoreHOIPipeline(DiffusionPipeline):
 
         up_axis = torch.tensor(config.up_axis, device=device, dtype=dtype)
         up_axis = up_axis / up_axis.norm()
-        image_evidence = self._image_evidence(intrinsics, human_mask, object_mask, batch, device, dtype)
 
         def estimate(geometry) -> Contacts:
             """Contacts from the ``_geometry`` of the current estimate."""
-            return estimator(ReconstructionState(*geometry, up_axis, image_tokens)).detach()
+            return estimator(ReconstructionState(*geometry[:4], up_axis, image_tokens)).detach()
 
         if contacts is None:
             contacts = estimate(self._geometry(x0, camera_translation, template))
         contacts = contacts.to(device=device, dtype=dtype)
         return RefinementStart(template, params, x0, camera_translation, camera_intrinsics, image_tokens,
-                               image_evidence, estimate, contacts)
+                               image_evidence, estimate, contacts, camera, body_keypoints)
 
     def evaluate_cycle(
         self, x0: torch.Tensor, start: RefinementStart, contacts: Contacts, config: GuidanceConfig
     ) -> tuple[tuple, torch.Tensor, dict[str, torch.Tensor]]:
-        """The geometry of a cycle's result and its guidance loss ``(B,)`` and unweighted terms."""
-        geometry = self._geometry(x0, start.camera_translation, start.template)
-        _, body_points, object_points, sdf = geometry
-        inputs = self._guidance_inputs(
-            body_points, object_points, sdf, contacts, start.camera_translation, start.image_evidence
-        )
+        """The geometry of a cycle's result and its guidance loss ``(B,)`` and unweighted terms (the camera translation
+        refined so far, with keypoints)."""
+        if start.camera is not None:
+            start.camera_translation = start.camera.translation
+        keypoints = "keypoints_2d" in start.image_evidence
+        geometry = self._geometry(x0, start.camera_translation, start.template, keypoints)
+        inputs = self._guidance_inputs(geometry, contacts, start.camera_translation, start.image_evidence)
         total, terms = guidance_loss(inputs, config)
         return geometry, total, terms
 
@@ -456,6 +454,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         contacts: Contacts,
         image_evidence: dict[str, torch.Tensor],
         guidance_config: GuidanceConfig,
+        camera: CameraRefinement | None = None,
     ) -> torch.Tensor:
         """The guidance gradient ``∇_{x_t} L(x̂0(x_t))`` of one denoising step, with the predicted noise held constant.
 
@@ -472,13 +471,14 @@ class ScoreHOIPipeline(DiffusionPipeline):
             contacts (`Contacts`): the contacts the contact term pulls together.
             image_evidence (`dict`): camera matrices and mask distance maps (``GuidanceInputs`` fields).
             guidance_config (`GuidanceConfig`): term weights.
+            camera (`CameraRefinement`, *optional*): replaces ``camera_translation`` and steps with its gradient.
 
         Returns:
             `torch.Tensor` of shape ``(B, 331)``, for ``scheduler.step(guidance_gradient=...)``.
         """
         x0_hat = self.scheduler.predict_original_sample(noise_pred, timestep, latents)
         grad = self.guidance_x0_gradient(
-            x0_hat, object, camera_translation, contacts, image_evidence, guidance_config, f" at t={timestep}"
+            x0_hat, object, camera_translation, contacts, image_evidence, guidance_config, f" at t={timestep}", camera
         )
         # x̂0 = (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t has Jacobian 1 / √ᾱ_t in x_t when ε is held constant.
         return grad / self.scheduler.alphas_cumprod[timestep] ** 0.5
@@ -492,18 +492,25 @@ class ScoreHOIPipeline(DiffusionPipeline):
         image_evidence: dict[str, torch.Tensor],
         guidance_config: GuidanceConfig,
         where: str = "",
+        camera: CameraRefinement | None = None,
     ) -> torch.Tensor:
         """``∇_{x0} L (B, 331)`` of :func:`guidance_loss` on the geometry of ``x0``; per sample a non-finite gradient
         becomes zero (with a logged warning naming the samples and ``where``) and the norm is bounded by
-        ``guidance_config.max_grad_norm``. The guided step and the optimisation-only baseline both use it."""
+        ``guidance_config.max_grad_norm``. With ``camera``, its translation replaces ``camera_translation`` and takes
+        one step from the same pass's ``∇_t L``. The guided step and the optimisation-only baseline both use it."""
+        keypoints = "keypoints_2d" in image_evidence
         with torch.enable_grad():
             x0 = x0.detach().requires_grad_(True)
-            _, body_points, object_points, sdf = self._geometry(x0, camera_translation, object)
-            inputs = self._guidance_inputs(
-                body_points, object_points, sdf, contacts, camera_translation, image_evidence
-            )
+            wrt = (x0,)
+            if camera is not None:
+                camera_translation = camera.translation.detach().requires_grad_(True)
+                wrt = (x0, camera_translation)
+            geometry = self._geometry(x0, camera_translation, object, keypoints)
+            inputs = self._guidance_inputs(geometry, contacts, camera_translation, image_evidence)
             loss, _ = guidance_loss(inputs, guidance_config)
-            (grad_x0,) = torch.autograd.grad(loss.sum(), x0)
+            grad_x0, *grad_camera = torch.autograd.grad(loss.sum(), wrt)
+        if camera is not None:
+            camera.step(grad_camera[0])
         grad, non_finite = clip_gradient_norm(grad_x0, guidance_config.max_grad_norm)
         if non_finite.any():
             logger.warning(
@@ -522,6 +529,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         bbox: Sequence | None = None,
         intrinsics: torch.Tensor | None = None,
         initial_params: HOIParams | None = None,
+        keypoints: np.ndarray | torch.Tensor | None = None,
         contacts: Contacts | None = None,
         image_tokens: torch.Tensor | None = None,
         contact_estimator: Callable[[ReconstructionState], Contacts] | None = None,
@@ -560,6 +568,10 @@ class ScoreHOIPipeline(DiffusionPipeline):
             intrinsics (`torch.Tensor`, *optional*): ``(3, 3)`` or ``(B, 3, 3)`` camera matrices of the
                 pictures; default: focal 1.2 x the longer side, centred principal point.
             initial_params (`HOIParams`, *optional*): a starting estimate (batch B) instead of the regressor's.
+            keypoints (array or tensor, *optional*): ``(33, 3)`` or ``(B, 33, 3)`` BlazePose landmarks ``(u, v,
+                visibility)`` in the pictures' pixels, for the keypoint term, the camera-translation refinement, a
+                front/back check of the initial estimate and models built with ``body_keypoints=True``; with
+                ``initial_params``, give ``intrinsics`` too.
             contacts (`Contacts`, *optional*): initial contacts; estimated from the initial estimate if omitted.
             image_tokens (`torch.Tensor`, *optional*): ``(B, N, D)`` image features, the denoiser's condition
                 (taken from the regressor when ``image`` is given).
@@ -601,12 +613,13 @@ class ScoreHOIPipeline(DiffusionPipeline):
         """
         # 1. Check inputs
         self.check_inputs(
-            image, human_mask, object_mask, object, bbox, initial_params, contacts, contact_estimator, num_cycles,
-            t_start, stride, guidance_config, guidance_scale, eta, generator, output_type, callback_on_step_end,
-            callback_on_step_end_tensor_inputs,
+            image, human_mask, object_mask, object, bbox, initial_params, keypoints, intrinsics, contacts,
+            contact_estimator, num_cycles, t_start, stride, guidance_config, guidance_scale, eta, generator,
+            output_type, callback_on_step_end, callback_on_step_end_tensor_inputs,
         )
         photo = resolve_photo_inputs(image, human_mask, object_mask, object_box, person_box, person_detector)
         human_mask, object_mask = photo.human_mask, photo.object_mask
+        keypoints = photo.keypoints if keypoints is None else keypoints
         if isinstance(guidance_config, Mapping):
             guidance_config = GuidanceConfig.from_dict(guidance_config)
         config = guidance_config if guidance_config is not None else self.default_guidance_config()
@@ -618,8 +631,8 @@ class ScoreHOIPipeline(DiffusionPipeline):
 
         # 2.-4. Initial estimate, x0, image evidence and initial contacts (shared with the optimisation baseline)
         start = self.prepare_refinement(
-            template, image, human_mask, object_mask, bbox, intrinsics, initial_params, contacts, image_tokens,
-            contact_estimator, config, dtype,
+            template, image, human_mask, object_mask, bbox, intrinsics, initial_params, keypoints, contacts,
+            image_tokens, contact_estimator, config, dtype,
         )
         batch, camera_translation, x0, contacts = start.batch, start.camera_translation, start.x0, start.contacts
         if isinstance(generator, list) and len(generator) != batch:
@@ -629,7 +642,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
 
         # 5. Denoiser condition and timesteps
         keypoints = template.keypoints.expand(batch, -1, -1)
-        condition = self.denoiser.encode_condition(image_tokens=image_tokens, object_keypoints=keypoints)
+        condition = self.denoiser.encode_condition(image_tokens, keypoints, body_keypoints=start.body_keypoints)
         self.scheduler.set_refinement_timesteps(t_start, stride)
         grid = self.scheduler.refinement_timesteps(t_start, stride).tolist()
 
@@ -652,7 +665,8 @@ class ScoreHOIPipeline(DiffusionPipeline):
                     gradient = None
                     if scale > 0:
                         gradient = self.guidance_gradient(
-                            latents, noise, t, template, camera_translation, contacts, image_evidence, config
+                            latents, noise, t, template, camera_translation, contacts, image_evidence, config,
+                            start.camera,
                         )
                     latents = self.scheduler.step(
                         noise, t, latents, eta=eta, generator=generator,
@@ -664,7 +678,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
                         callback_kwargs = {k: named[k] for k in callback_on_step_end_tensor_inputs}
                         callback_outputs = callback_on_step_end(self, step_index, t, callback_kwargs)
                         if callback_outputs is not None and "latents" in callback_outputs:
-                            latents = _callback_latents(callback_outputs["latents"], latents)
+                            latents = callback_latents(callback_outputs["latents"], latents)
                     step_index += 1
                     progress.update()
                 x0 = latents
@@ -681,16 +695,3 @@ class ScoreHOIPipeline(DiffusionPipeline):
         if not return_dict:
             return output.to_tuple()
         return output
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _callback_latents(returned: Any, latents: torch.Tensor) -> torch.Tensor:
-    """The ``latents`` a step callback returned, on the pipeline's device and dtype."""
-    if not isinstance(returned, torch.Tensor) or returned.shape != latents.shape:
-        shape = tuple(returned.shape) if isinstance(returned, torch.Tensor) else type(returned).__name__
-        raise ValueError(f"`callback_on_step_end` returned `latents` {shape}; return a tensor of shape "
-                         f"{tuple(latents.shape)}.")
-    return returned.to(device=latents.device, dtype=latents.dtype)

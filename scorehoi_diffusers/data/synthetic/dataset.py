@@ -109,6 +109,7 @@ def generate_samples(
     start: int = 0,
     batch_size: int = 16,
     interactions: Sequence[str] | None = None,
+    randomized: bool = False,
 ) -> Iterator[dict]:
     """Yield rendered schema samples ``start .. start + num_samples - 1`` one by one (dicts of
     :data:`~scorehoi_diffusers.data.schema.FEATURES`; images as PIL images). Arguments as in
@@ -116,7 +117,14 @@ def generate_samples(
     num_samples = _check_count("num_samples", num_samples, 1)
     start = _check_count("start", start)
     generator = _generator(_body_key(body), objects, interactions)
-    yield from generator.samples(np.arange(start, start + num_samples), seed, split, image_size, batch_size)
+    yield from generator.samples(np.arange(start, start + num_samples), seed, split, image_size, batch_size,
+                                 _check_randomized(randomized))
+
+
+def _check_randomized(randomized) -> bool:
+    if not isinstance(randomized, bool):
+        raise TypeError(f"`randomized` must be True or False, got {randomized!r}.")
+    return randomized
 
 
 def _dataset_examples(chunks: list[list[int]], settings: dict) -> Iterator[dict]:
@@ -127,7 +135,8 @@ def _dataset_examples(chunks: list[list[int]], settings: dict) -> Iterator[dict]
     total = sum(len(chunk) for chunk in chunks)
     with tqdm(total=total, desc="Synthesizing HOI samples", unit="sample", disable=not settings["progress"]) as bar:
         for chunk in chunks:
-            samples = generator.samples(chunk, settings["seed"], settings["split"], settings["image_size"], len(chunk))
+            samples = generator.samples(chunk, settings["seed"], settings["split"], settings["image_size"], len(chunk),
+                                        settings.get("randomized", False))
             for sample in samples:
                 yield sample
                 bar.update(1)
@@ -165,6 +174,7 @@ def generate_dataset(
     batch_size: int = 16,
     cache_dir: str | Path | None = None,
     interactions: Sequence[str] | None = None,
+    randomized: bool = False,
 ) -> datasets.Dataset:
     """Render a synthetic dataset as a ``datasets.Dataset`` (Arrow on disk, features = schema ``FEATURES``).
 
@@ -181,6 +191,8 @@ def generate_dataset(
         batch_size: scenes built together.
         cache_dir: where the Arrow files go (default: a new temporary folder, so nothing stale is reused).
         interactions: names from :data:`INTERACTIONS` to draw (default: all those of ``objects``).
+        randomized: render in the randomised style (any colours, textures, clutter, light from any side), for
+            training models that must not lean on colour; the scenes and masks are the same.
     """
     import datasets
 
@@ -201,6 +213,8 @@ def generate_dataset(
         "body": _body_key(body),
         "progress": bool(progress) and (num_proc or 1) == 1,
     }
+    if _check_randomized(randomized):  # only then, so the default's fingerprint and description stay as they were
+        settings["randomized"] = True
     chunks = [
         list(range(first, min(first + batch_size, start + num_samples)))
         for first in range(start, start + num_samples, batch_size)

@@ -253,11 +253,13 @@ class SyntheticHOIGenerator:
     # -- rendering --------------------------------------------------------------------------------------
 
     def render(self, scenes: SyntheticScenes, image_size: int = 256, seed: int = 0,
-               split: str = "train") -> Iterator[dict]:
+               split: str = "train", randomized: bool = False) -> Iterator[dict]:
         """Render ``scenes`` (built with ``seed`` and ``split``) and yield one schema sample per scene.
 
         Appearance (clothes, skin, object and floor colours, wall, background, light) is drawn from each
-        sample's own stream, so it too depends only on ``(seed, split, index)``.
+        sample's own stream, so it too depends only on ``(seed, split, index)``. ``randomized`` switches to the
+        randomised appearance (any colours, textures, clutter, light from any side; see
+        :mod:`~scorehoi_diffusers.data.synthetic.render`): same scenes, same masks, other pictures.
         """
         stream = _check_split(split)
         image_size = _check_count("image_size", image_size, 16)
@@ -269,9 +271,10 @@ class SyntheticHOIGenerator:
         for k in range(params.batch_size):
             index = int(scenes.indices[k])
             rng = np.random.default_rng([stream, seed, index, 0])
+            style = np.random.default_rng([stream, seed, index, 1]) if randomized else None
             template = self.templates[scenes.object_names[k]]
             image, human_mask, object_mask = _render_scene(scenes, k, vertices[k], template, self._body_parts(),
-                                                           intrinsics[k], image_size, rng)
+                                                           intrinsics[k], image_size, rng, style)
             union = human_mask | object_mask
             rows, cols = np.nonzero(union)
             if len(rows):
@@ -302,14 +305,15 @@ class SyntheticHOIGenerator:
         return self._part_faces
 
     def samples(self, indices: Sequence[int], seed: int = 0, split: str = "train", image_size: int = 256,
-                batch_size: int = 16) -> Iterator[dict]:
-        """Schema samples for ``indices``, built ``batch_size`` scenes at a time."""
+                batch_size: int = 16, randomized: bool = False) -> Iterator[dict]:
+        """Schema samples for ``indices``, built ``batch_size`` scenes at a time (``randomized``: see
+        :meth:`render`)."""
         image_size = _check_count("image_size", image_size, 16)
         batch_size = _check_count("batch_size", batch_size, 1)
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         for start in range(0, len(indices), batch_size):
             scenes = self.scenes(indices[start: start + batch_size], seed, split)
-            yield from self.render(scenes, image_size, seed, split)
+            yield from self.render(scenes, image_size, seed, split, randomized)
 
 
 # Rigs are measured once per body model and shared by its generators.

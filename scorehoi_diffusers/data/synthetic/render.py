@@ -1,7 +1,15 @@
-"""Rendering a synthetic scene: clothing, object, wall, floor and background colours."""
+"""Rendering a synthetic scene: clothing, object, wall, floor and background colours.
+
+Two appearance styles: the default (plausible clothing colours, plain gradient backgrounds, a key light from
+above) and a randomised one (``randomized=True``), meant for training models that must not lean on colour: any
+hue for skin, clothes and object, screen-space textures on body and object, cluttered backgrounds, walls and
+floors only sometimes, light from any side, and exposure, contrast and colour-cast changes with sensor noise.
+The randomised style draws from a second per-sample stream, so the default renders stay as they were.
+"""
 from __future__ import annotations
 
 import colorsys
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -95,6 +103,52 @@ def _gradient(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.round(np.broadcast_to(image, (size, size, 3)) * 255).astype(np.uint8)
 
 
+def _any_color(rng: np.random.Generator) -> tuple[float, float, float]:
+    return _hsv(rng.random(), rng.uniform(0.0, 1.0), rng.uniform(0.1, 1.0))
+
+
+def _smooth_noise(rng: np.random.Generator, size: int, cells: int, channels: int) -> np.ndarray:
+    """``(size, size, channels)`` float noise in [0, 1], smooth over ``size / cells`` pixels (bilinear upsampling
+    of a ``(cells + 1)²`` random grid)."""
+    grid = rng.random((cells + 1, cells + 1, channels))
+    position = np.linspace(0.0, cells, size)
+    low = np.minimum(position.astype(np.int64), cells - 1)
+    frac = (position - low)[:, None]
+    rows = grid[low] * (1 - frac[..., None]) + grid[low + 1] * frac[..., None]  # (size, cells + 1, C)
+    return rows[:, low] * (1 - frac.T[..., None]) + rows[:, low + 1] * frac.T[..., None]
+
+
+def _clutter(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A random background ``(size, size, 3)`` uint8: coloured smooth noise with random boxes and stripes."""
+    image = np.array(_any_color(rng)) * (0.5 + _smooth_noise(rng, size, int(rng.integers(2, 9)), 3))
+    for _ in range(int(rng.integers(0, 12))):
+        x0, y0 = rng.integers(0, size, 2)
+        w, h = rng.integers(size // 16 + 1, size // 2 + 2, 2)
+        image[y0: y0 + h, x0: x0 + w] = np.array(_any_color(rng))
+    if rng.random() < 0.3:
+        period = rng.uniform(4.0, 40.0)
+        stripes = (np.sin(np.arange(size) * 2 * np.pi / period + rng.uniform(0, 6.3)) > 0)[None, :, None]
+        stripes = stripes if rng.random() < 0.5 else stripes.transpose(1, 0, 2)
+        image = np.where(stripes, image, image * rng.uniform(0.3, 0.9))
+    return np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def _randomize_picture(image: np.ndarray, human_mask: np.ndarray, object_mask: np.ndarray,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Textures on body and object, then exposure, contrast, colour cast and sensor noise, on a uint8 picture."""
+    size = image.shape[0]
+    picture = image.astype(np.float64) / 255.0
+    for mask in (human_mask, object_mask):
+        strength = rng.uniform(0.0, 0.6)
+        texture = 1.0 + strength * (2.0 * _smooth_noise(rng, size, int(rng.integers(4, 33)), 3) - 1.0)
+        picture = np.where(mask[..., None], picture * texture, picture)
+    gain = rng.uniform(0.6, 1.4) * (1.0 + rng.uniform(-0.15, 0.15, 3))
+    gamma = rng.uniform(0.7, 1.4)
+    picture = np.clip(picture * gain, 0.0, 1.0) ** gamma
+    picture = picture + rng.uniform(0.0, 0.04) * rng.standard_normal(picture.shape)
+    return np.round(np.clip(picture, 0.0, 1.0) * 255).astype(np.uint8)
+
+
 def _body_part_faces(faces: np.ndarray, weights: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Body faces ``(F, 3)`` grouped by clothing region (from the joint that moves each face most, by the skinning
     ``weights (V, 52)``), each as ``(vertex indices used, faces re-indexed into them)``."""
@@ -110,7 +164,8 @@ def _body_part_faces(faces: np.ndarray, weights: np.ndarray) -> dict[str, tuple[
 
 def _render_scene(scenes: SyntheticScenes, k: int, vertices: np.ndarray, template: ObjectTemplate,
                   part_faces: dict[str, tuple[np.ndarray, np.ndarray]], K: np.ndarray, size: int,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  rng: np.random.Generator, randomized: np.random.Generator | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render scene ``k`` with appearance drawn from ``rng``: ``(image (size, size, 3) uint8, human mask, object
     mask)``, both masks ``(size, size)`` bool.
 
@@ -123,6 +178,8 @@ def _render_scene(scenes: SyntheticScenes, k: int, vertices: np.ndarray, templat
         K: ``(3, 3)`` intrinsics for ``size`` pixels.
         size: image side in pixels.
         rng: the sample's own appearance stream.
+        randomized: the sample's stream of the randomised style (see the module docstring), or None for the
+            default style.
     """
     params = scenes.params
     name = scenes.object_names[k]
@@ -131,12 +188,15 @@ def _render_scene(scenes: SyntheticScenes, k: int, vertices: np.ndarray, templat
     object_vertices = template.vertices.double().numpy() @ rotation.T + translation
 
     colors = _clothing_colors(rng)
+    if randomized is not None:
+        colors = {part: _any_color(randomized) for part in colors}
     layers = [
         MeshLayer(vertices[used], faces, colors[part], name=f"human_{part}")
         for part, (used, faces) in part_faces.items()
     ]
     num_body_layers = len(layers)
-    layers.append(MeshLayer(object_vertices, template.faces.numpy(), _object_color(name, rng), name="object"))
+    object_color = _object_color(name, rng) if randomized is None else _any_color(randomized)
+    layers.append(MeshLayer(object_vertices, template.faces.numpy(), object_color, name="object"))
 
     plane = scenes.floor_plane[k].double().numpy()
     up, offset = plane[:3], plane[3]
@@ -146,18 +206,29 @@ def _render_scene(scenes: SyntheticScenes, k: int, vertices: np.ndarray, templat
     toward_camera = -on_floor - (-on_floor @ up) * up
     toward_camera /= max(np.linalg.norm(toward_camera), 1e-9)
     wall_distance = rng.uniform(1.2, 4.0)
-    if rng.random() < 0.75:
+    wall = rng.random() < 0.75
+    if randomized is not None:
+        wall = randomized.random() < 0.4
+    if wall:
         across = np.cross(up, toward_camera)
         base = on_floor - wall_distance * toward_camera
         corners = np.array([base - 15 * across, base + 15 * across, base + 15 * across + 6 * up,
                             base - 15 * across + 6 * up])
-        wall_color = _muted_color(rng, 0.45, 0.95)
+        wall_color = _muted_color(rng, 0.45, 0.95) if randomized is None else _any_color(randomized)
         layers.append(MeshLayer(corners, np.array([[0, 1, 2], [0, 2, 3]]), wall_color, name="wall"))
     floor_colors = _floor_colors(rng)
     floor = Floor(point=on_floor, normal=up, size=max(10.0, 5.0 * wall_distance + 6.0),
                   tile=float(rng.uniform(0.15, 0.8)), colors=floor_colors, axis=toward_camera)
     light = np.array([rng.uniform(-0.8, 0.8), rng.uniform(-1.0, -0.3), rng.uniform(-1.0, -0.2)])
-    result = render(layers, K, (size, size), background=_gradient(rng, size), light_direction=light, floor=floor)
+    background = _gradient(rng, size)
+    if randomized is not None:
+        floor_colors = (_any_color(randomized), _any_color(randomized))
+        floor = replace(floor, colors=floor_colors) if randomized.random() < 0.6 else None
+        light = np.array([randomized.uniform(-1, 1), randomized.uniform(-1, 0.3), randomized.uniform(-1, -0.1)])
+        background = _clutter(randomized, size)
+    result = render(layers, K, (size, size), background=background, light_direction=light, floor=floor)
     human_mask = result.masks[:num_body_layers].any(0)
     object_mask = result.masks[num_body_layers]
-    return result.image, human_mask, object_mask
+    if randomized is None:
+        return result.image, human_mask, object_mask
+    return _randomize_picture(result.image, human_mask, object_mask, randomized), human_mask, object_mask

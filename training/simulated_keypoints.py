@@ -1,0 +1,82 @@
+"""Keypoint input for training: simulated BlazePose detections of each sample's ground truth, in the crop.
+
+With `--body_keypoints` the regressor and the denoiser read detected 2D body keypoints. Training samples have no
+detector output, so each one gets simulated detections (`scorehoi_diffusers.data.simulated_detections`) of its
+true body, at the error rates measured on the real detector (`DetectionNoise()`'s defaults), made directly in the
+crop: the crop is a pinhole camera of its own (`data/crop.py`), and the detector's errors are in units of the
+person's box, so projecting the rolled ground truth through the crop's intrinsics is the same as detecting in the
+picture and mapping the landmarks into the crop. On top of the detector's own misses, `--keypoint_dropout_prob`
+removes a sample's keypoints altogether, so the models also work when no detection is given.
+
+The draws come from their own stream of `(seed, micro-step, process)`, so they do not shift any other random
+choice of the scripts.
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+from training_setup import step_generator
+
+from scorehoi_diffusers.body import BodyModel, blazepose_points
+from scorehoi_diffusers.data.simulated_detections import DetectionNoise, simulate_detections
+from scorehoi_diffusers.models.body_keypoints import crop_keypoints, with_body_keypoints
+from scorehoi_diffusers.params import HOIParams
+
+STREAM_KEYPOINTS = 4  # after training_setup's STREAM_RENDERED, _PARAMETERS, _AUGMENTATION and _NOISE
+
+
+def add_keypoint_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--body_keypoints` and `--keypoint_dropout_prob`."""
+    group = parser.add_argument_group("keypoints")
+    group.add_argument("--body_keypoints", action="store_true",
+                       help="train the models with simulated 2D body keypoints as input (adds the keypoint layers "
+                       "to --init_from weights that lack them, starting at zero).")
+    group.add_argument("--keypoint_dropout_prob", type=float, default=0.1,
+                       help="share of samples given no keypoints at all (besides the detector's measured misses).")
+    group.add_argument("--keypoint_lr_multiplier", type=float, default=1.0,
+                       help="learning rate of the keypoint layers over --learning_rate (new layers in a warm start "
+                       "learn faster with a larger one).")
+
+
+def parameter_groups(models, args: argparse.Namespace) -> list[dict]:
+    """The optimizer's parameter groups over `models`: the keypoint encoder's weights at `--learning_rate` x
+    `--keypoint_lr_multiplier`, everything else at `--learning_rate`."""
+    if not args.keypoint_lr_multiplier > 0:
+        raise ValueError(f"--keypoint_lr_multiplier must be > 0, got {args.keypoint_lr_multiplier}.")
+    keypoint, other = [], []
+    for model in models:
+        for name, parameter in model.named_parameters():
+            (keypoint if name.startswith("body_keypoint_encoder.") else other).append(parameter)
+    groups = [{"params": other, "lr": args.learning_rate}]
+    if keypoint:
+        groups.append({"params": keypoint, "lr": args.learning_rate * args.keypoint_lr_multiplier})
+    return groups
+
+
+def with_keypoint_input(model, args: argparse.Namespace):
+    """`model`, with keypoint input added when `--body_keypoints` asks for it (see `with_body_keypoints`)."""
+    return with_body_keypoints(model) if args.body_keypoints else model
+
+
+class SimulatedKeypoints:
+    """Crop-normalised simulated detections `(B, 33, 3)` of a batch's true bodies (see the module docstring)."""
+
+    def __init__(self, body: BodyModel, seed: int, process_index: int, dropout_prob: float,
+                 noise: DetectionNoise | None = None):
+        if not 0.0 <= dropout_prob <= 1.0:
+            raise ValueError(f"--keypoint_dropout_prob must lie in [0, 1], got {dropout_prob}.")
+        self.body, self.seed, self.process_index = body, seed, process_index
+        self.dropout_prob, self.noise = dropout_prob, noise if noise is not None else DetectionNoise()
+
+    @torch.no_grad()
+    def __call__(self, truth: HOIParams, intrinsics: torch.Tensor, crop_size: tuple[int, int],
+                 micro_step: int) -> torch.Tensor:
+        """`truth` (batch B, camera frame of the crop), `intrinsics (B, 3, 3)` of the crop, `crop_size (H, W)`."""
+        generator = step_generator(self.seed, micro_step, self.process_index, STREAM_KEYPOINTS, torch.device("cpu"))
+        output = self.body(truth, frame="camera")
+        points = blazepose_points(output.joints, output.landmarks).cpu()
+        height, width = (int(n) for n in crop_size)
+        detections = simulate_detections(points, intrinsics.cpu().float(), (height, width), self.noise, generator)
+        keep = torch.rand(truth.batch_size, generator=generator) >= self.dropout_prob
+        return crop_keypoints(detections * keep[:, None, None], (height, width)).to(intrinsics.device)
