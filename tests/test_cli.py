@@ -82,7 +82,8 @@ def test_reconstruct_writes_picture_scene_and_matching_json(tmp_path):
         (["demo", "--pipeline", "/nonexistent"], "No pipeline folder"),
     ],
 )
-def test_user_errors_are_one_line_without_traceback(args, message, capsys):
+def test_user_errors_are_one_line_without_traceback(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `demo` writes to ./outputs/demo: start from an empty folder
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err

@@ -150,14 +150,19 @@ def pipeline():
     return pipe
 
 
-def test_pipeline_without_masks_equals_the_pipeline_given_the_same_masks(pipeline):
+def test_pipeline_without_masks_equals_the_pipeline_given_the_same_masks_and_keypoints(pipeline):
     images = [picture(0), picture(1)]
     one = person(slice(10, 110), slice(40, 90))
     boxes = [[95, 45, 50, 50], [95, 45, 50, 50]]
     auto = pipeline(image=images, object="box", object_box=boxes, person_detector=FakeDetector(one), num_cycles=1)
     cut = [object_mask_from_box(image, box, one.mask) for image, box in zip(images, boxes)]
-    given = pipeline(image=images, human_mask=[one.mask, one.mask], object_mask=cut, object="box", num_cycles=1)
+    keypoints = np.stack([one.keypoints_with_visibility()] * 2)
+    given = pipeline(image=images, human_mask=[one.mask, one.mask], object_mask=cut, object="box", num_cycles=1,
+                     keypoints=keypoints)
     assert torch.equal(auto.body_vertices, given.body_vertices)
+    # The detected keypoints took part: without them the result differs.
+    masks_only = pipeline(image=images, human_mask=[one.mask, one.mask], object_mask=cut, object="box", num_cycles=1)
+    assert not torch.equal(auto.body_vertices, masks_only.body_vertices)
     assert torch.equal(auto.object_vertices, given.object_vertices)
 
 
