@@ -50,3 +50,18 @@ $LAUNCH training/train_regressor.py --output_dir runs/regressor_kp2 --init_from 
   --synthetic_image_size 192 --resolution 128 --train_batch_size 16 --learning_rate 2e-4 --lr_warmup_steps 30 \
   --lr_scheduler cosine --use_ema --checkpointing_steps 350 --checkpoints_total_limit 2 \
   --resume_from_checkpoint latest --max_train_steps 700 --seed 1
+
+# The prior again, on the second regressor's tokens and keypoints, from the first prior: 600 steps (about 3 min).
+$LAUNCH training/train_denoiser.py --output_dir runs/pipeline_kp2 --init_from runs/pipeline_kp --regressor_path runs/regressor_kp2 \
+  --train_data_dir runs/data/mixed-n5000-seed0-192px --body_keypoints --num_param_samples 4000 --train_batch_size 32 \
+  --param_only_fraction 0.5 --max_train_steps 600 --learning_rate 3e-4 --lr_warmup_steps 30 --checkpointing_steps 300 \
+  --synthetic_image_size 192 --resolution 128 --lr_scheduler cosine --use_ema --checkpoints_total_limit 2 \
+  --resume_from_checkpoint latest --seed 1
+
+# Validation slice (indices 20000-20095 of the train stream, never the test split), simulated detections, pictures in:
+# the shipped pipeline against the new one, regressor alone, full method at N = 2, and the prior's round trip from the
+# truth with guidance off.
+.venv/bin/python training/validate_keypoints.py --pipeline $SHIPPED --num-samples 96 --cycles 2 --round-trip \
+  --out runs/validation_shipped_rt.json
+.venv/bin/python training/validate_keypoints.py --pipeline $SHIPPED runs/pipeline_kp2 --num-samples 96 --cycles 2 \
+  --round-trip --reuse runs/validation_shipped_rt.json --out runs/validation_kp2.json
