@@ -14,13 +14,13 @@ DATA=runs/data/synthetic-train-n3000-seed0-192px-randomized
 .venv/bin/python training/measure_detection_noise.py --num-samples 512 --randomized \
   --out training/detection_noise_randomized.json
 
-# 3000 randomised renders of the train stream's first scenes (about 8 min with two workers).
+# 3000 randomised renders of the train stream's first scenes (8 min with two workers).
 .venv/bin/python -c "
 from scorehoi_diffusers.data.synthetic import generate_dataset
 generate_dataset(3000, seed=0, image_size=192, num_proc=2, randomized=True, progress=False,
                  cache_dir='runs/cache').save_to_disk('$DATA')"
 
-# The regressor: 900 steps of 2 x 16 (about 45 min at 3 s/step on the shared CPU).
+# The regressor: 900 steps of 2 x 16 (28 min, 1.1-2.9 s/step on the shared CPU).
 $LAUNCH training/train_regressor.py --output_dir runs/regressor_kp --init_from $SHIPPED --train_data_dir $DATA \
   --body_keypoints --synthetic_image_size 192 --resolution 128 --train_batch_size 16 --learning_rate 3e-4 \
   --lr_warmup_steps 50 --lr_scheduler cosine --use_ema --checkpointing_steps 300 --checkpoints_total_limit 2 \
