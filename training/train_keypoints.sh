@@ -14,13 +14,13 @@ DATA=runs/data/synthetic-train-n3000-seed0-192px-randomized
 .venv/bin/python training/measure_detection_noise.py --num-samples 512 --randomized \
   --out training/detection_noise_randomized.json
 
-# 3000 randomised renders of the train stream's first scenes (about 8 min with two workers).
+# 3000 randomised renders of the train stream's first scenes (8 min with two workers).
 .venv/bin/python -c "
 from scorehoi_diffusers.data.synthetic import generate_dataset
 generate_dataset(3000, seed=0, image_size=192, num_proc=2, randomized=True, progress=False,
                  cache_dir='runs/cache').save_to_disk('$DATA')"
 
-# The regressor: 900 steps of 2 x 16 (about 45 min at 3 s/step on the shared CPU).
+# The regressor: 900 steps of 2 x 16 (28 min, 1.1-2.9 s/step on the shared CPU).
 $LAUNCH training/train_regressor.py --output_dir runs/regressor_kp --init_from $SHIPPED --train_data_dir $DATA \
   --body_keypoints --synthetic_image_size 192 --resolution 128 --train_batch_size 16 --learning_rate 3e-4 \
   --lr_warmup_steps 50 --lr_scheduler cosine --use_ema --checkpointing_steps 300 --checkpoints_total_limit 2 \
@@ -50,3 +50,27 @@ $LAUNCH training/train_regressor.py --output_dir runs/regressor_kp2 --init_from 
   --synthetic_image_size 192 --resolution 128 --train_batch_size 16 --learning_rate 2e-4 --lr_warmup_steps 30 \
   --lr_scheduler cosine --use_ema --checkpointing_steps 350 --checkpoints_total_limit 2 \
   --resume_from_checkpoint latest --max_train_steps 700 --seed 1
+
+# The prior again, on the second regressor's tokens and keypoints, from the first prior: 600 steps (about 3 min).
+$LAUNCH training/train_denoiser.py --output_dir runs/pipeline_kp2 --init_from runs/pipeline_kp --regressor_path runs/regressor_kp2 \
+  --train_data_dir runs/data/mixed-n5000-seed0-192px --body_keypoints --num_param_samples 4000 --train_batch_size 32 \
+  --param_only_fraction 0.5 --max_train_steps 600 --learning_rate 3e-4 --lr_warmup_steps 30 --checkpointing_steps 300 \
+  --synthetic_image_size 192 --resolution 128 --lr_scheduler cosine --use_ema --checkpoints_total_limit 2 \
+  --resume_from_checkpoint latest --seed 1
+
+# Validation slice (indices 20000-20095 of the train stream, never the test split), simulated detections, pictures in:
+# the shipped pipeline against the new one, regressor alone, full method at N = 2, and the prior's round trip from the
+# truth with guidance off. The new folder first gets the shipped guidance weights (train_denoiser.py writes none, and
+# the defaults differ), so that only the models differ.
+.venv/bin/python - <<'PY'
+import json
+shipped = json.load(open("scorehoi_diffusers/assets/scorehoi-synthetic/model_index.json"))
+path = "runs/pipeline_kp2/model_index.json"
+index = json.load(open(path))
+index["guidance"] = shipped["guidance"]
+open(path, "w").write(json.dumps(index, indent=2, sort_keys=True) + "\n")
+PY
+.venv/bin/python training/validate_keypoints.py --pipeline $SHIPPED --num-samples 96 --cycles 2 --round-trip \
+  --out runs/validation_shipped_rt.json
+.venv/bin/python training/validate_keypoints.py --pipeline $SHIPPED runs/pipeline_kp2 --num-samples 96 --cycles 2 \
+  --round-trip --reuse runs/validation_shipped_rt.json --out runs/validation_kp2.json

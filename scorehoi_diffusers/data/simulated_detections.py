@@ -37,7 +37,7 @@ class DetectionNoise:
     vertical extent of the projected true landmarks).
 
     The defaults were measured by ``training/measure_detection_noise.py`` (mediapipe 0.10.21 pose, complexity 1,
-    static images) on 512 grey, flat-shaded synthetic renders (192 px) of the validation slice of the train
+    static images) on 512 default-style synthetic renders (192 px) of the validation slice of the train
     stream (indices 20000-20511, seed 0); ``training/detection_noise.json`` holds the measurement. On the
     randomised renders of the same scenes the detector does worse (``training/detection_noise_randomized.json``:
     misses 8.6 %, swaps 10.7 %, low visibility 18.8 %, error 2.6 %, outliers 10.3 % at 24 %); the defaults keep the
