@@ -121,15 +121,22 @@ def _checked_items(items: Sequence[dict], object_root: str | None, mesh_unit: st
 
 
 def _with_masks(item: dict) -> dict:
-    """The item with its left-out masks made once, here: the person's by the detector (its keypoints kept as
-    ``keypoints`` unless the item has its own), the object's from ``object_box`` by GrabCut."""
-    if item.get("human_mask") is not None and item.get("object_mask") is not None:
-        return item
-    from .pipelines.photo_inputs import resolve_photo_inputs
+    """The item with its left-out masks made once, here: the person's by the detector, the object's from
+    ``object_box`` by GrabCut; and with the detector's keypoints unless the item has its own (for a photo whose
+    masks are given, the detector looks at the person the mask marks), so that every photo gets keypoint
+    evidence."""
+    from .pipelines.photo_inputs import detect_keypoints, resolve_photo_inputs
 
+    keypoints = item.get("keypoints")
+    if item.get("human_mask") is not None and item.get("object_mask") is not None:
+        if keypoints is None:
+            keypoints = detect_keypoints(item["image"], item["human_mask"] > 0, name=item["name"])
+            if keypoints is None:
+                print(f"scorehoi: {item['name']}: no person found inside the person mask; going on without keypoints.",
+                      file=sys.stderr)
+        return {**item, "keypoints": keypoints}
     boxes = {key: None if item.get(key) is None else [item[key]] for key in ("object_box", "person_box")}
     photo = resolve_photo_inputs([item["image"]], [item.get("human_mask")], [item.get("object_mask")], **boxes)
-    keypoints = item.get("keypoints")
     if keypoints is None and photo.keypoints is not None:
         keypoints = photo.keypoints[0]
     return {**item, "human_mask": photo.human_mask[0], "object_mask": photo.object_mask[0], "keypoints": keypoints}

@@ -188,3 +188,30 @@ def resolve_photo_inputs(
             person_mask = to_mask_array(human_masks[i], f"human_mask{suffix}", shape)
             object_masks[i] = object_mask_from_box(rgb, boxes["object_box"], person_mask)
     return PhotoInputs(human_masks, object_masks, keypoints if detected else None)
+
+
+def detect_keypoints(
+    image: np.ndarray, human_mask: np.ndarray, person_detector: PersonDetector | None = None, name: str = "image"
+) -> np.ndarray | None:
+    """The detected keypoints of the person a user's ``human_mask`` marks, for a photo whose masks are given.
+
+    The detector looks inside the mask's box (grown as for ``person_box``), so it takes that person.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 picture.
+        human_mask: ``(H, W)`` the user's person mask.
+        person_detector: as for :func:`resolve_photo_inputs`.
+        name: the picture's name in messages.
+
+    Returns:
+        ``(33, 3)`` float32 ``(u, v, visibility)``, or ``None`` when the detector finds nobody there.
+    """
+    rows, cols = np.nonzero(human_mask)
+    if rows.size == 0:
+        return None
+    box = np.array([cols.min(), rows.min(), cols.max() + 1 - cols.min(), rows.max() + 1 - rows.min()], np.float32)
+    detector = person_detector if person_detector is not None else default_person_detector()
+    found = _detect_in_box(detector, image, box, name)
+    if not found:
+        return None
+    return max(found, key=lambda person: _box_intersection(person.box, box)).keypoints_with_visibility()

@@ -374,7 +374,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         camera = None
         if keypoints is not None and config.keypoints_2d > 0:
             image_evidence |= keypoint_evidence(keypoints, camera_intrinsics, intrinsics, batch, device, dtype)
-            params, _ = choose_facing(self.body_model, params, image_evidence, config.keypoints_2d_sigma)
+            params, _ = choose_facing(self.body_model, params, image_evidence)
             if config.camera_step_size > 0:
                 camera = CameraRefinement(params.camera_translation, config.camera_step_size)
         camera_translation = params.camera_translation
