@@ -61,9 +61,13 @@ def test_reconstruct_writes_picture_scene_and_matching_json(tmp_path):
     pipe = ScoreHOIPipeline.from_pretrained(DEFAULT_PIPELINE)
     pipe.set_progress_bar_config(disable=True)
     grey = lambda name: np.asarray(Image.open(EXAMPLE / name).convert("L"))  # noqa: E731
-    out = pipe(image=np.asarray(photo.convert("RGB")), human_mask=grey("human_mask.png"),
-               object_mask=grey("object_mask.png"), object="ball", num_cycles=2,
-               generator=torch.Generator().manual_seed(0))
+    from scorehoi_diffusers.pipelines.photo_inputs import detect_keypoints
+
+    rgb = np.asarray(photo.convert("RGB"))
+    keypoints = detect_keypoints(rgb, grey("human_mask.png") > 0)  # the CLI gives every photo detected keypoints
+    assert keypoints is not None and (keypoints[:, 2] > 0.5).sum() >= 10
+    out = pipe(image=rgb, human_mask=grey("human_mask.png"), object_mask=grey("object_mask.png"), object="ball",
+               num_cycles=2, keypoints=keypoints, generator=torch.Generator().manual_seed(0))
     for name in ("betas", "object_translation", "camera_translation", "body_pose"):
         np.testing.assert_allclose(np.asarray(record["params"][name]), getattr(out.params, name)[0].numpy(),
                                    atol=1e-5)
