@@ -28,12 +28,14 @@ import numpy as np
 import torch
 
 from scorehoi_diffusers import ScoreHOIPipeline
+from scorehoi_diffusers.body import blazepose_points
 from scorehoi_diffusers.camera import project_points
 from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, DEFAULT_PIPELINE, load_example
-from scorehoi_diffusers.metrics import blazepose_body_points, keypoint_reprojection_error, silhouette_iou
+from scorehoi_diffusers.metrics import keypoint_reprojection_error, silhouette_iou
 from scorehoi_diffusers.person_detection import VISIBLE, default_person_detector
 from scorehoi_diffusers.pipelines.photo_inputs import choose_person
 from scorehoi_diffusers.rendering import MeshLayer, render
+from scorehoi_diffusers.skeleton import BLAZEPOSE_FITTED
 
 REAL_PHOTOS = ("astronaut", "cameraman")
 
@@ -41,9 +43,9 @@ REAL_PHOTOS = ("astronaut", "cameraman")
 def body_evidence(pipe: ScoreHOIPipeline, params, intrinsics: torch.Tensor, shape) -> tuple[np.ndarray, np.ndarray]:
     """``(33, 2)`` projected BlazePose body points and the ``(H, W)`` rendered body mask of one sample."""
     body = pipe.body_model(params, frame="camera")
-    points = blazepose_body_points(body.joints, body.landmarks)
-    projected = project_points(points.nan_to_num(), intrinsics[None].to(points.dtype))[0].numpy()
-    projected[torch.isnan(points[0, :, 0]).numpy()] = np.nan
+    points = blazepose_points(body.joints, body.landmarks)
+    projected = project_points(points, intrinsics[None].to(points.dtype))[0].numpy()
+    projected[~np.asarray(BLAZEPOSE_FITTED)] = np.nan  # landmarks without a body point are not scored
     layer = MeshLayer(body.vertices[0].numpy(), pipe.body_model.faces, name="body")
     return projected, render([layer], intrinsics.numpy(), shape).masks[0]
 

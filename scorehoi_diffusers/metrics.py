@@ -51,7 +51,6 @@ from scipy.spatial import cKDTree
 from .contacts import CONTACT_THRESHOLD
 from .objects import ObjectTemplate
 from .person_detection import VISIBLE
-from .skeleton import BLAZEPOSE_BODY_INDEX
 
 __all__ = [
     "FSCORE_THRESHOLD",
@@ -68,7 +67,6 @@ __all__ = [
     "penetration_depth",
     "penetration_volume",
     "object_floor_distance",
-    "blazepose_body_points",
     "keypoint_reprojection_error",
     "silhouette_iou",
     "mpjpe",
@@ -454,18 +452,6 @@ def object_floor_distance(
     body_low = np.einsum("bvc,bc->bv", body, up).min(-1)
     object_low = np.einsum("bvc,bc->bv", obj, up).min(-1)
     return np.abs(object_low - body_low) * CM
-
-
-def blazepose_body_points(joints: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
-    """``(B, 33, 3)`` body points at the 33 BlazePose landmarks, NaN where the body has none.
-
-    Args:
-        joints: ``(B, 52, 3)`` and landmarks: ``(B, L, 3)``, as :meth:`BodyModel.forward` returns them.
-    """
-    points = torch.cat([joints, landmarks], dim=1)
-    index = torch.tensor(BLAZEPOSE_BODY_INDEX, device=points.device)
-    gathered = points[:, index.clamp(min=0)]
-    return torch.where((index >= 0)[None, :, None], gathered, torch.full_like(gathered, float("nan")))
 
 
 def keypoint_reprojection_error(

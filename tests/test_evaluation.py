@@ -370,20 +370,6 @@ def test_keypoint_reprojection_error_uses_visible_points_with_a_body_point():
         keypoint_reprojection_error(projected[:, :, :1], detected, visibility, 100.0)
 
 
-def test_blazepose_body_points_follow_the_skeleton_table():
-    from scorehoi_diffusers.metrics import blazepose_body_points
-    from scorehoi_diffusers.skeleton import BLAZEPOSE_BODY_INDEX
-
-    joints, landmarks = torch.randn(2, 52, 3), torch.randn(2, 21, 3)
-    points = blazepose_body_points(joints, landmarks)
-    both = torch.cat([joints, landmarks], 1)
-    for i, index in enumerate(BLAZEPOSE_BODY_INDEX):
-        if index < 0:
-            assert torch.isnan(points[:, i]).all()
-        else:
-            assert torch.equal(points[:, i], both[:, index])
-
-
 def test_silhouette_iou():
     from scorehoi_diffusers.metrics import silhouette_iou
 
