@@ -11,7 +11,10 @@ Keypoints follow mediapipe's BlazePose order (``skeleton.BLAZEPOSE_NAMES``), in 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -126,7 +129,13 @@ class MediaPipePoseDetector:
 
     def _detect_one(self, image: np.ndarray) -> PersonDetection | None:
         """The one person mediapipe finds in ``image``, or ``None``."""
-        result = self._graph().process(image)
+        if self._pose is None:
+            # Building the graph and its first run print notices from mediapipe's C++ side straight to file
+            # descriptor 2 (TensorFlow Lite's delegate, absl's pre-init warning); no setting silences them.
+            with _native_stderr_silenced():
+                result = self._graph().process(image)
+        else:
+            result = self._pose.process(image)
         if result.pose_landmarks is None:
             return None
         height, width = image.shape[:2]
@@ -185,6 +194,23 @@ class MediaPipePoseDetector:
             search = image.copy()
             search[painted] = fill
         return found
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Point file descriptor 2 at ``/dev/null`` for the block (Python's ``sys.stderr`` is flushed first).
+
+    This drops whatever any thread writes to stderr meanwhile, so it wraps only mediapipe's graph build.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @functools.cache

@@ -156,3 +156,17 @@ def test_threads_sharing_one_detector_get_the_sequential_answers(detector):
     for got, want in zip(answers, expected):
         np.testing.assert_array_equal(got.keypoints, want.keypoints)
         np.testing.assert_array_equal(got.mask, want.mask)
+
+
+def test_mediapipe_native_notices_are_kept_off_stderr_and_stderr_comes_back():
+    import subprocess
+    import sys
+
+    code = ("import sys; from skimage import data; "
+            "from scorehoi_diffusers.person_detection import MediaPipePoseDetector; "
+            "found = MediaPipePoseDetector().detect(data.astronaut()); print('after', len(found), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "after 1" in result.stderr  # Python's stderr works again after the graph build
+    for notice in ("XNNPACK", "absl::InitializeLog", "inference_feedback_manager", "W0000"):
+        assert notice not in result.stderr
