@@ -20,6 +20,7 @@ __all__ = [
     "depth_for_extent",
     "intrinsics_from_focal",
     "look_at_camera",
+    "move_pixels",
     "project_points",
 ]
 
@@ -61,6 +62,25 @@ def resized_intrinsics(intrinsics: np.ndarray, scale_x: float, scale_y: float) -
 def depth_for_extent(focal: float, extent_m: float, extent_px: float) -> float:
     """Depth (m) at which something ``extent_m`` metres across spans ``extent_px`` pixels (``z = f X / x``)."""
     return focal * extent_m / extent_px
+
+
+def move_pixels(pixels: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Pixels of one camera to the pixels of another with the same centre and axes: ``p' = K_t K_s^-1 p``.
+
+    (A crop or a resize of a picture changes only the intrinsics.) Computed in float64.
+
+    Args:
+        pixels: ``(B, N, 2)`` pixel coordinates ``(u, v)`` in the ``source`` camera.
+        source: ``(B, 3, 3)`` the camera matrices the pixels belong to.
+        target: ``(B, 3, 3)`` the camera matrices to move them to.
+
+    Returns:
+        ``(B, N, 2)`` float64 pixel coordinates in the ``target`` camera.
+    """
+    dtype = torch.float64
+    homogeneous = torch.cat([pixels.to(dtype), torch.ones_like(pixels[..., :1], dtype=dtype)], dim=-1)
+    moved = homogeneous @ (target.to(dtype) @ torch.linalg.inv(source.to(dtype))).transpose(1, 2)
+    return moved[..., :2] / moved[..., 2:]
 
 
 def project_points(points: torch.Tensor, intrinsics: torch.Tensor, min_depth: float = 1e-3) -> torch.Tensor:

@@ -23,11 +23,10 @@ import torch
 
 from .body import BodyModel, blazepose_points
 from .camera import project_points
-from .guidance import keypoints_2d_term
 from .params import HOIParams
-from .skeleton import BLAZEPOSE_FITTED, BODY_JOINTS, LEFT_HAND_JOINTS, MIRRORED_JOINTS, RIGHT_HAND_JOINTS
+from .skeleton import BODY_JOINTS, LEFT_HAND_JOINTS, MIRRORED_JOINTS, RIGHT_HAND_JOINTS
 
-__all__ = ["aligned_keypoint_error", "choose_facing", "keypoint_loss", "turned_around"]
+__all__ = ["aligned_keypoint_error", "choose_facing", "turned_around"]
 
 # The body-frame left/right reflection (the body's left is +x) and the camera-frame depth reflection.
 _BODY_MIRROR = (-1.0, 1.0, 1.0)
@@ -52,26 +51,6 @@ def turned_around(params: HOIParams) -> HOIParams:
         body_pose=mirrored[:, BODY_JOINTS],
         left_hand_pose=mirrored[:, LEFT_HAND_JOINTS],
         right_hand_pose=mirrored[:, RIGHT_HAND_JOINTS],
-    )
-
-
-def keypoint_loss(
-    body_model: BodyModel, params: HOIParams, evidence: dict[str, torch.Tensor], sigma: float
-) -> torch.Tensor:
-    """The unweighted keypoint reprojection term ``(B,)`` of ``params`` (camera translation included).
-
-    Args:
-        body_model: the body.
-        params: the estimates (batch B).
-        evidence: ``intrinsics``, ``keypoints_2d``, ``keypoints_2d_visibility`` and ``keypoints_box_size`` for B
-            samples, as the pipeline's image evidence holds them.
-        sigma: the term's Geman-McClure scale (``GuidanceConfig.keypoints_2d_sigma``).
-    """
-    _, joints, landmarks = body_model.skin_subset_landmarks(params)
-    points = blazepose_points(joints, landmarks) + params.camera_translation[:, None]
-    return keypoints_2d_term(
-        points, evidence["intrinsics"], evidence["keypoints_2d"], evidence["keypoints_2d_visibility"],
-        evidence["keypoints_box_size"], sigma,
     )
 
 
@@ -106,8 +85,10 @@ def choose_facing(
     Both candidates are scored in one batch of ``2 B``; a tie keeps the estimate as it is.
 
     Args:
-        body_model, evidence: as for :func:`keypoint_loss`.
+        body_model: the body.
         params: the estimates (batch B).
+        evidence: ``intrinsics``, ``keypoints_2d``, ``keypoints_2d_visibility`` (zero where the body has no
+            point) and ``keypoints_box_size`` for B samples, as the pipeline's image evidence holds them.
 
     Returns:
         ``(chosen, turned)``: the chosen estimates and a ``(B,)`` bool, True where the turned one won.
@@ -117,10 +98,9 @@ def choose_facing(
     candidates = HOIParams.cat([params, turned_around(params)])
     _, joints, landmarks = body_model.skin_subset_landmarks(candidates)
     points = blazepose_points(joints, landmarks) + candidates.camera_translation[:, None]
-    fitted = points.new_tensor(BLAZEPOSE_FITTED)
     error = aligned_keypoint_error(
-        project_points(points, doubled["intrinsics"]), doubled["keypoints_2d"],
-        doubled["keypoints_2d_visibility"] * fitted, doubled["keypoints_box_size"],
+        project_points(points, doubled["intrinsics"]), doubled["keypoints_2d"], doubled["keypoints_2d_visibility"],
+        doubled["keypoints_box_size"],
     ).reshape(2, batch)
     turned = error[1] < error[0]
     twin = candidates[batch:]

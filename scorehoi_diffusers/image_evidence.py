@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .camera import move_pixels
 from .guidance import mask_distance_transform
 from .input_checks import to_numpy
 from .skeleton import BLAZEPOSE_FITTED, NUM_BLAZEPOSE
@@ -131,9 +132,7 @@ def keypoint_evidence(
     keypoints = keypoints.to(device=device, dtype=torch.float64).expand(batch, -1, -1)
     source = torch.as_tensor(camera_intrinsics, device=device, dtype=torch.float64).expand(batch, 3, 3)
     target = torch.as_tensor(guidance_intrinsics, device=device, dtype=torch.float64).expand(batch, 3, 3)
-    homogeneous = torch.cat([keypoints[..., :2], torch.ones_like(keypoints[..., :1])], dim=-1)  # (B, 33, 3)
-    moved = homogeneous @ (target @ torch.linalg.inv(source)).transpose(1, 2)
-    pixels = moved[..., :2] / moved[..., 2:]
+    pixels = move_pixels(keypoints[..., :2], source, target)
     fitted = torch.tensor(BLAZEPOSE_FITTED, device=device)
     visibility = torch.where(fitted, keypoints[..., 2], torch.zeros_like(keypoints[..., 2]))
     return {

@@ -10,7 +10,8 @@ from scorehoi_diffusers.body import blazepose_points
 from scorehoi_diffusers.camera import project_points
 from scorehoi_diffusers.camera_refinement import MAX_CAMERA_STEP, CameraRefinement
 from scorehoi_diffusers.contacts import Contacts
-from scorehoi_diffusers.facing import choose_facing, keypoint_loss, turned_around
+from scorehoi_diffusers.facing import choose_facing, turned_around
+from scorehoi_diffusers.guidance import keypoints_2d_term
 from scorehoi_diffusers.image_evidence import check_keypoints, keypoint_evidence, keypoints_box_size
 from scorehoi_diffusers.objects import load_object
 from scorehoi_diffusers.optimization_baseline import GuidanceOptimization
@@ -113,7 +114,10 @@ def test_front_back_check_turns_a_body_seen_from_behind(body):
     assert turned.tolist() == [False, True]
     torch.testing.assert_close(chosen.global_orient, truth.global_orient, atol=1e-6, rtol=0)
     torch.testing.assert_close(chosen.body_pose, truth.body_pose, atol=1e-6, rtol=0)
-    losses = keypoint_loss(body, chosen, evidence, 0.1)
+    _, joints, landmarks = body.skin_subset_landmarks(chosen)
+    points = blazepose_points(joints, landmarks) + chosen.camera_translation[:, None]
+    losses = keypoints_2d_term(points, evidence["intrinsics"], evidence["keypoints_2d"],
+                               evidence["keypoints_2d_visibility"], evidence["keypoints_box_size"], 0.1)
     assert losses.max() < 1e-8
 
 

@@ -10,6 +10,7 @@ the detector missed.
 import torch
 from torch import nn
 
+from ..camera import move_pixels
 from ..input_checks import check_tensor
 from ..skeleton import NUM_BLAZEPOSE
 
@@ -58,12 +59,8 @@ def image_to_crop_keypoints(keypoints: torch.Tensor, intrinsics: torch.Tensor, c
     check_tensor("keypoints", keypoints, (None, NUM_BLAZEPOSE, 3), f"(B, {NUM_BLAZEPOSE}, 3)", finite=True)
     check_tensor("intrinsics", intrinsics, (batch, 3, 3), f"({batch}, 3, 3)", finite=True)
     check_tensor("crop_intrinsics", crop_intrinsics, (batch, 3, 3), f"({batch}, 3, 3)", finite=True)
-    dtype = torch.float64
-    crop_matrix = crop_intrinsics.to(dtype) @ torch.linalg.inv(intrinsics.to(dtype))  # (B, 3, 3)
-    pixels = torch.cat([keypoints[..., :2].to(dtype), torch.ones_like(keypoints[..., :1], dtype=dtype)], dim=-1)
-    moved = pixels @ crop_matrix.transpose(1, 2)
-    moved = moved[..., :2] / moved[..., 2:]
-    in_crop = torch.cat([moved, keypoints[..., 2:].to(dtype)], dim=-1)
+    moved = move_pixels(keypoints[..., :2], intrinsics, crop_intrinsics)  # float64
+    in_crop = torch.cat([moved, keypoints[..., 2:].to(moved.dtype)], dim=-1)
     return crop_keypoints(in_crop, crop_size).to(keypoints.dtype)
 
 
