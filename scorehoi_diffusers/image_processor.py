@@ -64,7 +64,9 @@ class HOIImageBatch:
         return tuple(self.pixel_values.shape[-2:])
 
 
-def _as_list(value, name: str, batch: int | None) -> list:
+def as_picture_list(value, name: str, batch: int | None) -> list:
+    """One picture (or mask) per sample: a list or tuple as it is, a 4-D array or tensor split along its first
+    axis, anything else as a single item; with ``batch``, a count other than ``batch`` is a one-line error."""
     if isinstance(value, (list, tuple)):
         items = list(value)
     elif isinstance(value, torch.Tensor) and value.dim() == 4 or isinstance(value, np.ndarray) and value.ndim == 4:
@@ -259,10 +261,10 @@ class HOIImageProcessor:
                 pictures (:func:`~scorehoi_diffusers.input_checks.check_focal`); defaults to
                 :func:`~scorehoi_diffusers.camera.default_intrinsics`.
         """
-        images = [to_rgb_array(item, f"image[{i}]") for i, item in enumerate(_as_list(image, "image", None))]
+        images = [to_rgb_array(item, f"image[{i}]") for i, item in enumerate(as_picture_list(image, "image", None))]
         batch = len(images)
-        human_masks = _as_list(human_mask, "human_mask", batch)
-        object_masks = _as_list(object_mask, "object_mask", batch)
+        human_masks = as_picture_list(human_mask, "human_mask", batch)
+        object_masks = as_picture_list(object_mask, "object_mask", batch)
         if bbox is not None:
             bbox = [bbox] if np.asarray(bbox).ndim == 1 else list(bbox)
             if len(bbox) != batch:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..image_processor import _as_list, to_mask_array, to_rgb_array
+from ..image_processor import as_picture_list, to_mask_array, to_rgb_array
 from ..input_checks import check_bbox, check_box_layout
 from ..object_mask import object_mask_from_box
 from ..person_detection import PersonDetection, PersonDetector, default_person_detector
@@ -160,10 +160,10 @@ def resolve_photo_inputs(
     if person_detector is not None and not callable(getattr(person_detector, "detect", None)):
         raise TypeError("`person_detector` must have a `detect(image (H, W, 3) uint8) -> list[PersonDetection]` "
                         f"method, got {type(person_detector).__name__}.")
-    pictures = _as_list(image, "image", None)
+    pictures = as_picture_list(image, "image", None)
     batch = len(pictures)
-    human_masks = [None] * batch if human_mask is None else _as_list(human_mask, "human_mask", batch)
-    object_masks = [None] * batch if object_mask is None else _as_list(object_mask, "object_mask", batch)
+    human_masks = [None] * batch if human_mask is None else as_picture_list(human_mask, "human_mask", batch)
+    object_masks = [None] * batch if object_mask is None else as_picture_list(object_mask, "object_mask", batch)
     object_boxes = _boxes(object_box, "object_box", batch)
     person_boxes = _boxes(person_box, "person_box", batch)
     keypoints = np.zeros((batch, NUM_BLAZEPOSE, 3), dtype=np.float32)
