@@ -78,7 +78,7 @@ def aligned_keypoint_error(
 
 @torch.no_grad()
 def choose_facing(
-    body_model: BodyModel, params: HOIParams, evidence: dict[str, torch.Tensor]
+    body_model: BodyModel, params: HOIParams, evidence: dict[str, torch.Tensor], margin: float = 0.0
 ) -> tuple[HOIParams, torch.Tensor]:
     """Per sample, ``params`` or its twin :func:`turned_around`, whichever reprojects onto the keypoints better.
 
@@ -89,6 +89,8 @@ def choose_facing(
         params: the estimates (batch B).
         evidence: ``intrinsics``, ``keypoints_2d``, ``keypoints_2d_visibility`` (zero where the body has no
             point) and ``keypoints_box_size`` for B samples, as the pipeline's image evidence holds them.
+        margin: how much lower (in box sizes) the twin's error must be to be taken; the pipeline uses 0
+            (``training/facing_margin.py`` measures larger ones on the validation slice).
 
     Returns:
         ``(chosen, turned)``: the chosen estimates and a ``(B,)`` bool, True where the turned one won.
@@ -102,7 +104,7 @@ def choose_facing(
         project_points(points, doubled["intrinsics"]), doubled["keypoints_2d"], doubled["keypoints_2d_visibility"],
         doubled["keypoints_box_size"],
     ).reshape(2, batch)
-    turned = error[1] < error[0]
+    turned = error[1] < error[0] - margin
     twin = candidates[batch:]
     fields = ("global_orient", "body_pose", "left_hand_pose", "right_hand_pose")
     chosen = {
