@@ -121,8 +121,9 @@ def photo_folder(folder: Path, count: int) -> Path:
     examples = []
     for spec_file in sorted(DEFAULT_EXAMPLES.glob("*/example.json")):
         spec = json.loads(spec_file.read_text())
-        entry = {key: str(spec_file.parent / spec[key]) for key in ("image", "human_mask", "object_mask")}
-        entry["object"] = spec["object"]
+        entry = {key: str(spec_file.parent / spec[key]) for key in ("image", "human_mask", "object_mask")
+                 if key in spec}
+        entry.update({key: spec[key] for key in ("object", "object_box", "person_box") if key in spec})
         if "intrinsics" in spec:
             entry["focal"] = spec["intrinsics"][0][0]
         examples.append(entry)

@@ -4,19 +4,21 @@ Every subcommand has ``--help``; errors a user can fix (a missing file, an empty
 unusable ``--out``) are printed as one line that says what to do, with exit status 2, instead of a traceback, and
 are found before the pipeline loads. Each picture's results go to their own folder ``OUT/<name>/``, written as a
 unit; an existing result is replaced only with ``--overwrite``. Every subcommand also takes ``--device`` (default:
-``cuda`` when available, else ``cpu``), ``--quiet`` (errors only, no progress bars) and ``--verbose`` (the
-library's informational messages too), which set diffusers' logging verbosity.
+``cuda`` when available, else ``cpu``), ``--threads`` (torch's CPU threads, default 1), ``--quiet`` (errors only,
+no progress bars) and ``--verbose`` (the library's informational messages too), which set diffusers' logging
+verbosity.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import json
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -142,101 +144,6 @@ def _with_masks(item: dict) -> dict:
     return {**item, "human_mask": photo.human_mask[0], "object_mask": photo.object_mask[0], "keypoints": keypoints}
 
 
-def _batches(items: Sequence[dict], batch_size: int) -> list[list[dict]]:
-    """``items`` in batches of at most ``batch_size`` that the pipeline can take in one call: one object template,
-    and boxes and cameras given for all or for none."""
-    groups: dict[tuple, list[dict]] = {}
-    for item in items:
-        key = (id(item["template"]), item.get("bbox") is None, item.get("intrinsics") is None,
-               item.get("keypoints") is None)
-        groups.setdefault(key, []).append(item)
-    return [group[i:i + batch_size] for group in groups.values() for i in range(0, len(group), batch_size)]
-
-
-def _run_pipeline(pipeline, batch: Sequence[dict], cycles: int, seed: int):
-    """The pipeline's output for a batch of items sharing one template, and the seconds it took per item. Each
-    item gets its own generator seeded with ``seed``, so its result does not depend on its batch."""
-    import torch
-
-    start = time.perf_counter()
-    intrinsics = [item.get("intrinsics") for item in batch]
-    keypoints = [item.get("keypoints") for item in batch]
-    output = pipeline(
-        image=[item["image"] for item in batch], human_mask=[item["human_mask"] for item in batch],
-        object_mask=[item["object_mask"] for item in batch], object=batch[0]["template"],
-        bbox=None if batch[0].get("bbox") is None else [item["bbox"] for item in batch],
-        intrinsics=None if intrinsics[0] is None else np.stack(intrinsics),
-        keypoints=None if keypoints[0] is None else np.stack(keypoints),
-        num_cycles=cycles, generator=[torch.Generator().manual_seed(seed) for _ in batch],
-    )
-    return output, (time.perf_counter() - start) / len(batch)
-
-
-def _export_item(pipeline, output, index: int, item: dict, out_dir: Path, cycles: int, seed: int, seconds: float,
-                 overwrite: bool) -> dict:
-    """Write sample ``index`` of ``output`` into ``out_dir/<item name>`` as a unit; the printed summary."""
-    from .export import export_reconstruction, result_folder
-    from .image_processor import to_rgb_array
-
-    final = out_dir / item["name"]
-    try:
-        with result_folder(out_dir, item["name"], overwrite=overwrite) as folder:
-            paths = export_reconstruction(
-                output, index, pipeline.body_model, item["template"], folder, item["name"],
-                image=to_rgb_array(item["image"]), intrinsics=output.intrinsics[index].cpu().numpy(),
-                extra={"inputs": item.get("sources", {}), "object": str(item["object"]), "seed": seed,
-                       "num_cycles": cycles, "seconds": seconds},
-            )
-    except FileExistsError as error:
-        raise UserError(f"--out: {final} was written by another run meanwhile; pass --overwrite to replace "
-                        "it or choose another --out.") from error
-    return {"name": item["name"], "seconds": seconds, **{kind: str(final / path.name) for kind, path in paths.items()}}
-
-
-def _reconstruct_files(
-    pipeline, items: Sequence[dict], out_dir: Path, cycles: int, seed: int, overwrite: bool = False,
-    batch_size: int = 1, on_error=None,
-) -> list[dict]:
-    """Reconstruct a list of ``{name, image, human_mask, object_mask, object, template, bbox, intrinsics}`` items
-    (see :func:`_checked_items`), ``batch_size`` at a time where they share a template, and export each into its
-    own folder ``out_dir/name``, written as a unit.
-
-    With ``on_error(name, error)`` a photo that fails is reported through it and the others go on (a batch that
-    fails is retried photo by photo, so only the failing photo is lost); without, the first failure is raised.
-    Several items get a progress bar counting photos.
-    """
-    from diffusers.utils import logging
-    from tqdm.auto import tqdm
-
-    written = []
-    pending = _batches(items, batch_size)
-    quiet = not logging.is_progress_bar_enabled()  # --quiet
-    with tqdm(total=len(items), unit="photo", disable=len(items) < 2 or quiet) as progress:
-        while pending:
-            batch = pending.pop(0)
-            try:
-                output, seconds = _run_pipeline(pipeline, batch, cycles, seed)
-            except Exception as error:
-                if on_error is None:
-                    raise
-                if len(batch) > 1:
-                    pending[:0] = [[item] for item in batch]
-                    continue
-                on_error(batch[0]["name"], error)
-                progress.update(1)
-                continue
-            for index, item in enumerate(batch):
-                try:
-                    written.append(_export_item(pipeline, output, index, item, out_dir, cycles, seed, seconds,
-                                                overwrite))
-                except Exception as error:
-                    if on_error is None:
-                        raise
-                    on_error(item["name"], error)
-                progress.update(1)
-    return written
-
-
 def _photo_specs(args: argparse.Namespace) -> list:
     """The photos the command names: image files (paired in order with ``--human-mask``/``--object-mask``),
     folders holding a manifest, and manifest files (:mod:`scorehoi_diffusers.manifest`)."""
@@ -348,11 +255,13 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
             _report_failure(failures, spec.name, error)
     start = time.perf_counter()
     if items:
+        from .batch_reconstruction import reconstruct_items
+
         pipeline = _load_pipeline(args.pipeline, args.body_model, device=args.device)
         pipeline.set_progress_bar_config(disable=several or args.quiet)
         on_error = functools.partial(_report_failure, failures) if several else None
-        for entry in _reconstruct_files(pipeline, items, out, args.cycles, args.seed, args.overwrite,
-                                        args.batch_size, on_error):
+        for entry in reconstruct_items(pipeline, items, out, args.cycles, args.seed, args.overwrite,
+                                       args.batch_size, on_error):
             _print_written(entry)
     if several:
         done = len(specs) - len(failures)
@@ -409,10 +318,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
         raise UserError(f"No examples (*/example.json) under {args.examples}.")
     for folder in folders:
         _check_no_result(out, folder.name, args.overwrite)
+    from .batch_reconstruction import reconstruct_items
+
     items = _checked_items([load_example(f) for f in folders], None)
     pipeline = _load_pipeline(args.pipeline, args.body_model, device=args.device)
     start = time.perf_counter()
-    written = _reconstruct_files(pipeline, items, out, args.cycles, args.seed, args.overwrite)
+    written = reconstruct_items(pipeline, items, out, args.cycles, args.seed, args.overwrite)
     for entry in written:
         _print_written(entry)
     print(f"Reconstructed {len(written)} examples in {time.perf_counter() - start:.1f} s; outputs in {out.resolve()}")
@@ -664,15 +575,22 @@ def run_options(p: argparse.ArgumentParser) -> None:
     """Options every subcommand takes; :func:`apply_run_options` applies them."""
     p.add_argument("--device", default=None,
                    help="torch device to run on, e.g. cpu, cuda, cuda:1, mps (default: cuda when available, else cpu)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: the refinement's small tensors run faster on one thread "
+                        "than split across cores)")
     loudness = p.add_mutually_exclusive_group()
     loudness.add_argument("--quiet", action="store_true", help="only errors: no progress bars, no warnings")
     loudness.add_argument("--verbose", action="store_true", help="also the library's informational messages")
 
 
 def apply_run_options(args: argparse.Namespace) -> None:
-    """Set diffusers' logging verbosity (which the library logs through) and resolve ``--device``."""
+    """Set diffusers' logging verbosity (which the library logs through), check ``--threads`` and resolve
+    ``--device``."""
     import torch
     from diffusers.utils import logging
+
+    if args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}.")
 
     if args.quiet:
         logging.set_verbosity_error()
@@ -693,11 +611,29 @@ def apply_run_options(args: argparse.Namespace) -> None:
         raise UserError(f"--device {args.device!r} is not available here ({reason}); use --device cpu.") from error
 
 
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run with ``count`` torch CPU threads, and give the caller's count back after (``main`` may run in-process).
+
+    The command's default is one: splitting the refinement's ``(B, 331)``-sized operations across cores costs
+    more in waking threads than it saves (``benchmarks/bench_refine.py --threads 1`` against ``--threads 2``).
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         apply_run_options(args)
-        args.func(args)
+        with torch_threads(args.threads):
+            args.func(args)
     except UserError as error:
         print(f"scorehoi {args.command}: {error}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ LAYERS = (
     ("image_processor", "data.crop", "rendering", "person_detection", "object_mask"),
     ("models", "schedulers"),
     ("pipelines", "optimization_baseline"),
-    ("data", "metrics", "evaluation", "export", "smplh_export"),
+    ("data", "metrics", "evaluation", "export", "smplh_export", "batch_reconstruction"),
     ("cli", "web_app"),
 )
 

@@ -363,6 +363,20 @@ def test_device_defaults_to_cuda_when_available_and_the_pipeline_moves_there(mon
     assert moved == [(("cpu",), {})] and pipeline.device == torch.device("cpu")
 
 
+def test_threads_apply_while_the_command_runs_and_are_given_back(tmp_path, capsys, monkeypatch):
+    from scorehoi_diffusers import cli
+
+    before = torch.get_num_threads()
+    seen = []
+    monkeypatch.setattr(cli, "cmd_synthesize", lambda args: seen.append(torch.get_num_threads()))
+    assert main(["synthesize", "--num", "1", "--out", str(tmp_path / "a")]) == 0
+    assert main(["synthesize", "--num", "1", "--out", str(tmp_path / "b"), "--threads", "2"]) == 0
+    assert seen == [1, 2] and torch.get_num_threads() == before  # default one thread; the caller's count back
+    assert main(["synthesize", "--num", "1", "--out", str(tmp_path / "c"), "--threads", "0"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--threads must be at least 1, got 0" in error
+
+
 @pytest.fixture
 def restore_diffusers_logging():
     from diffusers.utils import logging as diffusers_logging

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-import scorehoi_diffusers.cli as cli
+import scorehoi_diffusers.batch_reconstruction as batch_reconstruction
 from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, main
 from scorehoi_diffusers.manifest import PhotoSpec, manifest_in_folder, read_manifest
 
@@ -62,7 +62,7 @@ def test_masks_must_pair_with_photos(tmp_path, capsys):
 
 def spy_on_batches(monkeypatch, fail_for: str | None = None) -> list[list[str]]:
     """Record the names in each pipeline call; optionally make calls that include ``fail_for`` fail."""
-    calls, real = [], cli._run_pipeline
+    calls, real = [], batch_reconstruction.run_batch
 
     def run(pipeline, batch, *args):
         calls.append([item["name"] for item in batch])
@@ -70,7 +70,7 @@ def spy_on_batches(monkeypatch, fail_for: str | None = None) -> list[list[str]]:
             raise RuntimeError(f"simulated failure\nsecond line for {fail_for}")
         return real(pipeline, batch, *args)
 
-    monkeypatch.setattr(cli, "_run_pipeline", run)
+    monkeypatch.setattr(batch_reconstruction, "run_batch", run)
     return calls
 
 
