@@ -42,6 +42,8 @@ RIGHT_HAND_SLICE = slice(222, 312)
 OBJECT_ROTATION_SLICE = slice(312, 318)
 OBJECT_TRANSLATION_SLICE = slice(318, 321)
 BETAS_SLICE = slice(321, 331)
+# The five rotation slices above, in order and side by side.
+ROTATIONS_SLICE = slice(ROOT_SLICE.start, OBJECT_ROTATION_SLICE.stop)
 
 
 def matrix_to_rotation_6d(matrix: torch.Tensor) -> torch.Tensor:
@@ -272,13 +274,19 @@ class HOIParamCodec:
         if camera_translation is None:
             camera_translation = x0.new_zeros(batch, 3)
             camera_translation[:, 2] = 3.0
+        # Every rotation in one Gram-Schmidt pass (the guidance decodes x0 at every step; one pass is a fifth of
+        # the operations of five): root, body, hands and object rotation lie side by side in x0.
+        rotations = rotation_6d_to_matrix(x0[:, ROTATIONS_SLICE].reshape(batch, -1, 6))  # (B, 53, 3, 3)
+        global_orient, body_pose, left_hand_pose, right_hand_pose, object_rotation = rotations.split(
+            [1, NUM_BODY_JOINTS, NUM_HAND_JOINTS, NUM_HAND_JOINTS, 1], dim=1
+        )
         params = HOIParams(
-            global_orient=rotation_6d_to_matrix(x0[:, ROOT_SLICE]),
-            body_pose=rotation_6d_to_matrix(x0[:, BODY_POSE_SLICE].reshape(batch, NUM_BODY_JOINTS, 6)),
-            left_hand_pose=rotation_6d_to_matrix(x0[:, LEFT_HAND_SLICE].reshape(batch, NUM_HAND_JOINTS, 6)),
-            right_hand_pose=rotation_6d_to_matrix(x0[:, RIGHT_HAND_SLICE].reshape(batch, NUM_HAND_JOINTS, 6)),
+            global_orient=global_orient[:, 0],
+            body_pose=body_pose,
+            left_hand_pose=left_hand_pose,
+            right_hand_pose=right_hand_pose,
             betas=self.denormalize_betas(x0[:, BETAS_SLICE]),
-            object_rotation=rotation_6d_to_matrix(x0[:, OBJECT_ROTATION_SLICE]),
+            object_rotation=object_rotation[:, 0],
             object_translation=x0[:, OBJECT_TRANSLATION_SLICE],
             camera_translation=camera_translation,
         )

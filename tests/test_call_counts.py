@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from scorehoi_diffusers import ScoreHOIPipeline
 from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, DEFAULT_PIPELINE
@@ -66,3 +67,44 @@ def test_passes_per_pipeline_call(pipe, counts, batch, num_cycles):
         "body_full_mesh": 1,
         "body_subset_skinning": 1 + num_cycles * (steps + 1),
     }
+
+
+class OperationCounter(TorchDispatchMode):
+    """Counts the ATen operations run inside it (views included): the guided step's fixed cost per call."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+# Operations of one guidance gradient (decode, subset skinning, signed distances, guidance loss and its backward)
+# and of one denoiser pass, measured on this example when the budget was set (1821 and 218) plus headroom. At
+# batch 1 each operation costs microseconds whatever its size, so these counts are the step's latency.
+GRADIENT_OPERATION_BUDGET = 2000
+DENOISER_OPERATION_BUDGET = 240
+
+
+def test_operations_per_guided_step_stay_within_budget(pipe, monkeypatch):
+    picture = lambda name: np.asarray(Image.open(EXAMPLE / name))  # noqa: E731
+    captured = {}
+    gradient = type(pipe).guidance_gradient
+
+    def capture(self, *args):
+        captured.setdefault("args", args)
+        return gradient(self, *args)
+
+    monkeypatch.setattr(type(pipe), "guidance_gradient", capture)
+    pipe(image=picture("image.png"), human_mask=picture("human_mask.png"), object_mask=picture("object_mask.png"),
+         object="ball", num_cycles=1, generator=torch.Generator().manual_seed(0))
+    latents, noise, timestep = captured["args"][:3]
+    with OperationCounter() as operations:
+        gradient(pipe, *captured["args"])
+    assert 0 < operations.count <= GRADIENT_OPERATION_BUDGET, operations.count
+    condition = pipe.denoiser.encode_condition(torch.zeros(1, 64, pipe.denoiser.config.image_feature_dim))
+    with OperationCounter() as operations:
+        pipe._predict_noise(latents, timestep, condition, torch.float32)
+    assert 0 < operations.count <= DENOISER_OPERATION_BUDGET, operations.count
