@@ -10,10 +10,12 @@ Measured:
   refinement cycles and contact refreshes), meshes (full body meshes), figures (overlay and before/after
   figure), files (PNG, .glb and JSON writing), other;
 * ``pipeline(image=...)`` latency at batch 1 for N = 2 and N = 10 (median of ``--repeats`` calls), and at
-  batch 8 for N = 10 per image. The batch-8 speed-up over the release-shaped baseline is
+  batch 8 for N = 2 and N = 10 per image, with ``--threads`` torch threads and, in the same run, with each of
+  ``--compare-threads``; and where one call's time goes (regressor, contact estimator, denoiser, guidance
+  gradient, scheduler, the rest). The batch-8 speed-up over the release-shaped baseline is
   ``bench_refine.py``'s (the baseline takes minutes).
 
-Usage: OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_cli.py [--photos 20] [--repeats 3]
+Usage: OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_cli.py [--photos 20] [--repeats 3] [--threads 1]
 The machine's load average is printed with the results: on a shared machine, read the numbers with it.
 """
 from __future__ import annotations
@@ -158,14 +160,62 @@ def pipeline_latency(repeats: int) -> dict[str, float]:
         return statistics.median(runs)
 
     seconds(1, 1)  # warm-up: first calls allocate and build the template
-    return {"batch1_n2": seconds(1, 2), "batch1_n10": seconds(1, 10), "batch8_n10_per_image": seconds(8, 10)}
+    return {"batch1_n2": seconds(1, 2), "batch1_n10": seconds(1, 10), "batch8_n10_per_image": seconds(8, 10),
+            "batch8_n2_per_image": seconds(8, 2)}
+
+
+PIPELINE_PARTS = ("regressor", "contacts", "denoiser", "guidance", "scheduler", "other")
+
+
+def pipeline_parts(batch: int, cycles: int) -> dict[str, float]:
+    """Seconds per image of one ``pipeline(image=...)`` call on the astronaut photo, by part: the regressor (crop
+    and initial estimate), the learned contact estimator (1 + N passes), the denoiser (2 passes per step), the
+    guidance gradient (one per guided step), the scheduler's steps, and the rest."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, DEFAULT_PIPELINE
+    from scorehoi_diffusers.models.contact_estimator import ScoreHOIContactEstimator
+    from scorehoi_diffusers.pipelines.pipeline_scorehoi import ScoreHOIPipeline
+    from scorehoi_diffusers.schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
+
+    pipe = ScoreHOIPipeline.from_pretrained(DEFAULT_PIPELINE)
+    pipe.set_progress_bar_config(disable=True)
+    example = DEFAULT_EXAMPLES / "astronaut"
+    image = np.asarray(Image.open(example / "image.jpg").convert("RGB"))
+    masks = [np.asarray(Image.open(example / name).convert("L")) for name in ("human_mask.png", "object_mask.png")]
+    call = lambda: pipe(image=[image] * batch, human_mask=[masks[0]] * batch,  # noqa: E731
+                        object_mask=[masks[1]] * batch, object="ball", num_cycles=cycles,
+                        generator=torch.Generator().manual_seed(0))
+    call()  # warm-up
+    breakdown = Breakdown()
+    for owner, name, part in [
+        (ScoreHOIPipeline, "prepare_initial_estimate", "regressor"), (ScoreHOIContactEstimator, "forward", "contacts"),
+        (ScoreHOIPipeline, "_predict_noise", "denoiser"), (ScoreHOIPipeline, "guidance_gradient", "guidance"),
+        (GuidedDDIMScheduler, "step", "scheduler"), (GuidedDDIMScheduler, "invert_step", "scheduler"),
+        (ScoreHOIPipeline, "__call__", "other"),
+    ]:
+        breakdown.time(owner, name, part)
+    try:
+        call()
+    finally:
+        breakdown.restore()
+    return {part: breakdown.seconds[part] / batch for part in PIPELINE_PARTS}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads, for the command (its --threads) and the pipeline latency")
+    parser.add_argument("--compare-threads", type=int, nargs="*", default=[2],
+                        help="also time the pipeline latency with these thread counts, in the same run")
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     from scorehoi_diffusers.cli import DEFAULT_EXAMPLES
 
     example = DEFAULT_EXAMPLES / "astronaut"
@@ -174,17 +224,24 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as temp:
         folder = photo_folder(Path(temp) / "photos", args.photos)
-        runs = {"1 photo": one, f"{args.photos}-photo folder": [str(folder)]}
+        runs = {"1 photo": one + ["--threads", str(args.threads)],
+                f"{args.photos}-photo folder": [str(folder), "--threads", str(args.threads)]}
         walls = {label: command_wall_seconds(["reconstruct", *argv, "--out", f"{temp}/cli{i}"])
                  for i, (label, argv) in enumerate(runs.items())}
         startup = startup_seconds()
         parts = {label: timed_command(["reconstruct", *argv, "--out", f"{temp}/in{i}"])
                  for i, (label, argv) in enumerate(runs.items())}
     latency = pipeline_latency(args.repeats)
+    parts_by_setting = {(batch, cycles): pipeline_parts(batch, cycles) for batch, cycles in ((1, 10), (8, 10))}
+    compared = {}
+    for threads in args.compare_threads:
+        torch.set_num_threads(threads)
+        compared[threads] = pipeline_latency(args.repeats)
+    torch.set_num_threads(args.threads)
     load_after = os.getloadavg()[0]
 
     counts = {"1 photo": 1, f"{args.photos}-photo folder": args.photos}
-    print(f"torch threads {__import__('torch').get_num_threads()}, load average {load_before:.1f} before, "
+    print(f"torch threads {torch.get_num_threads()}, load average {load_before:.1f} before, "
           f"{load_after:.1f} after, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
     print("\nscorehoi reconstruct, wall seconds per photo (start-up, loading, figures and files included):")
     for label, wall in walls.items():
@@ -195,9 +252,14 @@ def main() -> None:
         row = {"start-up": startup, **seconds}
         row["total"] = startup + seconds["wall"]
         print("  " + " ".join(f"{row.get(part, 0.0):9.2f}" for part in (*PARTS, "total")) + f"   {label}")
-    print("\npipeline(image=...) seconds per image (median):")
+    print(f"\npipeline(image=...) seconds per image (median), {args.threads} thread(s)"
+          + "".join(f" | {threads} threads" for threads in compared) + ":")
     for key, value in latency.items():
-        print(f"  {key:22s} {value:6.3f} s")
+        print(f"  {key:22s} {value:6.3f} s" + "".join(f" | {other[key]:6.3f} s" for other in compared.values()))
+    print(f"\nwhere one pipeline(image=...) call's time goes, seconds per image, {args.threads} thread(s):")
+    print("  " + " ".join(f"{part:>9s}" for part in PIPELINE_PARTS))
+    for (batch, cycles), seconds in parts_by_setting.items():
+        print("  " + " ".join(f"{seconds[part]:9.3f}" for part in PIPELINE_PARTS) + f"   batch {batch}, N = {cycles}")
     print("\ntargets:")
     measured = {"folder_seconds_per_photo": walls[f"{args.photos}-photo folder"] / args.photos, **latency}
     for key, target in TARGETS.items():
