@@ -81,7 +81,7 @@ def timed_command(argv: list[str]) -> dict[str, float]:
         (cli, "_read_image", "inputs"), (HOIImageProcessor, "preprocess", "inputs"),
         (cli, "_load_pipeline", "load"), (objects, "load_object", "template"),
         (ScoreHOIPipeline, "prepare_initial_estimate", "regressor"), (ScoreHOIPipeline, "__call__", "cycles"),
-        (BodyModel, "forward", "meshes"), (export, "bounded_overlay", "figures"),
+        (BodyModel, "forward", "meshes"), (export, "bounded_photo", "figures"), (export, "overlay", "figures"),
         (export, "multi_view_figure", "figures"), (export, "save_png", "files"), (export, "export_scene", "files"),
         (export, "write_json", "files"),
     ]:

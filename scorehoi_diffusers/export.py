@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from .atomic_files import atomic_write_bytes, permissions
 from .body import BodyModel
@@ -34,9 +33,32 @@ from .smplh_export import smplh_arrays
 OVERLAY_MAX_SIDE = 2048
 
 
+def bounded_photo(image: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The photo downscaled to at most :data:`OVERLAY_MAX_SIDE` pixels on its longer side, and its camera.
+
+    Smaller photos come back as they are. The downscale (OpenCV's area filter) reads the array in place: a PIL
+    copy of a 10000 x 8000 photo alone would take a third of a gigabyte.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 photo.
+        intrinsics: ``(3, 3)`` pinhole matrix of the photo.
+
+    Returns:
+        ``(image (h, w, 3) uint8, intrinsics (3, 3))`` with ``max(h, w) <= OVERLAY_MAX_SIDE``.
+    """
+    import cv2  # installed with mediapipe; imported here, as the detector does, to keep start-up light
+
+    height, width = image.shape[:2]
+    scale = OVERLAY_MAX_SIDE / max(height, width)
+    if scale >= 1.0:
+        return image, intrinsics
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    intrinsics = resized_intrinsics(np.asarray(intrinsics, dtype=np.float64), size[0] / width, size[1] / height)
+    return cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_AREA), intrinsics
+
+
 def bounded_overlay(image: np.ndarray, layers: list, intrinsics: np.ndarray) -> np.ndarray:
-    """:func:`~scorehoi_diffusers.rendering.overlay` drawn on the photo downscaled to at most
-    :data:`OVERLAY_MAX_SIDE` pixels on its longer side (smaller photos are drawn at their own size).
+    """:func:`~scorehoi_diffusers.rendering.overlay` drawn on :func:`bounded_photo` of the photo.
 
     Args:
         image: ``(H, W, 3)`` uint8 photo.
@@ -46,13 +68,8 @@ def bounded_overlay(image: np.ndarray, layers: list, intrinsics: np.ndarray) -> 
     Returns:
         ``(h, w, 3)`` uint8, with ``max(h, w) <= OVERLAY_MAX_SIDE``.
     """
-    height, width = image.shape[:2]
-    scale = OVERLAY_MAX_SIDE / max(height, width)
-    if scale < 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        intrinsics = resized_intrinsics(np.asarray(intrinsics, dtype=np.float64), size[0] / width, size[1] / height)
-        image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
-    return overlay(image, layers, intrinsics)
+    photo, camera = bounded_photo(image, intrinsics)
+    return overlay(photo, layers, camera)
 
 
 def _layers(body_vertices, body_faces, object_vertices, object_faces) -> list:
@@ -174,10 +191,12 @@ def export_reconstruction(
     initial_body, initial_object = _posed_meshes(body, template, output.initial_params[index])
     before = _layers(initial_body[0].cpu().numpy(), body_faces, initial_object[0].cpu().numpy(), object_faces)
     paths: dict[str, Path] = {}
+    photo, camera = image, intrinsics
     if image is not None and intrinsics is not None:
-        paths["overlay"] = save_png(out / f"{name}_overlay.png", bounded_overlay(image, after, intrinsics))
+        photo, camera = bounded_photo(image, intrinsics)  # one bounded copy for the overlay and the figure
+        paths["overlay"] = save_png(out / f"{name}_overlay.png", overlay(photo, after, camera))
     figure = multi_view_figure(
-        [("before refinement", before), ("after refinement", after)], image=image, intrinsics=intrinsics
+        [("before refinement", before), ("after refinement", after)], image=photo, intrinsics=camera
     )
     paths["figure"] = save_png(out / f"{name}_before_after.png", figure)
     paths["scene"] = export_scene(out / f"{name}.glb", after)

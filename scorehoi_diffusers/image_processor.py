@@ -116,9 +116,13 @@ def load_image(path: str | os.PathLike, name: str = "image", mask: bool = False)
             # Between one and two times the limit PIL only warns; the picture is refused all the same.
             warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
             with PIL.Image.open(file) as picture:
-                # Orientation first: the 8-bit copy of a 16-bit picture no longer carries the EXIF data.
-                picture = _to_8bit(PIL.ImageOps.exif_transpose(picture))
-                return np.asarray(picture.convert("L" if mask else "RGB"))
+                # Orientation first: the 8-bit copy of a 16-bit picture no longer carries the EXIF data. Turned in
+                # place and converted only when needed, so a large photo is not copied twice more in memory.
+                picture.load()
+                PIL.ImageOps.exif_transpose(picture, in_place=True)
+                picture = _to_8bit(picture)
+                mode = "L" if mask else "RGB"
+                return np.asarray(picture if picture.mode == mode else picture.convert(mode))
     except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as error:
         raise ValueError(
             f"`{name}`: {file} has more pixels than PIL's limit of {PIL.Image.MAX_IMAGE_PIXELS} "
@@ -213,8 +217,10 @@ def to_mask_array(mask: ImageInput, name: str, shape: Sequence[int]) -> np.ndarr
 
 def mask_bbox(*masks: np.ndarray) -> np.ndarray:
     """``(4,)`` ``x, y, w, h`` box around every pixel of the given ``(H, W)`` masks."""
-    union = np.logical_or.reduce(masks)
-    rows, cols = np.flatnonzero(union.any(axis=1)), np.flatnonzero(union.any(axis=0))
+    # Row and column occupancy per mask, then their union: no (H, W) union and no stacked copy of the masks
+    # (a 10000 x 8000 photo's masks would take a quarter of a gigabyte).
+    rows = np.flatnonzero(np.logical_or.reduce([mask.any(axis=1) for mask in masks]))
+    cols = np.flatnonzero(np.logical_or.reduce([mask.any(axis=0) for mask in masks]))
     return np.array([cols[0], rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1], dtype=np.float32)
 
 

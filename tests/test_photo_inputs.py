@@ -106,6 +106,19 @@ def test_person_box_looks_in_a_crop_and_places_the_result_back():
     np.testing.assert_array_equal(photo.keypoints[0, :, :2], np.full((33, 2), [47 + 5.0, 26 + 5.0]))
 
 
+def test_a_large_photo_is_detected_downscaled_and_the_detection_scaled_back(monkeypatch):
+    from scorehoi_diffusers.pipelines import photo_inputs
+
+    monkeypatch.setattr(photo_inputs, "DETECTION_MAX_SIDE", 40)  # the picture is 160 wide: a quarter of it
+    detector = CropDetector()
+    photo = resolve_photo_inputs(picture(), None, None, object_box=[95, 45, 50, 50], person_detector=detector)
+    assert detector.seen == [(30, 40, 3)]
+    expected = np.zeros(SHAPE, bool)
+    expected[4 * 5:4 * 40, 4 * 5:4 * 30] = True  # the block found at 5..40 x 5..30, four times as large
+    np.testing.assert_array_equal(photo.human_mask[0], expected)
+    np.testing.assert_array_equal(photo.keypoints[0, :, :2], np.full((33, 2), 20.0))
+
+
 def test_no_person_is_one_clear_error():
     with pytest.raises(ValueError, match=r"No person found in `image`; give `human_mask`.*`person_box`"):
         resolve_photo_inputs(picture(), None, None, object_box=[95, 45, 50, 50], person_detector=FakeDetector())

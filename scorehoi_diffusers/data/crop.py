@@ -290,12 +290,15 @@ def to_model_input(
     return torch.cat([rgb] + masks, dim=-3)
 
 
-def _warp(image: Image.Image, matrix: np.ndarray, out_size: int) -> np.ndarray:
-    """Resample ``image`` so that output pixel ``q`` shows input point ``matrix^-1 q`` (bilinear, 0 outside).
+def _warp(image: Image.Image | np.ndarray, matrix: np.ndarray, out_size: int) -> np.ndarray:
+    """Resample ``image`` (PIL, or a ``(H, W, 3)`` / ``(H, W)`` uint8 array) so that output pixel ``q`` shows input
+    point ``matrix^-1 q`` (bilinear, 0 outside).
 
     Before a strong downscale the needed region is cut out and box-filtered by an integer factor
-    (``Image.reduce``), so the output is not aliased; both steps are folded into the matrix exactly.
+    (``Image.reduce``), so the output is not aliased; both steps are folded into the matrix exactly. An array is
+    cut before it becomes a PIL image, so a large photo is not copied whole.
     """
+    width, height = (image.shape[1], image.shape[0]) if isinstance(image, np.ndarray) else image.size
     inverse = np.linalg.inv(matrix)
     corners = np.array([[-0.5, -0.5, 1], [out_size - 0.5, -0.5, 1], [-0.5, out_size - 0.5, 1],
                         [out_size - 0.5, out_size - 0.5, 1]])
@@ -304,11 +307,14 @@ def _warp(image: Image.Image, matrix: np.ndarray, out_size: int) -> np.ndarray:
     right, bottom = np.ceil(source[:, :2].max(axis=0)).astype(int) + 2
     # Keep only the part of the picture the crop can see (the rest would be filled with 0 anyway).
     left, top = max(left, 0), max(top, 0)
-    right, bottom = min(right, image.width), min(bottom, image.height)
+    right, bottom = min(right, width), min(bottom, height)
     if right <= left or bottom <= top:
-        shape = (out_size, out_size) + ((3,) if image.mode == "RGB" else ())
-        return np.zeros(shape, dtype=np.uint8)
-    image = image.crop((left, top, right, bottom))
+        rgb = image.ndim == 3 if isinstance(image, np.ndarray) else image.mode == "RGB"
+        return np.zeros((out_size, out_size) + ((3,) if rgb else ()), dtype=np.uint8)
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(np.ascontiguousarray(image[top:bottom, left:right]))  # uint8: RGB or L
+    else:
+        image = image.crop((left, top, right, bottom))
     to_source = np.array([[1.0, 0.0, left], [0.0, 1.0, top], [0.0, 0.0, 1.0]])
     factor = int(1.0 / math.sqrt(abs(np.linalg.det(matrix[:2, :2]))))
     if factor >= 2:
@@ -335,17 +341,19 @@ def _stack(values: list):
     return np.stack(arrays)
 
 
-def _as_rgb(image) -> Image.Image:
+def _as_rgb(image) -> Image.Image | np.ndarray:
+    """A PIL image in RGB, or an ``(H, W, 3)`` uint8 array as it is (:func:`_warp` takes both)."""
     if isinstance(image, Image.Image):
         return image.convert("RGB")
     array = np.asarray(image)
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[-1] != 3:
         raise ValueError(f"`image` must be a PIL image or an (H, W, 3) uint8 array, got {array.shape} {array.dtype}.")
-    return Image.fromarray(array, mode="RGB")
+    return array
 
 
-def _as_mask(mask, name: str) -> Image.Image:
-    """A mask as a grey PIL image, 255 inside (the rules of :func:`~scorehoi_diffusers.input_checks.mask_inside`).
+def _as_mask(mask, name: str) -> Image.Image | np.ndarray:
+    """A mask as a grey PIL image or ``(H, W)`` uint8 array, 255 inside (the rules of
+    :func:`~scorehoi_diffusers.input_checks.mask_inside`).
 
     A grey PIL mask with levels other than 0/1 keeps them, so that the warp interpolates its anti-aliased edges
     before the result is thresholded at 128.
@@ -358,7 +366,7 @@ def _as_mask(mask, name: str) -> Image.Image:
     array = np.asarray(mask)
     if array.ndim != 2:
         raise ValueError(f"`{name}` must be a PIL image or an (H, W) array, got shape {array.shape}.")
-    return Image.fromarray(mask_inside(array, name).astype(np.uint8) * 255, mode="L")
+    return np.where(mask_inside(array, name), np.uint8(255), np.uint8(0))
 
 
 def _transform_bbox(bbox, matrix: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..image_processor import as_picture_list, to_mask_array, to_rgb_array
 from ..input_checks import check_bbox, check_box_layout
@@ -25,6 +26,10 @@ from ..skeleton import NUM_BLAZEPOSE
 # ``person_box`` is grown by this fraction of its size on each side before the detector looks inside it, so a
 # tight box still shows the detector the whole person.
 PERSON_BOX_MARGIN = 0.1
+# The detector sees a picture at most this many pixels on its longer side (a larger one is downscaled and the
+# detections scaled back): BlazePose reads a 256-pixel input anyway, and on a 10000 x 8000 photo the detector's
+# own copies and full-size masks would take gigabytes.
+DETECTION_MAX_SIDE = 1920
 
 
 @dataclass
@@ -77,6 +82,37 @@ def _checked_detections(found, shape: tuple[int, int], name: str) -> list[Person
     return list(found)
 
 
+def _resized(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``picture`` at ``size = (W, H)``: an ``(H, W, 3)`` picture box-filtered, an ``(H, W)`` mask by nearest
+    neighbour (bool)."""
+    if picture.ndim == 3:
+        return np.asarray(Image.fromarray(picture).resize(size, Image.Resampling.BOX))
+    mask = Image.fromarray(np.asarray(picture, dtype=bool).view(np.uint8))
+    return np.asarray(mask.resize(size, Image.Resampling.NEAREST)) > 0
+
+
+def _detect(detector: PersonDetector, picture: np.ndarray, name: str) -> list[PersonDetection]:
+    """The detector's people in ``picture (H, W, 3)``, found on a copy at most ``DETECTION_MAX_SIDE`` pixels on
+    its longer side and placed back in ``picture``'s pixels (the masks scaled up to ``(H, W)``)."""
+    height, width = picture.shape[:2]
+    scale = DETECTION_MAX_SIDE / max(height, width)
+    if scale >= 1:
+        return _checked_detections(detector.detect(picture), (height, width), name)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = _resized(picture, size)
+    found = _checked_detections(detector.detect(small), small.shape[:2], name)
+    to_full = np.array([width / size[0], height / size[1]], dtype=np.float32)
+    return [
+        PersonDetection(
+            np.asarray(person.keypoints, np.float32) * to_full,
+            np.asarray(person.visibility, np.float32),
+            _resized(person.mask, (width, height)),
+            np.asarray(person.box, np.float32) * np.tile(to_full, 2),
+        )
+        for person in found
+    ]
+
+
 def _detect_in_box(detector: PersonDetector, image: np.ndarray, box: np.ndarray, name: str) -> list[PersonDetection]:
     """People the detector finds in the crop around ``box`` (grown by ``PERSON_BOX_MARGIN``), in full-image
     coordinates."""
@@ -86,7 +122,7 @@ def _detect_in_box(detector: PersonDetector, image: np.ndarray, box: np.ndarray,
     x1 = min(int(np.ceil(x + w + PERSON_BOX_MARGIN * w)), width)
     y1 = min(int(np.ceil(y + h + PERSON_BOX_MARGIN * h)), height)
     crop = np.ascontiguousarray(image[y0:y1, x0:x1])
-    found = _checked_detections(detector.detect(crop), crop.shape[:2], name)
+    found = _detect(detector, crop, name)
     offset = np.array([x0, y0], dtype=np.float32)
     placed = []
     for person in found:
@@ -114,7 +150,7 @@ def choose_person(
             raise ValueError(f"No person found inside `person_box` {person_box.tolist()} of `{name}`; move the box "
                              "onto the person or give `human_mask`.")
         return max(found, key=lambda person: _box_intersection(person.box, person_box))
-    found = _checked_detections(detector.detect(image), image.shape[:2], name)
+    found = _detect(detector, image, name)
     if not found:
         raise ValueError(f"No person found in `{name}`; give `human_mask` (a mask of the person), or a "
                          "`person_box` (CLI `--person-box X Y W H`) around a person the detector missed.")
@@ -206,6 +242,12 @@ def detect_keypoints(
     Returns:
         ``(33, 3)`` float32 ``(u, v, visibility)``, or ``None`` when the detector finds nobody there.
     """
+    # Only keypoints are wanted, so a large photo and its mask are downscaled first: no full-size crop or mask.
+    height, width = image.shape[:2]
+    scale = min(1.0, DETECTION_MAX_SIDE / max(height, width))
+    if scale < 1:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image, human_mask = _resized(image, size), _resized(human_mask, size)
     rows, cols = np.nonzero(human_mask)
     if rows.size == 0:
         return None
@@ -214,4 +256,6 @@ def detect_keypoints(
     found = _detect_in_box(detector, image, box, name)
     if not found:
         return None
-    return max(found, key=lambda person: _box_intersection(person.box, box)).keypoints_with_visibility()
+    keypoints = max(found, key=lambda person: _box_intersection(person.box, box)).keypoints_with_visibility()
+    keypoints[:, :2] *= np.array([width / image.shape[1], height / image.shape[0]], dtype=np.float32)
+    return keypoints
