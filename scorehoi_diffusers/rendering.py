@@ -62,6 +62,8 @@ DEFAULT_LIGHT_DIRECTION = (-0.4, -0.7, -1.0)
 # keeps its edges while a sphere or a body stays smooth.
 _CREASE_COS = math.cos(math.radians(50.0))
 _GAMMA = 2.2
+# Most camera rays cast and shaded at once (see `render`).
+RAY_CHUNK = 1 << 18
 
 # NumPy arrays, nested sequences or torch tensors (converted with `.detach().cpu().numpy()`).
 ArrayLike = np.ndarray | Sequence
@@ -372,62 +374,68 @@ def render(
         faces = np.concatenate([f + o for (_, f), o in zip(parts, offsets)])
         face_layer = np.repeat(np.arange(len(parts)), [len(f) for _, f in parts])
 
-        # Cast rays only through the pixels that can see the scene (a big saving for small overlays).
+        # Cast rays only through the pixels that can see the scene (a big saving for small overlays), at most
+        # RAY_CHUNK at a time: each ray's pixel is computed alone, and a 2048-pixel overlay's arrays for all its
+        # rays at once would take most of a gigabyte.
         u0, u1, v0, v1 = _pixel_window(vertices, K, height, width)
-        us, vs = np.meshgrid(np.arange(u0, u1 + 1), np.arange(v0, v1 + 1))
-        pixels = np.stack([us.ravel(), vs.ravel(), np.ones(us.size)], axis=1)
-        # Third row of K is (0, 0, 1), so every direction has z == 1 and the ray parameter is the depth.
-        directions = pixels @ np.linalg.inv(K).T
         mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False, validate=False)
         intersector = _intersector(mesh)
-        hit_face = intersector.intersects_first(np.zeros_like(directions), directions)
-
-        hit = np.flatnonzero(hit_face >= 0)
-        hit_face = hit_face[hit]
         face_normals, corner_normals = _corner_normals(vertices, faces)
-        # Exact hit point on the triangle's plane (the ray caster works in float32 on a rescaled copy).
-        normal = face_normals[hit_face]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.sum(normal * vertices[faces[hit_face, 0]], axis=1) / np.sum(normal * directions[hit], axis=1)
-        valid = np.isfinite(t) & (t > 0)
-        hit, hit_face, normal, t = hit[valid], hit_face[valid], normal[valid], t[valid]
-        points = t[:, None] * directions[hit]
-        rows, cols = vs.ravel()[hit], us.ravel()[hit]
+        inverse_K = np.linalg.inv(K)
+        rows_per_chunk = max(1, RAY_CHUNK // (u1 - u0 + 1))
+        for chunk_v0 in range(v0, v1 + 1, rows_per_chunk):
+            chunk_v1 = min(chunk_v0 + rows_per_chunk - 1, v1)
+            us, vs = np.meshgrid(np.arange(u0, u1 + 1), np.arange(chunk_v0, chunk_v1 + 1))
+            pixels = np.stack([us.ravel(), vs.ravel(), np.ones(us.size)], axis=1)
+            # Third row of K is (0, 0, 1), so every direction has z == 1 and the ray parameter is the depth.
+            directions = pixels @ inverse_K.T
+            hit_face = intersector.intersects_first(np.zeros_like(directions), directions)
 
-        # Two-sided lighting: turn every surface towards the viewer.
-        facing = np.where(np.sum(normal * points, axis=1) > 0, -1.0, 1.0)[:, None]
-        barycentric = trimesh.triangles.points_to_barycentric(vertices[faces[hit_face]], points)
-        shading_normal = np.einsum("nc,nck->nk", barycentric, corner_normals[hit_face]) * facing
-        shading_normal /= np.maximum(np.linalg.norm(shading_normal, axis=1, keepdims=True), 1e-12)
+            hit = np.flatnonzero(hit_face >= 0)
+            hit_face = hit_face[hit]
+            # Exact hit point on the triangle's plane (the ray caster works in float32 on a rescaled copy).
+            normal = face_normals[hit_face]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t = np.sum(normal * vertices[faces[hit_face, 0]], axis=1) / np.sum(normal * directions[hit], axis=1)
+            valid = np.isfinite(t) & (t > 0)
+            hit, hit_face, normal, t = hit[valid], hit_face[valid], normal[valid], t[valid]
+            points = t[:, None] * directions[hit]
+            rows, cols = vs.ravel()[hit], us.ravel()[hit]
 
-        owner = face_layer[hit_face]
-        on_floor = owner == len(layers)
-        colors = np.zeros((len(hit), 3))
-        opacity = np.zeros(len(hit))
-        if layers:
-            layer_colors = np.array([layer.color for layer in layers] + [(0.0, 0.0, 0.0)])
-            layer_alpha = np.array([layer.alpha for layer in layers] + [0.0])
-            colors = _shade(points, shading_normal, layer_colors[owner], light)
-            opacity = layer_alpha[owner]
-        if floor is not None and on_floor.any():
-            floor_color, floor_opacity = floor.shade_color(points[on_floor])
-            floor_normal = normal[on_floor] * facing[on_floor]
-            lit = 0.55 + 0.45 * np.clip(floor_normal @ light, 0.0, None)
-            # Shadows fall mostly straight down (a light overhead, leaning towards the key light), which
-            # shows best where a body or object touches the floor.
-            shadow_dir = check_unit_vector(2.0 * floor.normal + light, "shadow direction")
-            origins = points[on_floor] + 1e-4 * max(floor.size, 1.0) * floor.normal
-            blocked = intersector.intersects_any(origins, np.broadcast_to(shadow_dir, origins.shape))
-            lit = lit * np.where(blocked, 0.6, 1.0)
-            colors[on_floor] = np.clip(floor_color**_GAMMA * lit[:, None], 0.0, 1.0) ** (1.0 / _GAMMA)
-            opacity[on_floor] = floor_opacity
+            # Two-sided lighting: turn every surface towards the viewer.
+            facing = np.where(np.sum(normal * points, axis=1) > 0, -1.0, 1.0)[:, None]
+            barycentric = trimesh.triangles.points_to_barycentric(vertices[faces[hit_face]], points)
+            shading_normal = np.einsum("nc,nck->nk", barycentric, corner_normals[hit_face]) * facing
+            shading_normal /= np.maximum(np.linalg.norm(shading_normal, axis=1, keepdims=True), 1e-12)
 
-        on_mesh = ~on_floor
-        depth[rows[on_mesh], cols[on_mesh]] = t[on_mesh]
-        layer_index[rows[on_mesh], cols[on_mesh]] = owner[on_mesh]
-        floor_mask[rows[on_floor], cols[on_floor]] = True
-        under = image[rows, cols]
-        image[rows, cols] = opacity[:, None] * colors + (1.0 - opacity[:, None]) * under
+            owner = face_layer[hit_face]
+            on_floor = owner == len(layers)
+            colors = np.zeros((len(hit), 3))
+            opacity = np.zeros(len(hit))
+            if layers:
+                layer_colors = np.array([layer.color for layer in layers] + [(0.0, 0.0, 0.0)])
+                layer_alpha = np.array([layer.alpha for layer in layers] + [0.0])
+                colors = _shade(points, shading_normal, layer_colors[owner], light)
+                opacity = layer_alpha[owner]
+            if floor is not None and on_floor.any():
+                floor_color, floor_opacity = floor.shade_color(points[on_floor])
+                floor_normal = normal[on_floor] * facing[on_floor]
+                lit = 0.55 + 0.45 * np.clip(floor_normal @ light, 0.0, None)
+                # Shadows fall mostly straight down (a light overhead, leaning towards the key light), which
+                # shows best where a body or object touches the floor.
+                shadow_dir = check_unit_vector(2.0 * floor.normal + light, "shadow direction")
+                origins = points[on_floor] + 1e-4 * max(floor.size, 1.0) * floor.normal
+                blocked = intersector.intersects_any(origins, np.broadcast_to(shadow_dir, origins.shape))
+                lit = lit * np.where(blocked, 0.6, 1.0)
+                colors[on_floor] = np.clip(floor_color**_GAMMA * lit[:, None], 0.0, 1.0) ** (1.0 / _GAMMA)
+                opacity[on_floor] = floor_opacity
+
+            on_mesh = ~on_floor
+            depth[rows[on_mesh], cols[on_mesh]] = t[on_mesh]
+            layer_index[rows[on_mesh], cols[on_mesh]] = owner[on_mesh]
+            floor_mask[rows[on_floor], cols[on_floor]] = True
+            under = image[rows, cols]
+            image[rows, cols] = opacity[:, None] * colors + (1.0 - opacity[:, None]) * under
 
     masks = layer_index[None] == np.arange(len(layers))[:, None, None]
     return RenderResult(

@@ -170,6 +170,17 @@ def test_render_view_shows_mesh_at_centre_and_floor_below():
     assert not plain.floor_mask.any()
 
 
+def test_rays_cast_in_chunks_give_the_same_picture(monkeypatch):
+    mesh = trimesh.creation.icosphere(subdivisions=2, radius=0.4)
+    layers = [MeshLayer(mesh.vertices, mesh.faces, color=BODY_COLOR)]
+    whole = render_view(layers, np.zeros(3), 2.0, 30.0, 15.0, (64, 64), floor=Floor.below(layers))
+    monkeypatch.setattr(rendering, "RAY_CHUNK", 100)  # under two rows of 64 pixels per chunk
+    chunked = render_view(layers, np.zeros(3), 2.0, 30.0, 15.0, (64, 64), floor=Floor.below(layers))
+    for field in ("image", "depth", "layer_index", "floor_mask"):
+        np.testing.assert_array_equal(getattr(chunked, field), getattr(whole, field))
+    assert whole.floor_mask.any() and (whole.layer_index == 0).any()
+
+
 def test_floor_pattern_is_the_same_from_every_view():
     floor = Floor(point=[0.0, 1.0, 3.0], tile=0.5)
     points = floor.point + np.array([[0.1, 0.0, 0.1], [0.6, 0.0, 0.1], [0.1, 0.0, 0.6]])
