@@ -45,14 +45,22 @@ logger = logging.get_logger(__name__)
 # scenes): 17.96 cm, against 18.26 (step 1e-4), 18.12 (0.0032), 18.87 (0.018) and 18.45 for the regressor alone;
 # step 0.1 diverged. Command: python training/choose_step_size.py --num-samples 50 --cycles 2
 DEFAULT_STEP_SIZE = 0.00056
-# Without keypoints the baseline has no pose prior (its settings above predate the prior; KEYPOINT_* below says why
-# the pair with keypoints differs).
+# Without keypoints the same rule keeps the baseline without a pose prior: with weights 0 / 0.001 / 0.01 at each of
+# those steps, 17.962 / 17.965 / 17.989 cm at step 0.00056, 18.110 cm at best elsewhere. Command: python
+# training/choose_step_size.py --num-samples 50 --cycles 2 --pose-prior-weights 0 0.001 0.01
 DEFAULT_POSE_PRIOR_WEIGHT = 0.0
 
-# With 2D keypoints: chosen on the same validation slice with simulated detections by
-# training/choose_step_size.py --keypoints simulated (see its docstring for the rule and the grid).
-KEYPOINT_STEP_SIZE = 0.00056
-KEYPOINT_POSE_PRIOR_WEIGHT = 0.0
+# With 2D keypoints: chosen on the same slice (100 scenes, N = 2) with seeded simulated detections by
+# training/choose_step_size.py --keypoints simulated, rule: lowest MPJPE + PA-MPJPE + CD_h + CD_o + penetration depth.
+# A coarse pass (steps 1e-4 .. 0.018 x weights 0 .. 0.1) put the best near step 0.0032, weight 0.01 (28.39 cm; step
+# 0.018: 36-55 cm, 1e-4: 31.1 cm, regressor alone 31.88 cm); the final grid, steps 0.00056 0.0018 0.0032 0.0056 x
+# weights 0 0.001 0.003 0.01 0.03, chose step 0.0018, weight 0.001: 28.263 cm, against 28.271 without the prior
+# (28.264 / 28.273 / 28.359 at weights 0.003 / 0.01 / 0.03; best at step 0.0032: 28.380, 0.00056: 29.570). So a
+# larger step matters with keypoints and the prior's weight hardly does. Command: python training/choose_step_size.py
+# --num-samples 100 --keypoints simulated --step-sizes 0.00056 0.0018 0.0032 0.0056 \
+# --pose-prior-weights 0 0.001 0.003 0.01 0.03
+KEYPOINT_STEP_SIZE = 0.0018
+KEYPOINT_POSE_PRIOR_WEIGHT = 0.001
 
 # A body larger than this (metres, any axis) means the descent diverged: unconstrained betas had grown to 1e4-1e10
 # at step 0.1 on the validation slice (bodies of 15 m to 1e9 m); a person is under 2.5 m.
