@@ -19,6 +19,7 @@ setup(
     package_data={
         "scorehoi_diffusers": [
             "assets/*.npz",
+            "assets/*.safetensors",
             "assets/*.md",
             "assets/objects/*.ply",
             "assets/objects/sdf/*.npz",

@@ -445,6 +445,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                   object_templates=object_templates, contact_labels=args.contact_labels, gt_body_model=gt_bodies)
     if args.step_size is not None:
         kwargs["step_size"] = args.step_size
+    if args.pose_prior_weight is not None:
+        kwargs["pose_prior_weight"] = args.pose_prior_weight
     modes = ABLATION_MODES if args.mode == "ablation" else (args.mode,)
     results = [evaluate(pipeline, dataset, mode=mode, **kwargs) for mode in modes]
     for result in results:
@@ -551,6 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
                    default="full", help="optimization: the 'w/o diffusion' row; ablation: every mode in turn")
     p.add_argument("--step-size", type=float, default=None,
                    help="gradient-descent step of --mode optimization (default: the one chosen on validation data)")
+    p.add_argument("--pose-prior-weight", type=float, default=None,
+                   help="pose prior weight of --mode optimization (default: the one chosen on validation data)")
     p.add_argument("--cycles", type=int, default=10)
     p.add_argument("--keypoints", choices=("none", "simulated"), default="none",
                    help="simulated: give the pipeline simulated 2D detections of each ground-truth body (measured "

@@ -39,7 +39,7 @@ from .metrics import (
     sample_surface,
 )
 from .objects import ObjectTemplate, load_object
-from .optimization_baseline import DEFAULT_STEP_SIZE, GuidanceOptimization
+from .optimization_baseline import GuidanceOptimization
 from .params import HOIParams, axis_angle_to_matrix
 from .skeleton import BODY_JOINTS, LEFT_HAND_JOINTS, RIGHT_HAND_JOINTS
 
@@ -250,7 +250,8 @@ def evaluate(
     num_surface_samples: int = NUM_SURFACE_SAMPLES,
     object_templates: Mapping[str, ObjectTemplate] | None = None,
     contact_labels: str = "auto",
-    step_size: float = DEFAULT_STEP_SIZE,
+    step_size: float | None = None,
+    pose_prior_weight: float | None = None,
 ) -> dict[str, Any]:
     """Run the pipeline on a dataset and average the metrics of the module docstring.
 
@@ -288,7 +289,10 @@ def evaluate(
             ``human_contact`` on the downsampled vertices), ``"annotated"`` (the dataset's ``annotated_contact``
             column on every body vertex, CONTHO's protocol) or ``"auto"`` (annotated when the column is there
             and labels as many vertices as the body model has).
-        step_size: the gradient-descent step of mode ``"optimization"`` (ignored by the others).
+        step_size: the gradient-descent step of mode ``"optimization"`` (ignored by the others; default: the one
+            chosen on the validation slice, with or without keypoints).
+        pose_prior_weight: the pose prior's weight in mode ``"optimization"`` (ignored by the others; default: the
+            one chosen on the validation slice, with or without keypoints).
 
     Returns:
         A JSON-serialisable dict: ``mode``, ``protocol`` (``"noisy_gt"`` or ``"custom"``), ``seed``, ``split``,
@@ -299,7 +303,7 @@ def evaluate(
         Everything but ``seconds_per_image`` is identical for the same arguments.
     """
     mode_arguments = _mode_arguments(mode, num_cycles)
-    refine = GuidanceOptimization(pipeline, step_size) if mode == "optimization" else pipeline
+    refine = GuidanceOptimization(pipeline, step_size, pose_prior_weight) if mode == "optimization" else pipeline
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size!r}.")
     data = _select_split(dataset, split)
@@ -325,6 +329,7 @@ def evaluate(
     }
     order: list[np.ndarray] = []  # dataset rows in the order their metrics were computed
     elapsed = 0.0
+    with_keypoints = False  # whether the refinement got keypoints (the optimisation's defaults depend on it)
     for name in sorted(set(names.tolist())):
         if object_templates is not None and name in object_templates:
             template = object_templates[name]
@@ -339,6 +344,7 @@ def evaluate(
 
             begin = time.perf_counter()
             params, contacts, image_tokens, estimator, *extra = initial_estimate_fn(batch)
+            with_keypoints = with_keypoints or (extra[0] if extra else {}).get("keypoints") is not None
             output = refine(
                 initial_params=params, object=template, contacts=contacts, image_tokens=image_tokens,
                 contact_estimator=estimator, guidance_config=guidance_config,
@@ -368,7 +374,7 @@ def evaluate(
         "contact_labels": contact_labels,
     }
     if mode == "optimization":
-        results["step_size"] = float(step_size)
+        results["step_size"], results["pose_prior_weight"] = refine.settings(keypoints=with_keypoints)
     for key, _ in METRICS:
         if key == "contact_f":
             results[key] = None if None in (precision, recall) else float(harmonic_f_score(precision, recall))

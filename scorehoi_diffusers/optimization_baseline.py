@@ -8,7 +8,11 @@ steps as the pipeline's guided denoising takes per cycle (``t_start / stride``, 
 ``x0 <- x0 - step_size * clip(grad_x0 L(x0))``, clipped per sample by ``guidance_config.max_grad_norm`` exactly as
 the pipeline's guidance gradient; ``guidance_config.scale`` is not used (the step size takes its place). With
 ``keypoints`` it gets the pipeline's front/back check and the same camera-translation refinement (one step per
-gradient step, ``guidance_config.camera_step_size``). The
+gradient step, ``guidance_config.camera_step_size``). Like a conventional fitting method it can add a pose prior:
+``pose_prior_weight`` times the negative log-likelihood of the body pose under
+:class:`~scorehoi_diffusers.pose_prior.GaussianPosePrior` (fitted on training poses only), whose gradient joins the
+step (bounded by ``max_grad_norm`` on its own). The step size and the prior's weight default to the values chosen
+on the validation slice for the input at hand: one pair without keypoints, another with them. The
 denoiser is never called. A step size so large that the loss becomes NaN/Inf or a body grows past
 :data:`MAX_BODY_EXTENT` is a ``ValueError``, not a result.
 """
@@ -25,12 +29,14 @@ import torch
 from diffusers.utils import logging
 
 from .contacts import Contacts, ReconstructionState
-from .guidance import GuidanceConfig
+from .guidance import GuidanceConfig, clip_gradient_norm
 from .image_processor import ImageInput
 from .objects import ObjectTemplate, load_object
-from .params import HOIParams
+from .params import BODY_POSE_SLICE, HOIParams, rotation_6d_to_matrix
 from .pipelines.pipeline_output import ScoreHOIPipelineOutput
+from .pose_prior import GaussianPosePrior
 from .precision import geometry_dtype
+from .skeleton import NUM_BODY_JOINTS
 
 logger = logging.get_logger(__name__)
 
@@ -39,10 +45,36 @@ logger = logging.get_logger(__name__)
 # scenes): 17.96 cm, against 18.26 (step 1e-4), 18.12 (0.0032), 18.87 (0.018) and 18.45 for the regressor alone;
 # step 0.1 diverged. Command: python training/choose_step_size.py --num-samples 50 --cycles 2
 DEFAULT_STEP_SIZE = 0.00056
+# Without keypoints the same rule keeps the baseline without a pose prior: with weights 0 / 0.001 / 0.01 at each of
+# those steps, 17.962 / 17.965 / 17.989 cm at step 0.00056, 18.110 cm at best elsewhere. Command: python
+# training/choose_step_size.py --num-samples 50 --cycles 2 --pose-prior-weights 0 0.001 0.01
+DEFAULT_POSE_PRIOR_WEIGHT = 0.0
+
+# With 2D keypoints: chosen on the same slice (100 scenes, N = 2) with seeded simulated detections by
+# training/choose_step_size.py --keypoints simulated, rule: lowest MPJPE + PA-MPJPE + CD_h + CD_o + penetration depth.
+# A coarse pass (steps 1e-4 .. 0.018 x weights 0 .. 0.1) put the best near step 0.0032, weight 0.01 (28.39 cm; step
+# 0.018: 36-55 cm, 1e-4: 31.1 cm, regressor alone 31.88 cm); the final grid, steps 0.00056 0.0018 0.0032 0.0056 x
+# weights 0 0.001 0.003 0.01 0.03, chose step 0.0018, weight 0.001: 28.263 cm, against 28.271 without the prior
+# (28.264 / 28.273 / 28.359 at weights 0.003 / 0.01 / 0.03; best at step 0.0032: 28.380, 0.00056: 29.570). So a
+# larger step matters with keypoints and the prior's weight hardly does. Command: python training/choose_step_size.py
+# --num-samples 100 --keypoints simulated --step-sizes 0.00056 0.0018 0.0032 0.0056 \
+# --pose-prior-weights 0 0.001 0.003 0.01 0.03
+KEYPOINT_STEP_SIZE = 0.0018
+KEYPOINT_POSE_PRIOR_WEIGHT = 0.001
 
 # A body larger than this (metres, any axis) means the descent diverged: unconstrained betas had grown to 1e4-1e10
 # at step 0.1 on the validation slice (bodies of 15 m to 1e9 m); a person is under 2.5 m.
 MAX_BODY_EXTENT = 10.0
+
+
+def _check_positive(name: str, value, allow_zero: bool = False) -> float:
+    """``value`` as a float, or a one-line ``ValueError`` naming ``name`` unless it is a finite number > 0 (>= 0)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+        math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    ):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"`{name}` must be a finite number {bound}, got {value!r}.")
+    return float(value)
 
 
 class GuidanceOptimization:
@@ -53,16 +85,57 @@ class GuidanceOptimization:
 
     Args:
         pipeline (`ScoreHOIPipeline`): supplies the regressor, contact estimator, body, codec and default guidance.
-        step_size (`float`, defaults to :data:`DEFAULT_STEP_SIZE`): the gradient-descent step on x0, finite and > 0.
+        step_size (`float`, *optional*): the gradient-descent step on x0, finite and > 0. Default: the one chosen on
+            the validation slice for the call's input, :data:`DEFAULT_STEP_SIZE` without keypoints and
+            :data:`KEYPOINT_STEP_SIZE` with them.
+        pose_prior_weight (`float`, *optional*): weight (>= 0) of the pose prior's negative log-likelihood in the
+            descended loss; 0 leaves it out. Default: :data:`DEFAULT_POSE_PRIOR_WEIGHT` without keypoints,
+            :data:`KEYPOINT_POSE_PRIOR_WEIGHT` with them.
+        pose_prior (`GaussianPosePrior`, *optional*): the prior (default: the shipped one, loaded when first used).
     """
 
-    def __init__(self, pipeline, step_size: float = DEFAULT_STEP_SIZE):
-        if isinstance(step_size, bool) or not isinstance(step_size, numbers.Real) or not (
-            math.isfinite(step_size) and step_size > 0
-        ):
-            raise ValueError(f"`step_size` must be a finite number > 0, got {step_size!r}.")
+    def __init__(
+        self,
+        pipeline,
+        step_size: float | None = None,
+        pose_prior_weight: float | None = None,
+        pose_prior: GaussianPosePrior | None = None,
+    ):
+        if pose_prior is not None and not isinstance(pose_prior, GaussianPosePrior):
+            raise TypeError(f"`pose_prior` must be a GaussianPosePrior or None, got {type(pose_prior).__name__}.")
         self.pipeline = pipeline
-        self.step_size = float(step_size)
+        self.step_size = None if step_size is None else _check_positive("step_size", step_size)
+        self.pose_prior_weight = (
+            None if pose_prior_weight is None else _check_positive("pose_prior_weight", pose_prior_weight, True)
+        )
+        self.pose_prior = pose_prior
+
+    def settings(self, keypoints: bool) -> tuple[float, float]:
+        """``(step_size, pose_prior_weight)`` a call uses, with or without ``keypoints``: the given values, else the
+        validation slice's choice for that input."""
+        step_size = KEYPOINT_STEP_SIZE if keypoints else DEFAULT_STEP_SIZE
+        weight = KEYPOINT_POSE_PRIOR_WEIGHT if keypoints else DEFAULT_POSE_PRIOR_WEIGHT
+        return (
+            step_size if self.step_size is None else self.step_size,
+            weight if self.pose_prior_weight is None else self.pose_prior_weight,
+        )
+
+    def pose_negative_log_likelihood(self, x0: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood ``(B,)`` of the body pose in ``x0`` ``(B, 331)`` under the pose prior (the shipped
+        one, loaded on first use, unless one was given)."""
+        if self.pose_prior is None:
+            self.pose_prior = GaussianPosePrior.from_file()
+        self.pose_prior = self.pose_prior.to(x0.device)
+        body_pose = rotation_6d_to_matrix(x0[:, BODY_POSE_SLICE].reshape(x0.shape[0], NUM_BODY_JOINTS, 6))
+        return self.pose_prior(body_pose)
+
+    def pose_prior_gradient(self, x0: torch.Tensor, max_grad_norm: float | None) -> torch.Tensor:
+        """``∇_{x0} NLL (B, 331)`` of :meth:`pose_negative_log_likelihood`: zero outside the body-pose slice, its
+        norm bounded by ``max_grad_norm`` per sample as the guidance gradient's is."""
+        with torch.enable_grad():
+            x0 = x0.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.pose_negative_log_likelihood(x0).sum(), x0)
+        return clip_gradient_norm(grad, max_grad_norm)[0]
 
     def steps_per_cycle(self, t_start: int = 50, stride: int = 5) -> int:
         """Gradient steps per cycle: the guided denoising steps of one pipeline cycle (``len(grid) - 1``)."""
@@ -97,8 +170,9 @@ class GuidanceOptimization:
         ``generator`` is accepted for a drop-in call and unused: the optimisation is deterministic.
 
         Returns:
-            [`ScoreHOIPipelineOutput`] (``guidance_loss_history`` ``(num_cycles, B)``: the loss after each cycle,
-            before the contact refresh) or a tuple of its fields.
+            [`ScoreHOIPipelineOutput`] (``guidance_loss_history`` ``(num_cycles, B)``: the guidance loss after each
+            cycle, before the contact refresh, without the pose prior, whose negative log-likelihood is the term
+            ``"pose_prior"`` of ``guidance_term_history`` when its weight is > 0) or a tuple of its fields.
         """
         pipe = self.pipeline
         pipe.check_inputs(
@@ -118,6 +192,7 @@ class GuidanceOptimization:
         )
         x0, contacts = start.x0, start.contacts
 
+        step_size, weight = self.settings(keypoints="keypoints_2d" in start.image_evidence)
         steps = self.steps_per_cycle(t_start, stride)
         contact_history: list[Contacts] = []
         loss_history: list[torch.Tensor] = []
@@ -125,18 +200,24 @@ class GuidanceOptimization:
         for _cycle in range(num_cycles):
             contact_history.append(contacts)
             for _step in range(steps):
-                x0 = x0 - self.step_size * pipe.guidance_x0_gradient(
+                gradient = pipe.guidance_x0_gradient(
                     x0, template, start.camera_translation, contacts, start.image_evidence, config, camera=start.camera
                 )
+                if weight > 0:
+                    gradient = gradient + weight * self.pose_prior_gradient(x0, config.max_grad_norm)
+                x0 = x0 - step_size * gradient
             geometry, total, terms = pipe.evaluate_cycle(x0, start, contacts, config)
+            if weight > 0:
+                terms = {**terms, "pose_prior": self.pose_negative_log_likelihood(x0)}
             body_points = geometry[1]
             extent = (body_points.amax(dim=1) - body_points.amin(dim=1)).amax(dim=1)  # (B,)
             diverged = ~(torch.isfinite(total) & torch.isfinite(x0).all(dim=1) & (extent <= MAX_BODY_EXTENT))
             if diverged.any():
                 raise ValueError(
-                    f"`step_size`={self.step_size:g} made gradient descent diverge for samples "
+                    f"`step_size`={step_size:g} made gradient descent diverge for samples "
                     f"{diverged.nonzero().flatten().tolist()} (guidance loss NaN/Inf or a body over "
-                    f"{MAX_BODY_EXTENT:g} m); choose a smaller step, e.g. the default {DEFAULT_STEP_SIZE:g}."
+                    f"{MAX_BODY_EXTENT:g} m; pose prior weight {weight:g}); choose a smaller step or prior weight, "
+                    "e.g. the defaults."
                 )
             loss_history.append(total)
             for name, value in terms.items():

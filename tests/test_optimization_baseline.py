@@ -3,13 +3,14 @@ import numpy as np
 import pytest
 import torch
 
+import scorehoi_diffusers.optimization_baseline as baseline
 from scorehoi_diffusers.body import BodyModel
 from scorehoi_diffusers.cli import build_parser
 from scorehoi_diffusers.evaluation import ABLATION_MODES, format_table
 from scorehoi_diffusers.guidance import GuidanceConfig
 from scorehoi_diffusers.models.denoiser import ScoreHOIDenoiser
 from scorehoi_diffusers.optimization_baseline import DEFAULT_STEP_SIZE, GuidanceOptimization
-from scorehoi_diffusers.params import HOIParams
+from scorehoi_diffusers.params import HOIParams, axis_angle_to_matrix
 from scorehoi_diffusers.pipelines.pipeline_output import ScoreHOIPipelineOutput
 from scorehoi_diffusers.pipelines.pipeline_scorehoi import ScoreHOIPipeline
 from scorehoi_diffusers.schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
@@ -40,9 +41,9 @@ def no_denoiser(pipeline, monkeypatch):
     monkeypatch.setattr(pipeline.denoiser, "forward", refuse)
 
 
-def run(pipeline, step_size=DEFAULT_STEP_SIZE, **kwargs):
-    kwargs = {"num_cycles": 2, "guidance_config": CONFIG, **kwargs}
-    return GuidanceOptimization(pipeline, step_size)(initial_params=initial_params(), object="box", **kwargs)
+def run(pipeline, step_size=DEFAULT_STEP_SIZE, pose_prior_weight=None, **kwargs):
+    kwargs = {"num_cycles": 2, "guidance_config": CONFIG, "initial_params": initial_params(), **kwargs}
+    return GuidanceOptimization(pipeline, step_size, pose_prior_weight)(object="box", **kwargs)
 
 
 def test_uses_the_pipelines_step_budget_and_never_the_denoiser(pipeline, no_denoiser, monkeypatch):
@@ -84,8 +85,53 @@ def test_is_deterministic_and_moves_the_estimate(pipeline, no_denoiser):
 
 @pytest.mark.parametrize("step_size", [0.0, -1.0, float("nan"), float("inf"), True, "0.1"])
 def test_rejects_bad_step_sizes(pipeline, step_size):
-    with pytest.raises(ValueError, match="`step_size`"):
+    with pytest.raises(ValueError, match="`step_size` must be a finite number > 0"):
         GuidanceOptimization(pipeline, step_size)
+
+
+@pytest.mark.parametrize("weight", [-1.0, float("nan"), float("inf"), True, "0.1"])
+def test_rejects_bad_pose_prior_weights(pipeline, weight):
+    with pytest.raises(ValueError, match="`pose_prior_weight` must be a finite number >= 0"):
+        GuidanceOptimization(pipeline, pose_prior_weight=weight)
+    with pytest.raises(TypeError, match="`pose_prior` must be a GaussianPosePrior"):
+        GuidanceOptimization(pipeline, pose_prior="prior.safetensors")
+
+
+def test_defaults_are_the_validation_choices_for_the_input(pipeline):
+    assert GuidanceOptimization(pipeline).settings(keypoints=False) == (
+        baseline.DEFAULT_STEP_SIZE, baseline.DEFAULT_POSE_PRIOR_WEIGHT
+    )
+    assert GuidanceOptimization(pipeline).settings(keypoints=True) == (
+        baseline.KEYPOINT_STEP_SIZE, baseline.KEYPOINT_POSE_PRIOR_WEIGHT
+    )
+    assert GuidanceOptimization(pipeline, 0.1, 0.0).settings(keypoints=True) == (0.1, 0.0)
+
+
+def bent_params(batch: int = 2) -> HOIParams:
+    """``initial_params`` with every body joint bent by 1.5 rad about x: a pose far from any training pose."""
+    params = initial_params(batch)
+    bend = torch.tensor([1.5, 0.0, 0.0])
+    params.body_pose = axis_angle_to_matrix(bend.expand(batch, 21, 3)).contiguous()
+    return params
+
+
+def test_the_pose_prior_pulls_the_body_pose_towards_training_poses(pipeline, no_denoiser, monkeypatch):
+    def optimise(weight):
+        optimization = GuidanceOptimization(pipeline, 1e-4, weight)
+        output = optimization(initial_params=bent_params(), object="box", num_cycles=2, guidance_config=CONFIG)
+        return optimization, output
+
+    _, without = optimise(0.0)
+    optimization, with_prior = optimise(1.0)
+    prior = optimization.pose_prior
+    assert (prior(with_prior.params.body_pose) < prior(without.params.body_pose) - 1.0).all()
+    history = with_prior.guidance_term_history["pose_prior"]
+    assert history.shape == (2, 2) and (history[1] < history[0]).all()
+    assert "pose_prior" not in without.guidance_term_history
+    # Weight 0 never touches the prior, so the baseline without it is what it was before the prior existed.
+    monkeypatch.setattr(GuidanceOptimization, "pose_prior_gradient", lambda *args: pytest.fail("prior used"))
+    _, again = optimise(0.0)
+    assert torch.equal(again.body_vertices, without.body_vertices)
 
 
 def test_rejects_bad_arguments_as_the_pipeline_does(pipeline):
@@ -98,7 +144,9 @@ def test_evaluate_and_the_cli_have_the_mode():
     table = format_table([{"mode": "optimization", "num_cycles": 2, "step_size": 0.1}])
     assert "w/o diffusion (optimisation only)" in table
     args = build_parser().parse_args(["evaluate", "--mode", "optimization", "--step-size", "0.5"])
-    assert args.mode == "optimization" and args.step_size == 0.5
+    assert args.mode == "optimization" and args.step_size == 0.5 and args.pose_prior_weight is None
+    args = build_parser().parse_args(["evaluate", "--mode", "optimization", "--pose-prior-weight", "0.01"])
+    assert args.pose_prior_weight == 0.01
 
 
 def test_evaluate_scores_the_optimization_mode(pipeline, no_denoiser):
@@ -117,6 +165,9 @@ def test_evaluate_scores_the_optimization_mode(pipeline, no_denoiser):
     small = evaluate(pipeline, dataset, step_size=1e-9, **kwargs)
     large = evaluate(pipeline, dataset, step_size=0.05, **kwargs)
     assert small["mode"] == "optimization" and small["step_size"] == 1e-9 and small["num_cycles"] == 1
+    assert small["pose_prior_weight"] == baseline.DEFAULT_POSE_PRIOR_WEIGHT  # no keypoints: that default
+    prior = evaluate(pipeline, dataset, step_size=1e-9, pose_prior_weight=0.5, **kwargs)
+    assert prior["pose_prior_weight"] == 0.5
     assert small["cd_object"] != large["cd_object"]
 
 
@@ -126,8 +177,6 @@ def test_a_diverging_step_size_is_an_error_not_a_result(pipeline):
 
 
 def test_a_body_grown_past_the_bound_is_an_error(pipeline, monkeypatch):
-    import scorehoi_diffusers.optimization_baseline as baseline
-
     monkeypatch.setattr(baseline, "MAX_BODY_EXTENT", 0.01)
     with pytest.raises(ValueError, match="a body over 0.01 m"):
         run(pipeline)
