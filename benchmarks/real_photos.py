@@ -11,7 +11,10 @@ the detection:
 * silhouette IoU: the rendered body's pixels against the detector's person mask (``metrics.silhouette_iou``).
 
 Detector time per photo (median of ``--repeats`` runs after a warm-up) is printed too. When the pipeline takes
-a ``keypoints`` argument, the detected keypoints are passed to it.
+a ``keypoints`` argument, the detected keypoints are passed to it. "initial" is the start of the refinement
+cycles (``output.initial_params``): the regressor's estimate after the front/back check and, with keypoints, the
+keypoint fit (``pipelines/keypoint_fit.py``; ``--keypoint-fit STEPS LR PRIOR SIGMA`` replaces its settings,
+``--keypoint-fit 0 0.01 1 0.3`` turns it off).
 
 Usage: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 python benchmarks/real_photos.py [--cycles 10] [--repeats 5]
 """
@@ -33,6 +36,7 @@ from scorehoi_diffusers.camera import project_points
 from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, DEFAULT_PIPELINE, load_example
 from scorehoi_diffusers.metrics import keypoint_reprojection_error, silhouette_iou
 from scorehoi_diffusers.person_detection import VISIBLE, default_person_detector
+from scorehoi_diffusers.pipelines.keypoint_fit import KeypointFit
 from scorehoi_diffusers.pipelines.photo_inputs import choose_person
 from scorehoi_diffusers.rendering import MeshLayer, render
 from scorehoi_diffusers.skeleton import BLAZEPOSE_FITTED
@@ -89,12 +93,18 @@ def main() -> None:
     parser.add_argument("--pipeline", default=str(DEFAULT_PIPELINE))
     parser.add_argument("--cycles", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--keypoint-fit", nargs=4, type=float, metavar=("STEPS", "LR", "PRIOR", "SIGMA"),
+                        help="the keypoint fit's settings (default: the pipeline's)")
     args = parser.parse_args()
     pipe = ScoreHOIPipeline.from_pretrained(args.pipeline)
+    if args.keypoint_fit is not None:
+        steps, learning_rate, prior_weight, sigma = args.keypoint_fit
+        pipe.keypoint_fit = KeypointFit(int(steps), learning_rate, prior_weight, sigma)
     pipe.set_progress_bar_config(disable=True)
     rows = [measure(name, pipe, args.cycles, args.repeats) for name in REAL_PHOTOS]
     print(f"Real photos, pipeline {Path(args.pipeline).name}, {args.cycles} cycles, seed 0; keypoints passed to "
-          f"the pipeline: {'yes' if rows[0]['keypoints_passed'] else 'no (it takes no `keypoints`)'}.\n")
+          f"the pipeline: {'yes' if rows[0]['keypoints_passed'] else 'no (it takes no `keypoints`)'}; "
+          f"keypoint fit: {pipe.keypoint_fit}.\n")
     print("| photo | masks | visible landmarks | detector (ms) | reprojection error, % box height (initial → "
           "refined) | silhouette IoU (initial → refined) |")
     print("|---|---|---|---|---|---|")
@@ -102,8 +112,9 @@ def main() -> None:
         print(f"| {row['photo']} | {row['masks']} | {row['visible']} | {row['detector_ms']:.0f} | "
               f"{row['initial_reprojection']:.1f} → {row['refined_reprojection']:.1f} | "
               f"{row['initial_iou']:.2f} → {row['refined_iou']:.2f} |")
+    fit = "" if args.keypoint_fit is None else " --keypoint-fit " + " ".join(f"{v:g}" for v in args.keypoint_fit)
     print("\nReproduce: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 python benchmarks/real_photos.py "
-          f"--cycles {args.cycles} --repeats {args.repeats}")
+          f"--cycles {args.cycles} --repeats {args.repeats}{fit}")
 
 
 if __name__ == "__main__":

@@ -139,7 +139,8 @@ def test_pipeline_starts_from_the_facing_the_keypoints_agree_with(pipe, body):
     truth = turned_a_bit(1)
     keypoints = true_keypoints(body, truth)[0].numpy()
     out = pipe(initial_params=turned_around(truth), intrinsics=K, keypoints=keypoints, object="box", num_cycles=0)
-    torch.testing.assert_close(out.initial_params.global_orient, truth.global_orient, atol=1e-6, rtol=0)
+    # The keypoint fit after the check starts at the truth and stays within Adam's jitter of it.
+    torch.testing.assert_close(out.initial_params.global_orient, truth.global_orient, atol=5e-3, rtol=0)
     off = GuidanceConfig(keypoints_2d=0.0)  # the keypoint term off: keypoints are not used at all
     kept = pipe(initial_params=turned_around(truth), intrinsics=K, keypoints=keypoints, object="box",
                 num_cycles=0, guidance_config=off)

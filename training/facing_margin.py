@@ -12,7 +12,7 @@ import functools
 import validation_slice
 
 from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate
-from scorehoi_diffusers.pipelines import pipeline_scorehoi
+from scorehoi_diffusers.pipelines import keypoint_fit
 
 METRICS = ("mpjpe", "pa_mpjpe", "cd_object", "facing_flipped")
 
@@ -24,13 +24,13 @@ def main() -> None:
     args = parser.parse_args()
     pipeline, data, _, regressor_row = validation_slice.load(args)
     print("no keypoints:", {name: round(regressor_row[name], 3) for name in METRICS})
-    check = pipeline_scorehoi.choose_facing
+    check = keypoint_fit.choose_facing
     for margin in args.margins:
-        pipeline_scorehoi.choose_facing = functools.partial(check, margin=margin)  # this process only
+        keypoint_fit.choose_facing = functools.partial(check, margin=margin)  # this process only
         estimate = RegressorEstimate(pipeline, keypoints="simulated", seed=0)
         row = evaluate(pipeline, data, split=None, mode="regressor", initial_estimate_fn=estimate)
         print(f"margin {margin:g}:", {name: round(row[name], 3) for name in METRICS}, flush=True)
-    pipeline_scorehoi.choose_facing = check
+    keypoint_fit.choose_facing = check
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from diffusers.utils import logging
 from ..body import BodyModel, blazepose_points
 from ..camera_refinement import CameraRefinement
 from ..contacts import Contacts, ProximityContactEstimator, ReconstructionState
-from ..facing import choose_facing
 from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, guidance_loss
 from ..image_evidence import check_keypoints, keypoint_evidence, mask_evidence
 from ..image_processor import HOIImageBatch, HOIImageProcessor, ImageInput
@@ -38,6 +37,7 @@ from ..precision import geometry_dtype, upcast
 from ..safetensors_only import check_safetensors_only, safetensors_kwargs
 from ..schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
 from .hub import PUSH_KWARGS, push_pipeline_to_hub, upload_pipeline_folder, write_hub_files
+from .keypoint_fit import KeypointFit
 from .keypoint_inputs import crop_body_keypoints
 from .photo_inputs import resolve_photo_inputs
 from .pipeline_output import RefinementStart, ScoreHOIPipelineOutput, output_to_meshes, output_to_numpy
@@ -81,6 +81,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "regressor->contact_estimator->denoiser"
     _optional_components = ["regressor", "contact_estimator"]
     _callback_tensor_inputs = ["latents", "human_contact", "object_contact", "floor_contact"]
+    keypoint_fit = KeypointFit()  # with keypoints: the front/back check, then the fit (pipelines/keypoint_fit.py)
 
     def __init__(
         self,
@@ -374,7 +375,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         camera = None
         if keypoints is not None and config.keypoints_2d > 0:
             image_evidence |= keypoint_evidence(keypoints, camera_intrinsics, intrinsics, batch, device, dtype)
-            params, _ = choose_facing(self.body_model, params, image_evidence)
+            params = self.keypoint_fit(self, params, template, image_evidence, config)
             if config.camera_step_size > 0:
                 camera = CameraRefinement(params.camera_translation, config.camera_step_size)
         camera_translation = params.camera_translation

@@ -1,0 +1,169 @@
+"""The keypoint-fitting stage (pipelines/keypoint_fit.py): it moves a start that is off onto the keypoints, keeps
+the object with the body, is deterministic and per sample, and refuses bad settings and missing evidence."""
+import dataclasses
+
+import pytest
+import torch
+from test_keypoints import K, true_keypoints, turned_a_bit
+from test_pipeline import holding_params, small_denoiser
+
+from scorehoi_diffusers import BodyModel, GuidanceConfig, GuidedDDIMScheduler, ScoreHOIPipeline
+from scorehoi_diffusers.body import blazepose_points
+from scorehoi_diffusers.camera import project_points
+from scorehoi_diffusers.image_evidence import keypoint_evidence
+from scorehoi_diffusers.objects import load_object
+from scorehoi_diffusers.params import axis_angle_to_matrix
+from scorehoi_diffusers.pipelines.keypoint_fit import KeypointFit
+
+
+@pytest.fixture(scope="module")
+def body():
+    return BodyModel()
+
+
+@pytest.fixture(scope="module")
+def pipe(body):
+    pipeline = ScoreHOIPipeline(small_denoiser(), GuidedDDIMScheduler(), body)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def evidence_for(body, truth):
+    batch = truth.batch_size
+    keypoints = true_keypoints(body, truth).double()
+    return {"intrinsics": K.expand(batch, 3, 3), **keypoint_evidence(keypoints, K, K, batch, "cpu", torch.float32)}
+
+
+def off_start(truth):
+    """``truth`` with the root turned, an elbow bent and the camera shifted: a start the keypoints disagree with."""
+    start = dataclasses.replace(truth, **{name: getattr(truth, name).clone() for name in
+                                          ("global_orient", "body_pose", "camera_translation")})
+    start.global_orient[:] = start.global_orient @ axis_angle_to_matrix(torch.tensor([0.0, 0.0, 0.25]))
+    start.body_pose[:, 17] = axis_angle_to_matrix(torch.tensor([0.0, 0.0, 0.8]))  # right elbow
+    start.camera_translation[:] += torch.tensor([0.12, -0.08, 0.3])
+    return start
+
+
+def reprojection(body, params, evidence) -> torch.Tensor:
+    """``(B,)`` mean pixel distance of the fitted body points to the keypoints."""
+    _, joints, landmarks = body.skin_subset_landmarks(params)
+    points = blazepose_points(joints, landmarks) + params.camera_translation[:, None]
+    distance = (project_points(points, evidence["intrinsics"]) - evidence["keypoints_2d"]).norm(dim=-1)
+    weight = evidence["keypoints_2d_visibility"]
+    return (weight * distance).sum(-1) / weight.sum(-1)
+
+
+def test_the_fit_brings_the_reprojection_error_down(pipe, body):
+    truth = turned_a_bit(2)
+    evidence = evidence_for(body, truth)
+    start = off_start(truth)
+    fitted = KeypointFit(steps=60, learning_rate=0.01, prior_weight=0.0)(pipe, start, load_object("box"), evidence,
+                                                                         GuidanceConfig())
+    before, after = reprojection(body, start, evidence), reprojection(body, fitted, evidence)
+    assert (before > 10).all()  # pixels, in a 200 x 240 picture
+    assert (after < 0.3 * before).all(), (before, after)
+    # The camera moved towards the truth too.
+    assert ((fitted.camera_translation - truth.camera_translation).norm(dim=-1)
+            < (start.camera_translation - truth.camera_translation).norm(dim=-1)).all()
+
+
+def test_the_prior_weight_keeps_the_pose_near_the_start(pipe, body):
+    truth = turned_a_bit(1)
+    evidence = evidence_for(body, truth)
+    start = off_start(truth)
+    template = load_object("box")
+    free = KeypointFit(steps=40, prior_weight=0.0)(pipe, start, template, evidence, GuidanceConfig())
+    held = KeypointFit(steps=40, prior_weight=1e4)(pipe, start, template, evidence, GuidanceConfig())
+    moved_free = (free.body_pose - start.body_pose).abs().max()
+    moved_held = (held.body_pose - start.body_pose).abs().max()
+    assert moved_held < 0.2 * moved_free
+
+
+def test_the_object_turns_with_the_body(pipe, body):
+    truth = turned_a_bit(1)
+    evidence = evidence_for(body, truth)
+    start = off_start(truth)
+    fitted = KeypointFit(steps=30)(pipe, start, load_object("box"), evidence, GuidanceConfig())
+    # The object's pose in the body's root frame is unchanged.
+    root_before, root_after = start.global_orient.transpose(-1, -2), fitted.global_orient.transpose(-1, -2)
+    torch.testing.assert_close(root_after @ fitted.object_rotation, root_before @ start.object_rotation,
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close((root_after @ fitted.object_translation[..., None])[..., 0],
+                               (root_before @ start.object_translation[..., None])[..., 0], atol=1e-5, rtol=0)
+    # Hands, shape and the diffusion vector's other entries are left alone.
+    assert torch.equal(fitted.betas, start.betas)
+    torch.testing.assert_close(fitted.left_hand_pose, start.left_hand_pose)
+
+
+def test_deterministic_and_per_sample(pipe, body):
+    truth = turned_a_bit(2)
+    evidence = evidence_for(body, truth)
+    start = off_start(truth)
+    template, fit = load_object("box"), KeypointFit(steps=20)
+    first = fit(pipe, start, template, evidence, GuidanceConfig())
+    again = fit(pipe, start, template, evidence, GuidanceConfig())
+    for field in dataclasses.fields(first):
+        assert torch.equal(getattr(first, field.name), getattr(again, field.name)), field.name
+    alone = fit(pipe, start[1], template, {name: value[1:] for name, value in evidence.items()}, GuidanceConfig())
+    torch.testing.assert_close(alone.global_orient, first.global_orient[1:], atol=1e-5, rtol=0)
+    torch.testing.assert_close(alone.camera_translation, first.camera_translation[1:], atol=1e-5, rtol=0)
+
+
+def test_a_sample_with_a_non_finite_start_keeps_it(pipe, body):
+    truth = turned_a_bit(2)
+    evidence = evidence_for(body, truth)
+    start = off_start(truth)
+    start.camera_translation[1, 2] = float("nan")
+    fitted = KeypointFit(steps=10)(pipe, start, load_object("box"), evidence, GuidanceConfig())
+    assert torch.isfinite(fitted.camera_translation[0]).all()
+    assert not torch.equal(fitted.camera_translation[0], start.camera_translation[0])
+    torch.testing.assert_close(fitted.body_pose[1], start.body_pose[1], atol=1e-6, rtol=0)
+
+
+def test_zero_steps_is_the_front_back_check_alone(pipe, body):
+    from scorehoi_diffusers.facing import choose_facing, turned_around
+
+    truth = turned_a_bit(1)
+    evidence = evidence_for(body, truth)
+    backwards = turned_around(truth)
+    kept = KeypointFit(steps=0)(pipe, backwards, load_object("box"), evidence, GuidanceConfig())
+    expected, _ = choose_facing(body, backwards, evidence)
+    for field in dataclasses.fields(kept):
+        assert torch.equal(getattr(kept, field.name), getattr(expected, field.name)), field.name
+
+
+def test_the_pipeline_runs_its_fit_only_with_keypoints(pipe, body):
+    truth = turned_a_bit(1)
+    keypoints = true_keypoints(body, truth)[0]
+    start = off_start(truth)
+    pipe.keypoint_fit = KeypointFit(steps=40)
+    try:
+        fitted = pipe(initial_params=start, intrinsics=K, keypoints=keypoints, object="box", num_cycles=0)
+        plain = pipe(initial_params=start, intrinsics=K, object="box", num_cycles=0)
+    finally:
+        del pipe.keypoint_fit  # back to the class default
+    evidence = evidence_for(body, truth)
+    assert reprojection(body, fitted.params, evidence) < 0.5 * reprojection(body, start, evidence)
+    assert torch.equal(plain.params.body_pose, start.body_pose)
+
+
+@pytest.mark.parametrize(
+    "settings, match",
+    [
+        ({"steps": -1}, "KeypointFit.steps"),
+        ({"steps": 2.5}, "KeypointFit.steps"),
+        ({"learning_rate": 0.0}, "KeypointFit.learning_rate"),
+        ({"prior_weight": -1.0}, "KeypointFit.prior_weight"),
+        ({"sigma": float("nan")}, "KeypointFit.sigma"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(settings, match):
+    with pytest.raises(ValueError, match=match) as error:
+        KeypointFit(**settings)
+    assert "\n" not in str(error.value)
+
+
+def test_missing_keypoint_evidence_is_a_clear_error(pipe):
+    with pytest.raises(ValueError, match="lacks .*keypoints_2d") as error:
+        KeypointFit(steps=5)(pipe, holding_params(1), load_object("box"), {"intrinsics": K[None]}, GuidanceConfig())
+    assert "\n" not in str(error.value)
