@@ -414,10 +414,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     pipeline.set_progress_bar_config(disable=True)
     object_templates, gt_bodies = None, None
     if args.dataset == "synthetic":
+        from diffusers.utils import logging
+
         from .data.synthetic import synthetic_split
 
         dataset = synthetic_split(args.split, args.num_samples, seed=args.seed, image_size=args.image_size,
-                                  body=pipeline.body_model)
+                                  body=pipeline.body_model, progress=logging.is_progress_bar_enabled())  # --quiet
     else:
         from .data.behave import gendered_bodies, load_contho_dataset
         from .data.dataset_objects import load_dataset_objects

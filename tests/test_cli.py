@@ -335,6 +335,14 @@ def test_evaluate_with_simulated_keypoints_writes_its_own_results_file(tmp_path,
     assert code == 2 and str(existing) in _one_error_line(capsys)
 
 
+def test_quiet_evaluate_draws_no_progress_bars(tmp_path, capsys, restore_diffusers_logging):
+    code = main(["evaluate", "--num-samples", "1", "--image-size", "64", "--mode", "regressor", "--out",
+                 str(tmp_path), "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0 and "Synthesizing" not in captured.err and "it/s" not in captured.err, captured.err
+    assert list(tmp_path.glob("synthetic_test_regressor_n1_*.json"))
+
+
 # ---------------------------------------------------------------------- --device, --quiet, --verbose
 
 
