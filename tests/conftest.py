@@ -1,4 +1,5 @@
-"""Shared fixtures: a small synthetic SMPL-H-format file so body tests need no licensed data."""
+"""Shared fixtures: a small synthetic SMPL-H-format file so body tests need no licensed data, the stand-in body, and
+a small random-weight pipeline on it."""
 import sys
 from pathlib import Path
 
@@ -68,3 +69,23 @@ def fake_smplh_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("smplh") / "SMPLH_NEUTRAL.npz"
     np.savez(path, **make_fake_smplh_arrays())
     return path
+
+
+@pytest.fixture(scope="module")
+def body():
+    """The stand-in body, built once per test module."""
+    from scorehoi_diffusers import BodyModel
+
+    return BodyModel()
+
+
+@pytest.fixture(scope="module")
+def pipe(body):
+    """A pipeline with a small random-weight denoiser (``test_pipeline.small_denoiser``) on the stand-in body."""
+    from test_pipeline import small_denoiser
+
+    from scorehoi_diffusers import GuidedDDIMScheduler, ScoreHOIPipeline
+
+    pipeline = ScoreHOIPipeline(small_denoiser(), GuidedDDIMScheduler(), body)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline

@@ -5,27 +5,15 @@ import dataclasses
 import pytest
 import torch
 from test_keypoints import K, true_keypoints, turned_a_bit
-from test_pipeline import holding_params, small_denoiser
+from test_pipeline import holding_params
 
-from scorehoi_diffusers import BodyModel, GuidanceConfig, GuidedDDIMScheduler, ScoreHOIPipeline
+from scorehoi_diffusers import GuidanceConfig
 from scorehoi_diffusers.body import blazepose_points
 from scorehoi_diffusers.camera import project_points
 from scorehoi_diffusers.image_evidence import keypoint_evidence
 from scorehoi_diffusers.objects import load_object
 from scorehoi_diffusers.params import axis_angle_to_matrix
 from scorehoi_diffusers.pipelines.keypoint_fit import KeypointFit
-
-
-@pytest.fixture(scope="module")
-def body():
-    return BodyModel()
-
-
-@pytest.fixture(scope="module")
-def pipe(body):
-    pipeline = ScoreHOIPipeline(small_denoiser(), GuidedDDIMScheduler(), body)
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline
 
 
 def evidence_for(body, truth):

@@ -3,9 +3,9 @@ check, the camera-translation refinement, and that runs without keypoints are un
 import numpy as np
 import pytest
 import torch
-from test_pipeline import holding_params, pictures_pipeline, small_denoiser
+from test_pipeline import holding_params, pictures_pipeline
 
-from scorehoi_diffusers import BodyModel, GuidanceConfig, GuidedDDIMScheduler, ScoreHOIPipeline
+from scorehoi_diffusers import GuidanceConfig
 from scorehoi_diffusers.body import blazepose_points
 from scorehoi_diffusers.camera import project_points
 from scorehoi_diffusers.camera_refinement import MAX_CAMERA_STEP, CameraRefinement
@@ -19,18 +19,6 @@ from scorehoi_diffusers.params import axis_angle_to_matrix
 from scorehoi_diffusers.skeleton import BLAZEPOSE_FITTED
 
 K = torch.tensor([[300.0, 0, 99.5], [0, 300.0, 119.5], [0, 0, 1]])  # a 200 x 240 picture
-
-
-@pytest.fixture(scope="module")
-def body():
-    return BodyModel()
-
-
-@pytest.fixture(scope="module")
-def pipe(body):
-    pipeline = ScoreHOIPipeline(small_denoiser(), GuidedDDIMScheduler(), body)
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline
 
 
 def true_keypoints(body, params, intrinsics=K) -> torch.Tensor:

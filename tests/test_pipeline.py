@@ -36,18 +36,6 @@ def small_denoiser(seed: int = 0) -> ScoreHOIDenoiser:
     return denoiser.eval()
 
 
-@pytest.fixture(scope="module")
-def body():
-    return BodyModel()
-
-
-@pytest.fixture(scope="module")
-def pipe(body):
-    pipeline = ScoreHOIPipeline(small_denoiser(), GuidedDDIMScheduler(), body)
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline
-
-
 def holding_params(batch: int, gap: float = 0.0) -> HOIParams:
     """Arms forward, a box in front of the chest; ``gap`` moves the box away from the body (metres)."""
     params = HOIParams.identity(batch)
