@@ -169,26 +169,29 @@ def main() -> None:
     default = pipeline.default_guidance_config()
     rows = [regressor_row, run(pipeline, data, estimate, None, default, args.cycles, "no keypoints")]
 
-    def config(weight, sigma, step):
-        return dataclasses.replace(default, keypoints_2d=weight, keypoints_2d_sigma=sigma, camera_step_size=step)
+    def run_setting(weight, sigma, step):
+        config = dataclasses.replace(default, keypoints_2d=weight, keypoints_2d_sigma=sigma, camera_step_size=step)
+        return run(pipeline, data, estimate, simulate, config, args.cycles,
+                   f"weight {weight:g}, sigma {sigma:g}, camera step {step:g}")
+
+    def refine(leader, current, candidates, setting):
+        """One setting varied with the others held: ``leader`` (the best row so far, run at ``current``) against a
+        run of ``setting(value)`` for every other candidate; returns ``(new rows, best row, chosen value)``."""
+        others = [value for value in candidates if not math.isclose(value, current)]
+        new_rows = [run_setting(*setting(value)) for value in others]
+        contenders = [leader, *new_rows]
+        winner = best(contenders)
+        return new_rows, winner, [current, *others][contenders.index(winner)]
 
     sigma, step = 0.1, 0.0
-    stage = [run(pipeline, data, estimate, simulate, config(w, sigma, step), args.cycles,
-                 f"weight {w:g}, sigma {sigma:g}, camera step {step:g}") for w in args.weights]
+    stage = [run_setting(w, sigma, step) for w in args.weights]
     rows += stage
-    weight = args.weights[stage.index(best(stage))]
-    stage = [best(stage)] + [run(pipeline, data, estimate, simulate, config(weight, s, step), args.cycles,
-                                 f"weight {weight:g}, sigma {s:g}, camera step {step:g}")
-                             for s in args.sigmas if not math.isclose(s, sigma)]
-    rows += stage[1:]
-    sigmas = [sigma] + [s for s in args.sigmas if not math.isclose(s, sigma)]
-    sigma = sigmas[stage.index(best(stage))]
-    stage = [best(stage)] + [run(pipeline, data, estimate, simulate, config(weight, sigma, c), args.cycles,
-                                 f"weight {weight:g}, sigma {sigma:g}, camera step {c:g}")
-                             for c in args.camera_steps if not math.isclose(c, step)]
-    rows += stage[1:]
-    steps = [step] + [c for c in args.camera_steps if not math.isclose(c, step)]
-    step = steps[stage.index(best(stage))]
+    leader = best(stage)
+    weight = args.weights[stage.index(leader)]
+    new_rows, leader, sigma = refine(leader, sigma, args.sigmas, lambda s: (weight, s, step))
+    rows += new_rows
+    new_rows, leader, step = refine(leader, step, args.camera_steps, lambda c: (weight, sigma, c))
+    rows += new_rows
     print(format_table(rows))
     for row in rows[1:]:
         print(f"{row['mode']}: facing {row['facing_deg']:.1f} deg, flipped {row['flipped_pct']:.1f} %, "
