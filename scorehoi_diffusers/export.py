@@ -22,6 +22,7 @@ import torch
 from .atomic_files import atomic_write_bytes, permissions
 from .body import BodyModel
 from .camera import resized_intrinsics
+from .image_processor import bounded_size
 from .objects import ObjectTemplate
 from .params import HOIParams
 from .pipelines.pipeline_scorehoi import ScoreHOIPipelineOutput
@@ -49,10 +50,9 @@ def bounded_photo(image: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarray
     import cv2  # installed with mediapipe; imported here, as the detector does, to keep start-up light
 
     height, width = image.shape[:2]
-    scale = OVERLAY_MAX_SIDE / max(height, width)
-    if scale >= 1.0:
+    size = bounded_size(height, width, OVERLAY_MAX_SIDE)
+    if size is None:
         return image, intrinsics
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
     intrinsics = resized_intrinsics(np.asarray(intrinsics, dtype=np.float64), size[0] / width, size[1] / height)
     return cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_AREA), intrinsics
 

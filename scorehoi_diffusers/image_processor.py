@@ -215,6 +215,15 @@ def to_mask_array(mask: ImageInput, name: str, shape: Sequence[int]) -> np.ndarr
     return array
 
 
+def bounded_size(height: int, width: int, max_side: int) -> tuple[int, int] | None:
+    """``(W, H)`` of a ``height x width`` picture scaled down to at most ``max_side`` pixels on its longer side, or
+    ``None`` when it already fits."""
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return None
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def mask_bbox(*masks: np.ndarray) -> np.ndarray:
     """``(4,)`` ``x, y, w, h`` box around every pixel of the given ``(H, W)`` masks."""
     # Row and column occupancy per mask, then their union: no (H, W) union and no stacked copy of the masks

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..image_processor import as_picture_list, to_mask_array, to_rgb_array
+from ..image_processor import as_picture_list, bounded_size, to_mask_array, to_rgb_array
 from ..input_checks import check_bbox, check_box_layout
 from ..object_mask import object_mask_from_box
 from ..person_detection import PersonDetection, PersonDetector, default_person_detector
@@ -95,10 +95,9 @@ def _detect(detector: PersonDetector, picture: np.ndarray, name: str) -> list[Pe
     """The detector's people in ``picture (H, W, 3)``, found on a copy at most ``DETECTION_MAX_SIDE`` pixels on
     its longer side and placed back in ``picture``'s pixels (the masks scaled up to ``(H, W)``)."""
     height, width = picture.shape[:2]
-    scale = DETECTION_MAX_SIDE / max(height, width)
-    if scale >= 1:
+    size = bounded_size(height, width, DETECTION_MAX_SIDE)
+    if size is None:
         return _checked_detections(detector.detect(picture), (height, width), name)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small = _resized(picture, size)
     found = _checked_detections(detector.detect(small), small.shape[:2], name)
     to_full = np.array([width / size[0], height / size[1]], dtype=np.float32)
@@ -244,9 +243,8 @@ def detect_keypoints(
     """
     # Only keypoints are wanted, so a large photo and its mask are downscaled first: no full-size crop or mask.
     height, width = image.shape[:2]
-    scale = min(1.0, DETECTION_MAX_SIDE / max(height, width))
-    if scale < 1:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    size = bounded_size(height, width, DETECTION_MAX_SIDE)
+    if size is not None:
         image, human_mask = _resized(image, size), _resized(human_mask, size)
     rows, cols = np.nonzero(human_mask)
     if rows.size == 0:
