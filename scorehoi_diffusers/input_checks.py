@@ -84,6 +84,17 @@ def is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def check_finite_number(value, name: str, allow_zero: bool = False) -> float:
+    """``value`` as a float, or a one-line ``ValueError`` naming ``name`` (as the message should spell it, e.g.
+    ``"`step_size`"``) unless it is a finite number > 0 (>= 0 with ``allow_zero``; a ``bool`` is not a number)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+        math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    ):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}.")
+    return float(value)
+
+
 def check_box_layout(box, name: str = "bbox") -> None:
     """``box`` must be four numbers ``x, y, w, h`` or a list of such boxes, one per picture (values are checked
     against the pictures later, by :func:`check_bbox`)."""

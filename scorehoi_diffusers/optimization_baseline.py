@@ -18,8 +18,6 @@ denoiser is never called. A step size so large that the loss becomes NaN/Inf or 
 """
 from __future__ import annotations
 
-import math
-import numbers
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -31,6 +29,7 @@ from diffusers.utils import logging
 from .contacts import Contacts, ReconstructionState
 from .guidance import GuidanceConfig, clip_gradient_norm
 from .image_processor import ImageInput
+from .input_checks import check_finite_number
 from .objects import ObjectTemplate, load_object
 from .params import BODY_POSE_SLICE, HOIParams, rotation_6d_to_matrix
 from .pipelines.pipeline_output import ScoreHOIPipelineOutput
@@ -70,16 +69,6 @@ KEYPOINT_POSE_PRIOR_WEIGHT = 0.01
 MAX_BODY_EXTENT = 10.0
 
 
-def _check_positive(name: str, value, allow_zero: bool = False) -> float:
-    """``value`` as a float, or a one-line ``ValueError`` naming ``name`` unless it is a finite number > 0 (>= 0)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-        math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
-    ):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"`{name}` must be a finite number {bound}, got {value!r}.")
-    return float(value)
-
-
 class GuidanceOptimization:
     r"""Optimisation-only refinement ("w/o diffusion"): gradient descent on x0 ``(B, 331)`` of the guidance loss.
 
@@ -107,9 +96,9 @@ class GuidanceOptimization:
         if pose_prior is not None and not isinstance(pose_prior, GaussianPosePrior):
             raise TypeError(f"`pose_prior` must be a GaussianPosePrior or None, got {type(pose_prior).__name__}.")
         self.pipeline = pipeline
-        self.step_size = None if step_size is None else _check_positive("step_size", step_size)
+        self.step_size = None if step_size is None else check_finite_number(step_size, "`step_size`")
         self.pose_prior_weight = (
-            None if pose_prior_weight is None else _check_positive("pose_prior_weight", pose_prior_weight, True)
+            None if pose_prior_weight is None else check_finite_number(pose_prior_weight, "`pose_prior_weight`", True)
         )
         self.pose_prior = pose_prior
 

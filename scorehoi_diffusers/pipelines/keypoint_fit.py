@@ -22,8 +22,6 @@ turns non-finite keeps the estimate it started from.
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +29,7 @@ from diffusers.utils import logging
 
 from ..facing import choose_facing
 from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, guidance_loss
+from ..input_checks import check_finite_number, is_int
 from ..objects import ObjectTemplate
 from ..params import BODY_POSE_SLICE, ROOT_SLICE, HOIParams
 
@@ -69,15 +68,10 @@ class KeypointFit:
     sigma: float = DEFAULT_SIGMA
 
     def __post_init__(self):
-        if isinstance(self.steps, bool) or not isinstance(self.steps, numbers.Integral) or self.steps < 0:
+        if not is_int(self.steps) or self.steps < 0:
             raise ValueError(f"KeypointFit.steps must be an integer >= 0, got {self.steps!r}.")
         for name in ("learning_rate", "prior_weight", "sigma"):
-            value = getattr(self, name)
-            positive = name != "prior_weight"
-            if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
-                    or value < 0 or (positive and value == 0)):
-                bound = "> 0" if positive else ">= 0"
-                raise ValueError(f"KeypointFit.{name} must be a finite number {bound}, got {value!r}.")
+            check_finite_number(getattr(self, name), f"KeypointFit.{name}", allow_zero=name == "prior_weight")
 
     def image_config(self, config: GuidanceConfig) -> GuidanceConfig:
         """``config`` with only the image terms on (keypoints at this fit's ``sigma``, mask as configured)."""
