@@ -31,11 +31,10 @@ from .guidance import GuidanceConfig, clip_gradient_norm
 from .image_processor import ImageInput
 from .input_checks import check_finite_number
 from .objects import ObjectTemplate, load_object
-from .params import BODY_POSE_SLICE, HOIParams, rotation_6d_to_matrix
+from .params import HOIParams
 from .pipelines.pipeline_output import ScoreHOIPipelineOutput
 from .pose_prior import GaussianPosePrior
 from .precision import geometry_dtype
-from .skeleton import NUM_BODY_JOINTS
 
 logger = logging.get_logger(__name__)
 
@@ -118,8 +117,7 @@ class GuidanceOptimization:
         if self.pose_prior is None:
             self.pose_prior = GaussianPosePrior.from_file()
         self.pose_prior = self.pose_prior.to(x0.device)
-        body_pose = rotation_6d_to_matrix(x0[:, BODY_POSE_SLICE].reshape(x0.shape[0], NUM_BODY_JOINTS, 6))
-        return self.pose_prior(body_pose)
+        return self.pose_prior(self.pipeline.codec.decode(x0).body_pose)
 
     def pose_prior_gradient(self, x0: torch.Tensor, max_grad_norm: float | None) -> torch.Tensor:
         """``∇_{x0} NLL (B, 331)`` of :meth:`pose_negative_log_likelihood`: zero outside the body-pose slice, its
