@@ -142,7 +142,13 @@ def _float_tuple(values: Sequence[float], length: int, name: str) -> tuple:
 
 
 def _check_probability(name: str, tensor: torch.Tensor) -> None:
-    """Raise if any value is outside [0, 1] (NaN is let through, see the module docstring)."""
+    """Raise if any value is outside [0, 1] (NaN is let through, see the module docstring).
+
+    Skipped while ``torch.compile`` traces the loss (``compile_guidance``): reading a tensor's values would split
+    the graph at every term. The pipeline's eager end-of-cycle loss still checks the same tensors.
+    """
+    if torch.compiler.is_compiling():
+        return
     if bool(((tensor < 0) | (tensor > 1)).any()):
         raise ValueError(
             f"`{name}` must hold probabilities in [0, 1], got values in "

@@ -20,10 +20,10 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import logging
 
-from ..body import BodyModel, blazepose_points
+from ..body import BodyModel
 from ..camera_refinement import CameraRefinement
 from ..contacts import Contacts, ProximityContactEstimator, ReconstructionState
-from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, guidance_loss
+from ..guidance import GuidanceConfig, guidance_loss
 from ..image_evidence import check_keypoints, keypoint_evidence, mask_evidence
 from ..image_processor import HOIImageBatch, HOIImageProcessor, ImageInput
 from ..input_checks import check_box_layout, is_int
@@ -36,6 +36,7 @@ from ..person_detection import PersonDetector
 from ..precision import geometry_dtype, upcast
 from ..safetensors_only import check_safetensors_only, safetensors_kwargs
 from ..schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
+from .guidance_gradient import GuidanceGradientMixin
 from .hub import PUSH_KWARGS, push_pipeline_to_hub, upload_pipeline_folder, write_hub_files
 from .keypoint_fit import KeypointFit
 from .keypoint_inputs import crop_body_keypoints
@@ -57,7 +58,7 @@ NO_REGRESSOR_MESSAGE = (
 )
 
 
-class ScoreHOIPipeline(DiffusionPipeline):
+class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
     r"""Physically plausible human-object interaction refinement (ScoreHOI, ICCV 2025) as a diffusers pipeline.
 
     Args:
@@ -224,20 +225,6 @@ class ScoreHOIPipeline(DiffusionPipeline):
         return loaded
 
     # ------------------------------------------------------------------------------------------------------
-    # Geometry of one x0 batch.
-
-    def _geometry(self, x0: torch.Tensor, camera_translation: torch.Tensor, template: ObjectTemplate,
-                  keypoints: bool = False):
-        """Decode ``x0 (B, 331)`` and pose the downsampled body and the object keypoints (pelvis frame); with
-        ``keypoints``, also the body's ``(B, 33, 3)`` BlazePose points, as a fifth entry."""
-        params = self.codec.decode(x0, camera_translation)
-        skinned = self.body_model.skin_subset_landmarks(params) if keypoints else self.body_model.skin_subset(params)
-        body_points = skinned[0]
-        object_points = template.pose(template.keypoints, params.object_rotation, params.object_translation)
-        sdf = template.signed_distance_posed(body_points, params.object_rotation, params.object_translation)
-        if keypoints:
-            return params, body_points, object_points, sdf, blazepose_points(*skinned[1:])
-        return params, body_points, object_points, sdf
 
     def _predict_noise(
         self, latents: torch.Tensor, timestep: int, condition: ConditionCache, model_dtype: torch.dtype
@@ -246,22 +233,6 @@ class ScoreHOIPipeline(DiffusionPipeline):
         ``torch.compile``-d denoiser compiles once per shape instead of once per timestep value."""
         timestep = torch.tensor(timestep, device=latents.device)
         return self.denoiser(latents.to(model_dtype), timestep, condition=condition).sample.to(latents.dtype)
-
-    def _guidance_inputs(self, geometry, contacts: Contacts, camera_translation, image_evidence):
-        _, body_points, object_points, sdf = geometry[:4]
-        return GuidanceInputs(
-            keypoints_3d=geometry[4] if len(geometry) > 4 else None,
-            body_points=body_points,
-            object_points=object_points,
-            body_object_sdf=sdf,
-            human_contact=contacts.human,
-            object_contact=contacts.object,
-            floor_contact=contacts.floor,
-            camera_translation=camera_translation,
-            **image_evidence,
-        )
-
-    # ------------------------------------------------------------------------------------------------------
 
     def check_inputs(
         self, image, human_mask, object_mask, object, bbox, initial_params, keypoints, intrinsics, contacts,
@@ -444,81 +415,6 @@ class ScoreHOIPipeline(DiffusionPipeline):
         if output_type == "np":
             output = output_to_numpy(output)
         return output
-
-    def guidance_gradient(
-        self,
-        latents: torch.Tensor,
-        noise_pred: torch.Tensor,
-        timestep: int,
-        object: ObjectTemplate,
-        camera_translation: torch.Tensor,
-        contacts: Contacts,
-        image_evidence: dict[str, torch.Tensor],
-        guidance_config: GuidanceConfig,
-        camera: CameraRefinement | None = None,
-    ) -> torch.Tensor:
-        """The guidance gradient ``∇_{x_t} L(x̂0(x_t))`` of one denoising step, with the predicted noise held constant.
-
-        ``L`` is :func:`guidance_loss` on the geometry of the predicted clean sample ``x̂0``. Per sample, a
-        non-finite gradient becomes zero (that sample takes an unguided step, and a warning is logged) and
-        ``guidance_config.max_grad_norm`` bounds the norm.
-
-        Args:
-            latents (`torch.Tensor`): ``(B, 331)`` the noisy sample ``x_t``.
-            noise_pred (`torch.Tensor`): ``(B, 331)`` the denoiser's ε at ``timestep``.
-            timestep (`int`): the current timestep ``t``.
-            object (`ObjectTemplate`): the object template.
-            camera_translation (`torch.Tensor`): ``(B, 3)`` pelvis position in the camera.
-            contacts (`Contacts`): the contacts the contact term pulls together.
-            image_evidence (`dict`): camera matrices and mask distance maps (``GuidanceInputs`` fields).
-            guidance_config (`GuidanceConfig`): term weights.
-            camera (`CameraRefinement`, *optional*): replaces ``camera_translation`` and steps with its gradient.
-
-        Returns:
-            `torch.Tensor` of shape ``(B, 331)``, for ``scheduler.step(guidance_gradient=...)``.
-        """
-        x0_hat = self.scheduler.predict_original_sample(noise_pred, timestep, latents)
-        grad = self.guidance_x0_gradient(
-            x0_hat, object, camera_translation, contacts, image_evidence, guidance_config, f" at t={timestep}", camera
-        )
-        # x̂0 = (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t has Jacobian 1 / √ᾱ_t in x_t when ε is held constant.
-        return grad / self.scheduler.alphas_cumprod[timestep] ** 0.5
-
-    def guidance_x0_gradient(
-        self,
-        x0: torch.Tensor,
-        object: ObjectTemplate,
-        camera_translation: torch.Tensor,
-        contacts: Contacts,
-        image_evidence: dict[str, torch.Tensor],
-        guidance_config: GuidanceConfig,
-        where: str = "",
-        camera: CameraRefinement | None = None,
-    ) -> torch.Tensor:
-        """``∇_{x0} L (B, 331)`` of :func:`guidance_loss` on the geometry of ``x0``; per sample a non-finite gradient
-        becomes zero (with a logged warning naming the samples and ``where``) and the norm is bounded by
-        ``guidance_config.max_grad_norm``. With ``camera``, its translation replaces ``camera_translation`` and takes
-        one step from the same pass's ``∇_t L``. The guided step and the optimisation-only baseline both use it."""
-        keypoints = "keypoints_2d" in image_evidence
-        with torch.enable_grad():
-            x0 = x0.detach().requires_grad_(True)
-            wrt = (x0,)
-            if camera is not None:
-                camera_translation = camera.translation.detach().requires_grad_(True)
-                wrt = (x0, camera_translation)
-            geometry = self._geometry(x0, camera_translation, object, keypoints)
-            inputs = self._guidance_inputs(geometry, contacts, camera_translation, image_evidence)
-            loss, _ = guidance_loss(inputs, guidance_config)
-            grad_x0, *grad_camera = torch.autograd.grad(loss.sum(), wrt)
-        if camera is not None:
-            camera.step(grad_camera[0])
-        grad, non_finite = clip_gradient_norm(grad_x0, guidance_config.max_grad_norm)
-        if non_finite.any():
-            logger.warning(
-                f"Guidance gradient was NaN/Inf for samples {non_finite.nonzero().flatten().tolist()}{where}; "
-                "those samples take an unguided step."
-            )
-        return grad
 
     @torch.no_grad()
     def __call__(
