@@ -135,27 +135,36 @@ def photo_folder(folder: Path, count: int) -> Path:
     return folder
 
 
-def pipeline_latency(repeats: int) -> dict[str, float]:
-    """Median seconds per image of ``pipeline(image=...)`` on the astronaut photo."""
+def astronaut_inputs(batch: int) -> dict:
+    """``pipeline(image=...)`` arguments for ``batch`` copies of the astronaut photo (masks given, no keypoints)."""
     import numpy as np
-    import torch
     from PIL import Image
 
-    from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, DEFAULT_PIPELINE
-    from scorehoi_diffusers.pipelines.pipeline_scorehoi import ScoreHOIPipeline
+    from scorehoi_diffusers.cli import DEFAULT_EXAMPLES
 
-    pipe = ScoreHOIPipeline.from_pretrained(DEFAULT_PIPELINE)
-    pipe.set_progress_bar_config(disable=True)
     example = DEFAULT_EXAMPLES / "astronaut"
     image = np.asarray(Image.open(example / "image.jpg").convert("RGB"))
     masks = [np.asarray(Image.open(example / name).convert("L")) for name in ("human_mask.png", "object_mask.png")]
+    return dict(image=[image] * batch, human_mask=[masks[0]] * batch, object_mask=[masks[1]] * batch, object="ball")
+
+
+def pipeline_latency(repeats: int, pipe=None) -> dict[str, float]:
+    """Median seconds per image of ``pipeline(image=...)`` on the astronaut photo (the shipped pipeline unless
+    ``pipe`` is given, e.g. one with compiled parts)."""
+    import torch
+
+    from scorehoi_diffusers.cli import DEFAULT_PIPELINE
+    from scorehoi_diffusers.pipelines.pipeline_scorehoi import ScoreHOIPipeline
+
+    if pipe is None:
+        pipe = ScoreHOIPipeline.from_pretrained(DEFAULT_PIPELINE)
+        pipe.set_progress_bar_config(disable=True)
 
     def seconds(batch: int, cycles: int) -> float:
         runs = []
         for _ in range(repeats):
             start = time.perf_counter()
-            pipe(image=[image] * batch, human_mask=[masks[0]] * batch, object_mask=[masks[1]] * batch,
-                 object="ball", num_cycles=cycles, generator=torch.Generator().manual_seed(0))
+            pipe(**astronaut_inputs(batch), num_cycles=cycles, generator=torch.Generator().manual_seed(0))
             runs.append((time.perf_counter() - start) / batch)
         return statistics.median(runs)
 
@@ -171,22 +180,16 @@ def pipeline_parts(batch: int, cycles: int) -> dict[str, float]:
     """Seconds per image of one ``pipeline(image=...)`` call on the astronaut photo, by part: the regressor (crop
     and initial estimate), the learned contact estimator (1 + N passes), the denoiser (2 passes per step), the
     guidance gradient (one per guided step), the scheduler's steps, and the rest."""
-    import numpy as np
     import torch
-    from PIL import Image
 
-    from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, DEFAULT_PIPELINE
+    from scorehoi_diffusers.cli import DEFAULT_PIPELINE
     from scorehoi_diffusers.models.contact_estimator import ScoreHOIContactEstimator
     from scorehoi_diffusers.pipelines.pipeline_scorehoi import ScoreHOIPipeline
     from scorehoi_diffusers.schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
 
     pipe = ScoreHOIPipeline.from_pretrained(DEFAULT_PIPELINE)
     pipe.set_progress_bar_config(disable=True)
-    example = DEFAULT_EXAMPLES / "astronaut"
-    image = np.asarray(Image.open(example / "image.jpg").convert("RGB"))
-    masks = [np.asarray(Image.open(example / name).convert("L")) for name in ("human_mask.png", "object_mask.png")]
-    call = lambda: pipe(image=[image] * batch, human_mask=[masks[0]] * batch,  # noqa: E731
-                        object_mask=[masks[1]] * batch, object="ball", num_cycles=cycles,
+    call = lambda: pipe(**astronaut_inputs(batch), num_cycles=cycles,  # noqa: E731
                         generator=torch.Generator().manual_seed(0))
     call()  # warm-up
     breakdown = Breakdown()

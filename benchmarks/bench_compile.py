@@ -4,7 +4,13 @@ The compiled denoiser is built once per input shape (the pipeline passes the tim
 refinement call of any length compiles at most once; the table gives the first call (with compilation) and the
 steady-state speed, each as a ratio against eager in the same run.
 
+With ``--latency``: ``pipeline(image=...)`` latency on the astronaut photo (``bench_cli.py``'s settings: batch 1
+at N = 2 and 10, batch 8 at N = 10 and 2, median of ``--repeats``) eager, then with the guidance loss compiled
+(``pipe.compile_guidance()``) and the denoiser compiled, in the same run, with the compilation time of the
+first batch-1 and batch-8 calls, against issue 21's targets.
+
 Usage: python benchmarks/bench_compile.py [--device cpu] [--dtype float32] [--mode default] [--cycles 10]
+       python benchmarks/bench_compile.py --latency [--repeats 3] [--threads 1]
 """
 
 import argparse
@@ -46,7 +52,12 @@ def main():
     parser.add_argument("--dtype", default="float32", choices=["float16", "bfloat16", "float32", "float64"])
     parser.add_argument("--mode", default="default", help="torch.compile mode")
     parser.add_argument("--cycles", type=int, default=10, help="refinement cycles of the whole-call timing")
+    parser.add_argument("--latency", action="store_true", help="pipeline(image=...) latency, eager and compiled")
+    parser.add_argument("--repeats", type=int, default=3, help="--latency: calls per setting (median)")
+    parser.add_argument("--threads", type=int, default=1, help="--latency: torch CPU threads")
     args = parser.parse_args()
+    if args.latency:
+        return compiled_latency(args)
 
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     pipe = ScoreHOIPipeline.from_pretrained(PIPELINE, dtype=dtype).to(device)
@@ -92,6 +103,32 @@ def main():
     for name, eager_ms, compiled_ms, first in rows:
         print(f"| {name} | {eager_ms:.3f} | {compiled_ms:.3f} | {compiled_ms / eager_ms:.2f} | {first:.1f} |")
     print(f"\ngraphs compiled over the pipeline calls: {graphs}")
+
+
+def compiled_latency(args) -> None:
+    """``pipeline(image=...)`` seconds per image, eager and with the guidance loss and the denoiser compiled."""
+    from bench_cli import TARGETS, astronaut_inputs, pipeline_latency
+
+    torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
+    eager = pipeline_latency(args.repeats)
+    pipe = ScoreHOIPipeline.from_pretrained(PIPELINE)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.compile_guidance(mode=args.mode)
+    pipe.denoiser = torch.compile(pipe.denoiser, mode=args.mode)
+    # The first call of each batch size compiles (batch 8 recompiles with a dynamic batch dimension).
+    first = {batch: _seconds(lambda b=batch: pipe(**astronaut_inputs(b), num_cycles=1), torch.device("cpu"))
+             for batch in (1, 8)}
+    compiled = pipeline_latency(args.repeats, pipe)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, compile mode {args.mode!r}, load average "
+          f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
+    print(f"first compiled call (compilation included): batch 1 {first[1]:.1f} s, batch 8 {first[8]:.1f} s")
+    print("\n| pipeline(image=...), s / image | eager | compiled | compiled / eager | target |")
+    print("|---|---|---|---|---|")
+    for key, value in eager.items():
+        target = TARGETS.get(key)
+        verdict = "" if target is None else f"<= {target} ({'met' if compiled[key] <= target else 'missed'})"
+        print(f"| {key} | {value:.3f} | {compiled[key]:.3f} | {compiled[key] / value:.2f} | {verdict} |")
 
 
 def _eager_call(pipe, eager, example, cycles):
