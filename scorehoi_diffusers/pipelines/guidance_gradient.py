@@ -74,16 +74,19 @@ class GuidanceGradientMixin:
         """Run the guidance loss and its gradient through ``torch.compile`` from now on.
 
         The loss of one guided step (decode, skinning, signed distances, every guidance term) becomes one graph,
-        and its backward another, each fused into a few kernels; on a CPU at batch 1 that makes a guidance
-        gradient about 3x faster (``benchmarks/bench_compile.py``). The first call of each new input shape
-        (batch size, object, keypoints or not) compiles, which takes about a minute on a CPU; inductor's cache
-        on disk makes later processes faster. The gradients match the eager ones to float32 rounding (not bit
-        for bit), and repeated calls are deterministic. The denoiser compiles separately:
-        ``pipe.denoiser = torch.compile(pipe.denoiser)``.
+        and its backward another, each fused into a few kernels. On a 2-core CPU a guidance gradient becomes about
+        3x faster at batch 1 and 8 (``benchmarks/bench_compile.py --latency``). The first call of each new input
+        shape (batch size, object, keypoints or not) compiles, which takes one to two minutes on a CPU
+        (inductor's cache on disk makes later processes faster), so it pays off in a process that refines many
+        pictures, not in a one-photo command. Each batch size gets its own graph (``dynamic=False`` unless given):
+        graphs with a symbolic batch size ran slower here. The gradients match the eager ones to float32 rounding,
+        not bit for bit, and repeated calls are deterministic. The denoiser compiles separately:
+        ``pipe.denoiser = torch.compile(pipe.denoiser, dynamic=False)``.
 
         Args:
-            **compile_kwargs: passed to ``torch.compile`` (e.g. ``mode``, ``backend``, ``fullgraph``).
+            **compile_kwargs: passed to ``torch.compile`` (e.g. ``mode``, ``backend``, ``fullgraph``, ``dynamic``).
         """
+        compile_kwargs.setdefault("dynamic", False)
         self._compiled_guidance_objective = torch.compile(self.guidance_objective, **compile_kwargs)
 
     def guidance_gradient(
