@@ -7,14 +7,24 @@ Prints one table row per setting, pictures in (the pipeline's own regressor give
 The shipped default is the setting that beats the regressor alone on contact F, penetration depth and penetration
 volume at both N = 2 and N = 10, with the smallest object-Chamfer cost among those.
 
+With ``--scales`` the candidates are instead the pipeline's own guidance with only ``scale`` changed, and with
+``--keypoints simulated`` every scene gets seeded simulated detections (the pipeline's keypoint fit and keypoint
+term on), as ``training/choose_step_size.py`` gives the optimisation-only baseline; then the lowest
+MPJPE + PA-MPJPE + CD_h + CD_o + penetration depth (cm) at the first ``--cycles`` is printed as the choice, the
+baseline's own criterion, so that both methods have their step chosen the same way.
+
 Run: .venv/bin/python training/choose_guidance.py [--pipeline DIR] [--num-samples 48] [--cycles 2 10]
+     .venv/bin/python training/choose_guidance.py --keypoints simulated --num-samples 100 --scales 5 10 20
 """
 import argparse
+import dataclasses
 
+import torch
 import validation_slice
+from choose_step_size import KEYPOINT_CRITERION
 
 from scorehoi_diffusers import GuidanceConfig
-from scorehoi_diffusers.evaluation import evaluate, format_table
+from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate, format_table
 
 CANDIDATES = {
     "release (s=1)": GuidanceConfig.release(),
@@ -30,17 +40,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     validation_slice.add_arguments(parser, num_samples=48)
     parser.add_argument("--cycles", type=int, nargs="+", default=[2])
+    parser.add_argument("--keypoints", choices=("none", "simulated"), default="none")
+    parser.add_argument("--scales", type=float, nargs="*", help="only change the pipeline guidance's scale")
     args = parser.parse_args()
+    torch.set_num_threads(1)
     pipeline, data, estimate, regressor_row = validation_slice.load(args)
+    if args.keypoints == "simulated":
+        estimate = RegressorEstimate(pipeline, keypoints="simulated", seed=0)
+        regressor_row = evaluate(pipeline, data, split=None, mode="regressor", initial_estimate_fn=estimate)
+    candidates = CANDIDATES
+    if args.scales:
+        default = pipeline.default_guidance_config()
+        candidates = {f"s={scale:g}": dataclasses.replace(default, scale=scale) for scale in args.scales}
     rows = [regressor_row]
+    scores = {}
     for cycles in args.cycles:
-        for name, config in CANDIDATES.items():
+        for name, config in candidates.items():
             row = evaluate(pipeline, data, split=None, mode="full", num_cycles=cycles,
                            initial_estimate_fn=estimate, guidance_config=config)
             row["mode"] = f"full N={cycles}, {name}"
             rows.append(row)
-            print(format_table([row]), flush=True)
+            scores[cycles, name] = sum(row[key] for key in KEYPOINT_CRITERION)
+            print(format_table([row]), f"{' + '.join(KEYPOINT_CRITERION)} = {scores[cycles, name]:.3f} cm", flush=True)
     print(format_table(rows))
+    if args.keypoints == "simulated":
+        first = args.cycles[0]
+        name = min((key for key in scores if key[0] == first), key=scores.get)[1]
+        print(f"chosen at N = {first}: {name} ({scores[first, name]:.3f} cm)")
 
 
 if __name__ == "__main__":
