@@ -22,11 +22,17 @@ With ``--paired NAME=VALUE ...`` it instead runs that setting (the other fields 
 minus reference, mean ± standard error over scenes) at N = 0 and N = ``--cycles``: the check that a setting does not
 hurt the synthetic scenes.
 
-Run: python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --simulator learned --steps 30 \
+Run (the shipped settings' grid, in two calls: the second extends the coverage weight past the first's largest):
+     python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --simulator learned --steps 0 30 \
          --learning-rates 0.01 --prior-weights 100 --sigmas 0.3 --shape-prior-weights 0.1 1 10 \
-         --coverages 0 1 3 10 30 --more-steps 60 100
+         --coverages 0 10 30 100 300 --more-steps 60 100
+     python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --simulator learned --steps 30 \
+         --learning-rates 0.01 --prior-weights 100 --sigmas 0.3 --shape-prior-weights 10 \
+         --coverages 300 1000 3000 --more-steps 60
      python training/choose_keypoint_fit.py --num-samples 200 --first-index 20048 --cycles 2 \
-         --paired fit_shape=True coverage=10 --against steps=30
+         --paired fit_shape=True shape_prior_weight=10 coverage=1000 --against fit_shape=False coverage=0
+(the steps, learning rate, prior weight and sigma were chosen before, with ``--steps 0 30 100``, then ``--steps 30
+--learning-rates 0.003 0.03 --prior-weights 10 100 --sigmas 0.1``).
 """
 import argparse
 import dataclasses
