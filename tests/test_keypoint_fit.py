@@ -254,3 +254,22 @@ def test_bad_shape_and_coverage_settings_are_one_line_errors(settings, error, ma
     with pytest.raises(error, match=match) as raised:
         KeypointFit(**settings)
     assert "\n" not in str(raised.value)
+
+
+def test_the_pipeline_fits_the_shape_to_the_person_mask_it_is_given(pipe, body):
+    truth = turned_a_bit(1)
+    keypoints = true_keypoints(body, truth)[0]
+    mask = coat_mask(body, truth)[0].numpy()
+    config = GuidanceConfig(mask=10.0)
+    arguments = dict(initial_params=truth, intrinsics=K, keypoints=keypoints, human_mask=mask, object="box",
+                     num_cycles=0, guidance_config=config)
+    try:
+        pipe.keypoint_fit = KeypointFit(steps=30, coverage=0.0)
+        inside_only = pipe(**arguments)
+        pipe.keypoint_fit = KeypointFit(steps=30, coverage=300.0)
+        filling = pipe(**arguments)
+    finally:
+        del pipe.keypoint_fit  # back to the class default
+    distance_map = mask_distance_transform(torch.as_tensor(mask)[None])
+    evidence = {"intrinsics": K[None], "human_distance_map": distance_map}
+    assert (coverage_of(pipe, filling.params, evidence) < 0.95 * coverage_of(pipe, inside_only.params, evidence)).all()
