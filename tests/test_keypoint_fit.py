@@ -1,6 +1,7 @@
 """The keypoint-fitting stage (pipelines/keypoint_fit.py): it moves a start that is off onto the keypoints, keeps
 the object with the body, is deterministic and per sample, and refuses bad settings and missing evidence."""
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -10,10 +11,11 @@ from test_pipeline import holding_params
 from scorehoi_diffusers import GuidanceConfig
 from scorehoi_diffusers.body import blazepose_points
 from scorehoi_diffusers.camera import project_points
-from scorehoi_diffusers.image_evidence import keypoint_evidence
+from scorehoi_diffusers.guidance import mask_distance_transform
+from scorehoi_diffusers.image_evidence import keypoint_evidence, mask_evidence
 from scorehoi_diffusers.objects import load_object
 from scorehoi_diffusers.params import axis_angle_to_matrix
-from scorehoi_diffusers.pipelines.keypoint_fit import KeypointFit
+from scorehoi_diffusers.pipelines.keypoint_fit import KeypointFit, mask_coverage_loss, sample_mask_pixels
 
 
 def evidence_for(body, truth):
@@ -78,8 +80,7 @@ def test_the_object_turns_with_the_body(pipe, body):
                                atol=1e-5, rtol=0)
     torch.testing.assert_close((root_after @ fitted.object_translation[..., None])[..., 0],
                                (root_before @ start.object_translation[..., None])[..., 0], atol=1e-5, rtol=0)
-    # Hands, shape and the diffusion vector's other entries are left alone.
-    assert torch.equal(fitted.betas, start.betas)
+    # Hands and the diffusion vector's other entries are left alone.
     torch.testing.assert_close(fitted.left_hand_pose, start.left_hand_pose)
 
 
@@ -155,3 +156,120 @@ def test_missing_keypoint_evidence_is_a_clear_error(pipe):
     with pytest.raises(ValueError, match="lacks .*keypoints_2d") as error:
         KeypointFit(steps=5)(pipe, holding_params(1), load_object("box"), {"intrinsics": K[None]}, GuidanceConfig())
     assert "\n" not in str(error.value)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Shape fit and mask coverage
+
+
+def coat_mask(body, truth, widen: float = 0.2) -> torch.Tensor:
+    """``(B, 240, 200)`` person masks: the box around the projected body, ``widen`` times its width wider on each
+    side (a long coat): the body lies inside it but fills only a part of it."""
+    pixels = project_points(body(truth, frame="camera").vertices, K.expand(truth.batch_size, 3, 3))
+    low, high = pixels.amin(1), pixels.amax(1)  # (B, 2)
+    margin = torch.stack([widen * (high[:, 0] - low[:, 0]), torch.zeros_like(low[:, 0])], dim=-1)
+    low, high = low - margin, high + margin
+    v, u = torch.meshgrid(torch.arange(240.0), torch.arange(200.0), indexing="ij")
+    grid = torch.stack([u, v], dim=-1)  # (240, 200, 2)
+    return ((grid >= low[:, None, None]) & (grid <= high[:, None, None])).all(-1)
+
+
+def coverage_of(pipe, params, evidence) -> torch.Tensor:
+    """``(B,)`` the coverage loss of ``params``' body points against the evidence's person mask."""
+    body_points = pipe.body_model.skin_subset(params)[0] + params.camera_translation[:, None]
+    pixels = sample_mask_pixels(evidence["human_distance_map"], 256)
+    return mask_coverage_loss(body_points, evidence["intrinsics"], pixels, math.hypot(240, 200))
+
+
+def test_sample_mask_pixels_is_a_fixed_spread_of_mask_pixels():
+    mask = torch.zeros(2, 30, 40, dtype=torch.bool)
+    mask[0, 5:25, 10:30] = True
+    mask[1, 2, 3] = True  # one pixel: repeated
+    distance = mask_distance_transform(mask)
+    pixels = sample_mask_pixels(distance, 64)
+    assert pixels.shape == (2, 64, 2)
+    u, v = pixels[..., 0].long(), pixels[..., 1].long()
+    assert mask[torch.arange(2)[:, None], v, u].all()
+    assert torch.equal(pixels, sample_mask_pixels(distance, 64))
+    # Spread over the whole first mask: its top and bottom rows, left and right columns are all reached.
+    assert v[0].min() <= 6 and v[0].max() >= 23 and u[0].min() <= 11 and u[0].max() >= 28
+    assert len(torch.unique(pixels[0], dim=0)) == 64
+    assert (pixels[1] == torch.tensor([3.0, 2.0])).all()
+
+
+def test_coverage_loss_pulls_the_nearest_points_towards_uncovered_mask_pixels():
+    # Pixels (99.5, 119.5) and (114.5, 119.5).
+    points = torch.tensor([[[0.0, 0.0, 2.0], [0.1, 0.0, 2.0]]], requires_grad=True)
+    intrinsics = K[None]
+    mask_pixels = torch.tensor([[[99.5, 119.5], [140.5, 119.5]]])  # one on the first point, one right of the second
+    loss = mask_coverage_loss(points, intrinsics, mask_pixels, 100.0)
+    assert loss.item() == pytest.approx((math.sqrt(26.0**2 + 1) - 1) / 2 / 100, rel=1e-5)
+    (grad,) = torch.autograd.grad(loss.sum(), points)
+    assert grad[0, 1, 0] < 0  # descending moves the second point right, to the uncovered pixel
+    assert torch.all(grad[0, 0] == 0)  # the first point is nearest to none but its own pixel, where the cost is flat
+
+
+def test_coverage_fills_a_mask_the_inside_term_cannot(pipe, body):
+    truth = turned_a_bit(2)
+    evidence = evidence_for(body, truth)
+    evidence |= mask_evidence(K, coat_mask(body, truth), None, 2, "cpu", torch.float32)
+    config = GuidanceConfig(mask=10.0)
+    template = load_object("box")
+    inside_only = KeypointFit(steps=40, fit_shape=True, coverage=0.0)(pipe, truth, template, evidence, config)
+    filling = KeypointFit(steps=40, fit_shape=True, coverage=300.0)(pipe, truth, template, evidence, config)
+    # The truth's points lie inside the mask and on the keypoints: without coverage nothing makes the body wider.
+    start = coverage_of(pipe, truth, evidence)
+    assert (coverage_of(pipe, inside_only, evidence) > 0.99 * start).all()
+    assert (coverage_of(pipe, filling, evidence) < 0.9 * start).all()
+    assert not torch.equal(filling.betas, truth.betas)  # the shape moved too
+
+
+def test_the_shape_prior_keeps_the_betas_near_the_start(pipe, body):
+    truth = turned_a_bit(1)
+    evidence = evidence_for(body, truth)
+    evidence |= mask_evidence(K, coat_mask(body, truth), None, 1, "cpu", torch.float32)
+    start, template, config = off_start(truth), load_object("box"), GuidanceConfig(mask=10.0)
+    fixed = KeypointFit(steps=30, coverage=30.0, fit_shape=False)(pipe, start, template, evidence, config)
+    free = KeypointFit(steps=30, coverage=30.0, fit_shape=True, shape_prior_weight=0.0)(
+        pipe, start, template, evidence, config)
+    held = KeypointFit(steps=30, coverage=30.0, fit_shape=True, shape_prior_weight=1e4)(
+        pipe, start, template, evidence, config)
+    assert torch.equal(fixed.betas, start.betas)
+    moved_free, moved_held = (free.betas - start.betas).abs().max(), (held.betas - start.betas).abs().max()
+    assert moved_free > 0.05
+    assert moved_held < 0.2 * moved_free
+
+
+@pytest.mark.parametrize(
+    "settings, error, match",
+    [
+        ({"coverage_samples": 0}, ValueError, "KeypointFit.coverage_samples"),
+        ({"coverage_samples": 1.5}, ValueError, "KeypointFit.coverage_samples"),
+        ({"coverage": -1.0}, ValueError, "KeypointFit.coverage"),
+        ({"shape_prior_weight": float("inf")}, ValueError, "KeypointFit.shape_prior_weight"),
+        ({"fit_shape": "yes"}, TypeError, "KeypointFit.fit_shape"),
+    ],
+)
+def test_bad_shape_and_coverage_settings_are_one_line_errors(settings, error, match):
+    with pytest.raises(error, match=match) as raised:
+        KeypointFit(**settings)
+    assert "\n" not in str(raised.value)
+
+
+def test_the_pipeline_fits_the_shape_to_the_person_mask_it_is_given(pipe, body):
+    truth = turned_a_bit(1)
+    keypoints = true_keypoints(body, truth)[0]
+    mask = coat_mask(body, truth)[0].numpy()
+    config = GuidanceConfig(mask=10.0)
+    arguments = dict(initial_params=truth, intrinsics=K, keypoints=keypoints, human_mask=mask, object="box",
+                     num_cycles=0, guidance_config=config)
+    try:
+        pipe.keypoint_fit = KeypointFit(steps=30, coverage=0.0)
+        inside_only = pipe(**arguments)
+        pipe.keypoint_fit = KeypointFit(steps=30, coverage=300.0)
+        filling = pipe(**arguments)
+    finally:
+        del pipe.keypoint_fit  # back to the class default
+    distance_map = mask_distance_transform(torch.as_tensor(mask)[None])
+    evidence = {"intrinsics": K[None], "human_distance_map": distance_map}
+    assert (coverage_of(pipe, filling.params, evidence) < 0.95 * coverage_of(pipe, inside_only.params, evidence)).all()

@@ -2,71 +2,137 @@
 
 The slice (indices 20000.. of the seed-0 synthetic *train* stream, see ``validation_slice.py``) is disjoint from
 training and from the test split; the two real photos are not looked at. Pictures in, as ``pipeline(image=...)``
-runs, plus 2D keypoints from a detection simulator (``--simulator``, as in ``choose_keypoints.py``; ``learned``
-uses the detector's measured noise, dropout and left/right swap rates). Every setting is run at N = 0 (the start
-of the cycles: regressor, front/back check and fit) and N = ``--cycles``, and gets the evaluation row (CD_h, CD_o,
-MPJPE, contacts, penetration) and the keypoint measures of ``choose_keypoints.py`` (facing error, % flipped,
-reprojection error of the body points against the noiseless truth in % of the true box height).
+runs, with the scenes' own person and object masks, plus 2D keypoints from a detection simulator (``--simulator``,
+as in ``choose_keypoints.py``; ``learned`` uses the detector's measured noise, dropout and left/right swap rates).
+Every setting is run at N = 0 (the start of the cycles: regressor, front/back check and fit) and N = ``--cycles``,
+and gets the evaluation row (CD_h, CD_o, MPJPE, contacts, penetration), the keypoint measures of
+``choose_keypoints.py`` (facing error, % flipped, reprojection error of the body points against the noiseless truth
+in % of the true box height) and the silhouette IoU of the rendered body against the scene's person mask.
 
 The rule, fixed before running: the lowest CD_h + CD_o at N = ``--cycles`` among the settings that flip no more
-scenes than the best. The grid is small and one-dimensional in turn: the number of steps (``--steps``) at
-learning rate 0.01, prior weight 1 and sigma 0.3, then, from the best setting that fits (steps > 0), the learning
-rate, then the prior weight, then sigma; last, the best fit competes with the stage off (``steps 0``, when in
-``--steps``).
+scenes than the best. The grid is small and one-dimensional in turn: the number of steps (``--steps``) at the
+default learning rate, prior weight and sigma, then, from the best setting that fits (steps > 0), the learning
+rate, then the prior weight, then sigma; then the shape fit (``--shape-prior-weights``: the betas fitted with each
+of these pulls towards the start, against not fitted), then the mask-coverage weight (``--coverages``), then the
+number of steps again (``--more-steps``) with everything else chosen; last, the best fit competes with the stage off
+(``steps 0``, when in ``--steps``). One value in a list skips that stage.
 
-With ``--paired STEPS LR PRIOR SIGMA`` it instead runs that setting and the stage off on the same scenes and prints
-the paired differences (fit minus off, mean ± standard error over scenes) at N = 0 and N = ``--cycles``: the check
-that the chosen fit does not hurt the synthetic scenes.
+With ``--paired NAME=VALUE ...`` it instead runs that setting (the other fields at their defaults) and
+``--against NAME=VALUE ...`` (default: the stage off) on the same scenes and prints the paired differences (setting
+minus reference, mean ± standard error over scenes) at N = 0 and N = ``--cycles``: the check that a setting does not
+hurt the synthetic scenes.
 
-Run: python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --simulator learned
-     python training/choose_keypoint_fit.py --num-samples 200 --first-index 20048 --cycles 2 --paired 30 0.01 100 0.3
+Run (the shipped settings' grid, in two calls: the second extends the coverage weight past the first's largest):
+     python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --simulator learned --steps 0 30 \
+         --learning-rates 0.01 --prior-weights 100 --sigmas 0.3 --shape-prior-weights 0.1 1 10 \
+         --coverages 0 10 30 100 300 --more-steps 60 100
+     python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --simulator learned --steps 30 \
+         --learning-rates 0.01 --prior-weights 100 --sigmas 0.3 --shape-prior-weights 10 \
+         --coverages 300 1000 3000 --more-steps 60
+     python training/choose_keypoint_fit.py --num-samples 200 --first-index 20048 --cycles 2 \
+         --paired fit_shape=True shape_prior_weight=10 coverage=1000 --against fit_shape=False coverage=0
+(the steps, learning rate, prior weight and sigma were chosen before, with ``--steps 0 30 100``, then ``--steps 30
+--learning-rates 0.003 0.03 --prior-weights 10 100 --sigmas 0.1``).
 """
 import argparse
+import dataclasses
 
 import numpy as np
-from choose_keypoints import MeasuredDetections, NoisyGroundTruthDetections, run
+import torch
+from choose_keypoints import MeasuredDetections, NoisyGroundTruthDetections, Recorder, run
 from validation_slice import add_arguments, load
 
 from scorehoi_diffusers.evaluation import paired_differences
+from scorehoi_diffusers.metrics import silhouette_iou
 from scorehoi_diffusers.pipelines.keypoint_fit import KeypointFit
+from scorehoi_diffusers.rendering import MeshLayer, render
 
-# The metrics of the paired check (``--paired``): does the fit hurt any of them by more than two standard errors?
+# The metrics of the paired check (``--paired``): does the setting hurt any of them by more than two standard errors?
 PAIRED_METRICS = ("cd_human", "cd_object", "contact_precision", "contact_recall", "penetration_depth", "mpjpe",
                   "pa_mpjpe", "facing_error")
-HIGHER_IS_BETTER = ("contact_precision", "contact_recall")
+HIGHER_IS_BETTER = ("contact_precision", "contact_recall", "silhouette_iou")
+
+
+class SilhouetteRecorder(Recorder):
+    """:class:`Recorder` that also scores the rendered body's silhouette against the scene's person mask (IoU)."""
+
+    def __init__(self, pipeline, estimate):
+        super().__init__(pipeline, estimate)
+        self.iou = []
+
+    def __call__(self, **kwargs):
+        output = super().__call__(**kwargs)
+        batch = self.estimate.last
+        with torch.no_grad():
+            vertices = self.pipeline.body_model(output.params.to(dtype=torch.float32), frame="camera").vertices
+        for i, person_mask in enumerate(batch["human_mask"]):
+            reference = np.asarray(person_mask) > 127
+            layer = MeshLayer(vertices[i].numpy(), self.pipeline.body_model.faces, name="body")
+            rendered = render([layer], np.asarray(batch["intrinsics"][i]), reference.shape).masks[0]
+            self.iou.append(silhouette_iou(rendered, reference))
+        return output
+
+
+def describe(fit: KeypointFit) -> str:
+    shape = f"shape prior {fit.shape_prior_weight:g}" if fit.fit_shape else "shape fixed"
+    return (f"steps {fit.steps}, lr {fit.learning_rate:g}, prior {fit.prior_weight:g}, sigma {fit.sigma:g}, {shape}, "
+            f"coverage {fit.coverage:g}")
+
+
+def run_setting(pipeline, data, estimate, simulate, fit: KeypointFit, cycles: int) -> dict:
+    """The evaluation row of ``fit`` at N = ``cycles``, with the recorder's per-scene IoU and reprojection."""
+    pipeline.keypoint_fit = fit
+    row = run(pipeline, data, estimate, simulate, pipeline.default_guidance_config(), cycles, describe(fit),
+              SilhouetteRecorder)
+    recorder = row.pop("recorder")
+    row["iou_per_scene"] = np.asarray(recorder.iou)
+    row["reprojection_per_scene"] = np.concatenate(recorder.reprojection)
+    row["silhouette_iou"] = float(row["iou_per_scene"].mean())
+    print(f"    silhouette IoU {row['silhouette_iou']:.3f}", flush=True)
+    return row
 
 
 def measure(pipeline, data, estimate, simulate, fit: KeypointFit, cycles: int) -> dict:
     """The N = 0 and N = ``cycles`` rows of one setting (the N = ``cycles`` row, with ``start_*`` entries)."""
-    pipeline.keypoint_fit = fit
-    name = f"steps {fit.steps}, lr {fit.learning_rate:g}, prior {fit.prior_weight:g}, sigma {fit.sigma:g}"
-    config = pipeline.default_guidance_config()
-    start = run(pipeline, data, estimate, simulate, config, 0, name)
-    row = run(pipeline, data, estimate, simulate, config, cycles, name)
+    start = run_setting(pipeline, data, estimate, simulate, fit, 0)
+    row = run_setting(pipeline, data, estimate, simulate, fit, cycles)
     row["fit"] = fit
-    for key in ("reprojection_pct", "flipped_pct", "mpjpe", "pa_mpjpe", "cd_human", "cd_object"):
+    for key in ("reprojection_pct", "flipped_pct", "mpjpe", "pa_mpjpe", "cd_human", "cd_object", "silhouette_iou"):
         row[f"start_{key}"] = start[key]
     return row
 
 
-def paired(pipeline, data, estimate, simulate, fit: KeypointFit, cycles: int) -> None:
-    """Print the paired differences, fit minus off, at N = 0 and N = ``cycles``."""
-    config = pipeline.default_guidance_config()
+def paired(pipeline, data, estimate, simulate, fit: KeypointFit, reference: KeypointFit, cycles: int) -> None:
+    """Print the paired differences, ``fit`` minus ``reference``, at N = 0 and N = ``cycles``."""
     for n in (0, cycles):
-        rows = {}
-        for setting in (KeypointFit(steps=0), fit):
-            pipeline.keypoint_fit = setting
-            rows[setting.steps] = run(pipeline, data, estimate, simulate, config, n, f"steps {setting.steps}")
-        differences = paired_differences(rows[fit.steps], rows[0])
-        print(f"N = {n}, {fit} minus the stage off, over {len(data)} scenes:")
-        for key in PAIRED_METRICS:
+        mine, theirs = (run_setting(pipeline, data, estimate, simulate, setting, n) for setting in (fit, reference))
+        differences = paired_differences(mine, theirs)
+        for key, per_scene in (("silhouette_iou", "iou_per_scene"), ("reprojection_pct", "reprojection_per_scene")):
+            diff = mine[per_scene] - theirs[per_scene]
+            differences[key] = {"mean": diff.mean(), "standard_error": diff.std(ddof=1) / np.sqrt(len(diff))}
+        print(f"N = {n}, {describe(fit)} minus {describe(reference)}, over {len(data)} scenes:")
+        for key in (*PAIRED_METRICS, "silhouette_iou", "reprojection_pct"):
             mean, error = differences[key]["mean"], differences[key]["standard_error"]
             worse = -mean if key in HIGHER_IS_BETTER else mean
             flag = "  <- worse by more than 2 SE" if worse > 2 * error else ""
             print(f"  {key}: {mean:+.3f} ± {error:.3f}{flag}")
-        print(f"  reprojection (% box height): {rows[0]['reprojection_pct']:.2f} off, "
-              f"{rows[fit.steps]['reprojection_pct']:.2f} fit; flipped {rows[0]['flipped_pct']:.1f} % off, "
-              f"{rows[fit.steps]['flipped_pct']:.1f} % fit", flush=True)
+        print(f"  silhouette IoU {theirs['silhouette_iou']:.3f} reference, {mine['silhouette_iou']:.3f} setting; "
+              f"reprojection (% box height) {theirs['reprojection_pct']:.2f} reference, "
+              f"{mine['reprojection_pct']:.2f} setting; flipped {theirs['flipped_pct']:.1f} % reference, "
+              f"{mine['flipped_pct']:.1f} % setting", flush=True)
+
+
+def settings(pairs: list[str] | None) -> KeypointFit:
+    """A :class:`KeypointFit` from ``NAME=VALUE`` strings (each value parsed as its field's default's type)."""
+    defaults = KeypointFit()
+    values = {}
+    for pair in pairs or []:
+        name, _, value = pair.partition("=")
+        if name not in {field.name for field in dataclasses.fields(KeypointFit)}:
+            raise SystemExit(f"unknown KeypointFit setting {name!r} in {pair!r}")
+        kind = type(getattr(defaults, name))
+        values[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return KeypointFit(**values)
 
 
 def best(rows: list[dict]) -> dict:
@@ -84,8 +150,13 @@ def main() -> None:
     parser.add_argument("--learning-rates", type=float, nargs="+", default=[0.003, 0.01, 0.03])
     parser.add_argument("--prior-weights", type=float, nargs="+", default=[0.1, 1.0, 10.0])
     parser.add_argument("--sigmas", type=float, nargs="+", default=[0.1, 0.3])
-    parser.add_argument("--paired", nargs=4, type=float, metavar=("STEPS", "LR", "PRIOR", "SIGMA"),
-                        help="compare this setting with the stage off, paired, instead of choosing")
+    parser.add_argument("--shape-prior-weights", type=float, nargs="*", default=[0.1, 1.0, 10.0],
+                        help="fit the betas with each of these pulls (against not fitting them)")
+    parser.add_argument("--coverages", type=float, nargs="+", default=[0.0, 3.0, 10.0, 30.0])
+    parser.add_argument("--more-steps", type=int, nargs="*", default=[60, 100])
+    parser.add_argument("--paired", nargs="+", metavar="NAME=VALUE",
+                        help="compare this setting with --against, paired, instead of choosing")
+    parser.add_argument("--against", nargs="+", metavar="NAME=VALUE", default=["steps=0"])
     args = parser.parse_args()
     pipeline, data, estimate, _ = load(args)
     if args.simulator == "learned":
@@ -93,36 +164,34 @@ def main() -> None:
     else:
         simulate = NoisyGroundTruthDetections(pipeline.body_model)
     if args.paired is not None:
-        steps, learning_rate, prior_weight, sigma = args.paired
-        paired(pipeline, data, estimate, simulate, KeypointFit(int(steps), learning_rate, prior_weight, sigma),
-               args.cycles)
+        paired(pipeline, data, estimate, simulate, settings(args.paired), settings(args.against), args.cycles)
         return
-    default = KeypointFit(steps=1)
-    rows = [measure(pipeline, data, estimate, simulate, KeypointFit(steps=s, learning_rate=default.learning_rate,
-                                                                    prior_weight=default.prior_weight,
-                                                                    sigma=default.sigma), args.cycles)
+    default = KeypointFit(steps=1, fit_shape=False, coverage=0.0)
+    rows = [measure(pipeline, data, estimate, simulate, dataclasses.replace(default, steps=s), args.cycles)
             for s in args.steps]
     fitting = [row for row in rows if row["fit"].steps > 0]
     chosen = best(fitting)["fit"] if fitting else None
-    for field, values in (("learning_rate", args.learning_rates), ("prior_weight", args.prior_weights),
-                          ("sigma", args.sigmas)):
+    stages = (("learning_rate", args.learning_rates), ("prior_weight", args.prior_weights), ("sigma", args.sigmas),
+              ("shape_prior_weight", args.shape_prior_weights), ("coverage", args.coverages),
+              ("steps", args.more_steps))
+    for field, values in stages:
         if chosen is None:
             break
-        for value in values:
-            if np.isclose(getattr(chosen, field), value):
-                continue
-            settings = {**{name: getattr(chosen, name) for name in ("steps", "learning_rate", "prior_weight",
-                                                                     "sigma")}, field: value}
-            rows.append(measure(pipeline, data, estimate, simulate, KeypointFit(**settings), args.cycles))
+        if field == "shape_prior_weight":  # the betas fitted with each pull, against the chosen (not fitted)
+            candidates = [dataclasses.replace(chosen, fit_shape=True, shape_prior_weight=value) for value in values]
+        else:
+            candidates = [dataclasses.replace(chosen, **{field: value}) for value in values]
+        for candidate in candidates:
+            if candidate != chosen and all(row["fit"] != candidate for row in rows):
+                rows.append(measure(pipeline, data, estimate, simulate, candidate, args.cycles))
         chosen = best([row for row in rows if row["fit"].steps > 0])["fit"]
     print(f"\nValidation slice, {args.num_samples} scenes from index {args.first_index}, simulator {args.simulator}, "
           f"N = {args.cycles}; ± standard error over scenes is in the rows above.")
-    print("| steps | lr | prior | sigma | reproj. % (N=0→N) | flipped % | MPJPE (N=0 → N) | PA-MPJPE | CD_h | CD_o |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| setting | reproj. % (N=0→N) | IoU (N=0→N) | flipped % | MPJPE (N=0 → N) | PA-MPJPE | CD_h | CD_o |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
-        fit = row["fit"]
-        print(f"| {fit.steps} | {fit.learning_rate:g} | {fit.prior_weight:g} | {fit.sigma:g} | "
-              f"{row['start_reprojection_pct']:.2f} → {row['reprojection_pct']:.2f} | {row['flipped_pct']:.1f} | "
+        print(f"| {describe(row['fit'])} | {row['start_reprojection_pct']:.2f} → {row['reprojection_pct']:.2f} | "
+              f"{row['start_silhouette_iou']:.3f} → {row['silhouette_iou']:.3f} | {row['flipped_pct']:.1f} | "
               f"{row['start_mpjpe']:.2f} → {row['mpjpe']:.2f} | {row['pa_mpjpe']:.2f} | {row['cd_human']:.2f} | "
               f"{row['cd_object']:.2f} |")
     print(f"best fit: {chosen}")

@@ -129,15 +129,18 @@ class Recorder:
         return output
 
 
-def run(pipeline, data, estimate, simulate, config, cycles, name):
+def run(pipeline, data, estimate, simulate, config, cycles, name, recorder_class=None):
+    """The evaluation row of one setting, with the recorder's facing and reprojection means (``recorder_class``:
+    a :class:`Recorder` subclass that measures more; the row's ``recorder`` holds it)."""
     with_keypoints = WithKeypoints(estimate, simulate)
-    recorder = Recorder(pipeline, with_keypoints)
+    recorder = (recorder_class or Recorder)(pipeline, with_keypoints)
     row = evaluate(recorder, data, split=None, mode="full", num_cycles=cycles, initial_estimate_fn=with_keypoints,
                    guidance_config=config)
     facing, reprojection = np.concatenate(recorder.facing), np.concatenate(recorder.reprojection)
     row["mode"] = f"N={cycles}, {name}"
     row["facing_deg"], row["flipped_pct"] = float(facing.mean()), float(100 * (facing > 90).mean())
     row["reprojection_pct"] = float(reprojection.mean())
+    row["recorder"] = recorder
     print(format_table([row]), flush=True)
     print(f"    {name}: facing {row['facing_deg']:.1f} deg, flipped {row['flipped_pct']:.1f} %, "
           f"reprojection {row['reprojection_pct']:.2f} % of box height", flush=True)

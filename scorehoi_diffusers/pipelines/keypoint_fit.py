@@ -1,54 +1,123 @@
-"""Fit the initial estimate's body to detected 2D keypoints before the score-guided cycles.
+"""Fit the initial estimate's body to detected 2D keypoints and the person mask before the score-guided cycles.
 
 With keypoints the pipeline's start is first turned to the facing the keypoints agree with
-(:func:`~scorehoi_diffusers.facing.choose_facing`), then fitted to them. On real photos the regressor (trained
-on synthetic renders) can start far from the person: limbs in other places, the body too near or too far. The
-guided cycles only move the estimate a short way per cycle (the prior pulls back and the camera step is
-bounded), so with keypoints the pipeline first moves the estimate onto them:
-``KeypointFit.steps`` Adam steps on the body's root and body-joint rotations (x0's 6D entries) and the camera
-translation, minimising
+(:func:`~scorehoi_diffusers.facing.choose_facing`), then fitted to the picture. On real photos the regressor
+(trained on synthetic renders) can start far from the person: limbs in other places, the body too near or too far,
+too thin for a long coat. The guided cycles only move the estimate a short way per cycle (the prior pulls back and
+the camera step is bounded), so with keypoints the pipeline first moves the estimate onto the picture's evidence:
+``KeypointFit.steps`` Adam steps on the body's root and body-joint rotations (x0's 6D entries), its shape (x0's
+normalised betas, with ``fit_shape``) and the camera translation, minimising
 
-``L_image(x0, t) + prior_weight * |pose(x0) - pose(x0_start)|^2``
+``L_image(x0, t) + coverage * C(x0, t) + prior_weight * |pose(x0) - pose(x0_start)|^2
++ shape_prior_weight * |betas(x0) - betas(x0_start)|^2``
 
 where ``L_image`` is the pipeline's own guidance loss (:func:`~scorehoi_diffusers.guidance.guidance_loss` on the
 pipeline's geometry of x0) with only its image terms on: the robust keypoint term, with the Geman-McClure scale
 ``sigma`` (wider than the cycles' so that a start far off still has a gradient), and the silhouette (mask) term
-with the pipeline's weight. The second term keeps the pose near the regressor's, so that the fit moves what the
-keypoints say and leaves the rest (depth of a limb, hands, shape). Hands, betas and the object's x0 entries are
-not optimised; the object turns with the body's root rotation about the pelvis, so it keeps its place relative to
-the body. Every sample is fitted independently (Adam's moments are per entry); a sample whose loss or gradient
-turns non-finite keeps the estimate it started from.
+with the pipeline's weight, which pulls the body's points INTO the person mask. Nothing in it makes the body FILL
+the mask; ``C`` does (:func:`mask_coverage_loss`): a fixed, evenly strided sample of the person mask's pixels
+(:func:`sample_mask_pixels`), each at a robust (Charbonnier) distance to the nearest projected body point. The
+prior terms keep the pose and shape near the regressor's, so that the fit moves what the picture says and leaves
+the rest (depth of a limb, hands). Hands and the object's x0 entries are not optimised; the object turns with the
+body's root rotation about the pelvis, so it keeps its place relative to the body. Every sample is fitted
+independently (Adam's moments are per entry); a sample whose loss or gradient turns non-finite keeps the estimate
+it started from.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
 from diffusers.utils import logging
 
+from ..camera import project_points
 from ..facing import choose_facing
 from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, guidance_loss
 from ..input_checks import check_finite_number, is_int
 from ..objects import ObjectTemplate
-from ..params import BODY_POSE_SLICE, ROOT_SLICE, HOIParams
+from ..params import BETAS_SLICE, BODY_POSE_SLICE, ROOT_SLICE, HOIParams
 
-__all__ = ["KeypointFit"]
+__all__ = ["KeypointFit", "mask_coverage_loss", "sample_mask_pixels"]
 
 logger = logging.get_logger(__name__)
 
-# The fitted x0 entries: the root and body-joint 6D rotations, one contiguous run at the start of x0.
+# The fitted x0 entries: the root and body-joint 6D rotations, one contiguous run at the start of x0, and (with
+# ``fit_shape``) the normalised betas.
 FITTED_SLICE = slice(ROOT_SLICE.start, BODY_POSE_SLICE.stop)
+# The Charbonnier scale of the coverage term (pixels): distances well above it cost linearly (a mask pixel far
+# from the body, e.g. of an object the mask wrongly holds, pulls no harder than a near one), and the square root
+# stays differentiable at 0.
+COVERAGE_SCALE_PIXELS = 1.0
 
 # The fit's settings, chosen on the validation slice with the measured detection simulator by
-# training/choose_keypoint_fit.py (48 scenes from index 20000, N = 2; lowest CD_h + CD_o among the settings that fit:
-# 4.69 + 9.67 cm, against 4.73 + 9.48 with the fit off) and checked paired on 200 other validation scenes (from index
-# 20048): at N = 2 no metric worse by two standard errors (CD_h -0.01 +- 0.02, CD_o -0.20 +- 0.15, MPJPE +0.07 +-
-# 0.05, PA-MPJPE -0.03 +- 0.02 cm); at N = 0 (the start) CD_h -0.20 +- 0.02 and MPJPE -0.48 +- 0.05 cm.
+# training/choose_keypoint_fit.py (48 scenes from index 20000, N = 2; rule: lowest CD_h + CD_o among the settings that
+# fit). Steps, learning rate, prior weight and sigma: 30, 0.01, 100, 0.3 (4.69 + 9.67 cm, against 4.73 + 9.48 with
+# the fit off; grid steps 30/100, learning rate 0.003/0.01/0.03, prior weight 10/100, sigma 0.1/0.3). Then, one at a
+# time: the shape fit, shape prior weight none (shape fixed)/0.1/1/10 (14.37/14.61/14.38/14.35 cm CD_h + CD_o: 10);
+# the coverage weight 0/10/30/100/300/1000/3000 (14.35/14.47/14.33/14.31/14.29/14.26/14.30: 1000; silhouette IoU of
+# the start against the scenes' person masks 0.692 -> 0.724); steps 30/60 at 1000 (14.26/14.32) and 30/60/100 at
+# 300 (14.29/14.32/14.35): 30. Checked paired on 200 other validation scenes (from index 20048) against the fit
+# without shape and coverage: see README.md, "Real photos".
 DEFAULT_STEPS = 30
 DEFAULT_LEARNING_RATE = 0.01
 DEFAULT_PRIOR_WEIGHT = 100.0
 DEFAULT_SIGMA = 0.3
+DEFAULT_FIT_SHAPE = True
+DEFAULT_SHAPE_PRIOR_WEIGHT = 10.0
+DEFAULT_COVERAGE = 1000.0
+DEFAULT_COVERAGE_SAMPLES = 256
+
+
+def sample_mask_pixels(distance_map: torch.Tensor, count: int) -> torch.Tensor:
+    """A fixed, evenly strided sample of each mask's pixels: the same pixels every call, no random numbers.
+
+    The mask is where ``distance_map`` is 0. Its pixels, in row-major order, are taken at the ranks
+    ``floor((i + 0.5) n / count)``, ``i = 0 .. count - 1``, for a mask of ``n`` pixels: spread over the whole mask,
+    and repeated (each as often as the others, give or take one) when the mask has fewer than ``count`` pixels.
+
+    Args:
+        distance_map: ``(B, H, W)`` distance to the mask in pixels
+            (:func:`~scorehoi_diffusers.guidance.mask_distance_transform`), 0 inside; every mask non-empty.
+        count: the number of pixels ``M`` per mask, >= 1.
+
+    Returns:
+        ``(B, M, 2)`` pixel coordinates ``(u, v)`` (pixel centres on integers) in ``distance_map``'s dtype.
+    """
+    batch, height, width = distance_map.shape
+    inside = (distance_map <= 0).reshape(batch, height * width)
+    # A stable descending sort puts each mask's pixels first, in row-major order.
+    order = torch.sort(inside.to(torch.uint8), dim=1, descending=True, stable=True).indices  # (B, H*W)
+    strides = torch.arange(count, device=distance_map.device, dtype=torch.float64) + 0.5
+    ranks = (strides * inside.sum(1, keepdim=True) / count).long().clamp(max=height * width - 1)  # (B, M)
+    flat = order.gather(1, ranks)
+    return torch.stack([flat % width, flat // width], dim=-1).to(distance_map.dtype)
+
+
+def mask_coverage_loss(points_cam: torch.Tensor, intrinsics: torch.Tensor, mask_pixels: torch.Tensor,
+                       image_diagonal: float) -> torch.Tensor:
+    """How far the mask's pixels lie from the projected body: mean robust distance, in image diagonals.
+
+    Each mask pixel costs the Charbonnier distance ``sqrt(d^2 + c^2) - c`` (``c`` =
+    :data:`COVERAGE_SCALE_PIXELS`) to its nearest projected point, so a part of the mask no body point reaches
+    (a long coat, an arm the body holds elsewhere) pulls the nearest points out to it. The mask term
+    (:func:`~scorehoi_diffusers.guidance.mask_term`) is the converse: it pulls points that lie outside the mask in.
+
+    Args:
+        points_cam: ``(B, N, 3)`` camera-space body points.
+        intrinsics: ``(B, 3, 3)``.
+        mask_pixels: ``(B, M, 2)`` mask pixels (:func:`sample_mask_pixels`) in the pixels of ``intrinsics``.
+        image_diagonal: the mask image's diagonal in pixels, the unit of the loss.
+
+    Returns:
+        ``(B,)`` loss, near 0 when every mask pixel has a projected point on it.
+    """
+    projected = project_points(points_cam, intrinsics)  # (B, N, 2)
+    squared = (mask_pixels.to(projected.dtype)[:, :, None] - projected[:, None]).square().sum(-1)  # (B, M, N)
+    scale = COVERAGE_SCALE_PIXELS
+    distance = (squared.amin(-1) + scale * scale).sqrt() - scale  # (B, M)
+    return distance.mean(-1) / image_diagonal
 
 
 @dataclass(frozen=True)
@@ -57,21 +126,35 @@ class KeypointFit:
 
     Args:
         steps: Adam steps (0 turns the stage off).
-        learning_rate: Adam's step size, in 6D-rotation units and metres alike.
+        learning_rate: Adam's step size, in 6D-rotation units, normalised-beta units and metres alike.
         prior_weight: weight of the squared distance of the fitted 6D rotations to the starting ones.
         sigma: the keypoint term's Geman-McClure scale during the fit, in person-box sizes.
+        fit_shape: whether the body's shape (x0's normalised betas) is fitted too.
+        shape_prior_weight: weight of the squared distance of the fitted normalised betas to the starting ones
+            (with ``fit_shape``).
+        coverage: weight of the mask-coverage term (:func:`mask_coverage_loss`, needs a person mask; 0 = off).
+        coverage_samples: the number of person-mask pixels the coverage term samples per estimate.
     """
 
     steps: int = DEFAULT_STEPS
     learning_rate: float = DEFAULT_LEARNING_RATE
     prior_weight: float = DEFAULT_PRIOR_WEIGHT
     sigma: float = DEFAULT_SIGMA
+    fit_shape: bool = DEFAULT_FIT_SHAPE
+    shape_prior_weight: float = DEFAULT_SHAPE_PRIOR_WEIGHT
+    coverage: float = DEFAULT_COVERAGE
+    coverage_samples: int = DEFAULT_COVERAGE_SAMPLES
 
     def __post_init__(self):
-        if not is_int(self.steps) or self.steps < 0:
-            raise ValueError(f"KeypointFit.steps must be an integer >= 0, got {self.steps!r}.")
-        for name in ("learning_rate", "prior_weight", "sigma"):
-            check_finite_number(getattr(self, name), f"KeypointFit.{name}", allow_zero=name == "prior_weight")
+        for name in ("steps", "coverage_samples"):
+            value, least = getattr(self, name), 0 if name == "steps" else 1
+            if not is_int(value) or value < least:
+                raise ValueError(f"KeypointFit.{name} must be an integer >= {least}, got {value!r}.")
+        if not isinstance(self.fit_shape, bool):
+            raise TypeError(f"KeypointFit.fit_shape must be True or False, got {self.fit_shape!r}.")
+        for name in ("learning_rate", "prior_weight", "sigma", "shape_prior_weight", "coverage"):
+            check_finite_number(getattr(self, name), f"KeypointFit.{name}",
+                                allow_zero=name in ("prior_weight", "shape_prior_weight", "coverage"))
 
     def image_config(self, config: GuidanceConfig) -> GuidanceConfig:
         """``config`` with only the image terms on (keypoints at this fit's ``sigma``, mask as configured)."""
@@ -82,14 +165,15 @@ class KeypointFit:
         config: GuidanceConfig,
     ) -> HOIParams:
         """Turn ``params`` (batch B) to the facing the keypoints in ``evidence`` agree with, then fit it to them
-        (no fit when ``steps`` is 0).
+        and to the person mask (no fit when ``steps`` is 0).
 
         Args:
             pipe (`ScoreHOIPipeline`): supplies the codec and the geometry of x0 (``pipe._geometry``).
             params (`HOIParams`): the estimates to fit (camera translation included).
             template (`ObjectTemplate`): the object (its points enter the geometry; no object term is on).
             evidence (`dict`): the pipeline's image evidence with the keypoint fields (``keypoints_2d``,
-                ``keypoints_2d_visibility``, ``keypoints_box_size``, ``intrinsics``) and optional distance maps.
+                ``keypoints_2d_visibility``, ``keypoints_box_size``, ``intrinsics``) and optional distance maps
+                (the coverage term acts when ``human_distance_map`` is there).
             config (`GuidanceConfig`): the run's guidance; its keypoint and mask weights weigh the fit.
 
         Returns:
@@ -104,44 +188,62 @@ class KeypointFit:
         if self.steps == 0:
             return params
         image_config = self.image_config(config)
+        mask_pixels = None
+        if self.coverage > 0 and evidence.get("human_distance_map") is not None:
+            distance_map = evidence["human_distance_map"]
+            mask_pixels = sample_mask_pixels(distance_map, self.coverage_samples)
+            diagonal = math.hypot(*distance_map.shape[1:])
         x0_start = pipe.codec.encode(params).detach()
-        pose_start = x0_start[:, FITTED_SLICE]
+        pose_start, betas_start = x0_start[:, FITTED_SLICE], x0_start[:, BETAS_SLICE]
         pose = pose_start.clone().requires_grad_(True)
+        betas = betas_start.clone().requires_grad_(self.fit_shape)
         translation = params.camera_translation.detach().clone().requires_grad_(True)
-        optimizer = torch.optim.Adam([pose, translation], lr=self.learning_rate)
+        fitted = [pose, translation, betas] if self.fit_shape else [pose, translation]
+        optimizer = torch.optim.Adam(fitted, lr=self.learning_rate)
         failed = torch.zeros(params.batch_size, dtype=torch.bool, device=params.device)
+
+        def x0_of(pose: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
+            return torch.cat([pose, x0_start[:, FITTED_SLICE.stop:BETAS_SLICE.start], betas,
+                              x0_start[:, BETAS_SLICE.stop:]], dim=1)
+
         with torch.enable_grad():
             for _ in range(self.steps):
                 optimizer.zero_grad(set_to_none=False)
-                x0 = torch.cat([pose, x0_start[:, FITTED_SLICE.stop:]], dim=1)
-                _, body_points, object_points, _, keypoints_3d = pipe._geometry(x0, translation, template, True)
+                _, body_points, object_points, _, keypoints_3d = pipe._geometry(x0_of(pose, betas), translation,
+                                                                                template, True)
                 inputs = GuidanceInputs(body_points=body_points, object_points=object_points,
                                         keypoints_3d=keypoints_3d, camera_translation=translation, **evidence)
                 loss, _ = guidance_loss(inputs, image_config)
                 loss = loss + self.prior_weight * (pose - pose_start).square().sum(-1)
-                pose_grad, translation_grad = torch.autograd.grad(loss.sum(), (pose, translation))
+                if self.fit_shape:
+                    loss = loss + self.shape_prior_weight * (betas - betas_start).square().sum(-1)
+                if mask_pixels is not None:
+                    loss = loss + self.coverage * mask_coverage_loss(
+                        inputs.to_camera(body_points), inputs.intrinsics, mask_pixels, diagonal)
+                grads = torch.autograd.grad(loss.sum(), fitted)
                 # A non-finite gradient would poison Adam's moments: that sample stops and keeps its start.
-                grads = torch.cat([pose_grad, translation_grad], dim=1)
-                _, non_finite = clip_gradient_norm(grads, None)
+                _, non_finite = clip_gradient_norm(torch.cat(grads, dim=1), None)
                 failed |= non_finite | ~torch.isfinite(loss.detach())
                 keep = failed[:, None]
-                pose.grad = torch.where(keep, torch.zeros_like(pose_grad), pose_grad)
-                translation.grad = torch.where(keep, torch.zeros_like(translation_grad), translation_grad)
+                for tensor, grad in zip(fitted, grads):
+                    tensor.grad = torch.where(keep, torch.zeros_like(grad), grad)
                 optimizer.step()
-        pose, translation = pose.detach(), translation.detach()
+        pose, betas, translation = pose.detach(), betas.detach(), translation.detach()
         if failed.any():
             samples = failed.nonzero().flatten().tolist()
             logger.warning(f"Keypoint fit: non-finite loss or gradient for samples {samples}; they keep their "
                            "starting estimate.")
             pose = torch.where(failed[:, None], pose_start, pose)
+            betas = torch.where(failed[:, None], betas_start, betas)
             translation = torch.where(failed[:, None], params.camera_translation, translation)
-        fitted = pipe.codec.decode(torch.cat([pose, x0_start[:, FITTED_SLICE.stop:]], dim=1), translation)
+        fitted_params = pipe.codec.decode(x0_of(pose, betas), translation)
         # The object turns with the body's root about the pelvis (the origin of its translation).
-        turn = fitted.global_orient @ params.global_orient.transpose(-1, -2)  # (B, 3, 3)
+        turn = fitted_params.global_orient @ params.global_orient.transpose(-1, -2)  # (B, 3, 3)
         return dataclasses.replace(
             params,
-            global_orient=fitted.global_orient,
-            body_pose=fitted.body_pose,
+            global_orient=fitted_params.global_orient,
+            body_pose=fitted_params.body_pose,
+            betas=fitted_params.betas if self.fit_shape else params.betas,
             object_rotation=turn @ params.object_rotation,
             object_translation=(turn @ params.object_translation[..., None])[..., 0],
             camera_translation=translation,
