@@ -28,7 +28,7 @@ from ..image_evidence import check_keypoints, keypoint_evidence, mask_evidence
 from ..image_processor import HOIImageBatch, HOIImageProcessor, ImageInput
 from ..input_checks import check_box_layout, is_int
 from ..models.contact_estimator import BoundContactEstimator, ScoreHOIContactEstimator
-from ..models.denoiser import ConditionCache, ScoreHOIDenoiser
+from ..models.denoiser import ScoreHOIDenoiser
 from ..models.regressor import ScoreHOIRegressor
 from ..objects import PRIMITIVE_NAMES, ObjectTemplate, load_object
 from ..params import HOIParamCodec, HOIParams
@@ -36,9 +36,11 @@ from ..person_detection import PersonDetector
 from ..precision import geometry_dtype, upcast
 from ..safetensors_only import check_safetensors_only, safetensors_kwargs
 from ..schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
+from .ddim_inversion import invert
 from .hub import PUSH_KWARGS, push_pipeline_to_hub, upload_pipeline_folder, write_hub_files
 from .keypoint_fit import KeypointFit
 from .keypoint_inputs import crop_body_keypoints
+from .noise_prediction import NoisePrediction
 from .photo_inputs import resolve_photo_inputs
 from .pipeline_output import RefinementStart, ScoreHOIPipelineOutput, output_to_meshes, output_to_numpy
 from .step_callback import callback_latents
@@ -238,14 +240,6 @@ class ScoreHOIPipeline(DiffusionPipeline):
         if keypoints:
             return params, body_points, object_points, sdf, blazepose_points(*skinned[1:])
         return params, body_points, object_points, sdf
-
-    def _predict_noise(
-        self, latents: torch.Tensor, timestep: int, condition: ConditionCache, model_dtype: torch.dtype
-    ) -> torch.Tensor:
-        """The denoiser's ε ``(B, 331)`` in the latents' dtype; the timestep goes in as a tensor so that a
-        ``torch.compile``-d denoiser compiles once per shape instead of once per timestep value."""
-        timestep = torch.tensor(timestep, device=latents.device)
-        return self.denoiser(latents.to(model_dtype), timestep, condition=condition).sample.to(latents.dtype)
 
     def _guidance_inputs(self, geometry, contacts: Contacts, camera_translation, image_evidence):
         _, body_points, object_points, sdf = geometry[:4]
@@ -644,6 +638,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         # 5. Denoiser condition and timesteps
         keypoints = template.keypoints.expand(batch, -1, -1)
         condition = self.denoiser.encode_condition(image_tokens, keypoints, body_keypoints=start.body_keypoints)
+        predict_noise = NoisePrediction(self.denoiser, condition)
         self.scheduler.set_refinement_timesteps(t_start, stride)
         grid = self.scheduler.refinement_timesteps(t_start, stride).tolist()
 
@@ -656,13 +651,9 @@ class ScoreHOIPipeline(DiffusionPipeline):
         with self.progress_bar(total=num_cycles * 2 * steps) as progress:
             for _cycle in range(num_cycles):
                 contact_history.append(contacts)
-                latents = x0
-                for t, t_next in zip(grid[:-1], grid[1:]):
-                    noise = self._predict_noise(latents, t, condition, model_dtype)
-                    latents = self.scheduler.invert_step(noise, t, latents, next_timestep=t_next).next_sample
-                    progress.update()
+                latents = invert(predict_noise, self.scheduler, x0, grid, on_step=progress.update)
                 for t in reversed(grid[1:]):
-                    noise = self._predict_noise(latents, t, condition, model_dtype)
+                    noise = predict_noise(latents, t)
                     gradient = None
                     if scale > 0:
                         gradient = self.guidance_gradient(
