@@ -36,7 +36,7 @@ from ..person_detection import PersonDetector
 from ..precision import geometry_dtype, upcast
 from ..safetensors_only import check_safetensors_only, safetensors_kwargs
 from ..schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
-from .ddim_inversion import invert
+from .ddim_inversion import check_inversion_iterations, invert
 from .hub import PUSH_KWARGS, push_pipeline_to_hub, upload_pipeline_folder, write_hub_files
 from .keypoint_fit import KeypointFit
 from .keypoint_inputs import crop_body_keypoints
@@ -260,7 +260,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
     def check_inputs(
         self, image, human_mask, object_mask, object, bbox, initial_params, keypoints, intrinsics, contacts,
         contact_estimator, num_cycles, t_start, stride, guidance_config, guidance_scale, eta, generator, output_type,
-        callback_on_step_end, callback_on_step_end_tensor_inputs,
+        callback_on_step_end, callback_on_step_end_tensor_inputs, inversion_iterations=0,
     ) -> None:
         """Raise a one-line ``ValueError``/``TypeError`` naming the first bad argument of :meth:`__call__`."""
         if output_type not in ("pt", "np", "mesh"):
@@ -313,6 +313,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         ):
             raise ValueError(f"`guidance_scale` must be a finite number >= 0 (0 turns guidance off), "
                              f"got {guidance_scale!r}.")
+        check_inversion_iterations(inversion_iterations)
         if not isinstance(eta, numbers.Real) or not 0 <= eta <= 1:
             raise ValueError(f"`eta` must be a number in [0, 1] (0: deterministic DDIM, 1: DDPM-like), got {eta!r}.")
         generators = generator if isinstance(generator, list) else [generator]
@@ -544,6 +545,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         object_box: Sequence | None = None,
         person_box: Sequence | None = None,
         person_detector: PersonDetector | None = None,
+        inversion_iterations: int = 0,
     ) -> ScoreHOIPipelineOutput | tuple:
         r"""Reconstruct from pictures, or refine a given initial estimate.
 
@@ -602,6 +604,8 @@ class ScoreHOIPipeline(DiffusionPipeline):
                 (needed when a picture shows several people and ``object_box`` touches more than one).
             person_detector ([`PersonDetector`], *optional*): finds the person where ``human_mask`` is not given;
                 default: the bundled mediapipe detector (``person_detection.default_person_detector``).
+            inversion_iterations (`int`, defaults to 0): fixed-point iterations per DDIM inversion step (one denoiser
+                pass each); k > 0 makes inversion the exact inverse of unguided denoising (`ddim_inversion.invert`).
 
         Returns:
             [`ScoreHOIPipelineOutput`] or a tuple of its fields.
@@ -610,7 +614,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         self.check_inputs(
             image, human_mask, object_mask, object, bbox, initial_params, keypoints, intrinsics, contacts,
             contact_estimator, num_cycles, t_start, stride, guidance_config, guidance_scale, eta, generator,
-            output_type, callback_on_step_end, callback_on_step_end_tensor_inputs,
+            output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, inversion_iterations,
         )
         photo = resolve_photo_inputs(image, human_mask, object_mask, object_box, person_box, person_detector)
         human_mask, object_mask = photo.human_mask, photo.object_mask
@@ -651,7 +655,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         with self.progress_bar(total=num_cycles * 2 * steps) as progress:
             for _cycle in range(num_cycles):
                 contact_history.append(contacts)
-                latents = invert(predict_noise, self.scheduler, x0, grid, on_step=progress.update)
+                latents = invert(predict_noise, self.scheduler, x0, grid, inversion_iterations, progress.update)
                 for t in reversed(grid[1:]):
                     noise = predict_noise(latents, t)
                     gradient = None
