@@ -26,7 +26,7 @@ from ..contacts import Contacts, ProximityContactEstimator, ReconstructionState
 from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, guidance_loss
 from ..image_evidence import check_keypoints, keypoint_evidence, mask_evidence
 from ..image_processor import HOIImageBatch, HOIImageProcessor, ImageInput
-from ..input_checks import check_box_layout, is_int
+from ..input_checks import check_box_layout, check_finite_number, is_int
 from ..models.contact_estimator import BoundContactEstimator, ScoreHOIContactEstimator
 from ..models.denoiser import ScoreHOIDenoiser
 from ..models.regressor import ScoreHOIRegressor
@@ -260,7 +260,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
     def check_inputs(
         self, image, human_mask, object_mask, object, bbox, initial_params, keypoints, intrinsics, contacts,
         contact_estimator, num_cycles, t_start, stride, guidance_config, guidance_scale, eta, generator, output_type,
-        callback_on_step_end, callback_on_step_end_tensor_inputs, inversion_iterations=0,
+        callback_on_step_end, callback_on_step_end_tensor_inputs, inversion_iterations=0, condition_scale=1.0,
     ) -> None:
         """Raise a one-line ``ValueError``/``TypeError`` naming the first bad argument of :meth:`__call__`."""
         if output_type not in ("pt", "np", "mesh"):
@@ -314,6 +314,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
             raise ValueError(f"`guidance_scale` must be a finite number >= 0 (0 turns guidance off), "
                              f"got {guidance_scale!r}.")
         check_inversion_iterations(inversion_iterations)
+        check_finite_number(condition_scale, "`condition_scale` (classifier-free guidance weight)", True)
         if not isinstance(eta, numbers.Real) or not 0 <= eta <= 1:
             raise ValueError(f"`eta` must be a number in [0, 1] (0: deterministic DDIM, 1: DDPM-like), got {eta!r}.")
         generators = generator if isinstance(generator, list) else [generator]
@@ -546,6 +547,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
         person_box: Sequence | None = None,
         person_detector: PersonDetector | None = None,
         inversion_iterations: int = 0,
+        condition_scale: float = 1.0,
     ) -> ScoreHOIPipelineOutput | tuple:
         r"""Reconstruct from pictures, or refine a given initial estimate.
 
@@ -606,6 +608,8 @@ class ScoreHOIPipeline(DiffusionPipeline):
                 default: the bundled mediapipe detector (``person_detection.default_person_detector``).
             inversion_iterations (`int`, defaults to 0): fixed-point iterations per DDIM inversion step (one denoiser
                 pass each); k > 0 makes inversion the exact inverse of unguided denoising (`ddim_inversion.invert`).
+            condition_scale (`float`, defaults to 1): classifier-free guidance weight w on the denoiser's condition,
+                ``ε_null + w (ε − ε_null)``; not 1 costs a second pass per step (`noise_prediction.NoisePrediction`).
 
         Returns:
             [`ScoreHOIPipelineOutput`] or a tuple of its fields.
@@ -615,6 +619,7 @@ class ScoreHOIPipeline(DiffusionPipeline):
             image, human_mask, object_mask, object, bbox, initial_params, keypoints, intrinsics, contacts,
             contact_estimator, num_cycles, t_start, stride, guidance_config, guidance_scale, eta, generator,
             output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, inversion_iterations,
+            condition_scale,
         )
         photo = resolve_photo_inputs(image, human_mask, object_mask, object_box, person_box, person_detector)
         human_mask, object_mask = photo.human_mask, photo.object_mask
@@ -640,9 +645,9 @@ class ScoreHOIPipeline(DiffusionPipeline):
         image_tokens, image_evidence = start.image_tokens, start.image_evidence
 
         # 5. Denoiser condition and timesteps
-        keypoints = template.keypoints.expand(batch, -1, -1)
-        condition = self.denoiser.encode_condition(image_tokens, keypoints, body_keypoints=start.body_keypoints)
-        predict_noise = NoisePrediction(self.denoiser, condition)
+        predict_noise = NoisePrediction.from_inputs(
+            self.denoiser, image_tokens, template.keypoints.expand(batch, -1, -1), start.body_keypoints,
+            condition_scale)
         self.scheduler.set_refinement_timesteps(t_start, stride)
         grid = self.scheduler.refinement_timesteps(t_start, stride).tolist()
 
