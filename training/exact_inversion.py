@@ -37,16 +37,16 @@ REPORTED = ("cd_human", "cd_object", "pa_mpjpe", "mpjpe", "contact_precision", "
             "penetration_depth", "penetration_volume")
 
 
-class WithIterations:
-    """``initial_estimate_fn``: ``estimate``'s start, with the pipeline's ``inversion_iterations`` set."""
+class WithCallArguments:
+    """``initial_estimate_fn``: ``estimate``'s start, with more pipeline arguments (e.g. ``inversion_iterations``)."""
 
-    def __init__(self, estimate, iterations: int):
-        self.estimate, self.iterations = estimate, iterations
+    def __init__(self, estimate, **arguments):
+        self.estimate, self.arguments = estimate, arguments
 
     def __call__(self, batch):
         start = list(self.estimate(batch))
         kwargs = dict(start[4]) if len(start) > 4 and start[4] else {}
-        return (*start[:4], {**kwargs, "inversion_iterations": self.iterations})
+        return (*start[:4], {**kwargs, **self.arguments})
 
 
 def count_passes(pipeline, **call) -> int:
@@ -118,7 +118,7 @@ def main() -> None:
         for cycles in args.cycles:
             for k in args.iterations:
                 row = evaluate(pipeline, data, split=None, mode="prior", num_cycles=cycles,
-                               initial_estimate_fn=WithIterations(truth, k))
+                               initial_estimate_fn=WithCallArguments(truth, inversion_iterations=k))
                 results["round_trip"][f"N{cycles}_k{k}"] = row
                 print(f"round trip N = {cycles}, k = {k}: {summary(row, DRIFT)}", flush=True)
                 save(args.out, {"arguments": vars(args), **results})
@@ -138,7 +138,7 @@ def main() -> None:
         for cycles in args.cycles:
             for k in [0, *args.compare]:
                 row = evaluate(pipeline, data, split=None, mode="full", num_cycles=cycles,
-                               initial_estimate_fn=WithIterations(estimate, k))
+                               initial_estimate_fn=WithCallArguments(estimate, inversion_iterations=k))
                 results["full"][f"N{cycles}_k{k}"] = row
                 print(f"full N = {cycles}, k = {k}: {summary(row, REPORTED)}", flush=True)
                 save(args.out, {"arguments": vars(args), **results})
