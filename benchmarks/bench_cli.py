@@ -184,6 +184,7 @@ def pipeline_parts(batch: int, cycles: int) -> dict[str, float]:
 
     from scorehoi_diffusers.cli import DEFAULT_PIPELINE
     from scorehoi_diffusers.models.contact_estimator import ScoreHOIContactEstimator
+    from scorehoi_diffusers.pipelines.noise_prediction import NoisePrediction
     from scorehoi_diffusers.pipelines.pipeline_scorehoi import ScoreHOIPipeline
     from scorehoi_diffusers.schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
 
@@ -195,7 +196,7 @@ def pipeline_parts(batch: int, cycles: int) -> dict[str, float]:
     breakdown = Breakdown()
     for owner, name, part in [
         (ScoreHOIPipeline, "prepare_initial_estimate", "regressor"), (ScoreHOIContactEstimator, "forward", "contacts"),
-        (ScoreHOIPipeline, "_predict_noise", "denoiser"), (ScoreHOIPipeline, "guidance_gradient", "guidance"),
+        (NoisePrediction, "__call__", "denoiser"), (ScoreHOIPipeline, "guidance_gradient", "guidance"),
         (GuidedDDIMScheduler, "step", "scheduler"), (GuidedDDIMScheduler, "invert_step", "scheduler"),
         (ScoreHOIPipeline, "__call__", "other"),
     ]:

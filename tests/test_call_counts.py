@@ -12,6 +12,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from scorehoi_diffusers import ScoreHOIPipeline
 from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, DEFAULT_PIPELINE
+from scorehoi_diffusers.pipelines.noise_prediction import NoisePrediction
 
 EXAMPLE = DEFAULT_EXAMPLES / "synthetic_ball"
 
@@ -106,5 +107,5 @@ def test_operations_per_guided_step_stay_within_budget(pipe, monkeypatch):
     assert 0 < operations.count <= GRADIENT_OPERATION_BUDGET, operations.count
     condition = pipe.denoiser.encode_condition(torch.zeros(1, 64, pipe.denoiser.config.image_feature_dim))
     with OperationCounter() as operations:
-        pipe._predict_noise(latents, timestep, condition, torch.float32)
+        NoisePrediction(pipe.denoiser, condition)(latents, timestep)
     assert 0 < operations.count <= DENOISER_OPERATION_BUDGET, operations.count

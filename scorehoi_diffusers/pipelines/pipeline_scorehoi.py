@@ -26,9 +26,9 @@ from ..contacts import Contacts, ProximityContactEstimator, ReconstructionState
 from ..guidance import GuidanceConfig, guidance_loss
 from ..image_evidence import check_keypoints, keypoint_evidence, mask_evidence
 from ..image_processor import HOIImageBatch, HOIImageProcessor, ImageInput
-from ..input_checks import check_box_layout, is_int
+from ..input_checks import check_box_layout, check_finite_number, is_int
 from ..models.contact_estimator import BoundContactEstimator, ScoreHOIContactEstimator
-from ..models.denoiser import ConditionCache, ScoreHOIDenoiser
+from ..models.denoiser import ScoreHOIDenoiser
 from ..models.regressor import ScoreHOIRegressor
 from ..objects import PRIMITIVE_NAMES, ObjectTemplate, load_object
 from ..params import HOIParamCodec, HOIParams
@@ -36,10 +36,12 @@ from ..person_detection import PersonDetector
 from ..precision import geometry_dtype, upcast
 from ..safetensors_only import check_safetensors_only, safetensors_kwargs
 from ..schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
+from .ddim_inversion import check_inversion_iterations, invert
 from .guidance_gradient import GuidanceGradientMixin
 from .hub import PUSH_KWARGS, push_pipeline_to_hub, upload_pipeline_folder, write_hub_files
 from .keypoint_fit import KeypointFit
 from .keypoint_inputs import crop_body_keypoints
+from .noise_prediction import NoisePrediction
 from .photo_inputs import resolve_photo_inputs
 from .pipeline_output import RefinementStart, ScoreHOIPipelineOutput, output_to_meshes, output_to_numpy
 from .step_callback import callback_latents
@@ -224,20 +226,10 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
             )
         return loaded
 
-    # ------------------------------------------------------------------------------------------------------
-
-    def _predict_noise(
-        self, latents: torch.Tensor, timestep: int, condition: ConditionCache, model_dtype: torch.dtype
-    ) -> torch.Tensor:
-        """The denoiser's ε ``(B, 331)`` in the latents' dtype; the timestep goes in as a tensor so that a
-        ``torch.compile``-d denoiser compiles once per shape instead of once per timestep value."""
-        timestep = torch.tensor(timestep, device=latents.device)
-        return self.denoiser(latents.to(model_dtype), timestep, condition=condition).sample.to(latents.dtype)
-
     def check_inputs(
         self, image, human_mask, object_mask, object, bbox, initial_params, keypoints, intrinsics, contacts,
         contact_estimator, num_cycles, t_start, stride, guidance_config, guidance_scale, eta, generator, output_type,
-        callback_on_step_end, callback_on_step_end_tensor_inputs,
+        callback_on_step_end, callback_on_step_end_tensor_inputs, inversion_iterations=0, condition_scale=1.0,
     ) -> None:
         """Raise a one-line ``ValueError``/``TypeError`` naming the first bad argument of :meth:`__call__`."""
         if output_type not in ("pt", "np", "mesh"):
@@ -290,6 +282,8 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         ):
             raise ValueError(f"`guidance_scale` must be a finite number >= 0 (0 turns guidance off), "
                              f"got {guidance_scale!r}.")
+        check_inversion_iterations(inversion_iterations)
+        check_finite_number(condition_scale, "`condition_scale` (classifier-free guidance weight)", True)
         if not isinstance(eta, numbers.Real) or not 0 <= eta <= 1:
             raise ValueError(f"`eta` must be a number in [0, 1] (0: deterministic DDIM, 1: DDPM-like), got {eta!r}.")
         generators = generator if isinstance(generator, list) else [generator]
@@ -446,6 +440,8 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         object_box: Sequence | None = None,
         person_box: Sequence | None = None,
         person_detector: PersonDetector | None = None,
+        inversion_iterations: int = 0,
+        condition_scale: float = 1.0,
     ) -> ScoreHOIPipelineOutput | tuple:
         r"""Reconstruct from pictures, or refine a given initial estimate.
 
@@ -504,6 +500,10 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
                 (needed when a picture shows several people and ``object_box`` touches more than one).
             person_detector ([`PersonDetector`], *optional*): finds the person where ``human_mask`` is not given;
                 default: the bundled mediapipe detector (``person_detection.default_person_detector``).
+            inversion_iterations (`int`, defaults to 0): fixed-point iterations per DDIM inversion step (one denoiser
+                pass each); k > 0 makes inversion the exact inverse of unguided denoising (`ddim_inversion.invert`).
+            condition_scale (`float`, defaults to 1): classifier-free guidance weight w on the denoiser's condition,
+                ``ε_null + w (ε − ε_null)``; not 1 costs a second pass per step (`noise_prediction.NoisePrediction`).
 
         Returns:
             [`ScoreHOIPipelineOutput`] or a tuple of its fields.
@@ -512,7 +512,8 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         self.check_inputs(
             image, human_mask, object_mask, object, bbox, initial_params, keypoints, intrinsics, contacts,
             contact_estimator, num_cycles, t_start, stride, guidance_config, guidance_scale, eta, generator,
-            output_type, callback_on_step_end, callback_on_step_end_tensor_inputs,
+            output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, inversion_iterations,
+            condition_scale,
         )
         photo = resolve_photo_inputs(image, human_mask, object_mask, object_box, person_box, person_detector)
         human_mask, object_mask = photo.human_mask, photo.object_mask
@@ -538,8 +539,9 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         image_tokens, image_evidence = start.image_tokens, start.image_evidence
 
         # 5. Denoiser condition and timesteps
-        keypoints = template.keypoints.expand(batch, -1, -1)
-        condition = self.denoiser.encode_condition(image_tokens, keypoints, body_keypoints=start.body_keypoints)
+        predict_noise = NoisePrediction.from_inputs(
+            self.denoiser, image_tokens, template.keypoints.expand(batch, -1, -1), start.body_keypoints,
+            condition_scale)
         self.scheduler.set_refinement_timesteps(t_start, stride)
         grid = self.scheduler.refinement_timesteps(t_start, stride).tolist()
 
@@ -552,13 +554,9 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         with self.progress_bar(total=num_cycles * 2 * steps) as progress:
             for _cycle in range(num_cycles):
                 contact_history.append(contacts)
-                latents = x0
-                for t, t_next in zip(grid[:-1], grid[1:]):
-                    noise = self._predict_noise(latents, t, condition, model_dtype)
-                    latents = self.scheduler.invert_step(noise, t, latents, next_timestep=t_next).next_sample
-                    progress.update()
+                latents = invert(predict_noise, self.scheduler, x0, grid, inversion_iterations, progress.update)
                 for t in reversed(grid[1:]):
-                    noise = self._predict_noise(latents, t, condition, model_dtype)
+                    noise = predict_noise(latents, t)
                     gradient = None
                     if scale > 0:
                         gradient = self.guidance_gradient(
