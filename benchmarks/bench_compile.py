@@ -10,7 +10,7 @@ at N = 2 and 10, batch 8 at N = 10 and 2, median of ``--repeats``) eager, then w
 first batch-1 and batch-8 calls, against issue 21's targets.
 
 Usage: python benchmarks/bench_compile.py [--device cpu] [--dtype float32] [--mode default] [--cycles 10]
-       python benchmarks/bench_compile.py --latency [--repeats 3] [--threads 1]
+       python benchmarks/bench_compile.py --latency [--repeats 3] [--threads 1] [--bf16-contact-estimator]
 """
 
 import argparse
@@ -55,6 +55,9 @@ def main():
     parser.add_argument("--latency", action="store_true", help="pipeline(image=...) latency, eager and compiled")
     parser.add_argument("--repeats", type=int, default=3, help="--latency: calls per setting (median)")
     parser.add_argument("--threads", type=int, default=1, help="--latency: torch CPU threads")
+    parser.add_argument("--bf16-contact-estimator", action="store_true",
+                        help="--latency: the compiled pipeline also runs its contact estimator in bfloat16 "
+                        "(accuracy cost: benchmarks/bf16_contact_estimator.py)")
     args = parser.parse_args()
     if args.latency:
         return compiled_latency(args)
@@ -116,6 +119,8 @@ def compiled_latency(args) -> None:
     pipe.set_progress_bar_config(disable=True)
     pipe.compile_guidance(mode=args.mode)
     pipe.denoiser = torch.compile(pipe.denoiser, mode=args.mode, dynamic=False)
+    if args.bf16_contact_estimator:
+        pipe.contact_estimator.to(torch.bfloat16)
     # The first call of each batch size compiles its own graphs.
     first = {batch: _seconds(lambda b=batch: pipe(**astronaut_inputs(b), num_cycles=1), torch.device("cpu"))
              for batch in (1, 8)}
@@ -128,6 +133,7 @@ def compiled_latency(args) -> None:
                      for name in ("body_vertices", "object_vertices"))
     repeatable = all(torch.equal(getattr(outputs[1], name), getattr(outputs[2], name))
                      for name in ("body_vertices", "object_vertices"))
+    print(f"contact estimator in {pipe.contact_estimator.dtype} in the compiled pipeline")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, compile mode {args.mode!r}, load average "
           f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     print(f"first compiled call (compilation included): batch 1 {first[1]:.1f} s, batch 8 {first[8]:.1f} s")
