@@ -32,6 +32,8 @@ from .image_processor import ImageInput
 from .input_checks import check_finite_number
 from .objects import ObjectTemplate, load_object
 from .params import HOIParams
+from .person_detection import PersonDetector
+from .pipelines.photo_inputs import resolve_photo_inputs
 from .pipelines.pipeline_output import ScoreHOIPipelineOutput
 from .pose_prior import GaussianPosePrior
 from .precision import geometry_dtype
@@ -154,8 +156,12 @@ class GuidanceOptimization:
         object_root: str | os.PathLike | None = None,
         output_type: str = "pt",
         return_dict: bool = True,
+        object_box: Sequence | None = None,
+        person_box: Sequence | None = None,
+        person_detector: PersonDetector | None = None,
     ) -> ScoreHOIPipelineOutput | tuple:
-        """Refine by gradient descent; the arguments mean what they mean for ``ScoreHOIPipeline.__call__``.
+        """Refine by gradient descent; the arguments mean what they mean for ``ScoreHOIPipeline.__call__``
+        (a photo without masks works the same way: the person detector and ``object_box`` make them).
 
         ``generator`` is accepted for a drop-in call and unused: the optimisation is deterministic.
 
@@ -170,6 +176,9 @@ class GuidanceOptimization:
             contact_estimator, num_cycles, t_start, stride, guidance_config, None, 0.0, generator, output_type, None,
             (),
         )
+        photo = resolve_photo_inputs(image, human_mask, object_mask, object_box, person_box, person_detector)
+        human_mask, object_mask = photo.human_mask, photo.object_mask
+        keypoints = photo.keypoints if keypoints is None else keypoints
         if isinstance(guidance_config, Mapping):
             guidance_config = GuidanceConfig.from_dict(guidance_config)
         config = guidance_config if guidance_config is not None else pipe.default_guidance_config()

@@ -180,3 +180,24 @@ def test_a_body_grown_past_the_bound_is_an_error(pipeline, monkeypatch):
     monkeypatch.setattr(baseline, "MAX_BODY_EXTENT", 0.01)
     with pytest.raises(ValueError, match="a body over 0.01 m"):
         run(pipeline)
+
+
+def test_a_photo_without_masks_starts_where_the_pipeline_starts():
+    """Like the pipeline, the baseline takes a photo with only an object box (the detector finds the person and
+    its keypoints, GrabCut cuts the object); with no cycles both return the same start."""
+    import json
+
+    from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, DEFAULT_PIPELINE, load_example
+
+    pipe = ScoreHOIPipeline.from_pretrained(DEFAULT_PIPELINE)
+    pipe.set_progress_bar_config(disable=True)
+    folder = DEFAULT_EXAMPLES / "cameraman"
+    box = json.loads((folder / "example.json").read_text())["object_box"]
+    image = load_example(folder)["image"]
+    ours = GuidanceOptimization(pipe)(image=image, object="stool", object_box=box, num_cycles=0)
+    theirs = pipe(image=image, object="stool", object_box=box, num_cycles=0)
+    assert torch.isfinite(ours.body_vertices).all()
+    torch.testing.assert_close(ours.body_vertices, theirs.body_vertices, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="object_box") as error:
+        GuidanceOptimization(pipe)(image=image, object="stool", num_cycles=0)
+    assert "\n" not in str(error.value)
