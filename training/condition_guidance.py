@@ -19,28 +19,21 @@ import argparse
 
 import torch
 from exact_inversion import REPORTED, WithCallArguments, difference_line, save, summary
-from validation_slice import FIRST_INDEX
+from validation_slice import add_arguments, load_slice
 
-from scorehoi_diffusers.data.synthetic import generate_dataset
 from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate, paired_differences
-from scorehoi_diffusers.pipelines.pipeline_scorehoi import ScoreHOIPipeline
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pipeline", default="scorehoi_diffusers/assets/scorehoi-synthetic")
-    parser.add_argument("--num-samples", type=int, default=96)
-    parser.add_argument("--first-index", type=int, default=FIRST_INDEX)
+    add_arguments(parser, num_samples=96)
     parser.add_argument("--scales", type=float, nargs="+", default=[0.0, 1.0, 2.0, 4.0])
     parser.add_argument("--cycles", type=int, default=2)
     parser.add_argument("--inversion-iterations", type=int, default=0)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    pipeline = ScoreHOIPipeline.from_pretrained(args.pipeline)
-    pipeline.set_progress_bar_config(disable=True)
-    data = generate_dataset(args.num_samples, seed=0, split="train", start=args.first_index, image_size=192,
-                            body=pipeline.body_model, progress=False)
+    pipeline, data = load_slice(args)
     estimate = RegressorEstimate(pipeline, keypoints="simulated", seed=0)
     results: dict = {"full": {}, "paired": {}}
     for scale in args.scales:

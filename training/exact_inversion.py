@@ -25,12 +25,11 @@ import time
 
 import torch
 from validate_keypoints import StartFromTruth
-from validation_slice import FIRST_INDEX
+from validation_slice import add_arguments, load_slice
 
-from scorehoi_diffusers.data.synthetic import generate_dataset, sample_params
+from scorehoi_diffusers.data.synthetic import sample_params
 from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate, paired_differences
 from scorehoi_diffusers.pipelines.noise_prediction import NoisePrediction
-from scorehoi_diffusers.pipelines.pipeline_scorehoi import ScoreHOIPipeline
 
 DRIFT = ("mpjpe", "cd_human", "cd_object", "pa_mpjpe")
 REPORTED = ("cd_human", "cd_object", "pa_mpjpe", "mpjpe", "contact_precision", "contact_recall", "contact_f",
@@ -92,9 +91,7 @@ def difference_line(difference: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pipeline", default="scorehoi_diffusers/assets/scorehoi-synthetic")
-    parser.add_argument("--num-samples", type=int, default=96)
-    parser.add_argument("--first-index", type=int, default=FIRST_INDEX)
+    add_arguments(parser, num_samples=96)
     parser.add_argument("--iterations", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--cycles", type=int, nargs="+", default=[2, 10])
     parser.add_argument("--compare", type=int, nargs="*", default=[], help="each k compared with 0 on the full method")
@@ -103,10 +100,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    pipeline = ScoreHOIPipeline.from_pretrained(args.pipeline)
-    pipeline.set_progress_bar_config(disable=True)
-    data = generate_dataset(args.num_samples, seed=0, split="train", start=args.first_index, image_size=192,
-                            body=pipeline.body_model, progress=False)
+    pipeline, data = load_slice(args)
     results: dict = {"round_trip": {}, "cost": {}, "full": {}, "paired": {}}
 
     if not args.skip_round_trip:

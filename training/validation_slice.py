@@ -21,13 +21,19 @@ def add_arguments(parser: argparse.ArgumentParser, num_samples: int) -> None:
     parser.add_argument("--first-index", type=int, default=FIRST_INDEX)
 
 
-def load(args: argparse.Namespace):
-    """``(pipeline, slice, estimate, regressor_row)``: the pipeline, the rendered slice, its regressor estimate and
-    the regressor-alone evaluation row."""
+def load_slice(args: argparse.Namespace):
+    """``(pipeline, slice)``: the pipeline (progress bars off) and the rendered slice."""
     pipeline = ScoreHOIPipeline.from_pretrained(args.pipeline)
     pipeline.set_progress_bar_config(disable=True)
     data = generate_dataset(args.num_samples, seed=0, split="train", start=args.first_index, image_size=192,
                             body=pipeline.body_model, progress=False)
+    return pipeline, data
+
+
+def load(args: argparse.Namespace):
+    """``(pipeline, slice, estimate, regressor_row)``: :func:`load_slice`, the slice's regressor estimate and the
+    regressor-alone evaluation row."""
+    pipeline, data = load_slice(args)
     estimate = RegressorEstimate(pipeline)
     regressor_row = evaluate(pipeline, data, split=None, mode="regressor", initial_estimate_fn=estimate)
     return pipeline, data, estimate, regressor_row
