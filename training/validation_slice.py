@@ -15,10 +15,13 @@ FIRST_INDEX = 20000
 
 
 def add_arguments(parser: argparse.ArgumentParser, num_samples: int) -> None:
-    """``--pipeline``, ``--num-samples`` and ``--first-index``."""
+    """``--pipeline``, ``--num-samples``, ``--first-index`` and ``--randomized``."""
     parser.add_argument("--pipeline", default="scorehoi_diffusers/assets/scorehoi-synthetic")
     parser.add_argument("--num-samples", type=int, default=num_samples)
     parser.add_argument("--first-index", type=int, default=FIRST_INDEX)
+    parser.add_argument("--randomized", action="store_true",
+                        help="render the slice in the randomised style (any colours, textures, clutter and light), "
+                        "where the regressor, trained on the default style, starts further off, as on real photos")
 
 
 def load_slice(args: argparse.Namespace):
@@ -26,7 +29,7 @@ def load_slice(args: argparse.Namespace):
     pipeline = ScoreHOIPipeline.from_pretrained(args.pipeline)
     pipeline.set_progress_bar_config(disable=True)
     data = generate_dataset(args.num_samples, seed=0, split="train", start=args.first_index, image_size=192,
-                            body=pipeline.body_model, progress=False)
+                            body=pipeline.body_model, progress=False, randomized=args.randomized)
     return pipeline, data
 
 
