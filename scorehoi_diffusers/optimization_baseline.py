@@ -33,7 +33,6 @@ from .input_checks import check_finite_number
 from .objects import ObjectTemplate, load_object
 from .params import HOIParams
 from .person_detection import PersonDetector
-from .pipelines.photo_inputs import resolve_photo_inputs
 from .pipelines.pipeline_output import ScoreHOIPipelineOutput
 from .pose_prior import GaussianPosePrior
 from .precision import geometry_dtype
@@ -176,9 +175,6 @@ class GuidanceOptimization:
             contact_estimator, num_cycles, t_start, stride, guidance_config, None, 0.0, generator, output_type, None,
             (),
         )
-        photo = resolve_photo_inputs(image, human_mask, object_mask, object_box, person_box, person_detector)
-        human_mask, object_mask = photo.human_mask, photo.object_mask
-        keypoints = photo.keypoints if keypoints is None else keypoints
         if isinstance(guidance_config, Mapping):
             guidance_config = GuidanceConfig.from_dict(guidance_config)
         config = guidance_config if guidance_config is not None else pipe.default_guidance_config()
@@ -187,7 +183,7 @@ class GuidanceOptimization:
         # The pipeline's own start: initial estimate, x0, image evidence, contact estimator and initial contacts.
         start = pipe.prepare_refinement(
             template, image, human_mask, object_mask, bbox, intrinsics, initial_params, keypoints, contacts,
-            image_tokens, contact_estimator, config, dtype,
+            image_tokens, contact_estimator, config, dtype, object_box, person_box, person_detector,
         )
         x0, contacts = start.x0, start.contacts
 

@@ -312,10 +312,17 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         contact_estimator: Callable[[ReconstructionState], Contacts] | None,
         config: GuidanceConfig,
         dtype: torch.dtype,
+        object_box: Sequence | None = None,
+        person_box: Sequence | None = None,
+        person_detector: PersonDetector | None = None,
     ) -> RefinementStart:
-        """Steps 2–4 of ``__call__`` (arguments as there, already checked): the initial estimate (from the pictures
-        unless given; with keypoints, turned to the facing they agree with), its x0, the image evidence, the camera
+        """Steps 2–4 of ``__call__`` (arguments as there, already checked): the masks left out, made from the photo
+        (with the detector's keypoints unless given), the initial estimate (from the pictures unless given; with
+        keypoints, turned to the facing they agree with and fitted to them), its x0, the image evidence, the camera
         refinement and the models' crop keypoints (with keypoints), the contact estimator and the initial contacts."""
+        photo = resolve_photo_inputs(image, human_mask, object_mask, object_box, person_box, person_detector)
+        human_mask, object_mask = photo.human_mask, photo.object_mask
+        keypoints = photo.keypoints if keypoints is None else keypoints
         device, body_keypoints = self._execution_device, None
         if image is not None:
             pictures = self.image_processor.preprocess(image, human_mask, object_mask, bbox, intrinsics)
@@ -515,9 +522,6 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
             output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, inversion_iterations,
             condition_scale,
         )
-        photo = resolve_photo_inputs(image, human_mask, object_mask, object_box, person_box, person_detector)
-        human_mask, object_mask = photo.human_mask, photo.object_mask
-        keypoints = photo.keypoints if keypoints is None else keypoints
         if isinstance(guidance_config, Mapping):
             guidance_config = GuidanceConfig.from_dict(guidance_config)
         config = guidance_config if guidance_config is not None else self.default_guidance_config()
@@ -530,7 +534,7 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         # 2.-4. Initial estimate, x0, image evidence and initial contacts (shared with the optimisation baseline)
         start = self.prepare_refinement(
             template, image, human_mask, object_mask, bbox, intrinsics, initial_params, keypoints, contacts,
-            image_tokens, contact_estimator, config, dtype,
+            image_tokens, contact_estimator, config, dtype, object_box, person_box, person_detector,
         )
         batch, camera_translation, x0, contacts = start.batch, start.camera_translation, start.x0, start.contacts
         if isinstance(generator, list) and len(generator) != batch:
