@@ -15,13 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from scorehoi_diffusers import ScoreHOIPipeline
 from scorehoi_diffusers.cli import DEFAULT_PIPELINE
 from scorehoi_diffusers.data.synthetic import synthetic_split
-from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate
+from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate, paired_differences
 from scorehoi_diffusers.models.contact_estimator import ScoreHOIContactEstimator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -80,11 +79,10 @@ def main() -> None:
     print(f"bfloat16 minus float32 contact estimator, full method, N = {args.cycles}, keypoints simulated, "
           f"{args.num_samples} test scenes (mean ± standard error, paired):")
     full, half = results[torch.float32], results[torch.bfloat16]
+    differences = paired_differences(half, full)
     for name in METRICS:
-        difference = np.asarray(half["per_sample"][name], float) - np.asarray(full["per_sample"][name], float)
-        difference = difference[np.isfinite(difference)]
-        error = difference.std(ddof=1) / np.sqrt(len(difference))
-        print(f"  {name:18s} {difference.mean():+.4f} ± {error:.4f}  (float32 {full[name]:.3f})")
+        mean, error = differences[name]["mean"], differences[name]["standard_error"]
+        print(f"  {name:18s} {mean:+.4f} ± {error:.4f}  (float32 {full[name]:.3f})")
     print(f"  contact_f          float32 {full['contact_f']:.3f}, bfloat16 {half['contact_f']:.3f}")
 
 

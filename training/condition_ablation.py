@@ -10,13 +10,12 @@ Usage: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 python training/condition_ablati
 """
 import argparse
 
-import numpy as np
 import torch
 
 from scorehoi_diffusers import ScoreHOIPipeline
 from scorehoi_diffusers.cli import DEFAULT_PIPELINE
 from scorehoi_diffusers.data.synthetic import synthetic_split
-from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate
+from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate, paired_differences
 
 METRICS = ("cd_human", "cd_object", "contact_precision", "contact_recall", "penetration_depth", "mpjpe", "pa_mpjpe")
 
@@ -50,11 +49,10 @@ def main() -> None:
     dropped = run()
     print(f"Condition dropped minus kept, full method, N = {args.cycles}, keypoints {args.keypoints}, "
           f"{args.num_samples} test scenes (mean ± standard error, paired):")
+    differences = paired_differences(dropped, kept)
     for name in METRICS:
-        difference = np.asarray(dropped["per_sample"][name], float) - np.asarray(kept["per_sample"][name], float)
-        difference = difference[np.isfinite(difference)]
-        error = difference.std(ddof=1) / np.sqrt(len(difference))
-        print(f"  {name:18s} {difference.mean():+.4f} ± {error:.4f}  (kept {kept[name]:.3f})")
+        mean, error = differences[name]["mean"], differences[name]["standard_error"]
+        print(f"  {name:18s} {mean:+.4f} ± {error:.4f}  (kept {kept[name]:.3f})")
 
 
 if __name__ == "__main__":
