@@ -74,13 +74,13 @@ class GuidanceGradientMixin:
         """Run the guidance loss and its gradient through ``torch.compile`` from now on.
 
         The loss of one guided step (decode, skinning, signed distances, every guidance term) becomes one graph,
-        and its backward another, each fused into a few kernels. On a 2-core CPU a guidance gradient becomes about
-        3x faster at batch 1 and 8 (``benchmarks/bench_compile.py --latency``). The first call of each new input
-        shape (batch size, object, keypoints or not) compiles, which takes one to two minutes on a CPU
-        (inductor's cache on disk makes later processes faster), so it pays off in a process that refines many
-        pictures, not in a one-photo command. Each batch size gets its own graph (``dynamic=False`` unless given):
-        graphs with a symbolic batch size ran slower here. The gradients match the eager ones to float32 rounding,
-        not bit for bit, and repeated calls are deterministic. The denoiser compiles separately:
+        and its backward another, each fused into a few kernels. On a 2-core CPU, with the denoiser compiled too, a
+        batch-1 pipeline call took 0.36-0.67x of the eager time (``benchmarks/bench_compile.py --latency``). The
+        first call of each new input shape (batch size, object, keypoints or not) compiles, which takes one to two
+        minutes on a CPU (inductor's cache on disk makes later processes faster), so it pays off in a process that
+        refines many pictures, not in a one-photo command. Each batch size gets its own graph (``dynamic=False``
+        unless given): graphs with a symbolic batch size ran slower here. The gradients match the eager ones to
+        float32 rounding, not bit for bit, and repeated calls are deterministic. The denoiser compiles separately:
         ``pipe.denoiser = torch.compile(pipe.denoiser, dynamic=False)``.
 
         Args:
