@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import numbers
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -277,11 +276,8 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
                             f"got {type(guidance_config).__name__}.")
         if isinstance(guidance_config, Mapping):
             GuidanceConfig.from_dict(guidance_config)
-        if guidance_scale is not None and (
-            not isinstance(guidance_scale, numbers.Real) or not math.isfinite(guidance_scale) or guidance_scale < 0
-        ):
-            raise ValueError(f"`guidance_scale` must be a finite number >= 0 (0 turns guidance off), "
-                             f"got {guidance_scale!r}.")
+        if guidance_scale is not None:
+            check_finite_number(guidance_scale, "`guidance_scale` (0 turns guidance off)", True)
         check_inversion_iterations(inversion_iterations)
         check_finite_number(condition_scale, "`condition_scale` (classifier-free guidance weight)", True)
         if not isinstance(eta, numbers.Real) or not 0 <= eta <= 1:
