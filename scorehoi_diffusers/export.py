@@ -22,7 +22,7 @@ import torch
 from .atomic_files import atomic_write_bytes, permissions
 from .body import BodyModel
 from .camera import resized_intrinsics
-from .image_processor import bounded_size
+from .image_processor import area_resized, bounded_size
 from .objects import ObjectTemplate
 from .params import HOIParams
 from .pipelines.pipeline_scorehoi import ScoreHOIPipelineOutput
@@ -37,8 +37,8 @@ OVERLAY_MAX_SIDE = 2048
 def bounded_photo(image: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The photo downscaled to at most :data:`OVERLAY_MAX_SIDE` pixels on its longer side, and its camera.
 
-    Smaller photos come back as they are. The downscale (OpenCV's area filter) reads the array in place: a PIL
-    copy of a 10000 x 8000 photo alone would take a third of a gigabyte.
+    Smaller photos come back as they are; larger ones are downscaled by
+    :func:`~scorehoi_diffusers.image_processor.area_resized`, which reads the array in place.
 
     Args:
         image: ``(H, W, 3)`` uint8 photo.
@@ -47,14 +47,12 @@ def bounded_photo(image: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarray
     Returns:
         ``(image (h, w, 3) uint8, intrinsics (3, 3))`` with ``max(h, w) <= OVERLAY_MAX_SIDE``.
     """
-    import cv2  # installed with mediapipe; imported here, as the detector does, to keep start-up light
-
     height, width = image.shape[:2]
     size = bounded_size(height, width, OVERLAY_MAX_SIDE)
     if size is None:
         return image, intrinsics
     intrinsics = resized_intrinsics(np.asarray(intrinsics, dtype=np.float64), size[0] / width, size[1] / height)
-    return cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_AREA), intrinsics
+    return area_resized(image, size), intrinsics
 
 
 def bounded_overlay(image: np.ndarray, layers: list, intrinsics: np.ndarray) -> np.ndarray:

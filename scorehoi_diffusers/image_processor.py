@@ -224,6 +224,22 @@ def bounded_size(height: int, width: int, max_side: int) -> tuple[int, int] | No
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def area_resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(H, W, 3)`` uint8 ``image`` scaled down to ``size = (W, H)`` by OpenCV's area filter.
+
+    The filter reads the array in place: a PIL copy of a 10000 x 8000 photo alone would take a third of a gigabyte.
+    """
+    import cv2  # installed with mediapipe; imported here, as the detector does, to keep start-up light
+
+    return cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_AREA)
+
+
+def nearest_resized_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(H, W)`` ``mask`` at ``size = (W, H)`` by nearest neighbour, as bool."""
+    picture = PIL.Image.fromarray(np.asarray(mask, dtype=bool).view(np.uint8))
+    return np.asarray(picture.resize(size, PIL.Image.Resampling.NEAREST)) > 0
+
+
 def mask_bbox(*masks: np.ndarray) -> np.ndarray:
     """``(4,)`` ``x, y, w, h`` box around every pixel of the given ``(H, W)`` masks."""
     # Row and column occupancy per mask, then their union: no (H, W) union and no stacked copy of the masks

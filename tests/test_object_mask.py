@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from scorehoi_diffusers import object_mask
 from scorehoi_diffusers.object_mask import object_mask_from_box
 
 cv2 = pytest.importorskip("cv2")
@@ -40,6 +41,22 @@ def test_a_square_on_a_plain_background_is_cut_exactly():
     truth = np.zeros((120, 160), bool)
     truth[40:80, 60:100] = True
     assert (mask & truth).sum() / (mask | truth).sum() > 0.95
+
+
+def test_a_large_photo_is_cut_on_a_bounded_copy(monkeypatch):
+    # A 4x-upscaled helmet photo: GrabCut must see at most GRABCUT_MAX_SIDE pixels a side (its graph on a full
+    # 80-megapixel photo took 17 GB), and the mask come back at full size and still match the helmet.
+    image, box, reference, person = helmet()
+    factor = 4
+    big = np.repeat(np.repeat(image, factor, 0), factor, 1)
+    seen = []
+    grab_cut = cv2.grabCut
+    monkeypatch.setattr(cv2, "grabCut", lambda picture, *args: seen.append(picture.shape) or grab_cut(picture, *args))
+    mask = object_mask_from_box(big, [v * factor for v in box], np.repeat(np.repeat(person, factor, 0), factor, 1))
+    assert seen and max(seen[0][:2]) <= object_mask.GRABCUT_MAX_SIDE
+    big_reference = np.repeat(np.repeat(reference, factor, 0), factor, 1)
+    assert mask.shape == big_reference.shape and mask.dtype == np.bool_
+    assert (mask & big_reference).sum() / (mask | big_reference).sum() > HELMET_IOU
 
 
 def test_masks_are_bit_identical_whatever_opencvs_random_state():

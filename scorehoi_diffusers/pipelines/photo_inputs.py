@@ -15,9 +15,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
-from ..image_processor import as_picture_list, bounded_size, to_mask_array, to_rgb_array
+from ..image_processor import (
+    area_resized,
+    as_picture_list,
+    bounded_size,
+    nearest_resized_mask,
+    to_mask_array,
+    to_rgb_array,
+)
 from ..input_checks import check_bbox, check_box_layout
 from ..object_mask import object_mask_from_box
 from ..person_detection import PersonDetection, PersonDetector, default_person_detector
@@ -83,12 +89,9 @@ def _checked_detections(found, shape: tuple[int, int], name: str) -> list[Person
 
 
 def _resized(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``picture`` at ``size = (W, H)``: an ``(H, W, 3)`` picture box-filtered, an ``(H, W)`` mask by nearest
-    neighbour (bool)."""
-    if picture.ndim == 3:
-        return np.asarray(Image.fromarray(picture).resize(size, Image.Resampling.BOX))
-    mask = Image.fromarray(np.asarray(picture, dtype=bool).view(np.uint8))
-    return np.asarray(mask.resize(size, Image.Resampling.NEAREST)) > 0
+    """``picture`` at ``size = (W, H)``: an ``(H, W, 3)`` picture downscaled by the area filter
+    (:func:`~scorehoi_diffusers.image_processor.area_resized`), an ``(H, W)`` mask by nearest neighbour (bool)."""
+    return area_resized(picture, size) if picture.ndim == 3 else nearest_resized_mask(picture, size)
 
 
 def _detect(detector: PersonDetector, picture: np.ndarray, name: str) -> list[PersonDetection]:
