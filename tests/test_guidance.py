@@ -12,6 +12,7 @@ from scorehoi_diffusers.guidance import (
     GuidanceInputs,
     clip_gradient_norm,
     contact_term,
+    contact_weights,
     floor_term,
     geman_mcclure,
     guidance_loss,
@@ -119,6 +120,29 @@ def test_contact_probability_weights_the_loss():
     half = contact_term(sdf, torch.tensor([[0.5, 0.0]], dtype=DTYPE), empty, empty, 0.02)
     assert full.item() == pytest.approx(2 * 0.1**2)
     assert half.item() == pytest.approx(0.5 * 0.1**2)
+
+
+def test_contact_decision_pulls_only_the_points_called_in_contact():
+    # Two body points 10 cm from a box, one the estimator gives 0.3 (not in contact at a 0.5 decision), one 0.7.
+    body = torch.tensor([[[0.0, 0.0, 0.3], [0.0, 0.0, -0.3]]], dtype=DTYPE, requires_grad=True)
+    obj = torch.tensor([[[0.0, 0.0, 0.0]]], dtype=DTYPE)
+    probabilities = torch.tensor([[0.3, 0.7]], dtype=DTYPE)
+
+    def gradient(decision):
+        sdf = box_sdf(body, (0, 0, 0), (0.2,) * 3)
+        inputs = GuidanceInputs(body_points=body, object_points=obj, body_object_sdf=sdf,
+                                human_contact=probabilities, object_contact=torch.zeros(1, 1, dtype=DTYPE))
+        config = GuidanceConfig(contact=1.0, penetration=0.0, floor=0.0, contact_decision=decision)
+        (grad,) = torch.autograd.grad(guidance_loss(inputs, config)[0].sum(), body)
+        return grad[0, :, 2]
+
+    soft, decided = gradient(None), gradient(0.5)
+    assert soft[0] != 0 and decided[0] == 0  # soft labels still pull the 0.3 point; the decision does not
+    torch.testing.assert_close(decided[1], soft[1] / 0.7)  # the 0.7 point is pulled as a certain contact
+    assert contact_weights(torch.tensor([0.2, float("nan"), 0.9]), 0.5, "human_contact").isnan().tolist() == [
+        False, True, False]  # NaN stays NaN, so its sample is still isolated
+    with pytest.raises(ValueError, match="human_contact"):
+        contact_weights(torch.tensor([1.5]), 0.5, "human_contact")
 
 
 def test_object_contact_point_is_pulled_toward_the_body():
@@ -471,6 +495,9 @@ def test_release_preset():
         ({"max_grad_norm": 0.0}, "max_grad_norm"),
         ({"keypoints_2d_sigma": 0.0}, "keypoints_2d_sigma"),
         ({"camera_step_size": -1.0}, "camera_step_size"),
+        ({"contact_decision": 1.0}, "contact_decision"),
+        ({"contact_decision": 0.0}, "contact_decision"),
+        ({"contact_decision": True}, "contact_decision"),
     ],
 )
 def test_config_validation(kwargs, match):

@@ -13,8 +13,14 @@ term on), as ``training/choose_step_size.py`` gives the optimisation-only baseli
 MPJPE + PA-MPJPE + CD_h + CD_o + penetration depth (cm) at the first ``--cycles`` is printed as the choice, the
 baseline's own criterion, so that both methods have their step chosen the same way.
 
+With ``--contact-decisions`` the candidates are the pipeline's own guidance with only ``contact_decision`` changed
+(``none``: the contact and floor terms weigh points by the estimator's probabilities; a number: by its decisions,
+probability > that number), chosen by the same criterion as ``--scales``.
+
 Run: .venv/bin/python training/choose_guidance.py [--pipeline DIR] [--num-samples 48] [--cycles 2 10]
      .venv/bin/python training/choose_guidance.py --keypoints simulated --num-samples 100 --scales 5 10 20
+     .venv/bin/python training/choose_guidance.py --keypoints simulated --num-samples 100 --cycles 2 10 \
+         --contact-decisions none 0.3 0.5 0.7
 """
 import argparse
 import dataclasses
@@ -42,6 +48,8 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, nargs="+", default=[2])
     parser.add_argument("--keypoints", choices=("none", "simulated"), default="none")
     parser.add_argument("--scales", type=float, nargs="*", help="only change the pipeline guidance's scale")
+    parser.add_argument("--contact-decisions", nargs="*", type=lambda value: None if value == "none" else float(value),
+                        help="only change the pipeline guidance's contact_decision ('none' or a probability)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     pipeline, data, estimate, regressor_row = validation_slice.load(args)
@@ -52,6 +60,10 @@ def main() -> None:
     if args.scales:
         default = pipeline.default_guidance_config()
         candidates = {f"s={scale:g}": dataclasses.replace(default, scale=scale) for scale in args.scales}
+    if args.contact_decisions:
+        default = pipeline.default_guidance_config()
+        candidates = {f"contact_decision={decision}": dataclasses.replace(default, contact_decision=decision)
+                      for decision in args.contact_decisions}
     rows = [regressor_row]
     scores = {}
     for cycles in args.cycles:
