@@ -17,10 +17,16 @@ With ``--contact-decisions`` the candidates are the pipeline's own guidance with
 (``none``: the contact and floor terms weigh points by the estimator's probabilities; a number: by its decisions,
 probability > that number), chosen by the same criterion as ``--scales``.
 
+With ``--paired`` it also prints, per N, every candidate's paired differences against the first candidate, and each
+candidate's last ``--cycles`` against its first (mean ± standard error over scenes): the check, on other validation
+scenes (``--first-index``), that a choice holds up.
+
 Run: .venv/bin/python training/choose_guidance.py [--pipeline DIR] [--num-samples 48] [--cycles 2 10]
      .venv/bin/python training/choose_guidance.py --keypoints simulated --num-samples 100 --scales 5 10 20
      .venv/bin/python training/choose_guidance.py --keypoints simulated --num-samples 100 --cycles 2 10 \
          --contact-decisions none 0.3 0.5 0.7
+     .venv/bin/python training/choose_guidance.py --keypoints simulated --num-samples 200 --first-index 20100 \
+         --cycles 2 10 --contact-decisions none 0.3 --paired
 """
 import argparse
 import dataclasses
@@ -30,8 +36,10 @@ import validation_slice
 from choose_step_size import KEYPOINT_CRITERION
 
 from scorehoi_diffusers import GuidanceConfig
-from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate, format_table
+from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate, format_table, paired_differences
 
+PAIRED_METRICS = ("cd_human", "cd_object", "contact_precision", "contact_recall", "penetration_depth",
+                  "penetration_volume", "mpjpe", "pa_mpjpe", "facing_error")
 CANDIDATES = {
     "release (s=1)": GuidanceConfig.release(),
     "s=10, penetration 1": GuidanceConfig(scale=10.0, penetration=1.0),
@@ -50,6 +58,8 @@ def main() -> None:
     parser.add_argument("--scales", type=float, nargs="*", help="only change the pipeline guidance's scale")
     parser.add_argument("--contact-decisions", nargs="*", type=lambda value: None if value == "none" else float(value),
                         help="only change the pipeline guidance's contact_decision ('none' or a probability)")
+    parser.add_argument("--paired", action="store_true",
+                        help="print each candidate's paired differences against the first candidate")
     args = parser.parse_args()
     torch.set_num_threads(1)
     pipeline, data, estimate, regressor_row = validation_slice.load(args)
@@ -65,16 +75,27 @@ def main() -> None:
         candidates = {f"contact_decision={decision}": dataclasses.replace(default, contact_decision=decision)
                       for decision in args.contact_decisions}
     rows = [regressor_row]
-    scores = {}
+    scores, results = {}, {}
     for cycles in args.cycles:
         for name, config in candidates.items():
             row = evaluate(pipeline, data, split=None, mode="full", num_cycles=cycles,
                            initial_estimate_fn=estimate, guidance_config=config)
+            results[cycles, name] = dict(row)
             row["mode"] = f"full N={cycles}, {name}"
             rows.append(row)
             scores[cycles, name] = sum(row[key] for key in KEYPOINT_CRITERION)
             print(format_table([row]), f"{' + '.join(KEYPOINT_CRITERION)} = {scores[cycles, name]:.3f} cm", flush=True)
     print(format_table(rows))
+    if args.paired:
+        reference, first, last = next(iter(candidates)), args.cycles[0], args.cycles[-1]
+        pairs = [((cycles, name), (cycles, reference)) for cycles, name in results if name != reference]
+        pairs += [((last, name), (first, name)) for name in candidates if last != first]
+        for (cycles, name), (reference_cycles, reference_name) in pairs:
+            differences = paired_differences(results[cycles, name], results[reference_cycles, reference_name])
+            print(f"N = {cycles}, {name} minus N = {reference_cycles}, {reference_name} (paired, mean ± standard "
+                  "error):")
+            for key in PAIRED_METRICS:
+                print(f"  {key:18s} {differences[key]['mean']:+.4f} ± {differences[key]['standard_error']:.4f}")
     if args.keypoints == "simulated":
         first = args.cycles[0]
         name = min((key for key in scores if key[0] == first), key=scores.get)[1]
