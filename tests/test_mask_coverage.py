@@ -150,3 +150,24 @@ def test_the_term_makes_the_optimisation_baseline_fill_a_wide_mask(pipe, body):
         ious[weight] = silhouette(pipe, output.params, mask)
     assert abs(ious[0.0] - silhouette(pipe, truth, mask)) < 0.005  # nothing pulls (rounding: encode, decode)
     assert ious[300.0] > ious[0.0] + 0.03, ious
+
+
+def test_the_keypoint_fit_reads_the_evidence_sample_and_not_the_cycles_weight(pipe, body):
+    from test_keypoint_fit import evidence_for, off_start
+
+    from scorehoi_diffusers.objects import load_object
+    from scorehoi_diffusers.pipelines.keypoint_fit import KeypointFit
+
+    truth = turned_a_bit(1)
+    evidence = evidence_for(body, truth) | mask_evidence(K, coat_mask(body, truth), None, 1, "cpu", torch.float32)
+    resampled = {name: value for name, value in evidence.items() if name != "human_mask_pixels"}
+    start, template, fit = off_start(truth), load_object("box"), KeypointFit(steps=5, coverage=300.0)
+    reference = fit(pipe, start, template, evidence, GuidanceConfig(mask=10.0))
+    for other_evidence, config in ((resampled, GuidanceConfig(mask=10.0)),
+                                   (evidence, GuidanceConfig(mask=10.0, mask_coverage=1000.0))):
+        fitted = fit(pipe, start, template, other_evidence, config)
+        assert torch.equal(fitted.body_pose, reference.body_pose) and torch.equal(fitted.betas, reference.betas)
+    assert not torch.equal(reference.betas, start.betas)
+    # The evidence's sample is the one used: moved 20 pixels to the right, the fit follows it.
+    moved = evidence | {"human_mask_pixels": evidence["human_mask_pixels"] + torch.tensor([20.0, 0.0])}
+    assert not torch.equal(fit(pipe, start, template, moved, GuidanceConfig(mask=10.0)).betas, reference.betas)
