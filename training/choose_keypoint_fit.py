@@ -214,6 +214,7 @@ def main() -> None:
                         help="compare this setting with --against, paired, instead of choosing")
     parser.add_argument("--against", nargs="+", metavar="NAME=VALUE", default=["steps=0"])
     args = parser.parse_args()
+    torch.set_num_threads(1)  # this project's small tensors run faster on one intra-op thread
     pipeline, data, estimate, _ = load(args)
     if args.simulator == "learned":
         simulate = MeasuredDetections(pipeline.body_model)
