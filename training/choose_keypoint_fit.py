@@ -43,7 +43,8 @@ Run (the shipped settings' grid, in two calls: the second extends the coverage w
      python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --simulator learned \
          --mask-coverages 0 10 30 100 300 1000
      python training/choose_keypoint_fit.py --num-samples 200 --first-index 20048 --cycles 2 \
-         --paired mask_coverage=W --against mask_coverage=0
+         --paired mask_coverage=100 --against mask_coverage=0
+(the chosen weight, 100; the same with ``--cycles 10``, and with ``--randomized`` for the real-photo style).
 """
 import argparse
 import dataclasses
