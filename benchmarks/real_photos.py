@@ -14,13 +14,15 @@ Detector time per photo (median of ``--repeats`` runs after a warm-up) is printe
 a ``keypoints`` argument, the detected keypoints are passed to it. "initial" is the start of the refinement
 cycles (``output.initial_params``): the regressor's estimate after the front/back check and, with keypoints, the
 keypoint fit (``pipelines/keypoint_fit.py``; ``--keypoint-fit STEPS LR PRIOR SIGMA`` replaces its settings,
-``--keypoint-fit 0 0.01 1 0.3`` turns it off).
+``--keypoint-fit 0 0.01 1 0.3`` turns it off). ``--guidance NAME=VALUE ...`` replaces fields of the pipeline's
+guidance (``GuidanceConfig``), e.g. ``--guidance mask_coverage=300``.
 
 Usage: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 python benchmarks/real_photos.py [--cycles 10] [--repeats 5]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import json
 import statistics
@@ -30,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scorehoi_diffusers import ScoreHOIPipeline
+from scorehoi_diffusers import GuidanceConfig, ScoreHOIPipeline
 from scorehoi_diffusers.body import blazepose_points
 from scorehoi_diffusers.camera import project_points
 from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, DEFAULT_PIPELINE, load_example
@@ -54,7 +56,24 @@ def body_evidence(pipe: ScoreHOIPipeline, params, intrinsics: torch.Tensor, shap
     return projected, render([layer], intrinsics.numpy(), shape).masks[0]
 
 
-def measure(name: str, pipe: ScoreHOIPipeline, cycles: int, repeats: int) -> dict:
+def guidance_config(default: GuidanceConfig, pairs: list[str]) -> GuidanceConfig:
+    """``default`` with the numeric fields named in ``NAME=VALUE`` strings replaced; a bad one ends the run with a
+    one-line message."""
+    overrides = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        try:
+            overrides[name] = float(value)
+        except ValueError:
+            raise SystemExit(f"--guidance: {pair!r} is not NAME=NUMBER") from None
+    try:
+        GuidanceConfig.from_dict(overrides, source="the list")  # unknown names and bad values
+        return dataclasses.replace(default, **overrides)
+    except ValueError as error:
+        raise SystemExit(f"--guidance: {error}") from None
+
+
+def measure(name: str, pipe: ScoreHOIPipeline, cycles: int, repeats: int, guidance: GuidanceConfig) -> dict:
     folder = DEFAULT_EXAMPLES / name
     spec = json.loads((folder / "example.json").read_text())
     item = load_example(folder)
@@ -72,7 +91,7 @@ def measure(name: str, pipe: ScoreHOIPipeline, cycles: int, repeats: int) -> dic
     keypoints = person.keypoints_with_visibility()
     arguments = dict(image=image, human_mask=item["human_mask"], object_mask=item["object_mask"],
                      object=item["object"], object_box=spec.get("object_box"), person_box=spec.get("person_box"),
-                     num_cycles=cycles, generator=torch.Generator().manual_seed(0))
+                     num_cycles=cycles, generator=torch.Generator().manual_seed(0), guidance_config=guidance)
     if "keypoints" in inspect.signature(pipe.__call__).parameters:
         arguments["keypoints"] = keypoints[None]
     output = pipe(**arguments)
@@ -95,16 +114,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--keypoint-fit", nargs=4, type=float, metavar=("STEPS", "LR", "PRIOR", "SIGMA"),
                         help="the keypoint fit's settings (default: the pipeline's)")
+    parser.add_argument("--guidance", nargs="+", default=[], metavar="NAME=VALUE",
+                        help="replace these fields of the pipeline's guidance, e.g. mask_coverage=300")
     args = parser.parse_args()
     pipe = ScoreHOIPipeline.from_pretrained(args.pipeline)
     if args.keypoint_fit is not None:
         steps, learning_rate, prior_weight, sigma = args.keypoint_fit
         pipe.keypoint_fit = KeypointFit(int(steps), learning_rate, prior_weight, sigma)
     pipe.set_progress_bar_config(disable=True)
-    rows = [measure(name, pipe, args.cycles, args.repeats) for name in REAL_PHOTOS]
+    guidance = guidance_config(pipe.default_guidance_config(), args.guidance)
+    rows = [measure(name, pipe, args.cycles, args.repeats, guidance) for name in REAL_PHOTOS]
     print(f"Real photos, pipeline {Path(args.pipeline).name}, {args.cycles} cycles, seed 0; keypoints passed to "
           f"the pipeline: {'yes' if rows[0]['keypoints_passed'] else 'no (it takes no `keypoints`)'}; "
-          f"keypoint fit: {pipe.keypoint_fit}.\n")
+          f"keypoint fit: {pipe.keypoint_fit}; guidance: {guidance}.\n")
     print("| photo | masks | visible landmarks | detector (ms) | reprojection error, % box height (initial → "
           "refined) | silhouette IoU (initial → refined) |")
     print("|---|---|---|---|---|---|")
@@ -113,8 +135,9 @@ def main() -> None:
               f"{row['initial_reprojection']:.1f} → {row['refined_reprojection']:.1f} | "
               f"{row['initial_iou']:.2f} → {row['refined_iou']:.2f} |")
     fit = "" if args.keypoint_fit is None else " --keypoint-fit " + " ".join(f"{v:g}" for v in args.keypoint_fit)
+    overrides = " --guidance " + " ".join(args.guidance) if args.guidance else ""
     print("\nReproduce: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 python benchmarks/real_photos.py "
-          f"--cycles {args.cycles} --repeats {args.repeats}{fit}")
+          f"--cycles {args.cycles} --repeats {args.repeats}{fit}{overrides}")
 
 
 if __name__ == "__main__":

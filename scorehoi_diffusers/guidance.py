@@ -12,6 +12,9 @@ samples) and per-point contact probabilities ``c`` from the contact estimator:
 - **penetration**: ``sum_i relu(-sdf_O(h_i))^2`` (+ object points inside the body when a body SDF is given);
 - **floor**: ``c^floor (height of the object's lowest point above the floor)^2``;
 - **mask**: mean distance, in image diagonals, from the projected points to their mask;
+- **mask_coverage**: the converse for the person: mean robust distance, in image diagonals, from a fixed sample of
+  the person mask's pixels to the nearest projected body point (:mod:`~scorehoi_diffusers.mask_coverage`), so that
+  the body fills the mask as well as staying inside it;
 - **keypoints_2d**: robust (Geman-McClure) reprojection error of body points against detected 2D keypoints,
   weighted by the detector's visibility, in units of the person's box size.
 
@@ -35,6 +38,7 @@ from scipy.ndimage import distance_transform_edt
 
 from .camera import project_points
 from .input_checks import check_tensor, mask_inside
+from .mask_coverage import mask_coverage_loss
 from .precision import upcast
 
 # The keypoint term's weight and Geman-McClure scale (in person-box sizes) and the camera refinement's step, chosen
@@ -55,9 +59,10 @@ class GuidanceConfig:
             ``eps_hat = eps + sqrt(1 - alpha_bar_t) * s_g * grad_{x_t} L``. It is *not* applied by
             :func:`guidance_loss` (which returns ``L``, the weighted sum of the terms); the scheduler applies
             it. ``0`` turns guidance off.
-        contact, penetration, floor, mask, keypoints_2d: non-negative weights of the terms in ``L``; a term
-            with weight 0 is not computed. ``keypoints_2d`` only acts when keypoints are given, so its non-zero
-            default leaves a run without keypoints unchanged.
+        contact, penetration, floor, mask, mask_coverage, keypoints_2d: non-negative weights of the terms in
+            ``L``; a term with weight 0 is not computed. ``keypoints_2d`` only acts when keypoints are given, so its
+            non-zero default leaves a run without keypoints unchanged; ``mask_coverage`` (in image diagonals, like
+            ``mask``) only acts with a person mask.
         keypoints_2d_sigma: the Geman-McClure scale of the keypoint term, in units of the person's box size:
             residuals well under it count quadratically, residuals well over it saturate (outliers).
         camera_step_size: step of the camera-translation refinement that runs with keypoints
@@ -83,6 +88,7 @@ class GuidanceConfig:
     penetration: float = 0.1
     floor: float = 0.5
     mask: float = 0.0
+    mask_coverage: float = 0.0
     keypoints_2d: float = DEFAULT_KEYPOINTS_WEIGHT
     keypoints_2d_sigma: float = DEFAULT_KEYPOINTS_SIGMA
     camera_step_size: float = DEFAULT_CAMERA_STEP_SIZE
@@ -111,8 +117,8 @@ class GuidanceConfig:
         return cls(scale=1.0, contact=0.5, penetration=0.1, floor=0.5, mask=0.0)
 
     def __post_init__(self):
-        for name in ("scale", "contact", "penetration", "floor", "mask", "keypoints_2d", "camera_step_size",
-                     "contact_threshold"):
+        for name in ("scale", "contact", "penetration", "floor", "mask", "mask_coverage", "keypoints_2d",
+                     "camera_step_size", "contact_threshold"):
             value = getattr(self, name)
             if not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"GuidanceConfig.{name} must be a finite number >= 0, got {value!r}.")
@@ -474,6 +480,9 @@ class GuidanceInputs:
         camera_translation: ``(B, 3)`` added to the points to get camera space (pelvis in camera space).
         intrinsics: ``(B, 3, 3)`` camera matrices, for the image terms.
         human_distance_map: ``(B, H, W)`` distance to the human mask (:func:`mask_distance_transform`).
+        human_mask_pixels: ``(B, M, 2)`` a fixed sample of the human mask's pixels ``(u, v)``
+            (:func:`~scorehoi_diffusers.mask_coverage.sample_mask_pixels` of ``human_distance_map``), for the
+            mask-coverage term; needs ``human_distance_map`` (its size is the term's unit).
         object_distance_map: ``(B, H, W)`` distance to the object mask.
         keypoints_3d: ``(B, K, 3)`` body points matching ``keypoints_2d`` (same frame as ``body_points``).
         keypoints_2d: ``(B, K, 2)`` detected keypoints in the pixels of ``intrinsics``.
@@ -491,6 +500,7 @@ class GuidanceInputs:
     camera_translation: torch.Tensor | None = None
     intrinsics: torch.Tensor | None = None
     human_distance_map: torch.Tensor | None = None
+    human_mask_pixels: torch.Tensor | None = None
     object_distance_map: torch.Tensor | None = None
     keypoints_3d: torch.Tensor | None = None
     keypoints_2d: torch.Tensor | None = None
@@ -503,6 +513,9 @@ class GuidanceInputs:
         if self.camera_translation is not None:
             batch = self.body_points.shape[0]
             check_tensor("camera_translation", self.camera_translation, (batch, 3), "(B, 3)")
+        if self.human_mask_pixels is not None:
+            check_tensor("human_mask_pixels", self.human_mask_pixels, (self.body_points.shape[0], None, 2),
+                         "(B, M, 2)")
 
     def upcast(self) -> GuidanceInputs:
         """These inputs with every floating tensor in at least float32 (itself when all already are)."""
@@ -546,7 +559,8 @@ def guidance_loss(
 
     Returns:
         ``(total, terms)``: ``total`` ``(B,)`` the weighted sum; ``terms`` maps each computed term's name
-        (``contact``, ``penetration``, ``floor``, ``mask``, ``keypoints_2d``) to its unweighted ``(B,)`` value.
+        (``contact``, ``penetration``, ``floor``, ``mask``, ``mask_coverage``, ``keypoints_2d``) to its unweighted
+        ``(B,)`` value.
         Computed in at least float32 (half-precision distances and their gradients lose millimetres) and
         returned in the dtype of ``inputs.body_points``.
     """
@@ -587,6 +601,14 @@ def guidance_loss(
             object_cam = inputs.to_camera(inputs.object_points)
             mask = mask + mask_term(object_cam, inputs.intrinsics, inputs.object_distance_map)
         terms["mask"] = mask
+    if config.mask_coverage > 0 and None not in (inputs.intrinsics, inputs.human_mask_pixels):
+        if inputs.human_distance_map is None:
+            raise ValueError("The mask_coverage term needs `human_distance_map` (B, H, W) in GuidanceInputs next to "
+                             "`human_mask_pixels`: its image diagonal is the term's unit.")
+        terms["mask_coverage"] = mask_coverage_loss(
+            inputs.to_camera(inputs.body_points), inputs.intrinsics, inputs.human_mask_pixels,
+            _image_diagonal(*inputs.human_distance_map.shape[1:]),
+        )
     if config.keypoints_2d > 0 and None not in (inputs.intrinsics, inputs.keypoints_3d, inputs.keypoints_2d):
         if inputs.keypoints_box_size is None:
             raise ValueError("The keypoints_2d term needs `keypoints_box_size` (B,) in GuidanceInputs.")

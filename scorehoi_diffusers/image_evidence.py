@@ -1,6 +1,7 @@
 """The pictures' evidence for the image guidance terms: the camera, mask distance maps and detected 2D keypoints.
 
-:func:`mask_evidence` gives the camera matrices and the masks' distance maps; :func:`keypoint_evidence` the
+:func:`mask_evidence` gives the camera matrices, the masks' distance maps and the person mask's pixel sample of
+the mask-coverage term; :func:`keypoint_evidence` the
 keypoints, once :func:`check_keypoints` has checked the ``keypoints`` argument.
 
 Keypoints are mediapipe's 33 BlazePose landmarks, ``(33, 3)`` or ``(B, 33, 3)`` rows of ``(u, v, visibility)``
@@ -19,6 +20,7 @@ import torch
 from .camera import move_pixels
 from .guidance import mask_distance_transform
 from .input_checks import to_numpy
+from .mask_coverage import COVERAGE_SAMPLES, sample_mask_pixels
 from .skeleton import BLAZEPOSE_FITTED, NUM_BLAZEPOSE
 
 __all__ = ["MIN_BOX_SIZE", "check_keypoints", "keypoint_evidence", "keypoints_box_size", "mask_evidence"]
@@ -29,7 +31,8 @@ MIN_BOX_SIZE = 1.0
 
 
 def mask_evidence(intrinsics, human_mask, object_mask, batch: int, device, dtype) -> dict[str, torch.Tensor]:
-    """Camera matrices ``(B, 3, 3)`` and mask distance maps ``(B, H, W)`` for the image guidance terms.
+    """Camera matrices ``(B, 3, 3)``, mask distance maps ``(B, H, W)`` and the person mask's pixel sample
+    ``(B, M, 2)`` for the image guidance terms.
 
     Args:
         intrinsics: ``(3, 3)`` or ``(B, 3, 3)`` the guidance camera, or ``None``.
@@ -38,8 +41,9 @@ def mask_evidence(intrinsics, human_mask, object_mask, batch: int, device, dtype
         device, dtype: where the evidence goes.
 
     Returns:
-        The present ones of ``intrinsics``, ``human_distance_map`` and ``object_distance_map``
-        (:class:`~scorehoi_diffusers.guidance.GuidanceInputs` fields).
+        The present ones of ``intrinsics``, ``human_distance_map``, ``human_mask_pixels`` (with the person mask:
+        :data:`~scorehoi_diffusers.mask_coverage.COVERAGE_SAMPLES` of its pixels, sampled once here for every step
+        of the call) and ``object_distance_map`` (:class:`~scorehoi_diffusers.guidance.GuidanceInputs` fields).
     """
     evidence = {}
     if intrinsics is not None:
@@ -49,6 +53,8 @@ def mask_evidence(intrinsics, human_mask, object_mask, batch: int, device, dtype
             mask = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask)
             mask = mask.expand(batch, *mask.shape[-2:])
             evidence[f"{name}_distance_map"] = mask_distance_transform(mask, f"{name}_mask").to(device, dtype)
+    if "human_distance_map" in evidence:
+        evidence["human_mask_pixels"] = sample_mask_pixels(evidence["human_distance_map"], COVERAGE_SAMPLES)
     return evidence
 
 

@@ -10,8 +10,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "scorehoi_diffusers"
 LAYERS = (
     ("skeleton", "params", "contacts", "camera", "input_checks", "strict_config", "safetensors_only",
      "manifest", "precision", "atomic_files"),
-    ("kinematics", "point_sampling", "signed_distance_grid", "template_cache", "guidance", "image_evidence",
-     "camera_refinement", "pose_prior"),
+    ("kinematics", "point_sampling", "signed_distance_grid", "template_cache", "guidance", "mask_coverage",
+     "image_evidence", "camera_refinement", "pose_prior"),
     ("body", "objects", "standin_body", "facing"),
     ("image_processor", "data.crop", "rendering", "person_detection", "object_mask"),
     ("models", "schedulers"),

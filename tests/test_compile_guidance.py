@@ -3,6 +3,8 @@
 The tests compile with the ``aot_eager`` backend: it runs dynamo and AOTAutograd exactly as inductor would (graph
 breaks, the traced backward) without generating C++, which would take about a minute per graph on a CPU.
 """
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -44,10 +46,12 @@ def fresh_pipe():
     return pipeline
 
 
-@pytest.mark.parametrize("with_keypoints", [False, True])
-def test_compiled_guidance_is_one_graph_with_the_eager_gradient(fresh_pipe, with_keypoints):
+@pytest.mark.parametrize("with_keypoints, mask_coverage", [(False, 0.0), (True, 0.0), (True, 300.0)])
+def test_compiled_guidance_is_one_graph_with_the_eager_gradient(fresh_pipe, with_keypoints, mask_coverage):
     torch._dynamo.reset()
     kwargs = {}
+    if mask_coverage > 0:
+        kwargs["guidance_config"] = replace(fresh_pipe.default_guidance_config(), mask_coverage=mask_coverage)
     if with_keypoints:
         height, width = picture("image.png").shape[:2]
         rng = np.random.default_rng(0)
@@ -65,6 +69,13 @@ def test_compiled_guidance_is_one_graph_with_the_eager_gradient(fresh_pipe, with
         return result, None if camera is None else camera.translation.clone()
 
     eager, eager_camera = gradient()
+    config = args[5] if len(args) > 5 else kw["guidance_config"]
+    assert config.mask_coverage == mask_coverage
+    if mask_coverage > 0:  # the term is in the gradient
+        if camera is not None:
+            camera.translation = start.clone()
+        without = fresh_pipe.guidance_x0_gradient(*args[:5], replace(config, mask_coverage=0.0), *args[6:], **kw)
+        assert not torch.allclose(without, eager, rtol=1e-3, atol=1e-6)
     fresh_pipe.compile_guidance(backend="aot_eager", fullgraph=True)  # fullgraph: a graph break is an error
     compiled, compiled_camera = gradient()
     assert eager.abs().max() > 0

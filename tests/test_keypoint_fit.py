@@ -13,9 +13,10 @@ from scorehoi_diffusers.body import blazepose_points
 from scorehoi_diffusers.camera import project_points
 from scorehoi_diffusers.guidance import mask_distance_transform
 from scorehoi_diffusers.image_evidence import keypoint_evidence, mask_evidence
+from scorehoi_diffusers.mask_coverage import mask_coverage_loss, sample_mask_pixels
 from scorehoi_diffusers.objects import load_object
 from scorehoi_diffusers.params import axis_angle_to_matrix
-from scorehoi_diffusers.pipelines.keypoint_fit import KeypointFit, mask_coverage_loss, sample_mask_pixels
+from scorehoi_diffusers.pipelines.keypoint_fit import KeypointFit
 
 
 def evidence_for(body, truth):
@@ -179,34 +180,6 @@ def coverage_of(pipe, params, evidence) -> torch.Tensor:
     body_points = pipe.body_model.skin_subset(params)[0] + params.camera_translation[:, None]
     pixels = sample_mask_pixels(evidence["human_distance_map"], 256)
     return mask_coverage_loss(body_points, evidence["intrinsics"], pixels, math.hypot(240, 200))
-
-
-def test_sample_mask_pixels_is_a_fixed_spread_of_mask_pixels():
-    mask = torch.zeros(2, 30, 40, dtype=torch.bool)
-    mask[0, 5:25, 10:30] = True
-    mask[1, 2, 3] = True  # one pixel: repeated
-    distance = mask_distance_transform(mask)
-    pixels = sample_mask_pixels(distance, 64)
-    assert pixels.shape == (2, 64, 2)
-    u, v = pixels[..., 0].long(), pixels[..., 1].long()
-    assert mask[torch.arange(2)[:, None], v, u].all()
-    assert torch.equal(pixels, sample_mask_pixels(distance, 64))
-    # Spread over the whole first mask: its top and bottom rows, left and right columns are all reached.
-    assert v[0].min() <= 6 and v[0].max() >= 23 and u[0].min() <= 11 and u[0].max() >= 28
-    assert len(torch.unique(pixels[0], dim=0)) == 64
-    assert (pixels[1] == torch.tensor([3.0, 2.0])).all()
-
-
-def test_coverage_loss_pulls_the_nearest_points_towards_uncovered_mask_pixels():
-    # Pixels (99.5, 119.5) and (114.5, 119.5).
-    points = torch.tensor([[[0.0, 0.0, 2.0], [0.1, 0.0, 2.0]]], requires_grad=True)
-    intrinsics = K[None]
-    mask_pixels = torch.tensor([[[99.5, 119.5], [140.5, 119.5]]])  # one on the first point, one right of the second
-    loss = mask_coverage_loss(points, intrinsics, mask_pixels, 100.0)
-    assert loss.item() == pytest.approx((math.sqrt(26.0**2 + 1) - 1) / 2 / 100, rel=1e-5)
-    (grad,) = torch.autograd.grad(loss.sum(), points)
-    assert grad[0, 1, 0] < 0  # descending moves the second point right, to the uncovered pixel
-    assert torch.all(grad[0, 0] == 0)  # the first point is nearest to none but its own pixel, where the cost is flat
 
 
 def test_coverage_fills_a_mask_the_inside_term_cannot(pipe, body):

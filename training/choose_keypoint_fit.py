@@ -17,10 +17,17 @@ of these pulls towards the start, against not fitted), then the mask-coverage we
 number of steps again (``--more-steps``) with everything else chosen; last, the best fit competes with the stage off
 (``steps 0``, when in ``--steps``). One value in a list skips that stage.
 
+With ``--mask-coverages W ...`` it instead chooses the guided cycles' mask-coverage weight
+(``GuidanceConfig.mask_coverage``: the fit's coverage term, in image diagonals, acting at every guided step), the fit
+at its defaults and the rest of the guidance at the pipeline's. The rule, fixed before running: the lowest
+CD_h + CD_o at N = ``--cycles`` among the weights (the silhouette IoU against the scenes' person masks is printed
+for each, not used to choose). The N = 0 rows are not run: the fit ignores this weight, so they are equal.
+
 With ``--paired NAME=VALUE ...`` it instead runs that setting (the other fields at their defaults) and
 ``--against NAME=VALUE ...`` (default: the stage off) on the same scenes and prints the paired differences (setting
 minus reference, mean ± standard error over scenes) at N = 0 and N = ``--cycles``: the check that a setting does not
-hurt the synthetic scenes.
+hurt the synthetic scenes. A NAME may be a ``KeypointFit`` field or a ``GuidanceConfig`` field (which replaces that
+field of the pipeline's guidance); N = 0 is skipped when the two fits are equal.
 
 Run (the shipped settings' grid, in two calls: the second extends the coverage weight past the first's largest):
      python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --simulator learned --steps 0 30 \
@@ -32,7 +39,12 @@ Run (the shipped settings' grid, in two calls: the second extends the coverage w
      python training/choose_keypoint_fit.py --num-samples 200 --first-index 20048 --cycles 2 \
          --paired fit_shape=True shape_prior_weight=10 coverage=1000 --against fit_shape=False coverage=0
 (the steps, learning rate, prior weight and sigma were chosen before, with ``--steps 0 30 100``, then ``--steps 30
---learning-rates 0.003 0.03 --prior-weights 10 100 --sigmas 0.1``).
+--learning-rates 0.003 0.03 --prior-weights 10 100 --sigmas 0.1``). The cycles' mask-coverage weight:
+     python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --simulator learned \
+         --mask-coverages 0 10 30 100 300 1000
+     python training/choose_keypoint_fit.py --num-samples 200 --first-index 20048 --cycles 2 \
+         --paired mask_coverage=100 --against mask_coverage=0
+(the chosen weight, 100; the same with ``--cycles 10``, and with ``--randomized`` for the real-photo style).
 """
 import argparse
 import dataclasses
@@ -43,6 +55,7 @@ from choose_keypoints import MeasuredDetections, NoisyGroundTruthDetections, Rec
 from validation_slice import add_arguments, load
 
 from scorehoi_diffusers.evaluation import paired_differences
+from scorehoi_diffusers.guidance import GuidanceConfig
 from scorehoi_diffusers.metrics import silhouette_iou
 from scorehoi_diffusers.pipelines.keypoint_fit import KeypointFit
 from scorehoi_diffusers.rendering import MeshLayer, render
@@ -79,15 +92,24 @@ def describe(fit: KeypointFit) -> str:
             f"coverage {fit.coverage:g}")
 
 
-def run_setting(pipeline, data, estimate, simulate, fit: KeypointFit, cycles: int) -> dict:
-    """The evaluation row of ``fit`` at N = ``cycles``, with the recorder's per-scene IoU and reprojection."""
+def describe_guidance(overrides: dict) -> str:
+    return "".join(f", guidance {name} {value:g}" for name, value in sorted(overrides.items()))
+
+
+def run_setting(pipeline, data, estimate, simulate, fit: KeypointFit, cycles: int, guidance: dict | None = None
+                ) -> dict:
+    """The evaluation row of ``fit`` at N = ``cycles``, with the recorder's per-scene IoU and reprojection
+    (``guidance``: fields replaced in the pipeline's guidance)."""
     pipeline.keypoint_fit = fit
-    row = run(pipeline, data, estimate, simulate, pipeline.default_guidance_config(), cycles, describe(fit),
+    config = dataclasses.replace(pipeline.default_guidance_config(), **(guidance or {}))
+    row = run(pipeline, data, estimate, simulate, config, cycles, describe(fit) + describe_guidance(guidance or {}),
               SilhouetteRecorder)
     recorder = row.pop("recorder")
     row["iou_per_scene"] = np.asarray(recorder.iou)
     row["reprojection_per_scene"] = np.concatenate(recorder.reprojection)
     row["silhouette_iou"] = float(row["iou_per_scene"].mean())
+    row["chamfer_per_scene"] = (np.asarray(row["per_sample"]["cd_human"], float)
+                                + np.asarray(row["per_sample"]["cd_object"], float))
     print(f"    silhouette IoU {row['silhouette_iou']:.3f}", flush=True)
     return row
 
@@ -102,16 +124,22 @@ def measure(pipeline, data, estimate, simulate, fit: KeypointFit, cycles: int) -
     return row
 
 
-def paired(pipeline, data, estimate, simulate, fit: KeypointFit, reference: KeypointFit, cycles: int) -> None:
-    """Print the paired differences, ``fit`` minus ``reference``, at N = 0 and N = ``cycles``."""
-    for n in (0, cycles):
-        mine, theirs = (run_setting(pipeline, data, estimate, simulate, setting, n) for setting in (fit, reference))
+def paired(pipeline, data, estimate, simulate, setting: tuple[KeypointFit, dict], reference: tuple[KeypointFit, dict],
+           cycles: int) -> None:
+    """Print the paired differences, ``setting`` minus ``reference`` (each a fit and guidance fields), at N = 0 (when
+    the fits differ) and N = ``cycles``."""
+    (fit, guidance), (reference_fit, reference_guidance) = setting, reference
+    for n in (0, cycles) if fit != reference_fit else (cycles,):
+        mine = run_setting(pipeline, data, estimate, simulate, fit, n, guidance)
+        theirs = run_setting(pipeline, data, estimate, simulate, reference_fit, n, reference_guidance)
         differences = paired_differences(mine, theirs)
-        for key, per_scene in (("silhouette_iou", "iou_per_scene"), ("reprojection_pct", "reprojection_per_scene")):
+        for key, per_scene in (("silhouette_iou", "iou_per_scene"), ("reprojection_pct", "reprojection_per_scene"),
+                               ("cd_human_plus_cd_object", "chamfer_per_scene")):
             diff = mine[per_scene] - theirs[per_scene]
-            differences[key] = {"mean": diff.mean(), "standard_error": diff.std(ddof=1) / np.sqrt(len(diff))}
-        print(f"N = {n}, {describe(fit)} minus {describe(reference)}, over {len(data)} scenes:")
-        for key in (*PAIRED_METRICS, "silhouette_iou", "reprojection_pct"):
+            differences[key] = {"mean": diff.mean(), "standard_error": standard_error(diff)}
+        print(f"N = {n}, {describe(fit)}{describe_guidance(guidance)} minus "
+              f"{describe(reference_fit)}{describe_guidance(reference_guidance)}, over {len(data)} scenes:")
+        for key in (*PAIRED_METRICS, "cd_human_plus_cd_object", "silhouette_iou", "reprojection_pct"):
             mean, error = differences[key]["mean"], differences[key]["standard_error"]
             worse = -mean if key in HIGHER_IS_BETTER else mean
             flag = "  <- worse by more than 2 SE" if worse > 2 * error else ""
@@ -122,23 +150,50 @@ def paired(pipeline, data, estimate, simulate, fit: KeypointFit, reference: Keyp
               f"{mine['flipped_pct']:.1f} % setting", flush=True)
 
 
-def settings(pairs: list[str] | None) -> KeypointFit:
-    """A :class:`KeypointFit` from ``NAME=VALUE`` strings (each value parsed as its field's default's type)."""
-    defaults = KeypointFit()
-    values = {}
+def settings(pairs: list[str] | None) -> tuple[KeypointFit, dict]:
+    """A :class:`KeypointFit` and guidance fields from ``NAME=VALUE`` strings (a ``KeypointFit`` field, else a
+    ``GuidanceConfig`` one; each value parsed as its field's default's type)."""
+    values, guidance = {}, {}
     for pair in pairs or []:
         name, _, value = pair.partition("=")
-        if name not in {field.name for field in dataclasses.fields(KeypointFit)}:
-            raise SystemExit(f"unknown KeypointFit setting {name!r} in {pair!r}")
-        kind = type(getattr(defaults, name))
-        values[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
-    return KeypointFit(**values)
+        for kind_of, chosen in ((KeypointFit, values), (GuidanceConfig, guidance)):
+            if name in {field.name for field in dataclasses.fields(kind_of)}:
+                kind = type(getattr(kind_of(), name))
+                chosen[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+                break
+        else:
+            raise SystemExit(f"unknown KeypointFit or GuidanceConfig setting {name!r} in {pair!r}")
+    return KeypointFit(**values), guidance
 
 
 def best(rows: list[dict]) -> dict:
     fewest_flips = min(row["flipped_pct"] for row in rows)
     eligible = [row for row in rows if row["flipped_pct"] <= fewest_flips]
     return min(eligible, key=lambda row: row["cd_human"] + row["cd_object"])
+
+
+def standard_error(values: np.ndarray) -> float:
+    return float(values.std(ddof=1) / np.sqrt(len(values)))
+
+
+def choose_mask_coverage(pipeline, data, estimate, simulate, args) -> None:
+    """Run every ``--mask-coverages`` weight at N = ``--cycles`` and print the table and the rule's choice."""
+    rows = {weight: run_setting(pipeline, data, estimate, simulate, KeypointFit(), args.cycles,
+                                {"mask_coverage": weight}) for weight in args.mask_coverages}
+    print(f"\nValidation slice, {args.num_samples} scenes from index {args.first_index}, simulator {args.simulator}, "
+          f"N = {args.cycles}{', randomised renders' if args.randomized else ''}; ± standard error over scenes.")
+    print("| cycles' mask coverage | CD_h + CD_o | CD_h | CD_o | silhouette IoU | reproj. % | flipped % | MPJPE | "
+          "PA-MPJPE | contact F | pen. depth |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for weight, row in rows.items():
+        chamfer, errors, iou = row["chamfer_per_scene"], row["standard_errors"], row["iou_per_scene"]
+        contact_f = float("nan") if row["contact_f"] is None else row["contact_f"]
+        print(f"| {weight:g} | {chamfer.mean():.3f} ± {standard_error(chamfer):.3f} | {row['cd_human']:.2f} ± "
+              f"{errors['cd_human']:.2f} | {row['cd_object']:.2f} ± {errors['cd_object']:.2f} | {iou.mean():.3f} ± "
+              f"{standard_error(iou):.3f} | {row['reprojection_pct']:.2f} | {row['flipped_pct']:.1f} | "
+              f"{row['mpjpe']:.2f} | {row['pa_mpjpe']:.2f} | {contact_f:.3f} | {row['penetration_depth']:.3f} |")
+    chosen = min(rows, key=lambda weight: rows[weight]["cd_human"] + rows[weight]["cd_object"])
+    print(f"chosen (lowest CD_h + CD_o at N = {args.cycles}): mask_coverage={chosen:g}")
 
 
 def main() -> None:
@@ -154,10 +209,13 @@ def main() -> None:
                         help="fit the betas with each of these pulls (against not fitting them)")
     parser.add_argument("--coverages", type=float, nargs="+", default=[0.0, 3.0, 10.0, 30.0])
     parser.add_argument("--more-steps", type=int, nargs="*", default=[60, 100])
+    parser.add_argument("--mask-coverages", type=float, nargs="+",
+                        help="choose the guided cycles' mask-coverage weight instead (the fit at its defaults)")
     parser.add_argument("--paired", nargs="+", metavar="NAME=VALUE",
                         help="compare this setting with --against, paired, instead of choosing")
     parser.add_argument("--against", nargs="+", metavar="NAME=VALUE", default=["steps=0"])
     args = parser.parse_args()
+    torch.set_num_threads(1)  # this project's small tensors run faster on one intra-op thread
     pipeline, data, estimate, _ = load(args)
     if args.simulator == "learned":
         simulate = MeasuredDetections(pipeline.body_model)
@@ -165,6 +223,9 @@ def main() -> None:
         simulate = NoisyGroundTruthDetections(pipeline.body_model)
     if args.paired is not None:
         paired(pipeline, data, estimate, simulate, settings(args.paired), settings(args.against), args.cycles)
+        return
+    if args.mask_coverages is not None:
+        choose_mask_coverage(pipeline, data, estimate, simulate, args)
         return
     default = KeypointFit(steps=1, fit_shape=False, coverage=0.0)
     rows = [measure(pipeline, data, estimate, simulate, dataclasses.replace(default, steps=s), args.cycles)

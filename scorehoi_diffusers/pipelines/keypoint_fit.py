@@ -15,8 +15,8 @@ where ``L_image`` is the pipeline's own guidance loss (:func:`~scorehoi_diffuser
 pipeline's geometry of x0) with only its image terms on: the robust keypoint term, with the Geman-McClure scale
 ``sigma`` (wider than the cycles' so that a start far off still has a gradient), and the silhouette (mask) term
 with the pipeline's weight, which pulls the body's points INTO the person mask. Nothing in it makes the body FILL
-the mask; ``C`` does (:func:`mask_coverage_loss`): a fixed, evenly strided sample of the person mask's pixels
-(:func:`sample_mask_pixels`), each at a robust (Charbonnier) distance to the nearest projected body point. The
+the mask; ``C`` does (:func:`~scorehoi_diffusers.mask_coverage.mask_coverage_loss`): a fixed, evenly strided
+sample of the person mask's pixels, each at a robust (Charbonnier) distance to the nearest projected body point. The
 prior terms keep the pose and shape near the regressor's, so that the fit moves what the picture says and leaves
 the rest (depth of a limb, hands). Hands and the object's x0 entries are not optimised; the object turns with the
 body's root rotation about the pelvis, so it keeps its place relative to the body. Every sample is fitted
@@ -32,24 +32,20 @@ from dataclasses import dataclass
 import torch
 from diffusers.utils import logging
 
-from ..camera import project_points
 from ..facing import choose_facing
 from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, guidance_loss
 from ..input_checks import check_finite_number, is_int
+from ..mask_coverage import COVERAGE_SAMPLES, mask_coverage_loss, sample_mask_pixels
 from ..objects import ObjectTemplate
 from ..params import BETAS_SLICE, BODY_POSE_SLICE, ROOT_SLICE, HOIParams
 
-__all__ = ["KeypointFit", "mask_coverage_loss", "sample_mask_pixels"]
+__all__ = ["KeypointFit"]
 
 logger = logging.get_logger(__name__)
 
 # The fitted x0 entries: the root and body-joint 6D rotations, one contiguous run at the start of x0, and (with
 # ``fit_shape``) the normalised betas.
 FITTED_SLICE = slice(ROOT_SLICE.start, BODY_POSE_SLICE.stop)
-# The Charbonnier scale of the coverage term (pixels): distances well above it cost linearly (a mask pixel far
-# from the body, e.g. of an object the mask wrongly holds, pulls no harder than a near one), and the square root
-# stays differentiable at 0.
-COVERAGE_SCALE_PIXELS = 1.0
 
 # The fit's settings, chosen on the validation slice with the measured detection simulator by
 # training/choose_keypoint_fit.py (48 scenes from index 20000, N = 2; rule: lowest CD_h + CD_o among the settings that
@@ -67,57 +63,6 @@ DEFAULT_SIGMA = 0.3
 DEFAULT_FIT_SHAPE = True
 DEFAULT_SHAPE_PRIOR_WEIGHT = 10.0
 DEFAULT_COVERAGE = 1000.0
-DEFAULT_COVERAGE_SAMPLES = 256
-
-
-def sample_mask_pixels(distance_map: torch.Tensor, count: int) -> torch.Tensor:
-    """A fixed, evenly strided sample of each mask's pixels: the same pixels every call, no random numbers.
-
-    The mask is where ``distance_map`` is 0. Its pixels, in row-major order, are taken at the ranks
-    ``floor((i + 0.5) n / count)``, ``i = 0 .. count - 1``, for a mask of ``n`` pixels: spread over the whole mask,
-    and repeated (each as often as the others, give or take one) when the mask has fewer than ``count`` pixels.
-
-    Args:
-        distance_map: ``(B, H, W)`` distance to the mask in pixels
-            (:func:`~scorehoi_diffusers.guidance.mask_distance_transform`), 0 inside; every mask non-empty.
-        count: the number of pixels ``M`` per mask, >= 1.
-
-    Returns:
-        ``(B, M, 2)`` pixel coordinates ``(u, v)`` (pixel centres on integers) in ``distance_map``'s dtype.
-    """
-    batch, height, width = distance_map.shape
-    inside = (distance_map <= 0).reshape(batch, height * width)
-    # A stable descending sort puts each mask's pixels first, in row-major order.
-    order = torch.sort(inside.to(torch.uint8), dim=1, descending=True, stable=True).indices  # (B, H*W)
-    strides = torch.arange(count, device=distance_map.device, dtype=torch.float64) + 0.5
-    ranks = (strides * inside.sum(1, keepdim=True) / count).long().clamp(max=height * width - 1)  # (B, M)
-    flat = order.gather(1, ranks)
-    return torch.stack([flat % width, flat // width], dim=-1).to(distance_map.dtype)
-
-
-def mask_coverage_loss(points_cam: torch.Tensor, intrinsics: torch.Tensor, mask_pixels: torch.Tensor,
-                       image_diagonal: float) -> torch.Tensor:
-    """How far the mask's pixels lie from the projected body: mean robust distance, in image diagonals.
-
-    Each mask pixel costs the Charbonnier distance ``sqrt(d^2 + c^2) - c`` (``c`` =
-    :data:`COVERAGE_SCALE_PIXELS`) to its nearest projected point, so a part of the mask no body point reaches
-    (a long coat, an arm the body holds elsewhere) pulls the nearest points out to it. The mask term
-    (:func:`~scorehoi_diffusers.guidance.mask_term`) is the converse: it pulls points that lie outside the mask in.
-
-    Args:
-        points_cam: ``(B, N, 3)`` camera-space body points.
-        intrinsics: ``(B, 3, 3)``.
-        mask_pixels: ``(B, M, 2)`` mask pixels (:func:`sample_mask_pixels`) in the pixels of ``intrinsics``.
-        image_diagonal: the mask image's diagonal in pixels, the unit of the loss.
-
-    Returns:
-        ``(B,)`` loss, near 0 when every mask pixel has a projected point on it.
-    """
-    projected = project_points(points_cam, intrinsics)  # (B, N, 2)
-    squared = (mask_pixels.to(projected.dtype)[:, :, None] - projected[:, None]).square().sum(-1)  # (B, M, N)
-    scale = COVERAGE_SCALE_PIXELS
-    distance = (squared.amin(-1) + scale * scale).sqrt() - scale  # (B, M)
-    return distance.mean(-1) / image_diagonal
 
 
 @dataclass(frozen=True)
@@ -133,7 +78,8 @@ class KeypointFit:
         shape_prior_weight: weight of the squared distance of the fitted normalised betas to the starting ones
             (with ``fit_shape``).
         coverage: weight of the mask-coverage term (:func:`mask_coverage_loss`, needs a person mask; 0 = off).
-        coverage_samples: the number of person-mask pixels the coverage term samples per estimate.
+        coverage_samples: the number of person-mask pixels the coverage term samples per estimate (the
+            evidence's own sample, ``human_mask_pixels``, when it holds this many, as the pipeline's does).
     """
 
     steps: int = DEFAULT_STEPS
@@ -143,7 +89,7 @@ class KeypointFit:
     fit_shape: bool = DEFAULT_FIT_SHAPE
     shape_prior_weight: float = DEFAULT_SHAPE_PRIOR_WEIGHT
     coverage: float = DEFAULT_COVERAGE
-    coverage_samples: int = DEFAULT_COVERAGE_SAMPLES
+    coverage_samples: int = COVERAGE_SAMPLES
 
     def __post_init__(self):
         for name in ("steps", "coverage_samples"):
@@ -157,8 +103,10 @@ class KeypointFit:
                                 allow_zero=name in ("prior_weight", "shape_prior_weight", "coverage"))
 
     def image_config(self, config: GuidanceConfig) -> GuidanceConfig:
-        """``config`` with only the image terms on (keypoints at this fit's ``sigma``, mask as configured)."""
-        return dataclasses.replace(config, contact=0.0, penetration=0.0, floor=0.0, keypoints_2d_sigma=self.sigma)
+        """``config`` with only the image terms on (keypoints at this fit's ``sigma``, mask as configured); the
+        fit's own ``coverage`` weighs the mask-coverage term, so the cycles' ``mask_coverage`` is off."""
+        return dataclasses.replace(config, contact=0.0, penetration=0.0, floor=0.0, mask_coverage=0.0,
+                                   keypoints_2d_sigma=self.sigma)
 
     def __call__(
         self, pipe, params: HOIParams, template: ObjectTemplate, evidence: dict[str, torch.Tensor],
@@ -191,7 +139,9 @@ class KeypointFit:
         mask_pixels = None
         if self.coverage > 0 and evidence.get("human_distance_map") is not None:
             distance_map = evidence["human_distance_map"]
-            mask_pixels = sample_mask_pixels(distance_map, self.coverage_samples)
+            mask_pixels = evidence.get("human_mask_pixels")
+            if mask_pixels is None or mask_pixels.shape[1] != self.coverage_samples:
+                mask_pixels = sample_mask_pixels(distance_map, self.coverage_samples)
             diagonal = math.hypot(*distance_map.shape[1:])
         x0_start = pipe.codec.encode(params).detach()
         pose_start, betas_start = x0_start[:, FITTED_SLICE], x0_start[:, BETAS_SLICE]
