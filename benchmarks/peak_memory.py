@@ -35,7 +35,8 @@ def scaled_inputs(folder: Path, width: int, height: int) -> tuple[Path, Path, Pa
 
 def peak_gigabytes(arguments: list[str]) -> float:
     """Maximum resident set size (GB) of ``scorehoi`` run with ``arguments`` under ``/usr/bin/time -v``."""
-    run = subprocess.run(["/usr/bin/time", "-v", str(SCOREHOI), "reconstruct", *arguments], capture_output=True, text=True)
+    command = ["/usr/bin/time", "-v", str(SCOREHOI), "reconstruct", *arguments]
+    run = subprocess.run(command, capture_output=True, text=True)
     if run.returncode != 0:
         raise SystemExit(f"scorehoi reconstruct {' '.join(arguments)} failed:\n{run.stderr[:2000]}")
     kilobytes = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", run.stderr).group(1))
