@@ -72,11 +72,17 @@ cp -r runs/pipeline5/{README.md,body_model,contact_estimator,denoiser,model_inde
 # rendered (indices 20000-20047, seed 0) with training/choose_guidance.py run on the stage-2 pipeline
 # (`--pipeline runs/pipeline2 --cycles 2 10`): the setting that beats the regressor alone on contact F, penetration
 # depth and penetration volume at both N = 2 and N = 10 with the smallest object-Chamfer cost. Never the test split.
+# Added later, each chosen on the validation slice with simulated detections, the others at their defaults then:
+# contact_decision 0.3 (`training/choose_guidance.py --keypoints simulated --num-samples 100 --cycles 2 10
+# --contact-decisions none 0.3 0.5 0.7`, lowest MPJPE + PA-MPJPE + CD_h + CD_o + penetration depth at N = 2) and
+# mask_coverage 100 (`training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --simulator learned
+# --mask-coverages 0 10 30 100 300 1000`, lowest CD_h + CD_o at N = 2).
 .venv/bin/python - <<'PY'
 import json, dataclasses
 from scorehoi_diffusers.guidance import GuidanceConfig
 path = "scorehoi_diffusers/assets/scorehoi-synthetic/model_index.json"
 index = json.load(open(path))
-index["guidance"] = dataclasses.asdict(GuidanceConfig(scale=10.0, penetration=10.0, floor=0.0, mask=10.0))
+index["guidance"] = dataclasses.asdict(GuidanceConfig(scale=10.0, penetration=10.0, floor=0.0, mask=10.0,
+                                                         mask_coverage=100.0, contact_decision=0.3))
 open(path, "w").write(json.dumps(index, indent=2, sort_keys=True) + "\n")
 PY
