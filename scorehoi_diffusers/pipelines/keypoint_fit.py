@@ -11,6 +11,10 @@ normalised betas, with ``fit_shape``) and the camera translation, minimising
 ``L_image(x0, t) + coverage * C(x0, t) + prior_weight * |pose(x0) - pose(x0_start)|^2
 + shape_prior_weight * |betas(x0) - betas(x0_start)|^2``
 
+(with ``prior_scale`` the pose term is robust instead: ``prior_weight * sum_j rho(|pose_j(x0) - pose_j(x0_start)|)``
+over the root and body joints ``j``, ``rho`` the Geman-McClure penalty at that scale, so that a joint the keypoints
+pull far from the regressor's rotation is let go instead of held)
+
 where ``L_image`` is the pipeline's own guidance loss (:func:`~scorehoi_diffusers.guidance.guidance_loss` on the
 pipeline's geometry of x0) with only its image terms on: the robust keypoint term, with the Geman-McClure scale
 ``sigma`` (wider than the cycles' so that a start far off still has a gradient), and the silhouette (mask) term
@@ -34,7 +38,7 @@ from diffusers.utils import logging
 
 from ..camera import project_points
 from ..facing import choose_facing
-from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, guidance_loss
+from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, geman_mcclure, guidance_loss
 from ..input_checks import check_finite_number, is_int
 from ..objects import ObjectTemplate
 from ..params import BETAS_SLICE, BODY_POSE_SLICE, ROOT_SLICE, HOIParams
@@ -46,6 +50,8 @@ logger = logging.get_logger(__name__)
 # The fitted x0 entries: the root and body-joint 6D rotations, one contiguous run at the start of x0, and (with
 # ``fit_shape``) the normalised betas.
 FITTED_SLICE = slice(ROOT_SLICE.start, BODY_POSE_SLICE.stop)
+# The entries of one joint's 6D rotation in the fitted run.
+ROTATION_SIZE = 6
 # The Charbonnier scale of the coverage term (pixels): distances well above it cost linearly (a mask pixel far
 # from the body, e.g. of an object the mask wrongly holds, pulls no harder than a near one), and the square root
 # stays differentiable at 0.
@@ -68,6 +74,8 @@ DEFAULT_FIT_SHAPE = True
 DEFAULT_SHAPE_PRIOR_WEIGHT = 10.0
 DEFAULT_COVERAGE = 1000.0
 DEFAULT_COVERAGE_SAMPLES = 256
+# None: the pose prior is quadratic (see KeypointFit.prior_scale).
+DEFAULT_PRIOR_SCALE = None
 
 
 def sample_mask_pixels(distance_map: torch.Tensor, count: int) -> torch.Tensor:
@@ -128,6 +136,11 @@ class KeypointFit:
         steps: Adam steps (0 turns the stage off).
         learning_rate: Adam's step size, in 6D-rotation units, normalised-beta units and metres alike.
         prior_weight: weight of the squared distance of the fitted 6D rotations to the starting ones.
+        prior_scale: ``None`` for that quadratic prior; a scale (6D-rotation units, > 0) makes it robust per joint:
+            each joint's distance ``r`` to its starting 6D rotation costs the Geman-McClure ``rho(r) = s^2 r^2 /
+            (s^2 + r^2)`` instead of ``r^2``. The same for ``r << s``; for ``r >> s`` the cost stops growing at
+            ``s^2`` and its pull fades, so strong keypoint evidence can move a limb the regressor put in the wrong
+            place, while small corrections are held as before.
         sigma: the keypoint term's Geman-McClure scale during the fit, in person-box sizes.
         fit_shape: whether the body's shape (x0's normalised betas) is fitted too.
         shape_prior_weight: weight of the squared distance of the fitted normalised betas to the starting ones
@@ -144,6 +157,7 @@ class KeypointFit:
     shape_prior_weight: float = DEFAULT_SHAPE_PRIOR_WEIGHT
     coverage: float = DEFAULT_COVERAGE
     coverage_samples: int = DEFAULT_COVERAGE_SAMPLES
+    prior_scale: float | None = DEFAULT_PRIOR_SCALE
 
     def __post_init__(self):
         for name in ("steps", "coverage_samples"):
@@ -155,6 +169,15 @@ class KeypointFit:
         for name in ("learning_rate", "prior_weight", "sigma", "shape_prior_weight", "coverage"):
             check_finite_number(getattr(self, name), f"KeypointFit.{name}",
                                 allow_zero=name in ("prior_weight", "shape_prior_weight", "coverage"))
+        if self.prior_scale is not None:
+            check_finite_number(self.prior_scale, "KeypointFit.prior_scale", allow_zero=False)
+
+    def pose_prior(self, pose: torch.Tensor, pose_start: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` the pose prior of ``pose`` against ``pose_start`` (both ``(B, 22 * 6)``), weight included."""
+        if self.prior_scale is None:
+            return self.prior_weight * (pose - pose_start).square().sum(-1)
+        squared = (pose - pose_start).unflatten(-1, (-1, ROTATION_SIZE)).square().sum(-1)  # (B, 22)
+        return self.prior_weight * geman_mcclure(squared, self.prior_scale).sum(-1)
 
     def image_config(self, config: GuidanceConfig) -> GuidanceConfig:
         """``config`` with only the image terms on (keypoints at this fit's ``sigma``, mask as configured)."""
@@ -214,7 +237,7 @@ class KeypointFit:
                 inputs = GuidanceInputs(body_points=body_points, object_points=object_points,
                                         keypoints_3d=keypoints_3d, camera_translation=translation, **evidence)
                 loss, _ = guidance_loss(inputs, image_config)
-                loss = loss + self.prior_weight * (pose - pose_start).square().sum(-1)
+                loss = loss + self.pose_prior(pose, pose_start)
                 if self.fit_shape:
                     loss = loss + self.shape_prior_weight * (betas - betas_start).square().sum(-1)
                 if mask_pixels is not None:
