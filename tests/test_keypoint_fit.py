@@ -69,6 +69,43 @@ def test_the_prior_weight_keeps_the_pose_near_the_start(pipe, body):
     assert moved_held < 0.2 * moved_free
 
 
+def arm_far_off(truth):
+    """``truth`` with the right shoulder turned 1.5 rad about the vertical: a limb the regressor put far off."""
+    start = dataclasses.replace(truth, body_pose=truth.body_pose.clone())
+    start.body_pose[:, 16] = truth.body_pose[:, 16] @ axis_angle_to_matrix(torch.tensor([0.0, -1.5, 0.0]))
+    return start
+
+
+def test_the_robust_prior_lets_the_keypoints_move_a_limb_far_off(pipe, body):
+    truth = turned_a_bit(1)
+    evidence = evidence_for(body, truth)
+    start = arm_far_off(truth)
+    template, moves = load_object("box"), {"steps": 100, "learning_rate": 0.03}
+    held = KeypointFit(**moves)(pipe, start, template, evidence, GuidanceConfig())
+    freed = KeypointFit(**moves, prior_scale=0.05)(pipe, start, template, evidence, GuidanceConfig())
+    before = reprojection(body, start, evidence)
+    assert before > 8  # pixels, in a 200 x 240 picture
+    # The quadratic prior holds the arm where it started; the robust one lets the keypoints bring it in.
+    assert reprojection(body, held, evidence) > 0.8 * before
+    assert reprojection(body, freed, evidence) < 0.2 * before
+    # The joints off the right arm's chain (collar 13, shoulder 16, elbow 18, wrist 20), which the keypoints agree
+    # with, stay put.
+    others = [joint for joint in range(21) if joint not in (13, 16, 18, 20)]
+    torch.testing.assert_close(freed.body_pose[:, others], start.body_pose[:, others], atol=0.05, rtol=0)
+
+
+def test_the_robust_prior_is_the_quadratic_one_for_small_deviations(pipe, body):
+    pose_start = torch.zeros(2, 22 * 6)
+    pose = pose_start + 1e-3 * torch.arange(22 * 6.0).sin()
+    quadratic = KeypointFit().pose_prior(pose, pose_start)
+    torch.testing.assert_close(KeypointFit(prior_scale=1.0).pose_prior(pose, pose_start), quadratic, rtol=1e-4, atol=0)
+    # A joint far off costs at most prior_weight * prior_scale^2, whatever its distance.
+    far = pose_start.clone()
+    far[:, 6 * 17:6 * 18] = 10.0
+    robust = KeypointFit(prior_scale=0.1)
+    assert (robust.pose_prior(far, pose_start) <= robust.prior_weight * 0.1**2 + 1e-6).all()
+
+
 def test_the_object_turns_with_the_body(pipe, body):
     truth = turned_a_bit(1)
     evidence = evidence_for(body, truth)
@@ -144,6 +181,8 @@ def test_the_pipeline_runs_its_fit_only_with_keypoints(pipe, body):
         ({"learning_rate": 0.0}, "KeypointFit.learning_rate"),
         ({"prior_weight": -1.0}, "KeypointFit.prior_weight"),
         ({"sigma": float("nan")}, "KeypointFit.sigma"),
+        ({"prior_scale": 0.0}, "KeypointFit.prior_scale"),
+        ({"prior_scale": float("inf")}, "KeypointFit.prior_scale"),
     ],
 )
 def test_bad_settings_are_one_line_errors(settings, match):
