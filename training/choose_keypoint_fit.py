@@ -46,7 +46,13 @@ The robust pose prior (``prior_scale``; steps and learning rate with it):
      python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --randomized --candidates default \
          steps=100,learning_rate=0.03 prior_scale=0.1,steps=100,learning_rate=0.03 \
          prior_scale=0.05,steps=100,learning_rate=0.03 prior_scale=0.03,steps=100,learning_rate=0.03
-     python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --paired prior_scale=...,steps=...
+     python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --paired prior_scale=0.1 steps=100 \
+         learning_rate=0.03 --against steps=30
+Then, by the same rule on the same 48 randomised scenes (the runs are deterministic: the shipped fit's row repeats
+the first call's), the limb restarts (``limb_restart_threshold``) against the first call's choice:
+     python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --randomized --candidates default \
+         limb_restart_threshold=0.1 limb_restart_threshold=0.2 \
+         prior_scale=0.1,steps=100,learning_rate=0.03,limb_restart_threshold=0.1
 (the steps, learning rate, prior weight and sigma were chosen before, with ``--steps 0 30 100``, then ``--steps 30
 --learning-rates 0.003 0.03 --prior-weights 10 100 --sigmas 0.1``).
 """
@@ -92,8 +98,9 @@ class SilhouetteRecorder(Recorder):
 def describe(fit: KeypointFit) -> str:
     shape = f"shape prior {fit.shape_prior_weight:g}" if fit.fit_shape else "shape fixed"
     prior = f"prior {fit.prior_weight:g}" + ("" if fit.prior_scale is None else f" robust at {fit.prior_scale:g}")
+    restarts = "" if fit.limb_restart_threshold is None else f", limb restarts past {fit.limb_restart_threshold:g}"
     return (f"steps {fit.steps}, lr {fit.learning_rate:g}, {prior}, sigma {fit.sigma:g}, {shape}, "
-            f"coverage {fit.coverage:g}")
+            f"coverage {fit.coverage:g}{restarts}")
 
 
 def run_setting(pipeline, data, estimate, simulate, fit: KeypointFit, cycles: int) -> dict:

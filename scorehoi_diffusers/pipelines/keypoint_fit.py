@@ -42,6 +42,7 @@ from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, geman
 from ..input_checks import check_finite_number, is_int
 from ..objects import ObjectTemplate
 from ..params import BETAS_SLICE, BODY_POSE_SLICE, ROOT_SLICE, HOIParams
+from .limb_restarts import far_off_limbs, turned_limbs
 
 __all__ = ["KeypointFit", "mask_coverage_loss", "sample_mask_pixels"]
 
@@ -76,6 +77,8 @@ DEFAULT_COVERAGE = 1000.0
 DEFAULT_COVERAGE_SAMPLES = 256
 # None: the pose prior is quadratic (see KeypointFit.prior_scale).
 DEFAULT_PRIOR_SCALE = None
+# None: no limb restarts (see KeypointFit.limb_restart_threshold).
+DEFAULT_LIMB_RESTART_THRESHOLD = None
 
 
 def sample_mask_pixels(distance_map: torch.Tensor, count: int) -> torch.Tensor:
@@ -141,6 +144,10 @@ class KeypointFit:
             (s^2 + r^2)`` instead of ``r^2``. The same for ``r << s``; for ``r >> s`` the cost stops growing at
             ``s^2`` and its pull fades, so strong keypoint evidence can move a limb the regressor put in the wrong
             place, while small corrections are held as before.
+        limb_restart_threshold: ``None`` for no limb restarts; a distance in person-box sizes: after the fit, each
+            arm or leg whose confident landmarks lie on average farther than this from the body is restarted with
+            its shoulder or hip turned a quarter turn about each axis, every restart fitted again in one batch,
+            and the lowest image loss kept (:mod:`.limb_restarts`).
         sigma: the keypoint term's Geman-McClure scale during the fit, in person-box sizes.
         fit_shape: whether the body's shape (x0's normalised betas) is fitted too.
         shape_prior_weight: weight of the squared distance of the fitted normalised betas to the starting ones
@@ -158,6 +165,7 @@ class KeypointFit:
     coverage: float = DEFAULT_COVERAGE
     coverage_samples: int = DEFAULT_COVERAGE_SAMPLES
     prior_scale: float | None = DEFAULT_PRIOR_SCALE
+    limb_restart_threshold: float | None = DEFAULT_LIMB_RESTART_THRESHOLD
 
     def __post_init__(self):
         for name in ("steps", "coverage_samples"):
@@ -169,8 +177,9 @@ class KeypointFit:
         for name in ("learning_rate", "prior_weight", "sigma", "shape_prior_weight", "coverage"):
             check_finite_number(getattr(self, name), f"KeypointFit.{name}",
                                 allow_zero=name in ("prior_weight", "shape_prior_weight", "coverage"))
-        if self.prior_scale is not None:
-            check_finite_number(self.prior_scale, "KeypointFit.prior_scale", allow_zero=False)
+        for name in ("prior_scale", "limb_restart_threshold"):
+            if getattr(self, name) is not None:
+                check_finite_number(getattr(self, name), f"KeypointFit.{name}", allow_zero=False)
 
     def pose_prior(self, pose: torch.Tensor, pose_start: torch.Tensor) -> torch.Tensor:
         """``(B,)`` the pose prior of ``pose`` against ``pose_start`` (both ``(B, 22 * 6)``), weight included."""
@@ -211,38 +220,52 @@ class KeypointFit:
         if self.steps == 0:
             return params
         image_config = self.image_config(config)
-        mask_pixels = None
+        mask_pixels, diagonal = None, None
         if self.coverage > 0 and evidence.get("human_distance_map") is not None:
             distance_map = evidence["human_distance_map"]
             mask_pixels = sample_mask_pixels(distance_map, self.coverage_samples)
             diagonal = math.hypot(*distance_map.shape[1:])
+        problem = _FitProblem(pipe, template, evidence, image_config, mask_pixels, diagonal)
         x0_start = pipe.codec.encode(params).detach()
+        pose, betas, translation = self._optimise(problem, x0_start, params.camera_translation)
+        if self.limb_restart_threshold is not None:
+            pose, betas, translation = self._restart_far_limbs(problem, x0_start, pose, betas, translation)
+        fitted_params = pipe.codec.decode(_x0_of(x0_start, pose, betas), translation)
+        # The object turns with the body's root about the pelvis (the origin of its translation).
+        turn = fitted_params.global_orient @ params.global_orient.transpose(-1, -2)  # (B, 3, 3)
+        return dataclasses.replace(
+            params,
+            global_orient=fitted_params.global_orient,
+            body_pose=fitted_params.body_pose,
+            betas=fitted_params.betas if self.fit_shape else params.betas,
+            object_rotation=turn @ params.object_rotation,
+            object_translation=(turn @ params.object_translation[..., None])[..., 0],
+            camera_translation=translation,
+        )
+
+    def _optimise(self, problem: _FitProblem, x0_start: torch.Tensor, translation_start: torch.Tensor):
+        """Adam on the pose, shape and camera translation of ``x0_start (B, 331)``, with the priors pulling to it.
+
+        Returns:
+            ``(pose (B, 22 * 6), betas, translation (B, 3))``; a sample whose loss or gradient turned non-finite
+            keeps its start.
+        """
         pose_start, betas_start = x0_start[:, FITTED_SLICE], x0_start[:, BETAS_SLICE]
         pose = pose_start.clone().requires_grad_(True)
         betas = betas_start.clone().requires_grad_(self.fit_shape)
-        translation = params.camera_translation.detach().clone().requires_grad_(True)
+        translation = translation_start.detach().clone().requires_grad_(True)
         fitted = [pose, translation, betas] if self.fit_shape else [pose, translation]
         optimizer = torch.optim.Adam(fitted, lr=self.learning_rate)
-        failed = torch.zeros(params.batch_size, dtype=torch.bool, device=params.device)
-
-        def x0_of(pose: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
-            return torch.cat([pose, x0_start[:, FITTED_SLICE.stop:BETAS_SLICE.start], betas,
-                              x0_start[:, BETAS_SLICE.stop:]], dim=1)
-
+        failed = torch.zeros(len(x0_start), dtype=torch.bool, device=x0_start.device)
         with torch.enable_grad():
             for _ in range(self.steps):
                 optimizer.zero_grad(set_to_none=False)
-                _, body_points, object_points, _, keypoints_3d = pipe._geometry(x0_of(pose, betas), translation,
-                                                                                template, True)
-                inputs = GuidanceInputs(body_points=body_points, object_points=object_points,
-                                        keypoints_3d=keypoints_3d, camera_translation=translation, **evidence)
-                loss, _ = guidance_loss(inputs, image_config)
+                loss, coverage, _ = problem.image_losses(_x0_of(x0_start, pose, betas), translation)
                 loss = loss + self.pose_prior(pose, pose_start)
                 if self.fit_shape:
                     loss = loss + self.shape_prior_weight * (betas - betas_start).square().sum(-1)
-                if mask_pixels is not None:
-                    loss = loss + self.coverage * mask_coverage_loss(
-                        inputs.to_camera(body_points), inputs.intrinsics, mask_pixels, diagonal)
+                if coverage is not None:
+                    loss = loss + self.coverage * coverage
                 grads = torch.autograd.grad(loss.sum(), fitted)
                 # A non-finite gradient would poison Adam's moments: that sample stops and keeps its start.
                 _, non_finite = clip_gradient_norm(torch.cat(grads, dim=1), None)
@@ -258,16 +281,81 @@ class KeypointFit:
                            "starting estimate.")
             pose = torch.where(failed[:, None], pose_start, pose)
             betas = torch.where(failed[:, None], betas_start, betas)
-            translation = torch.where(failed[:, None], params.camera_translation, translation)
-        fitted_params = pipe.codec.decode(x0_of(pose, betas), translation)
-        # The object turns with the body's root about the pelvis (the origin of its translation).
-        turn = fitted_params.global_orient @ params.global_orient.transpose(-1, -2)  # (B, 3, 3)
-        return dataclasses.replace(
-            params,
-            global_orient=fitted_params.global_orient,
-            body_pose=fitted_params.body_pose,
-            betas=fitted_params.betas if self.fit_shape else params.betas,
-            object_rotation=turn @ params.object_rotation,
-            object_translation=(turn @ params.object_translation[..., None])[..., 0],
-            camera_translation=translation,
-        )
+            translation = torch.where(failed[:, None], translation_start, translation)
+        return pose, betas, translation
+
+    def _restart_far_limbs(self, problem: _FitProblem, x0_start: torch.Tensor, pose: torch.Tensor,
+                           betas: torch.Tensor, translation: torch.Tensor):
+        """Fit restarts of the limbs the fit left far off (:mod:`.limb_restarts`), all in one batch, and keep
+        for each sample whichever of its fit and its restarts has the lowest image loss.
+
+        Returns:
+            ``(pose, betas, translation)`` as :meth:`_optimise`.
+        """
+        with torch.no_grad():
+            x0 = _x0_of(x0_start, pose, betas)
+            image_loss, inputs = problem.image_loss(x0, translation, self.coverage)
+            evidence = problem.evidence
+            projected = project_points(inputs.to_camera(inputs.keypoints_3d), inputs.intrinsics)
+            far = far_off_limbs(projected, evidence["keypoints_2d"], evidence["keypoints_2d_visibility"],
+                                evidence["keypoints_box_size"], self.limb_restart_threshold)
+            if not far.any():
+                return pose, betas, translation
+            fitted_params = problem.pipe.codec.decode(x0, translation)
+            sample, restart_pose = turned_limbs(fitted_params.body_pose, far)
+            restart_params = dataclasses.replace(fitted_params[sample], body_pose=restart_pose)
+            restart_x0 = problem.pipe.codec.encode(restart_params).detach()
+        restarts = problem.select(sample)
+        restart_pose, restart_betas, restart_translation = self._optimise(restarts, restart_x0, translation[sample])
+        with torch.no_grad():
+            restart_loss, _ = restarts.image_loss(_x0_of(restart_x0, restart_pose, restart_betas), restart_translation,
+                                                  self.coverage)
+        # Each sample's lowest image loss among its fit (candidate i < B) and its restarts (B + r), non-finite last.
+        owner = torch.cat([torch.arange(len(x0), device=x0.device), sample])
+        losses = torch.cat([image_loss, restart_loss]).nan_to_num(nan=math.inf)
+        lowest = torch.full_like(image_loss, math.inf).scatter_reduce(0, owner, losses, "amin")
+        candidate = torch.arange(len(owner), device=x0.device)
+        winner = torch.where(losses == lowest[owner], candidate, len(owner))
+        chosen = torch.full_like(owner[:len(x0)], len(owner)).scatter_reduce(0, owner, winner, "amin")
+        return (torch.cat([pose, restart_pose])[chosen], torch.cat([betas, restart_betas])[chosen],
+                torch.cat([translation, restart_translation])[chosen])
+
+
+def _x0_of(x0: torch.Tensor, pose: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
+    """``x0 (B, 331)`` with its fitted entries replaced by ``pose (B, 22 * 6)`` and ``betas``."""
+    return torch.cat([pose, x0[:, FITTED_SLICE.stop:BETAS_SLICE.start], betas, x0[:, BETAS_SLICE.stop:]], dim=1)
+
+
+@dataclass(frozen=True)
+class _FitProblem:
+    """What the fit's image losses need: the pipeline, object, evidence, image-only config and coverage pixels."""
+
+    pipe: object
+    template: ObjectTemplate
+    evidence: dict[str, torch.Tensor]
+    image_config: GuidanceConfig
+    mask_pixels: torch.Tensor | None
+    diagonal: float | None
+
+    def image_losses(self, x0: torch.Tensor, translation: torch.Tensor):
+        """``(guidance (B,), coverage (B,) or None, inputs)``: the image terms of ``x0`` and the guidance inputs."""
+        _, body_points, object_points, _, keypoints_3d = self.pipe._geometry(x0, translation, self.template, True)
+        inputs = GuidanceInputs(body_points=body_points, object_points=object_points, keypoints_3d=keypoints_3d,
+                                camera_translation=translation, **self.evidence)
+        loss, _ = guidance_loss(inputs, self.image_config)
+        coverage = None
+        if self.mask_pixels is not None:
+            coverage = mask_coverage_loss(inputs.to_camera(body_points), inputs.intrinsics, self.mask_pixels,
+                                          self.diagonal)
+        return loss, coverage, inputs
+
+    def image_loss(self, x0: torch.Tensor, translation: torch.Tensor, coverage_weight: float):
+        """``(loss (B,), inputs)``: the image terms, coverage weighted in."""
+        loss, coverage, inputs = self.image_losses(x0, translation)
+        return (loss if coverage is None else loss + coverage_weight * coverage), inputs
+
+    def select(self, rows: torch.Tensor) -> _FitProblem:
+        """The same problem for the samples ``rows`` (``(R,)`` indices, repeats allowed)."""
+        evidence = {name: value[rows] for name, value in self.evidence.items()}
+        mask_pixels = None if self.mask_pixels is None else self.mask_pixels[rows]
+        return dataclasses.replace(self, evidence=evidence, mask_pixels=mask_pixels)
