@@ -146,8 +146,8 @@ class KeypointFit:
             place, while small corrections are held as before.
         limb_restart_threshold: ``None`` for no limb restarts; a distance in person-box sizes: after the fit, each
             arm or leg whose confident landmarks lie on average farther than this from the body is restarted with
-            its shoulder or hip turned a quarter turn about each axis, every restart fitted again in one batch,
-            and the lowest image loss kept (:mod:`.limb_restarts`).
+            its shoulder or hip turned a quarter turn about each axis (and not turned), every restart fitted
+            again in one batch, and the lowest image loss kept (:mod:`.limb_restarts`).
         sigma: the keypoint term's Geman-McClure scale during the fit, in person-box sizes.
         fit_shape: whether the body's shape (x0's normalised betas) is fitted too.
         shape_prior_weight: weight of the squared distance of the fitted normalised betas to the starting ones

@@ -5,10 +5,12 @@ to the face, is pulled sideways by its keypoints as often as up, and the fit set
 smaller but the arm is still wrong. After the fit, every limb (arms, legs) whose confidently detected landmarks
 (visibility > :data:`~scorehoi_diffusers.person_detection.VISIBLE`) lie on average more than a threshold (in box
 sizes) from the body's projected points gets a few alternative rotations of its root joint (shoulder or hip): the
-fitted rotation turned by a quarter turn either way about each of the parent's axes (:data:`RESTART_TURNS`). Every
-restart is fitted again, all in one batch, and each sample keeps whichever of its fit and its restarts explains the
-picture best (lowest image loss: keypoints, mask and coverage; the pose prior is left out, since a restart is far
-from the regressor's pose by construction). No random numbers: the same inputs give the same restarts.
+fitted rotation turned by a quarter turn either way about each of the parent's axes (:data:`RESTART_TURNS`), and
+not turned at all. Every restart is fitted again, all in one batch, and each sample keeps whichever of its fit and
+its restarts explains the picture best (lowest image loss: keypoints, mask and coverage; the pose prior is left
+out, since a restart is far from the regressor's pose by construction). The unturned restart gets the same second
+fit as the turned ones, so that a turn is kept only when the turn, not the extra steps, explains the picture
+better. No random numbers: the same inputs give the same restarts.
 """
 from __future__ import annotations
 
@@ -36,9 +38,9 @@ MIN_LIMB_LANDMARKS = 2
 
 
 def _restart_turns() -> torch.Tensor:
-    """``(6, 3, 3)`` quarter turns either way about the parent joint's x, y and z axes."""
+    """``(7, 3, 3)``: no turn, then quarter turns either way about the parent joint's x, y and z axes."""
     axes = torch.eye(3, dtype=torch.float64)
-    return axis_angle_to_matrix(torch.cat([axes, -axes]) * (math.pi / 2))
+    return axis_angle_to_matrix(torch.cat([torch.zeros(1, 3, dtype=torch.float64), axes, -axes]) * (math.pi / 2))
 
 
 # The turns a restart applies to a far-off limb's root joint, in the parent's frame.
@@ -81,7 +83,7 @@ def turned_limbs(body_pose: torch.Tensor, far: torch.Tensor) -> tuple[torch.Tens
 
     Returns:
         ``(sample, restart_pose)``: ``(R,)`` the sample each restart belongs to, in order, and ``(R, 21, 3, 3)``
-        its body pose, ``R = 6 x`` the number of far-off limbs.
+        its body pose, ``R = 7 x`` the number of far-off limbs.
     """
     pairs = far.nonzero()  # (P, 2): sample, limb
     turns = RESTART_TURNS.to(body_pose)
