@@ -14,10 +14,10 @@ Detector time per photo (median of ``--repeats`` runs after a warm-up) is printe
 a ``keypoints`` argument, the detected keypoints are passed to it. "initial" is the start of the refinement
 cycles (``output.initial_params``): the regressor's estimate after the front/back check and, with keypoints, the
 keypoint fit (``pipelines/keypoint_fit.py``; ``--keypoint-fit STEPS LR PRIOR SIGMA`` replaces its settings,
-``--keypoint-fit 0 0.01 1 0.3`` turns it off; ``--prior-scale S`` makes its pose prior robust, see
-``KeypointFit.prior_scale``). The right arm's landmarks' errors (% box height) are printed per photo, and
-``--overlays DIR`` writes each photo with the initial and the refined body drawn over it, the detected landmarks
-(green) joined to the body's projected points (red).
+``--keypoint-fit 0 0.01 1 0.3`` turns it off; ``--prior-scale S`` makes its pose prior robust and
+``--limb-restart-threshold T`` restarts limbs left far off, see ``KeypointFit``). The right arm's landmarks'
+errors (% box height) are printed per photo, and ``--overlays DIR`` writes each photo with the initial and the
+refined body drawn over it, the detected landmarks (green) joined to the body's projected points (red).
 
 Usage: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 python benchmarks/real_photos.py [--cycles 10] [--repeats 5]
 """
@@ -128,14 +128,17 @@ def main() -> None:
                         help="the keypoint fit's settings (default: the pipeline's)")
     parser.add_argument("--prior-scale", type=float,
                         help="the keypoint fit's robust pose-prior scale (KeypointFit.prior_scale; default none)")
+    parser.add_argument("--limb-restart-threshold", type=float,
+                        help="restart limbs this far off after the keypoint fit (KeypointFit.limb_restart_threshold)")
     parser.add_argument("--overlays", type=Path, help="write the initial and refined overlays into this folder")
     args = parser.parse_args()
     pipe = ScoreHOIPipeline.from_pretrained(args.pipeline)
     if args.keypoint_fit is not None:
         steps, learning_rate, prior_weight, sigma = args.keypoint_fit
         pipe.keypoint_fit = KeypointFit(int(steps), learning_rate, prior_weight, sigma)
-    if args.prior_scale is not None:
-        pipe.keypoint_fit = dataclasses.replace(pipe.keypoint_fit, prior_scale=args.prior_scale)
+    for name in ("prior_scale", "limb_restart_threshold"):
+        if getattr(args, name) is not None:
+            pipe.keypoint_fit = dataclasses.replace(pipe.keypoint_fit, **{name: getattr(args, name)})
     pipe.set_progress_bar_config(disable=True)
     rows = [measure(name, pipe, args.cycles, args.repeats, args.overlays) for name in REAL_PHOTOS]
     print(f"Real photos, pipeline {Path(args.pipeline).name}, {args.cycles} cycles, seed 0; keypoints passed to "
@@ -156,7 +159,9 @@ def main() -> None:
                  f"({row['right_arm_visibility'][k]:.2f})" for k in RIGHT_ARM]
         print(f"| {row['photo']} | " + " | ".join(cells) + " |")
     fit = "" if args.keypoint_fit is None else " --keypoint-fit " + " ".join(f"{v:g}" for v in args.keypoint_fit)
-    fit += "" if args.prior_scale is None else f" --prior-scale {args.prior_scale:g}"
+    for name in ("prior_scale", "limb_restart_threshold"):
+        if getattr(args, name) is not None:
+            fit += f" --{name.replace('_', '-')} {getattr(args, name):g}"
     print("\nReproduce: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 python benchmarks/real_photos.py "
           f"--cycles {args.cycles} --repeats {args.repeats}{fit}")
 

@@ -13,7 +13,9 @@ normalised betas, with ``fit_shape``) and the camera translation, minimising
 
 (with ``prior_scale`` the pose term is robust instead: ``prior_weight * sum_j rho(|pose_j(x0) - pose_j(x0_start)|)``
 over the root and body joints ``j``, ``rho`` the Geman-McClure penalty at that scale, so that a joint the keypoints
-pull far from the regressor's rotation is let go instead of held)
+pull far from the regressor's rotation is let go instead of held). A gradient fit cannot take a limb out of a wrong
+basin (an arm down that the picture shows raised): with ``limb_restart_threshold``, limbs still far from their
+keypoints after the fit are restarted from other rotations of their shoulder or hip (:mod:`.limb_restarts`).
 
 where ``L_image`` is the pipeline's own guidance loss (:func:`~scorehoi_diffusers.guidance.guidance_loss` on the
 pipeline's geometry of x0) with only its image terms on: the robust keypoint term, with the Geman-McClure scale
