@@ -49,10 +49,13 @@ The robust pose prior (``prior_scale``; steps and learning rate with it):
      python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --paired prior_scale=0.1 steps=100 \
          learning_rate=0.03 --against steps=30
 Then, by the same rule on the same 48 randomised scenes (the runs are deterministic: the shipped fit's row repeats
-the first call's), the limb restarts (``limb_restart_threshold``) against the first call's choice:
-     python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --randomized --candidates default \
-         limb_restart_threshold=0.1 limb_restart_threshold=0.2 \
-         prior_scale=0.1,steps=100,learning_rate=0.03,limb_restart_threshold=0.1
+the first call's), the limb restarts (``limb_restart_threshold``), which keep the restart that ends lowest on the
+fit's own objective, so they only turn a limb with the robust prior (the quadratic one charges a quarter turn more
+than any keypoint gain):
+     python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --randomized --candidates \
+         prior_scale=0.1,steps=100,learning_rate=0.03,limb_restart_threshold=0.1 \
+         prior_scale=0.1,steps=100,learning_rate=0.03,limb_restart_threshold=0.2 \
+         prior_scale=0.1,limb_restart_threshold=0.1
 (the steps, learning rate, prior weight and sigma were chosen before, with ``--steps 0 30 100``, then ``--steps 30
 --learning-rates 0.003 0.03 --prior-weights 10 100 --sigmas 0.1``).
 """

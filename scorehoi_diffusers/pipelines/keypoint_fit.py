@@ -245,16 +245,19 @@ class KeypointFit:
             camera_translation=translation,
         )
 
-    def _optimise(self, problem: _FitProblem, x0_start: torch.Tensor, translation_start: torch.Tensor):
-        """Adam on the pose, shape and camera translation of ``x0_start (B, 331)``, with the priors pulling to it.
+    def _optimise(self, problem: _FitProblem, x0_start: torch.Tensor, translation_start: torch.Tensor,
+                  x0_from: torch.Tensor | None = None):
+        """Adam on the pose, shape and camera translation, from ``x0_from`` (default ``x0_start``, ``(B, 331)``),
+        with the priors pulling to ``x0_start``.
 
         Returns:
             ``(pose (B, 22 * 6), betas, translation (B, 3))``; a sample whose loss or gradient turned non-finite
-            keeps its start.
+            keeps where it started.
         """
-        pose_start, betas_start = x0_start[:, FITTED_SLICE], x0_start[:, BETAS_SLICE]
-        pose = pose_start.clone().requires_grad_(True)
-        betas = betas_start.clone().requires_grad_(self.fit_shape)
+        x0_from = x0_start if x0_from is None else x0_from
+        pose_from, betas_from = x0_from[:, FITTED_SLICE], x0_from[:, BETAS_SLICE]
+        pose = pose_from.clone().requires_grad_(True)
+        betas = betas_from.clone().requires_grad_(self.fit_shape)
         translation = translation_start.detach().clone().requires_grad_(True)
         fitted = [pose, translation, betas] if self.fit_shape else [pose, translation]
         optimizer = torch.optim.Adam(fitted, lr=self.learning_rate)
@@ -262,12 +265,7 @@ class KeypointFit:
         with torch.enable_grad():
             for _ in range(self.steps):
                 optimizer.zero_grad(set_to_none=False)
-                loss, coverage, _ = problem.image_losses(_x0_of(x0_start, pose, betas), translation)
-                loss = loss + self.pose_prior(pose, pose_start)
-                if self.fit_shape:
-                    loss = loss + self.shape_prior_weight * (betas - betas_start).square().sum(-1)
-                if coverage is not None:
-                    loss = loss + self.coverage * coverage
+                loss, _ = self._objective(problem, x0_start, pose, betas, translation)
                 grads = torch.autograd.grad(loss.sum(), fitted)
                 # A non-finite gradient would poison Adam's moments: that sample stops and keeps its start.
                 _, non_finite = clip_gradient_norm(torch.cat(grads, dim=1), None)
@@ -281,47 +279,59 @@ class KeypointFit:
             samples = failed.nonzero().flatten().tolist()
             logger.warning(f"Keypoint fit: non-finite loss or gradient for samples {samples}; they keep their "
                            "starting estimate.")
-            pose = torch.where(failed[:, None], pose_start, pose)
-            betas = torch.where(failed[:, None], betas_start, betas)
+            pose = torch.where(failed[:, None], pose_from, pose)
+            betas = torch.where(failed[:, None], betas_from, betas)
             translation = torch.where(failed[:, None], translation_start, translation)
         return pose, betas, translation
 
+    def _objective(self, problem: _FitProblem, x0_start: torch.Tensor, pose: torch.Tensor, betas: torch.Tensor,
+                   translation: torch.Tensor):
+        """``(loss (B,), inputs)``: the fit's objective at ``pose`` and ``betas``, priors pulling to ``x0_start``."""
+        loss, coverage, inputs = problem.image_losses(_x0_of(x0_start, pose, betas), translation)
+        loss = loss + self.pose_prior(pose, x0_start[:, FITTED_SLICE])
+        if self.fit_shape:
+            loss = loss + self.shape_prior_weight * (betas - x0_start[:, BETAS_SLICE]).square().sum(-1)
+        if coverage is not None:
+            loss = loss + self.coverage * coverage
+        return loss, inputs
+
     def _restart_far_limbs(self, problem: _FitProblem, x0_start: torch.Tensor, pose: torch.Tensor,
                            betas: torch.Tensor, translation: torch.Tensor):
-        """Fit restarts of the limbs the fit left far off (:mod:`.limb_restarts`), all in one batch, and keep
-        for each sample whichever of its fit and its restarts has the lowest image loss.
+        """Fit restarts of the limbs the fit left far off (:mod:`.limb_restarts`), all in one batch, on the same
+        objective (priors pulling to ``x0_start``), and keep for each sample whichever of its fit and its restarts
+        ends lowest.
 
         Returns:
             ``(pose, betas, translation)`` as :meth:`_optimise`.
         """
         with torch.no_grad():
-            x0 = _x0_of(x0_start, pose, betas)
-            image_loss, inputs = problem.image_loss(x0, translation, self.coverage)
+            loss, inputs = self._objective(problem, x0_start, pose, betas, translation)
             evidence = problem.evidence
             projected = project_points(inputs.to_camera(inputs.keypoints_3d), inputs.intrinsics)
             far = far_off_limbs(projected, evidence["keypoints_2d"], evidence["keypoints_2d_visibility"],
                                 evidence["keypoints_box_size"], self.limb_restart_threshold)
             if not far.any():
                 return pose, betas, translation
-            fitted_params = problem.pipe.codec.decode(x0, translation)
+            fitted_params = problem.pipe.codec.decode(_x0_of(x0_start, pose, betas), translation)
             sample, restart_pose = turned_limbs(fitted_params.body_pose, far)
             restart_params = dataclasses.replace(fitted_params[sample], body_pose=restart_pose)
-            restart_x0 = problem.pipe.codec.encode(restart_params).detach()
-        restarts = problem.select(sample)
-        restart_pose, restart_betas, restart_translation = self._optimise(restarts, restart_x0, translation[sample])
+            restart_from = problem.pipe.codec.encode(restart_params).detach()
+        restarts, restart_start = problem.select(sample), x0_start[sample]
+        restart_pose, restart_betas, restart_translation = self._optimise(restarts, restart_start, translation[sample],
+                                                                          restart_from)
         with torch.no_grad():
-            restart_loss, _ = restarts.image_loss(_x0_of(restart_x0, restart_pose, restart_betas), restart_translation,
-                                                  self.coverage)
-        # Each sample's lowest image loss among its fit (candidate i < B) and its restarts (B + r), non-finite last.
-        owner = torch.cat([torch.arange(len(x0), device=x0.device), sample])
-        losses = torch.cat([image_loss, restart_loss]).nan_to_num(nan=math.inf)
-        lowest = torch.full_like(image_loss, math.inf).scatter_reduce(0, owner, losses, "amin")
-        candidate = torch.arange(len(owner), device=x0.device)
+            restart_loss, _ = self._objective(restarts, restart_start, restart_pose, restart_betas,
+                                              restart_translation)
+        # Each sample's lowest objective among its fit (candidate i < B) and its restarts (B + r), non-finite last.
+        batch = len(x0_start)
+        owner = torch.cat([torch.arange(batch, device=x0_start.device), sample])
+        losses = torch.cat([loss, restart_loss]).nan_to_num(nan=math.inf)
+        lowest = torch.full_like(loss, math.inf).scatter_reduce(0, owner, losses, "amin")
+        candidate = torch.arange(len(owner), device=x0_start.device)
         winner = torch.where(losses == lowest[owner], candidate, len(owner))
-        chosen = torch.full_like(owner[:len(x0)], len(owner)).scatter_reduce(0, owner, winner, "amin")
+        chosen = torch.full_like(owner[:batch], len(owner)).scatter_reduce(0, owner, winner, "amin")
         return (torch.cat([pose, restart_pose])[chosen], torch.cat([betas, restart_betas])[chosen],
                 torch.cat([translation, restart_translation])[chosen])
-
 
 def _x0_of(x0: torch.Tensor, pose: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
     """``x0 (B, 331)`` with its fitted entries replaced by ``pose (B, 22 * 6)`` and ``betas``."""
@@ -350,11 +360,6 @@ class _FitProblem:
             coverage = mask_coverage_loss(inputs.to_camera(body_points), inputs.intrinsics, self.mask_pixels,
                                           self.diagonal)
         return loss, coverage, inputs
-
-    def image_loss(self, x0: torch.Tensor, translation: torch.Tensor, coverage_weight: float):
-        """``(loss (B,), inputs)``: the image terms, coverage weighted in."""
-        loss, coverage, inputs = self.image_losses(x0, translation)
-        return (loss if coverage is None else loss + coverage_weight * coverage), inputs
 
     def select(self, rows: torch.Tensor) -> _FitProblem:
         """The same problem for the samples ``rows`` (``(R,)`` indices, repeats allowed)."""
