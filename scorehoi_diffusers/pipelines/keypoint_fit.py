@@ -149,7 +149,8 @@ class KeypointFit:
         limb_restart_threshold: ``None`` for no limb restarts; a distance in person-box sizes: after the fit, each
             arm or leg whose confident landmarks lie on average farther than this from the body is restarted with
             its shoulder or hip turned a quarter turn about each axis (and not turned), every restart fitted
-            again in one batch, and the lowest image loss kept (:mod:`.limb_restarts`).
+            again in one batch, and whichever ends lowest on the fit's objective kept (:mod:`.limb_restarts`;
+            with the quadratic prior a turn always costs more than it gains: use it with ``prior_scale``).
         sigma: the keypoint term's Geman-McClure scale during the fit, in person-box sizes.
         fit_shape: whether the body's shape (x0's normalised betas) is fitted too.
         shape_prior_weight: weight of the squared distance of the fitted normalised betas to the starting ones
@@ -332,6 +333,7 @@ class KeypointFit:
         chosen = torch.full_like(owner[:batch], len(owner)).scatter_reduce(0, owner, winner, "amin")
         return (torch.cat([pose, restart_pose])[chosen], torch.cat([betas, restart_betas])[chosen],
                 torch.cat([translation, restart_translation])[chosen])
+
 
 def _x0_of(x0: torch.Tensor, pose: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
     """``x0 (B, 331)`` with its fitted entries replaced by ``pose (B, 22 * 6)`` and ``betas``."""

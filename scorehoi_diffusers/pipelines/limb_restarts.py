@@ -6,11 +6,11 @@ smaller but the arm is still wrong. After the fit, every limb (arms, legs) whose
 (visibility > :data:`~scorehoi_diffusers.person_detection.VISIBLE`) lie on average more than a threshold (in box
 sizes) from the body's projected points gets a few alternative rotations of its root joint (shoulder or hip): the
 fitted rotation turned by a quarter turn either way about each of the parent's axes (:data:`RESTART_TURNS`), and
-not turned at all. Every restart is fitted again, all in one batch, and each sample keeps whichever of its fit and
-its restarts explains the picture best (lowest image loss: keypoints, mask and coverage; the pose prior is left
-out, since a restart is far from the regressor's pose by construction). The unturned restart gets the same second
-fit as the turned ones, so that a turn is kept only when the turn, not the extra steps, explains the picture
-better. No random numbers: the same inputs give the same restarts.
+not turned at all. Every restart is fitted again, all in one batch, on the fit's own objective (its priors still
+pull to the regressor's pose), and each sample keeps whichever of its fit and its restarts ends lowest. With the
+robust pose prior a turned joint costs at most the prior's cap, so a turn is kept when the keypoints gain more than
+that; the unturned restart gets the same second fit as the turned ones, so that a turn is kept only when the turn,
+not the extra steps, explains the picture better. No random numbers: the same inputs give the same restarts.
 """
 from __future__ import annotations
 
