@@ -14,8 +14,12 @@ Detector time per photo (median of ``--repeats`` runs after a warm-up) is printe
 a ``keypoints`` argument, the detected keypoints are passed to it. "initial" is the start of the refinement
 cycles (``output.initial_params``): the regressor's estimate after the front/back check and, with keypoints, the
 keypoint fit (``pipelines/keypoint_fit.py``; ``--keypoint-fit STEPS LR PRIOR SIGMA`` replaces its settings,
-``--keypoint-fit 0 0.01 1 0.3`` turns it off). ``--guidance NAME=VALUE ...`` replaces fields of the pipeline's
-guidance (``GuidanceConfig``), e.g. ``--guidance mask_coverage=300``.
+``--keypoint-fit 0 0.01 1 0.3`` turns it off; ``--prior-scale S`` makes its pose prior robust and
+``--limb-restart-threshold T`` restarts limbs left far off, see ``KeypointFit``). ``--guidance NAME=VALUE ...``
+replaces fields of the pipeline's guidance (``GuidanceConfig``), e.g. ``--guidance mask_coverage=300``. The right
+arm's landmarks' errors (% box height) are printed per photo, and ``--overlays DIR`` writes each photo with the
+initial and the refined body drawn over it, the detected landmarks (green) joined to the body's projected points
+(red).
 
 Usage: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 python benchmarks/real_photos.py [--cycles 10] [--repeats 5]
 """
@@ -31,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
 
 from scorehoi_diffusers import GuidanceConfig, ScoreHOIPipeline
 from scorehoi_diffusers.body import blazepose_points
@@ -40,10 +45,12 @@ from scorehoi_diffusers.metrics import keypoint_reprojection_error, silhouette_i
 from scorehoi_diffusers.person_detection import VISIBLE, default_person_detector
 from scorehoi_diffusers.pipelines.keypoint_fit import KeypointFit
 from scorehoi_diffusers.pipelines.photo_inputs import choose_person
-from scorehoi_diffusers.rendering import MeshLayer, render
-from scorehoi_diffusers.skeleton import BLAZEPOSE_FITTED
+from scorehoi_diffusers.rendering import MeshLayer, overlay, render, save_png
+from scorehoi_diffusers.skeleton import BLAZEPOSE_FITTED, BLAZEPOSE_NAMES
 
 REAL_PHOTOS = ("astronaut", "cameraman")
+# The landmarks whose errors are printed one by one: the right arm, the one the cameraman holds his camera with.
+RIGHT_ARM = ("right_shoulder", "right_elbow", "right_wrist", "right_pinky", "right_index", "right_thumb")
 
 
 def body_evidence(pipe: ScoreHOIPipeline, params, intrinsics: torch.Tensor, shape) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +80,24 @@ def guidance_config(default: GuidanceConfig, pairs: list[str]) -> GuidanceConfig
         raise SystemExit(f"--guidance: {error}") from None
 
 
-def measure(name: str, pipe: ScoreHOIPipeline, cycles: int, repeats: int, guidance: GuidanceConfig) -> dict:
+def overlay_figure(pipe: ScoreHOIPipeline, image: np.ndarray, params, intrinsics: torch.Tensor, person) -> np.ndarray:
+    """``image`` with the body of ``params`` over it and each visible detected landmark (green) joined to the
+    body's projected point (red)."""
+    body = pipe.body_model(params, frame="camera")
+    layer = MeshLayer(body.vertices[0].numpy(), pipe.body_model.faces, name="body")
+    picture = Image.fromarray(overlay(image, [layer], intrinsics.numpy(), alpha=0.5))
+    projected, _ = body_evidence(pipe, params, intrinsics, image.shape[:2])
+    draw = ImageDraw.Draw(picture)
+    for (u, v), (pu, pv), seen in zip(person.keypoints, projected, person.visibility > VISIBLE):
+        if seen and np.isfinite(pu):
+            draw.line([(u, v), (pu, pv)], fill=(255, 255, 0), width=1)
+            draw.ellipse([u - 2, v - 2, u + 2, v + 2], fill=(0, 255, 0))
+            draw.ellipse([pu - 2, pv - 2, pu + 2, pv + 2], fill=(255, 0, 0))
+    return np.asarray(picture)
+
+
+def measure(name: str, pipe: ScoreHOIPipeline, cycles: int, repeats: int, guidance: GuidanceConfig,
+            overlays: Path | None = None) -> dict:
     folder = DEFAULT_EXAMPLES / name
     spec = json.loads((folder / "example.json").read_text())
     item = load_example(folder)
@@ -104,6 +128,14 @@ def measure(name: str, pipe: ScoreHOIPipeline, cycles: int, repeats: int, guidan
         row[f"{stage}_reprojection"] = float(keypoint_reprojection_error(
             projected[None], person.keypoints[None], person.visibility[None], height)[0])
         row[f"{stage}_iou"] = silhouette_iou(rendered, person.mask)
+        errors = 100 * np.linalg.norm(projected - person.keypoints, axis=-1) / height
+        row[f"{stage}_right_arm"] = {landmark: float(errors[BLAZEPOSE_NAMES.index(landmark)])
+                                     for landmark in RIGHT_ARM}
+        if overlays is not None:
+            figure = overlay_figure(pipe, image, params, output.intrinsics[0], person)
+            save_png(overlays / f"{name}_{stage}.png", figure)
+    row["right_arm_visibility"] = {landmark: float(person.visibility[BLAZEPOSE_NAMES.index(landmark)])
+                                   for landmark in RIGHT_ARM}
     return row
 
 
@@ -116,14 +148,22 @@ def main() -> None:
                         help="the keypoint fit's settings (default: the pipeline's)")
     parser.add_argument("--guidance", nargs="+", default=[], metavar="NAME=VALUE",
                         help="replace these fields of the pipeline's guidance, e.g. mask_coverage=300")
+    parser.add_argument("--prior-scale", type=float,
+                        help="the keypoint fit's robust pose-prior scale (KeypointFit.prior_scale; default none)")
+    parser.add_argument("--limb-restart-threshold", type=float,
+                        help="restart limbs this far off after the keypoint fit (KeypointFit.limb_restart_threshold)")
+    parser.add_argument("--overlays", type=Path, help="write the initial and refined overlays into this folder")
     args = parser.parse_args()
     pipe = ScoreHOIPipeline.from_pretrained(args.pipeline)
     if args.keypoint_fit is not None:
         steps, learning_rate, prior_weight, sigma = args.keypoint_fit
         pipe.keypoint_fit = KeypointFit(int(steps), learning_rate, prior_weight, sigma)
+    for name in ("prior_scale", "limb_restart_threshold"):
+        if getattr(args, name) is not None:
+            pipe.keypoint_fit = dataclasses.replace(pipe.keypoint_fit, **{name: getattr(args, name)})
     pipe.set_progress_bar_config(disable=True)
     guidance = guidance_config(pipe.default_guidance_config(), args.guidance)
-    rows = [measure(name, pipe, args.cycles, args.repeats, guidance) for name in REAL_PHOTOS]
+    rows = [measure(name, pipe, args.cycles, args.repeats, guidance, args.overlays) for name in REAL_PHOTOS]
     print(f"Real photos, pipeline {Path(args.pipeline).name}, {args.cycles} cycles, seed 0; keypoints passed to "
           f"the pipeline: {'yes' if rows[0]['keypoints_passed'] else 'no (it takes no `keypoints`)'}; "
           f"keypoint fit: {pipe.keypoint_fit}; guidance: {guidance}.\n")
@@ -134,7 +174,17 @@ def main() -> None:
         print(f"| {row['photo']} | {row['masks']} | {row['visible']} | {row['detector_ms']:.0f} | "
               f"{row['initial_reprojection']:.1f} → {row['refined_reprojection']:.1f} | "
               f"{row['initial_iou']:.2f} → {row['refined_iou']:.2f} |")
+    print("\nRight arm, error in % of box height (initial → refined; detector visibility):\n")
+    print("| photo | " + " | ".join(RIGHT_ARM) + " |")
+    print("|---|" + "---|" * len(RIGHT_ARM))
+    for row in rows:
+        cells = [f"{row['initial_right_arm'][k]:.1f} → {row['refined_right_arm'][k]:.1f} "
+                 f"({row['right_arm_visibility'][k]:.2f})" for k in RIGHT_ARM]
+        print(f"| {row['photo']} | " + " | ".join(cells) + " |")
     fit = "" if args.keypoint_fit is None else " --keypoint-fit " + " ".join(f"{v:g}" for v in args.keypoint_fit)
+    for name in ("prior_scale", "limb_restart_threshold"):
+        if getattr(args, name) is not None:
+            fit += f" --{name.replace('_', '-')} {getattr(args, name):g}"
     overrides = " --guidance " + " ".join(args.guidance) if args.guidance else ""
     print("\nReproduce: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 python benchmarks/real_photos.py "
           f"--cycles {args.cycles} --repeats {args.repeats}{fit}{overrides}")

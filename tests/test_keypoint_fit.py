@@ -70,6 +70,96 @@ def test_the_prior_weight_keeps_the_pose_near_the_start(pipe, body):
     assert moved_held < 0.2 * moved_free
 
 
+def arm_far_off(truth):
+    """``truth`` with the right shoulder turned 1.5 rad about the vertical: a limb the regressor put far off."""
+    start = dataclasses.replace(truth, body_pose=truth.body_pose.clone())
+    start.body_pose[:, 16] = truth.body_pose[:, 16] @ axis_angle_to_matrix(torch.tensor([0.0, -1.5, 0.0]))
+    return start
+
+
+def test_the_robust_prior_lets_the_keypoints_move_a_limb_far_off(pipe, body):
+    truth = turned_a_bit(1)
+    evidence = evidence_for(body, truth)
+    start = arm_far_off(truth)
+    template, moves = load_object("box"), {"steps": 100, "learning_rate": 0.03}
+    held = KeypointFit(**moves)(pipe, start, template, evidence, GuidanceConfig())
+    freed = KeypointFit(**moves, prior_scale=0.05)(pipe, start, template, evidence, GuidanceConfig())
+    before = reprojection(body, start, evidence)
+    assert before > 8  # pixels, in a 200 x 240 picture
+    # The quadratic prior holds the arm where it started; the robust one lets the keypoints bring it in.
+    assert reprojection(body, held, evidence) > 0.8 * before
+    assert reprojection(body, freed, evidence) < 0.2 * before
+    # The joints off the right arm's chain (collar 13, shoulder 16, elbow 18, wrist 20), which the keypoints agree
+    # with, stay put.
+    others = [joint for joint in range(21) if joint not in (13, 16, 18, 20)]
+    torch.testing.assert_close(freed.body_pose[:, others], start.body_pose[:, others], atol=0.05, rtol=0)
+
+
+def test_limb_restarts_bring_back_an_arm_the_fit_cannot_reach(pipe, body):
+    truth = turned_a_bit(2)
+    evidence = evidence_for(body, truth)
+    start = arm_far_off(truth)
+    start.body_pose[1] = truth.body_pose[1]  # the second sample starts right: nothing to restart
+    template = load_object("box")
+    plain = KeypointFit(prior_scale=0.1)(pipe, start, template, evidence, GuidanceConfig())
+    restarted = KeypointFit(prior_scale=0.1, limb_restart_threshold=0.05)(pipe, start, template, evidence,
+                                                                          GuidanceConfig())
+    before = reprojection(body, start, evidence)
+    assert before[0] > 8 and reprojection(body, plain, evidence)[0] > 0.8 * before[0]
+    assert reprojection(body, restarted, evidence)[0] < 0.1 * before[0]
+    shoulder_error = (restarted.body_pose[0, 16] - truth.body_pose[0, 16]).norm()
+    assert shoulder_error < 0.2 * (start.body_pose[0, 16] - truth.body_pose[0, 16]).norm()
+    # A sample with no far-off limb keeps the plain fit, exactly.
+    for field in dataclasses.fields(plain):
+        assert torch.equal(getattr(restarted, field.name)[1], getattr(plain, field.name)[1]), field.name
+    # Restarted alone, the first sample comes out the same as in the batch.
+    alone = KeypointFit(prior_scale=0.1, limb_restart_threshold=0.05)(
+        pipe, start[0], template, {name: value[:1] for name, value in evidence.items()}, GuidanceConfig())
+    torch.testing.assert_close(alone.body_pose, restarted.body_pose[:1], atol=1e-5, rtol=0)
+
+
+def test_limb_restarts_compete_on_the_fits_objective(pipe, body):
+    # With the quadratic prior, a quarter turn of the shoulder costs more than the keypoints gain: no turn is kept,
+    # the arm stays near where the plain fit left it.
+    truth = turned_a_bit(1)
+    evidence = evidence_for(body, truth)
+    start = arm_far_off(truth)
+    template = load_object("box")
+    plain = KeypointFit()(pipe, start, template, evidence, GuidanceConfig())
+    restarted = KeypointFit(limb_restart_threshold=0.05)(pipe, start, template, evidence, GuidanceConfig())
+    torch.testing.assert_close(restarted.body_pose[:, 16], plain.body_pose[:, 16], atol=0.05, rtol=0)
+
+
+def test_far_off_limbs_needs_two_confident_landmarks_beyond_the_threshold():
+    from scorehoi_diffusers.pipelines.limb_restarts import LIMBS, far_off_limbs
+    from scorehoi_diffusers.skeleton import BLAZEPOSE_NAMES
+
+    keypoints = torch.zeros(3, 33, 2)
+    projected = keypoints.clone()
+    visibility = torch.ones(3, 33)
+    for name in ("right_elbow", "right_wrist"):
+        projected[:, BLAZEPOSE_NAMES.index(name), 0] = 50.0  # a quarter of the 200-pixel box off
+    for name in ("right_wrist", "right_pinky", "right_index", "right_thumb"):
+        visibility[1, BLAZEPOSE_NAMES.index(name)] = 0.2  # one confident landmark (the elbow) is not enough
+    far = far_off_limbs(projected, keypoints, visibility, torch.full((3,), 200.0), threshold=0.05)
+    right_arm = [root for root, _ in LIMBS].index("right_shoulder")
+    # Samples 0 and 2: two of five landmarks a quarter box off is 0.1 box sizes on average.
+    assert far[:, right_arm].tolist() == [True, False, True]
+    assert far.sum() == 2
+
+
+def test_the_robust_prior_is_the_quadratic_one_for_small_deviations(pipe, body):
+    pose_start = torch.zeros(2, 22 * 6)
+    pose = pose_start + 1e-3 * torch.arange(22 * 6.0).sin()
+    quadratic = KeypointFit().pose_prior(pose, pose_start)
+    torch.testing.assert_close(KeypointFit(prior_scale=1.0).pose_prior(pose, pose_start), quadratic, rtol=1e-4, atol=0)
+    # A joint far off costs at most prior_weight * prior_scale^2, whatever its distance.
+    far = pose_start.clone()
+    far[:, 6 * 17:6 * 18] = 10.0
+    robust = KeypointFit(prior_scale=0.1)
+    assert (robust.pose_prior(far, pose_start) <= robust.prior_weight * 0.1**2 + 1e-6).all()
+
+
 def test_the_object_turns_with_the_body(pipe, body):
     truth = turned_a_bit(1)
     evidence = evidence_for(body, truth)
@@ -145,6 +235,9 @@ def test_the_pipeline_runs_its_fit_only_with_keypoints(pipe, body):
         ({"learning_rate": 0.0}, "KeypointFit.learning_rate"),
         ({"prior_weight": -1.0}, "KeypointFit.prior_weight"),
         ({"sigma": float("nan")}, "KeypointFit.sigma"),
+        ({"prior_scale": 0.0}, "KeypointFit.prior_scale"),
+        ({"prior_scale": float("inf")}, "KeypointFit.prior_scale"),
+        ({"limb_restart_threshold": -0.1}, "KeypointFit.limb_restart_threshold"),
     ],
 )
 def test_bad_settings_are_one_line_errors(settings, match):

@@ -11,6 +11,12 @@ normalised betas, with ``fit_shape``) and the camera translation, minimising
 ``L_image(x0, t) + coverage * C(x0, t) + prior_weight * |pose(x0) - pose(x0_start)|^2
 + shape_prior_weight * |betas(x0) - betas(x0_start)|^2``
 
+(with ``prior_scale`` the pose term is robust instead: ``prior_weight * sum_j rho(|pose_j(x0) - pose_j(x0_start)|)``
+over the root and body joints ``j``, ``rho`` the Geman-McClure penalty at that scale, so that a joint the keypoints
+pull far from the regressor's rotation is let go instead of held). A gradient fit cannot take a limb out of a wrong
+basin (an arm down that the picture shows raised): with ``limb_restart_threshold``, limbs still far from their
+keypoints after the fit are restarted from other rotations of their shoulder or hip (:mod:`.limb_restarts`).
+
 where ``L_image`` is the pipeline's own guidance loss (:func:`~scorehoi_diffusers.guidance.guidance_loss` on the
 pipeline's geometry of x0) with only its image terms on: the robust keypoint term, with the Geman-McClure scale
 ``sigma`` (wider than the cycles' so that a start far off still has a gradient), and the silhouette (mask) term
@@ -32,12 +38,14 @@ from dataclasses import dataclass
 import torch
 from diffusers.utils import logging
 
+from ..camera import project_points
 from ..facing import choose_facing
-from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, guidance_loss
+from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, geman_mcclure, guidance_loss
 from ..input_checks import check_finite_number, is_int
 from ..mask_coverage import COVERAGE_SAMPLES, mask_coverage_loss, sample_mask_pixels
 from ..objects import ObjectTemplate
 from ..params import BETAS_SLICE, BODY_POSE_SLICE, ROOT_SLICE, HOIParams
+from .limb_restarts import far_off_limbs, turned_limbs
 
 __all__ = ["KeypointFit"]
 
@@ -46,6 +54,8 @@ logger = logging.get_logger(__name__)
 # The fitted x0 entries: the root and body-joint 6D rotations, one contiguous run at the start of x0, and (with
 # ``fit_shape``) the normalised betas.
 FITTED_SLICE = slice(ROOT_SLICE.start, BODY_POSE_SLICE.stop)
+# The entries of one joint's 6D rotation in the fitted run.
+ROTATION_SIZE = 6
 
 # The fit's settings, chosen on the validation slice with the measured detection simulator by
 # training/choose_keypoint_fit.py (48 scenes from index 20000, N = 2; rule: lowest CD_h + CD_o among the settings that
@@ -63,6 +73,10 @@ DEFAULT_SIGMA = 0.3
 DEFAULT_FIT_SHAPE = True
 DEFAULT_SHAPE_PRIOR_WEIGHT = 10.0
 DEFAULT_COVERAGE = 1000.0
+# None: the pose prior is quadratic (see KeypointFit.prior_scale).
+DEFAULT_PRIOR_SCALE = None
+# None: no limb restarts (see KeypointFit.limb_restart_threshold).
+DEFAULT_LIMB_RESTART_THRESHOLD = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,16 @@ class KeypointFit:
         steps: Adam steps (0 turns the stage off).
         learning_rate: Adam's step size, in 6D-rotation units, normalised-beta units and metres alike.
         prior_weight: weight of the squared distance of the fitted 6D rotations to the starting ones.
+        prior_scale: ``None`` for that quadratic prior; a scale (6D-rotation units, > 0) makes it robust per joint:
+            each joint's distance ``r`` to its starting 6D rotation costs the Geman-McClure ``rho(r) = s^2 r^2 /
+            (s^2 + r^2)`` instead of ``r^2``. The same for ``r << s``; for ``r >> s`` the cost stops growing at
+            ``s^2`` and its pull fades, so strong keypoint evidence can move a limb the regressor put in the wrong
+            place, while small corrections are held as before.
+        limb_restart_threshold: ``None`` for no limb restarts; a distance in person-box sizes: after the fit, each
+            arm or leg whose confident landmarks lie on average farther than this from the body is restarted with
+            its shoulder or hip turned a quarter turn about each axis (and not turned), every restart fitted
+            again in one batch, and whichever ends lowest on the fit's objective kept (:mod:`.limb_restarts`;
+            with the quadratic prior a turn always costs more than it gains: use it with ``prior_scale``).
         sigma: the keypoint term's Geman-McClure scale during the fit, in person-box sizes.
         fit_shape: whether the body's shape (x0's normalised betas) is fitted too.
         shape_prior_weight: weight of the squared distance of the fitted normalised betas to the starting ones
@@ -90,6 +114,8 @@ class KeypointFit:
     shape_prior_weight: float = DEFAULT_SHAPE_PRIOR_WEIGHT
     coverage: float = DEFAULT_COVERAGE
     coverage_samples: int = COVERAGE_SAMPLES
+    prior_scale: float | None = DEFAULT_PRIOR_SCALE
+    limb_restart_threshold: float | None = DEFAULT_LIMB_RESTART_THRESHOLD
 
     def __post_init__(self):
         for name in ("steps", "coverage_samples"):
@@ -101,6 +127,16 @@ class KeypointFit:
         for name in ("learning_rate", "prior_weight", "sigma", "shape_prior_weight", "coverage"):
             check_finite_number(getattr(self, name), f"KeypointFit.{name}",
                                 allow_zero=name in ("prior_weight", "shape_prior_weight", "coverage"))
+        for name in ("prior_scale", "limb_restart_threshold"):
+            if getattr(self, name) is not None:
+                check_finite_number(getattr(self, name), f"KeypointFit.{name}", allow_zero=False)
+
+    def pose_prior(self, pose: torch.Tensor, pose_start: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` the pose prior of ``pose`` against ``pose_start`` (both ``(B, 22 * 6)``), weight included."""
+        if self.prior_scale is None:
+            return self.prior_weight * (pose - pose_start).square().sum(-1)
+        squared = (pose - pose_start).unflatten(-1, (-1, ROTATION_SIZE)).square().sum(-1)  # (B, 22)
+        return self.prior_weight * geman_mcclure(squared, self.prior_scale).sum(-1)
 
     def image_config(self, config: GuidanceConfig) -> GuidanceConfig:
         """``config`` with only the image terms on (keypoints at this fit's ``sigma``, mask as configured); the
@@ -136,40 +172,52 @@ class KeypointFit:
         if self.steps == 0:
             return params
         image_config = self.image_config(config)
-        mask_pixels = None
+        mask_pixels, diagonal = None, None
         if self.coverage > 0 and evidence.get("human_distance_map") is not None:
             distance_map = evidence["human_distance_map"]
             mask_pixels = evidence.get("human_mask_pixels")
             if mask_pixels is None or mask_pixels.shape[1] != self.coverage_samples:
                 mask_pixels = sample_mask_pixels(distance_map, self.coverage_samples)
             diagonal = math.hypot(*distance_map.shape[1:])
+        problem = _FitProblem(pipe, template, evidence, image_config, mask_pixels, diagonal)
         x0_start = pipe.codec.encode(params).detach()
-        pose_start, betas_start = x0_start[:, FITTED_SLICE], x0_start[:, BETAS_SLICE]
-        pose = pose_start.clone().requires_grad_(True)
-        betas = betas_start.clone().requires_grad_(self.fit_shape)
-        translation = params.camera_translation.detach().clone().requires_grad_(True)
+        pose, betas, translation = self._optimise(problem, x0_start, params.camera_translation)
+        if self.limb_restart_threshold is not None:
+            pose, betas, translation = self._restart_far_limbs(problem, x0_start, pose, betas, translation)
+        fitted_params = pipe.codec.decode(_x0_of(x0_start, pose, betas), translation)
+        # The object turns with the body's root about the pelvis (the origin of its translation).
+        turn = fitted_params.global_orient @ params.global_orient.transpose(-1, -2)  # (B, 3, 3)
+        return dataclasses.replace(
+            params,
+            global_orient=fitted_params.global_orient,
+            body_pose=fitted_params.body_pose,
+            betas=fitted_params.betas if self.fit_shape else params.betas,
+            object_rotation=turn @ params.object_rotation,
+            object_translation=(turn @ params.object_translation[..., None])[..., 0],
+            camera_translation=translation,
+        )
+
+    def _optimise(self, problem: _FitProblem, x0_start: torch.Tensor, translation_start: torch.Tensor,
+                  x0_from: torch.Tensor | None = None):
+        """Adam on the pose, shape and camera translation, from ``x0_from`` (default ``x0_start``, ``(B, 331)``),
+        with the priors pulling to ``x0_start``.
+
+        Returns:
+            ``(pose (B, 22 * 6), betas, translation (B, 3))``; a sample whose loss or gradient turned non-finite
+            keeps where it started.
+        """
+        x0_from = x0_start if x0_from is None else x0_from
+        pose_from, betas_from = x0_from[:, FITTED_SLICE], x0_from[:, BETAS_SLICE]
+        pose = pose_from.clone().requires_grad_(True)
+        betas = betas_from.clone().requires_grad_(self.fit_shape)
+        translation = translation_start.detach().clone().requires_grad_(True)
         fitted = [pose, translation, betas] if self.fit_shape else [pose, translation]
         optimizer = torch.optim.Adam(fitted, lr=self.learning_rate)
-        failed = torch.zeros(params.batch_size, dtype=torch.bool, device=params.device)
-
-        def x0_of(pose: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
-            return torch.cat([pose, x0_start[:, FITTED_SLICE.stop:BETAS_SLICE.start], betas,
-                              x0_start[:, BETAS_SLICE.stop:]], dim=1)
-
+        failed = torch.zeros(len(x0_start), dtype=torch.bool, device=x0_start.device)
         with torch.enable_grad():
             for _ in range(self.steps):
                 optimizer.zero_grad(set_to_none=False)
-                _, body_points, object_points, _, keypoints_3d = pipe._geometry(x0_of(pose, betas), translation,
-                                                                                template, True)
-                inputs = GuidanceInputs(body_points=body_points, object_points=object_points,
-                                        keypoints_3d=keypoints_3d, camera_translation=translation, **evidence)
-                loss, _ = guidance_loss(inputs, image_config)
-                loss = loss + self.prior_weight * (pose - pose_start).square().sum(-1)
-                if self.fit_shape:
-                    loss = loss + self.shape_prior_weight * (betas - betas_start).square().sum(-1)
-                if mask_pixels is not None:
-                    loss = loss + self.coverage * mask_coverage_loss(
-                        inputs.to_camera(body_points), inputs.intrinsics, mask_pixels, diagonal)
+                loss, _ = self._objective(problem, x0_start, pose, betas, translation)
                 grads = torch.autograd.grad(loss.sum(), fitted)
                 # A non-finite gradient would poison Adam's moments: that sample stops and keeps its start.
                 _, non_finite = clip_gradient_norm(torch.cat(grads, dim=1), None)
@@ -183,18 +231,91 @@ class KeypointFit:
             samples = failed.nonzero().flatten().tolist()
             logger.warning(f"Keypoint fit: non-finite loss or gradient for samples {samples}; they keep their "
                            "starting estimate.")
-            pose = torch.where(failed[:, None], pose_start, pose)
-            betas = torch.where(failed[:, None], betas_start, betas)
-            translation = torch.where(failed[:, None], params.camera_translation, translation)
-        fitted_params = pipe.codec.decode(x0_of(pose, betas), translation)
-        # The object turns with the body's root about the pelvis (the origin of its translation).
-        turn = fitted_params.global_orient @ params.global_orient.transpose(-1, -2)  # (B, 3, 3)
-        return dataclasses.replace(
-            params,
-            global_orient=fitted_params.global_orient,
-            body_pose=fitted_params.body_pose,
-            betas=fitted_params.betas if self.fit_shape else params.betas,
-            object_rotation=turn @ params.object_rotation,
-            object_translation=(turn @ params.object_translation[..., None])[..., 0],
-            camera_translation=translation,
-        )
+            pose = torch.where(failed[:, None], pose_from, pose)
+            betas = torch.where(failed[:, None], betas_from, betas)
+            translation = torch.where(failed[:, None], translation_start, translation)
+        return pose, betas, translation
+
+    def _objective(self, problem: _FitProblem, x0_start: torch.Tensor, pose: torch.Tensor, betas: torch.Tensor,
+                   translation: torch.Tensor):
+        """``(loss (B,), inputs)``: the fit's objective at ``pose`` and ``betas``, priors pulling to ``x0_start``."""
+        loss, coverage, inputs = problem.image_losses(_x0_of(x0_start, pose, betas), translation)
+        loss = loss + self.pose_prior(pose, x0_start[:, FITTED_SLICE])
+        if self.fit_shape:
+            loss = loss + self.shape_prior_weight * (betas - x0_start[:, BETAS_SLICE]).square().sum(-1)
+        if coverage is not None:
+            loss = loss + self.coverage * coverage
+        return loss, inputs
+
+    def _restart_far_limbs(self, problem: _FitProblem, x0_start: torch.Tensor, pose: torch.Tensor,
+                           betas: torch.Tensor, translation: torch.Tensor):
+        """Fit restarts of the limbs the fit left far off (:mod:`.limb_restarts`), all in one batch, on the same
+        objective (priors pulling to ``x0_start``), and keep for each sample whichever of its fit and its restarts
+        ends lowest.
+
+        Returns:
+            ``(pose, betas, translation)`` as :meth:`_optimise`.
+        """
+        with torch.no_grad():
+            loss, inputs = self._objective(problem, x0_start, pose, betas, translation)
+            evidence = problem.evidence
+            projected = project_points(inputs.to_camera(inputs.keypoints_3d), inputs.intrinsics)
+            far = far_off_limbs(projected, evidence["keypoints_2d"], evidence["keypoints_2d_visibility"],
+                                evidence["keypoints_box_size"], self.limb_restart_threshold)
+            if not far.any():
+                return pose, betas, translation
+            fitted_params = problem.pipe.codec.decode(_x0_of(x0_start, pose, betas), translation)
+            sample, restart_pose = turned_limbs(fitted_params.body_pose, far)
+            restart_params = dataclasses.replace(fitted_params[sample], body_pose=restart_pose)
+            restart_from = problem.pipe.codec.encode(restart_params).detach()
+        restarts, restart_start = problem.select(sample), x0_start[sample]
+        restart_pose, restart_betas, restart_translation = self._optimise(restarts, restart_start, translation[sample],
+                                                                          restart_from)
+        with torch.no_grad():
+            restart_loss, _ = self._objective(restarts, restart_start, restart_pose, restart_betas,
+                                              restart_translation)
+        # Each sample's lowest objective among its fit (candidate i < B) and its restarts (B + r), non-finite last.
+        batch = len(x0_start)
+        owner = torch.cat([torch.arange(batch, device=x0_start.device), sample])
+        losses = torch.cat([loss, restart_loss]).nan_to_num(nan=math.inf)
+        lowest = torch.full_like(loss, math.inf).scatter_reduce(0, owner, losses, "amin")
+        candidate = torch.arange(len(owner), device=x0_start.device)
+        winner = torch.where(losses == lowest[owner], candidate, len(owner))
+        chosen = torch.full_like(owner[:batch], len(owner)).scatter_reduce(0, owner, winner, "amin")
+        return (torch.cat([pose, restart_pose])[chosen], torch.cat([betas, restart_betas])[chosen],
+                torch.cat([translation, restart_translation])[chosen])
+
+
+def _x0_of(x0: torch.Tensor, pose: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
+    """``x0 (B, 331)`` with its fitted entries replaced by ``pose (B, 22 * 6)`` and ``betas``."""
+    return torch.cat([pose, x0[:, FITTED_SLICE.stop:BETAS_SLICE.start], betas, x0[:, BETAS_SLICE.stop:]], dim=1)
+
+
+@dataclass(frozen=True)
+class _FitProblem:
+    """What the fit's image losses need: the pipeline, object, evidence, image-only config and coverage pixels."""
+
+    pipe: object
+    template: ObjectTemplate
+    evidence: dict[str, torch.Tensor]
+    image_config: GuidanceConfig
+    mask_pixels: torch.Tensor | None
+    diagonal: float | None
+
+    def image_losses(self, x0: torch.Tensor, translation: torch.Tensor):
+        """``(guidance (B,), coverage (B,) or None, inputs)``: the image terms of ``x0`` and the guidance inputs."""
+        _, body_points, object_points, _, keypoints_3d = self.pipe._geometry(x0, translation, self.template, True)
+        inputs = GuidanceInputs(body_points=body_points, object_points=object_points, keypoints_3d=keypoints_3d,
+                                camera_translation=translation, **self.evidence)
+        loss, _ = guidance_loss(inputs, self.image_config)
+        coverage = None
+        if self.mask_pixels is not None:
+            coverage = mask_coverage_loss(inputs.to_camera(body_points), inputs.intrinsics, self.mask_pixels,
+                                          self.diagonal)
+        return loss, coverage, inputs
+
+    def select(self, rows: torch.Tensor) -> _FitProblem:
+        """The same problem for the samples ``rows`` (``(R,)`` indices, repeats allowed)."""
+        evidence = {name: value[rows] for name, value in self.evidence.items()}
+        mask_pixels = None if self.mask_pixels is None else self.mask_pixels[rows]
+        return dataclasses.replace(self, evidence=evidence, mask_pixels=mask_pixels)
