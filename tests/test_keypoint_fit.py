@@ -81,8 +81,8 @@ def test_the_robust_prior_lets_the_keypoints_move_a_limb_far_off(pipe, body):
     truth = turned_a_bit(1)
     evidence = evidence_for(body, truth)
     start = arm_far_off(truth)
-    template, moves = load_object("box"), {"steps": 100, "learning_rate": 0.03}
-    held = KeypointFit(**moves)(pipe, start, template, evidence, GuidanceConfig())
+    template, moves = load_object("box"), {"steps": 100, "learning_rate": 0.03, "limb_restart_threshold": None}
+    held = KeypointFit(**moves, prior_scale=None)(pipe, start, template, evidence, GuidanceConfig())
     freed = KeypointFit(**moves, prior_scale=0.05)(pipe, start, template, evidence, GuidanceConfig())
     before = reprojection(body, start, evidence)
     assert before > 8  # pixels, in a 200 x 240 picture
@@ -101,7 +101,8 @@ def test_limb_restarts_bring_back_an_arm_the_fit_cannot_reach(pipe, body):
     start = arm_far_off(truth)
     start.body_pose[1] = truth.body_pose[1]  # the second sample starts right: nothing to restart
     template = load_object("box")
-    plain = KeypointFit(prior_scale=0.1)(pipe, start, template, evidence, GuidanceConfig())
+    plain = KeypointFit(prior_scale=0.1, limb_restart_threshold=None)(pipe, start, template, evidence,
+                                                                      GuidanceConfig())
     restarted = KeypointFit(prior_scale=0.1, limb_restart_threshold=0.05)(pipe, start, template, evidence,
                                                                           GuidanceConfig())
     before = reprojection(body, start, evidence)
@@ -125,8 +126,10 @@ def test_limb_restarts_compete_on_the_fits_objective(pipe, body):
     evidence = evidence_for(body, truth)
     start = arm_far_off(truth)
     template = load_object("box")
-    plain = KeypointFit()(pipe, start, template, evidence, GuidanceConfig())
-    restarted = KeypointFit(limb_restart_threshold=0.05)(pipe, start, template, evidence, GuidanceConfig())
+    quadratic = {"prior_scale": None, "steps": 30, "learning_rate": 0.01}
+    plain = KeypointFit(**quadratic, limb_restart_threshold=None)(pipe, start, template, evidence, GuidanceConfig())
+    restarted = KeypointFit(**quadratic, limb_restart_threshold=0.05)(pipe, start, template, evidence,
+                                                                      GuidanceConfig())
     torch.testing.assert_close(restarted.body_pose[:, 16], plain.body_pose[:, 16], atol=0.05, rtol=0)
 
 
@@ -151,7 +154,7 @@ def test_far_off_limbs_needs_two_confident_landmarks_beyond_the_threshold():
 def test_the_robust_prior_is_the_quadratic_one_for_small_deviations(pipe, body):
     pose_start = torch.zeros(2, 22 * 6)
     pose = pose_start + 1e-3 * torch.arange(22 * 6.0).sin()
-    quadratic = KeypointFit().pose_prior(pose, pose_start)
+    quadratic = KeypointFit(prior_scale=None).pose_prior(pose, pose_start)
     torch.testing.assert_close(KeypointFit(prior_scale=1.0).pose_prior(pose, pose_start), quadratic, rtol=1e-4, atol=0)
     # A joint far off costs at most prior_weight * prior_scale^2, whatever its distance.
     far = pose_start.clone()

@@ -24,8 +24,9 @@ CD_h + CD_o at N = ``--cycles`` among the weights (the silhouette IoU against th
 for each, not used to choose). The N = 0 rows are not run: the fit ignores this weight, so they are equal.
 
 With ``--candidates SETTING ...`` (each a comma-separated ``NAME=VALUE`` list, the other fields at their defaults;
-``default`` alone is the shipped fit) it instead measures those settings and picks the best by the same rule: a way
-to compare whole settings that differ in several fields at once, e.g. the robust pose prior (``prior_scale``), which
+``default`` alone is the shipped fit; it was 30 steps at learning rate 0.01 with the quadratic prior and no restarts
+when the robust prior was chosen) it instead measures those settings and picks the best by the same rule: a way to
+compare whole settings that differ in several fields at once, e.g. the robust pose prior (``prior_scale``), which
 only frees a limb with more steps and a larger learning rate.
 
 With ``--paired NAME=VALUE ...`` it instead runs that setting (the other fields at their defaults) and
@@ -56,13 +57,18 @@ Run (the shipped settings' grid, in two calls: the second extends the coverage w
          --mask-coverages 0 10 30 100 300 1000
      python training/choose_keypoint_fit.py --num-samples 200 --first-index 20048 --cycles 2 \
          --paired mask_coverage=100 --against mask_coverage=0
-(the chosen weight, 100; the same with ``--cycles 10``, and with ``--randomized`` for the real-photo style).
+(the chosen weight, 100; the same with ``--cycles 10``, and with ``--randomized`` for the real-photo style; run when
+the fit's defaults were 30 steps at learning rate 0.01 with the quadratic prior and no restarts).
 The robust pose prior (``prior_scale``; steps and learning rate with it):
-     python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --randomized --candidates default \
-         steps=100,learning_rate=0.03 prior_scale=0.1,steps=100,learning_rate=0.03 \
-         prior_scale=0.05,steps=100,learning_rate=0.03 prior_scale=0.03,steps=100,learning_rate=0.03
+     python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --randomized --candidates \
+         steps=30,learning_rate=0.01,prior_scale=none,limb_restart_threshold=none \
+         steps=100,learning_rate=0.03,prior_scale=none,limb_restart_threshold=none \
+         prior_scale=0.1,steps=100,learning_rate=0.03,limb_restart_threshold=none \
+         prior_scale=0.05,steps=100,learning_rate=0.03,limb_restart_threshold=none \
+         prior_scale=0.03,steps=100,learning_rate=0.03,limb_restart_threshold=none
      python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --paired prior_scale=0.1 steps=100 \
-         learning_rate=0.03 --against steps=30
+         learning_rate=0.03 limb_restart_threshold=none --against steps=30 \
+         learning_rate=0.01 prior_scale=none limb_restart_threshold=none
 Then, by the same rule on the same 48 randomised scenes (the runs are deterministic: the shipped fit's row repeats
 the first call's), the limb restarts (``limb_restart_threshold``), which keep the restart that ends lowest on the
 fit's own objective, so they only turn a limb with the robust prior (the quadratic one charges a quarter turn more
@@ -70,9 +76,10 @@ than any keypoint gain):
      python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --randomized --candidates \
          prior_scale=0.1,steps=100,learning_rate=0.03,limb_restart_threshold=0.1 \
          prior_scale=0.1,steps=100,learning_rate=0.03,limb_restart_threshold=0.2 \
-         prior_scale=0.1,limb_restart_threshold=0.1
+         prior_scale=0.1,limb_restart_threshold=0.1,steps=30,learning_rate=0.01
      python training/choose_keypoint_fit.py --num-samples 48 --cycles 2 --paired prior_scale=0.1 steps=100 \
-         learning_rate=0.03 limb_restart_threshold=0.2 --against steps=30
+         learning_rate=0.03 limb_restart_threshold=0.2 --against steps=30 \
+         learning_rate=0.01 prior_scale=none limb_restart_threshold=none
 The first call's CD_h + CD_o at N = 2 (cm): shipped 15.06; steps 100, lr 0.03 with the quadratic prior 14.94;
 with the robust prior at 0.1 / 0.05 / 0.03, 14.84 / 15.88 / 16.68. The last call's: 14.89 (restarts past 0.1),
 14.84 (past 0.2: every column as without restarts), 15.24 (restarts past 0.1 at 30 steps, lr 0.01). Restarts
@@ -82,7 +89,8 @@ Chosen: prior_scale 0.1, 100 steps at lr 0.03, restarts past 0.2 (tied with no r
 restarts kept for the limbs the unit test shows the robust prior alone cannot bring back); standard style, 48 scenes,
 paired against the shipped fit: CD_h + CD_o +0.16 ± 0.26 cm at N = 2 (-0.15 ± 0.20 at N = 0), MPJPE -0.28 ± 0.26.
 On 200 other validation scenes (``--num-samples 200 --first-index 20048 --paired prior_scale=0.1 steps=100
-learning_rate=0.03 limb_restart_threshold=0.2 --against steps=30``), at N = 2: randomised style CD_h + CD_o
+learning_rate=0.03 limb_restart_threshold=0.2 --against steps=30 learning_rate=0.01 prior_scale=none
+limb_restart_threshold=none``), at N = 2: randomised style CD_h + CD_o
 -0.18 ± 0.17, MPJPE -0.06 ± 0.07 cm; standard style +0.16 ± 0.17, MPJPE +0.01 ± 0.08, penetration -0.14 ± 0.05 cm;
 nothing worse by two standard errors in either.
 """
@@ -196,18 +204,20 @@ def paired(pipeline, data, estimate, simulate, setting: tuple[KeypointFit, dict]
 
 def settings(pairs: list[str] | None) -> tuple[KeypointFit, dict]:
     """A :class:`KeypointFit` and guidance fields from ``NAME=VALUE`` strings (a ``KeypointFit`` field, else a
-    ``GuidanceConfig`` one; each value parsed as its field's default's type; a field whose default is None, as a
-    float, ``none`` keeping None)."""
+    ``GuidanceConfig`` one; each value parsed as its field's default's type, as a float when that default is None;
+    ``none`` is None)."""
     values, guidance = {}, {}
     for pair in pairs or []:
         name, _, value = pair.partition("=")
         for kind_of, chosen in ((KeypointFit, values), (GuidanceConfig, guidance)):
             if name in {field.name for field in dataclasses.fields(kind_of)}:
                 kind = type(getattr(kind_of(), name))
-                if kind is bool:
+                if value.lower() == "none":
+                    chosen[name] = None
+                elif kind is bool:
                     chosen[name] = value.lower() in ("1", "true", "yes")
                 elif kind is type(None):
-                    chosen[name] = None if value.lower() == "none" else float(value)
+                    chosen[name] = float(value)
                 else:
                     chosen[name] = kind(value)
                 break
