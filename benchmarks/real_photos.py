@@ -172,8 +172,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['photo']} | {row['masks']} | {row['visible']} | {row['detector_ms']:.0f} | "
-              f"{row['initial_reprojection']:.1f} → {row['refined_reprojection']:.1f} | "
-              f"{row['initial_iou']:.2f} → {row['refined_iou']:.2f} |")
+              f"{row['initial_reprojection']:.2f} → {row['refined_reprojection']:.2f} | "
+              f"{row['initial_iou']:.3f} → {row['refined_iou']:.3f} |")
     print("\nRight arm, error in % of box height (initial → refined; detector visibility):\n")
     print("| photo | " + " | ".join(RIGHT_ARM) + " |")
     print("|---|" + "---|" * len(RIGHT_ARM))

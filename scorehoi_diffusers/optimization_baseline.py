@@ -43,7 +43,11 @@ logger = logging.get_logger(__name__)
 # training/choose_step_size.py with its stated rule (lowest mean CD_h + CD_o + penetration depth at N = 2 on 50
 # scenes): 17.96 cm, against 18.26 (step 1e-4), 18.12 (0.0032), 18.87 (0.018) and 18.45 for the regressor alone;
 # step 0.1 diverged. Command: python training/choose_step_size.py --num-samples 50 --cycles 2
-DEFAULT_STEP_SIZE = 0.00056
+# Re-chosen, same slice and rule, when the pipeline's guidance gained the mask-coverage term and contact decisions
+# (GuidanceConfig.mask_coverage 100, contact_decision 0.3): step 0.0018, 17.618 cm, against 17.811 (0.00056) and
+# 17.695 (0.0032). Command: python training/choose_step_size.py --num-samples 50 --step-sizes 0.00056 0.0018 0.0032
+# --pose-prior-weights 0
+DEFAULT_STEP_SIZE = 0.0018
 # Without keypoints the same rule keeps the baseline without a pose prior: with weights 0 / 0.001 / 0.01 at each of
 # those steps, 17.962 / 17.965 / 17.989 cm at step 0.00056, 18.110 cm at best elsewhere. Command: python
 # training/choose_step_size.py --num-samples 50 --cycles 2 --pose-prior-weights 0 0.001 0.01
@@ -60,7 +64,10 @@ DEFAULT_POSE_PRIOR_WEIGHT = 0.0
 # --pose-prior-weights 0 0.001 0.003 0.01 0.03
 # Re-chosen once the pipeline's keypoint fit (pipelines/keypoint_fit.py) gave both methods their start, same slice,
 # rule and grid: step 0.0018 again and weight 0.01, 27.929 cm, against 27.968 / 27.962 / 27.934 / 28.034 at weights
-# 0 / 0.001 / 0.003 / 0.03 (best at step 0.0032: 28.133, 0.00056: 28.982, 0.0056: 29.061).
+# 0 / 0.001 / 0.003 / 0.03 (best at step 0.0032: 28.133, 0.00056: 28.982, 0.0056: 29.061). Checked again once the
+# guidance gained mask coverage and contact decisions (the keypoint fit still at 30 steps with the quadratic prior;
+# --step-sizes 0.00056 0.0018 0.0032 --pose-prior-weights 0.01): step 0.0018 again, 27.525 cm, against 28.760
+# (0.00056) and 27.801 (0.0032). Not re-checked after the fit became robust (100 steps, limb restarts).
 KEYPOINT_STEP_SIZE = 0.0018
 KEYPOINT_POSE_PRIOR_WEIGHT = 0.01
 
