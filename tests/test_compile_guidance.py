@@ -46,12 +46,10 @@ def fresh_pipe():
     return pipeline
 
 
-@pytest.mark.parametrize("with_keypoints, mask_coverage", [(False, 0.0), (True, 0.0), (True, 300.0)])
+@pytest.mark.parametrize("with_keypoints, mask_coverage", [(False, 0.0), (True, 0.0), (True, 100.0)])
 def test_compiled_guidance_is_one_graph_with_the_eager_gradient(fresh_pipe, with_keypoints, mask_coverage):
     torch._dynamo.reset()
-    kwargs = {}
-    if mask_coverage > 0:
-        kwargs["guidance_config"] = replace(fresh_pipe.default_guidance_config(), mask_coverage=mask_coverage)
+    kwargs = {"guidance_config": replace(fresh_pipe.default_guidance_config(), mask_coverage=mask_coverage)}
     if with_keypoints:
         height, width = picture("image.png").shape[:2]
         rng = np.random.default_rng(0)
