@@ -229,14 +229,18 @@ def settings(pairs: list[str] | None) -> tuple[KeypointFit, dict]:
 def print_table(rows: list[dict], args: argparse.Namespace) -> None:
     style = "randomised" if args.randomized else "standard"
     print(f"\nValidation slice, {args.num_samples} {style}-style scenes from index {args.first_index}, simulator "
-          f"{args.simulator}, N = {args.cycles}; ± standard error over scenes is in the rows above.")
-    print("| setting | reproj. % (N=0→N) | IoU (N=0→N) | flipped % | MPJPE (N=0 → N) | PA-MPJPE | CD_h | CD_o |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"{args.simulator}, N = {args.cycles}; ± standard error over scenes.")
+    print("| setting | reproj. % (N=0→N) | IoU (N=0→N) | flipped % | MPJPE (N=0 → N) | PA-MPJPE | CD_h | CD_o | "
+          "CD_h + CD_o |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
+        errors, chamfer = row["standard_errors"], row["chamfer_per_scene"]
         print(f"| {describe(row['fit'])} | {row['start_reprojection_pct']:.2f} → {row['reprojection_pct']:.2f} | "
               f"{row['start_silhouette_iou']:.3f} → {row['silhouette_iou']:.3f} | {row['flipped_pct']:.1f} | "
-              f"{row['start_mpjpe']:.2f} → {row['mpjpe']:.2f} | {row['pa_mpjpe']:.2f} | {row['cd_human']:.2f} | "
-              f"{row['cd_object']:.2f} |")
+              f"{row['start_mpjpe']:.2f} → {row['mpjpe']:.2f} ± {errors['mpjpe']:.2f} | {row['pa_mpjpe']:.2f} ± "
+              f"{errors['pa_mpjpe']:.2f} | {row['cd_human']:.2f} ± {errors['cd_human']:.2f} | "
+              f"{row['cd_object']:.2f} ± {errors['cd_object']:.2f} | {chamfer.mean():.2f} ± "
+              f"{standard_error(chamfer):.2f} |")
 
 
 def best(rows: list[dict]) -> dict:
