@@ -98,8 +98,12 @@ def test_folder_batches_one_object_and_a_bad_photo_fails_alone(tmp_path, capsys,
                  "--out", str(single)]) == 0
     batched = json.loads((out / "ball_a" / "ball_a.json").read_text())
     alone = json.loads((single / "image" / "image.json").read_text())
-    for name in ("betas", "body_pose", "object_rotation", "object_translation", "camera_translation"):
-        np.testing.assert_allclose(batched["params"][name], alone["params"][name], atol=1e-5)
+    # Up to the keypoint fit's amplified rounding (README, Determinism: measured 0.0034 rad, 5.6 mm, 0.019 in the
+    # betas here), far below what a batch mixing samples' evidence would give.
+    tolerances = {"betas": 0.05, "body_pose": 0.01, "object_rotation": 0.01, "object_translation": 0.01,
+                  "camera_translation": 0.01}
+    for name, atol in tolerances.items():
+        np.testing.assert_allclose(batched["params"][name], alone["params"][name], atol=atol)
 
 
 def test_a_failing_batch_is_retried_photo_by_photo(tmp_path, capsys, monkeypatch):
