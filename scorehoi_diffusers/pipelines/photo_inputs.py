@@ -88,12 +88,6 @@ def _checked_detections(found, shape: tuple[int, int], name: str) -> list[Person
     return list(found)
 
 
-def _resized(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``picture`` at ``size = (W, H)``: an ``(H, W, 3)`` picture downscaled by the area filter
-    (:func:`~scorehoi_diffusers.image_processor.area_resized`), an ``(H, W)`` mask by nearest neighbour (bool)."""
-    return area_resized(picture, size) if picture.ndim == 3 else nearest_resized_mask(picture, size)
-
-
 def _detect(detector: PersonDetector, picture: np.ndarray, name: str) -> list[PersonDetection]:
     """The detector's people in ``picture (H, W, 3)``, found on a copy at most ``DETECTION_MAX_SIDE`` pixels on
     its longer side and placed back in ``picture``'s pixels (the masks scaled up to ``(H, W)``)."""
@@ -101,14 +95,14 @@ def _detect(detector: PersonDetector, picture: np.ndarray, name: str) -> list[Pe
     size = bounded_size(height, width, DETECTION_MAX_SIDE)
     if size is None:
         return _checked_detections(detector.detect(picture), (height, width), name)
-    small = _resized(picture, size)
+    small = area_resized(picture, size)
     found = _checked_detections(detector.detect(small), small.shape[:2], name)
     to_full = np.array([width / size[0], height / size[1]], dtype=np.float32)
     return [
         PersonDetection(
             np.asarray(person.keypoints, np.float32) * to_full,
             np.asarray(person.visibility, np.float32),
-            _resized(person.mask, (width, height)),
+            nearest_resized_mask(person.mask, (width, height)),
             np.asarray(person.box, np.float32) * np.tile(to_full, 2),
         )
         for person in found
@@ -248,7 +242,7 @@ def detect_keypoints(
     height, width = image.shape[:2]
     size = bounded_size(height, width, DETECTION_MAX_SIDE)
     if size is not None:
-        image, human_mask = _resized(image, size), _resized(human_mask, size)
+        image, human_mask = area_resized(image, size), nearest_resized_mask(human_mask, size)
     rows, cols = np.nonzero(human_mask)
     if rows.size == 0:
         return None
