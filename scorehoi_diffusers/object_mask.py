@@ -84,20 +84,20 @@ def object_mask_from_box(image: np.ndarray, box, person_mask: np.ndarray | None 
         raise ValueError(f"`image` must be an (H, W, 3) uint8 RGB array to cut an object mask, got {what}.")
     height, width = image.shape[:2]
     x, y, w, h = check_bbox(box, "object_box", (height, width))
-    x0, y0 = max(int(np.floor(x)), 0), max(int(np.floor(y)), 0)
-    x1, y1 = min(int(np.ceil(x + w)), width), min(int(np.ceil(y + h)), height)
     if person_mask is not None:
         person_mask = np.asarray(person_mask, dtype=bool)
         if person_mask.shape != (height, width):
             raise ValueError(f"`person_mask` has shape {person_mask.shape}; give the image shape {(height, width)}.")
-    else:
-        person_mask = np.zeros((height, width), dtype=bool)
     size = bounded_size(height, width, GRABCUT_MAX_SIDE)
     if size is not None:
         scale = np.array([size[0] / width, size[1] / height] * 2)
-        small = object_mask_from_box(area_resized(image, size), np.array([x, y, w, h]) * scale,
-                                     nearest_resized_mask(person_mask, size))
+        small_person = None if person_mask is None else nearest_resized_mask(person_mask, size)
+        small = object_mask_from_box(area_resized(image, size), np.array([x, y, w, h]) * scale, small_person)
         return nearest_resized_mask(small, (width, height))
+    if person_mask is None:
+        person_mask = np.zeros((height, width), dtype=bool)
+    x0, y0 = max(int(np.floor(x)), 0), max(int(np.floor(y)), 0)
+    x1, y1 = min(int(np.ceil(x + w)), width), min(int(np.ceil(y + h)), height)
 
     labels = np.full((height, width), cv2.GC_BGD, dtype=np.uint8)
     labels[y0:y1, x0:x1] = cv2.GC_PR_FGD
