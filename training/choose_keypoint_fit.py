@@ -158,11 +158,10 @@ def run_setting(pipeline, data, estimate, simulate, fit: KeypointFit, cycles: in
     row["iou_per_scene"] = np.asarray(recorder.iou)
     row["reprojection_per_scene"] = np.concatenate(recorder.reprojection)
     row["silhouette_iou"] = float(row["iou_per_scene"].mean())
-    row["chamfer_per_scene"] = (np.asarray(row["per_sample"]["cd_human"], float)
-                                + np.asarray(row["per_sample"]["cd_object"], float))
     per_sample = row["per_sample"]
     per_sample["cd_sum"] = [None if h is None or o is None else h + o
                             for h, o in zip(per_sample["cd_human"], per_sample["cd_object"])]
+    row["chamfer_per_scene"] = np.asarray(per_sample["cd_sum"], float)  # None (unscored) as NaN, as before
     print(f"    silhouette IoU {row['silhouette_iou']:.3f}", flush=True)
     return row
 
