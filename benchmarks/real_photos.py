@@ -80,13 +80,13 @@ def guidance_config(default: GuidanceConfig, pairs: list[str]) -> GuidanceConfig
         raise SystemExit(f"--guidance: {error}") from None
 
 
-def overlay_figure(pipe: ScoreHOIPipeline, image: np.ndarray, params, intrinsics: torch.Tensor, person) -> np.ndarray:
+def overlay_figure(pipe: ScoreHOIPipeline, image: np.ndarray, params, intrinsics: torch.Tensor, person,
+                   projected: np.ndarray) -> np.ndarray:
     """``image`` with the body of ``params`` over it and each visible detected landmark (green) joined to the
-    body's projected point (red)."""
+    body's projected point (red; ``projected`` ``(33, 2)`` from :func:`body_evidence`)."""
     body = pipe.body_model(params, frame="camera")
     layer = MeshLayer(body.vertices[0].numpy(), pipe.body_model.faces, name="body")
     picture = Image.fromarray(overlay(image, [layer], intrinsics.numpy(), alpha=0.5))
-    projected, _ = body_evidence(pipe, params, intrinsics, image.shape[:2])
     draw = ImageDraw.Draw(picture)
     for (u, v), (pu, pv), seen in zip(person.keypoints, projected, person.visibility > VISIBLE):
         if seen and np.isfinite(pu):
@@ -132,7 +132,7 @@ def measure(name: str, pipe: ScoreHOIPipeline, cycles: int, repeats: int, guidan
         row[f"{stage}_right_arm"] = {landmark: float(errors[BLAZEPOSE_NAMES.index(landmark)])
                                      for landmark in RIGHT_ARM}
         if overlays is not None:
-            figure = overlay_figure(pipe, image, params, output.intrinsics[0], person)
+            figure = overlay_figure(pipe, image, params, output.intrinsics[0], person, projected)
             save_png(overlays / f"{name}_{stage}.png", figure)
     row["right_arm_visibility"] = {landmark: float(person.visibility[BLAZEPOSE_NAMES.index(landmark)])
                                    for landmark in RIGHT_ARM}

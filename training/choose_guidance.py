@@ -36,7 +36,7 @@ import validation_slice
 from choose_step_size import KEYPOINT_CRITERION
 
 from scorehoi_diffusers import GuidanceConfig
-from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate, format_table, paired_differences
+from scorehoi_diffusers.evaluation import evaluate, format_table, paired_differences
 
 PAIRED_METRICS = ("cd_human", "cd_object", "contact_precision", "contact_recall", "penetration_depth",
                   "penetration_volume", "mpjpe", "pa_mpjpe", "facing_error")
@@ -62,10 +62,8 @@ def main() -> None:
                         help="print each candidate's paired differences against the first candidate")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    pipeline, data, estimate, regressor_row = validation_slice.load(args)
-    if args.keypoints == "simulated":
-        estimate = RegressorEstimate(pipeline, keypoints="simulated", seed=0)
-        regressor_row = evaluate(pipeline, data, split=None, mode="regressor", initial_estimate_fn=estimate)
+    keypoints = None if args.keypoints == "none" else args.keypoints
+    pipeline, data, estimate, regressor_row = validation_slice.load(args, keypoints)
     candidates = CANDIDATES
     if args.scales:
         default = pipeline.default_guidance_config()

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import validation_slice
 
-from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate, format_table
+from scorehoi_diffusers.evaluation import evaluate, format_table
 
 CANDIDATES = tuple(float(f"{value:.2g}") for value in np.logspace(-4, -1, 5))  # 0.0001, 0.00056, 0.0032, 0.018, 0.1
 CRITERION = ("cd_human", "cd_object", "penetration_depth")
@@ -44,12 +44,9 @@ def main() -> None:
     parser.add_argument("--pose-prior-weights", type=float, nargs="+", default=[0.0])
     args = parser.parse_args()
     torch.set_num_threads(1)
-    pipeline, data, estimate, regressor_row = validation_slice.load(args)
-    criterion = CRITERION
-    if args.keypoints == "simulated":
-        estimate = RegressorEstimate(pipeline, keypoints="simulated", seed=0)
-        regressor_row = evaluate(pipeline, data, split=None, mode="regressor", initial_estimate_fn=estimate)
-        criterion = KEYPOINT_CRITERION
+    keypoints = None if args.keypoints == "none" else args.keypoints
+    pipeline, data, estimate, regressor_row = validation_slice.load(args, keypoints)
+    criterion = CRITERION if keypoints is None else KEYPOINT_CRITERION
     label = " + ".join(criterion)
     rows = [regressor_row]
     print(format_table(rows), f"{label} = {sum(regressor_row[key] for key in criterion):.3f} cm", flush=True)

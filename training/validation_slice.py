@@ -33,10 +33,11 @@ def load_slice(args: argparse.Namespace):
     return pipeline, data
 
 
-def load(args: argparse.Namespace):
-    """``(pipeline, slice, estimate, regressor_row)``: :func:`load_slice`, the slice's regressor estimate and the
-    regressor-alone evaluation row."""
+def load(args: argparse.Namespace, keypoints: str | None = None):
+    """``(pipeline, slice, estimate, regressor_row)``: :func:`load_slice`, the slice's regressor estimate (with
+    ``keypoints="simulated"``, seeded simulated detections handed to the pipeline, seed 0) and the regressor-alone
+    evaluation row."""
     pipeline, data = load_slice(args)
-    estimate = RegressorEstimate(pipeline)
+    estimate = RegressorEstimate(pipeline, keypoints, seed=0)
     regressor_row = evaluate(pipeline, data, split=None, mode="regressor", initial_estimate_fn=estimate)
     return pipeline, data, estimate, regressor_row
