@@ -68,7 +68,13 @@ def mask_coverage_loss(points_cam: torch.Tensor, intrinsics: torch.Tensor, mask_
         ``(B,)`` loss, near 0 when every mask pixel has a projected point on it.
     """
     projected = project_points(points_cam, intrinsics)  # (B, N, 2)
-    squared = (mask_pixels.to(projected.dtype)[:, :, None] - projected[:, None]).square().sum(-1)  # (B, M, N)
+    pixels = mask_pixels.to(projected.dtype)
+    # The nearest point is found without autograd and its offset recomputed from it: the same loss as a min over
+    # the (B, M, N) distances, but the backward pass touches M points instead of the whole (B, M, N, 2) difference.
+    with torch.no_grad():
+        nearest = (pixels[:, :, None] - projected[:, None]).square().sum(-1).argmin(-1)  # (B, M)
+    nearest_points = projected.gather(1, nearest[..., None].expand(-1, -1, 2))  # (B, M, 2)
+    squared = (pixels - nearest_points).square().sum(-1)  # (B, M)
     scale = COVERAGE_SCALE_PIXELS
-    distance = (squared.amin(-1) + scale * scale).sqrt() - scale  # (B, M)
+    distance = (squared + scale * scale).sqrt() - scale
     return distance.mean(-1) / image_diagonal

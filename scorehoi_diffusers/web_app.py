@@ -47,8 +47,8 @@ __all__ = ["GUIDANCE_WEIGHTS", "MAX_PHOTO_PIXELS", "build_app", "detect_people",
 MAX_PHOTO_PIXELS = 40_000_000
 # Uploads larger than this are refused by Gradio before they reach the app.
 MAX_UPLOAD_SIZE = "50mb"
-# The GuidanceConfig weights the "Advanced" section offers.
-GUIDANCE_WEIGHTS = ("scale", "contact", "penetration", "floor", "mask", "keypoints_2d")
+# The GuidanceConfig weights the "Advanced" section offers (and, on its own slider, ``contact_decision``).
+GUIDANCE_WEIGHTS = ("scale", "contact", "penetration", "floor", "mask", "mask_coverage", "keypoints_2d")
 MESH_SUFFIXES = (".obj", ".ply", ".glb")
 # Longest side of the preview picture the user clicks the box on.
 PREVIEW_MAX_SIDE = 1024
@@ -213,6 +213,13 @@ def _guidance_sliders(defaults: GuidanceConfig) -> list:
     return sliders
 
 
+def _contact_decision_slider(defaults: GuidanceConfig):
+    """``GuidanceConfig.contact_decision`` as a slider: 0 stands for ``None`` (weigh by the probabilities)."""
+    return gr.Slider(0.0, 0.95, value=defaults.contact_decision or 0.0, step=0.05,
+                     label="contact decision threshold (0: weigh contacts by their probability)",
+                     elem_id="guidance-contact_decision")
+
+
 def _examples() -> tuple[list[list], list[str]]:
     """The shipped examples (``example.json`` of :func:`~scorehoi_diffusers.cli.load_example`) as rows of the
     inputs they fill: photo, person mask, object mask (files or ``None``), object, and the object box's x, y,
@@ -281,6 +288,7 @@ def build_app(pipeline, person_detector=None, work_dir: str | os.PathLike | None
                                                  mesh_input, mesh_unit_input, cycles_input, seed_input))
         x, y, w, h = (values[number] for number in box_inputs)
         weights = [values[slider] for slider in weight_sliders]
+        contact_decision = float(values[decision_slider]) or None
         image = _read_picture(photo, "Photo")
         if image is None:
             raise gr.Error("Photo: upload a photo first (or click one of the examples).", print_exception=False)
@@ -300,7 +308,8 @@ def build_app(pipeline, person_detector=None, work_dir: str | os.PathLike | None
         if box is not None:
             inputs["object_box"] = box
         template, object_label = _template(object_name, mesh, mesh_unit)
-        config = dataclasses.replace(defaults, **dict(zip(GUIDANCE_WEIGHTS, map(float, weights), strict=True)))
+        config = dataclasses.replace(defaults, **dict(zip(GUIDANCE_WEIGHTS, map(float, weights), strict=True)),
+                                     contact_decision=contact_decision)
         cycles = int(cycles)
         steps_per_cycle = len(pipeline.scheduler.refinement_timesteps()) - 1
 
@@ -369,6 +378,7 @@ def build_app(pipeline, person_detector=None, work_dir: str | os.PathLike | None
                     seed_input = gr.Number(value=0, precision=0, label="seed")
                     mesh_unit_input = gr.Dropdown(list(MESH_UNITS), value="m", label="unit of your mesh")
                     weight_sliders = _guidance_sliders(defaults)
+                    decision_slider = _contact_decision_slider(defaults)
                 run_button = gr.Button("Run", variant="primary", elem_id="run")
             with gr.Column():
                 preview = gr.Image(label="Person, keypoints and object box (click two opposite corners to draw "
@@ -394,7 +404,7 @@ def build_app(pipeline, person_detector=None, work_dir: str | os.PathLike | None
         preview.select(click_corner, [people_state, corner_state], [*box_inputs, corner_state], show_progress="hidden")
         run_button.click(
             run, {*pictures, *box_inputs, object_input, mesh_input, mesh_unit_input, cycles_input, seed_input,
-                  *weight_sliders},
+                  *weight_sliders, decision_slider},
             [overlay, figure, scene, downloads, status], preprocess=False, concurrency_id="pipeline",
             concurrency_limit=1,
         )

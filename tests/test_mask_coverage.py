@@ -48,6 +48,23 @@ def test_coverage_loss_pulls_the_nearest_points_towards_uncovered_mask_pixels():
     assert torch.all(grad[0, 0] == 0)  # the first point is nearest to none but its own pixel, where the cost is flat
 
 
+def test_coverage_loss_equals_the_min_over_all_point_pairs_in_value_and_gradient():
+    # The term's definition written out: every mask pixel's Charbonnier distance to its nearest projected point.
+    generator = torch.Generator().manual_seed(3)
+    points = (torch.randn(3, 40, 3, generator=generator, dtype=torch.float64) * 0.2
+              + torch.tensor([0.0, 0.0, 2.0], dtype=torch.float64)).requires_grad_(True)
+    pixels = torch.rand(3, 50, 2, generator=generator, dtype=torch.float64) * 200
+    intrinsics = K[None].to(torch.float64).expand(3, 3, 3)
+    loss = mask_coverage_loss(points, intrinsics, pixels, 100.0)
+    projected = points[..., :2] / points[..., 2:] * K[0, 0].double() + K[:2, 2].double()
+    squared = (pixels[:, :, None] - projected[:, None]).square().sum(-1).amin(-1)
+    expected = ((squared + 1.0).sqrt() - 1.0).mean(-1) / 100.0
+    torch.testing.assert_close(loss, expected, rtol=1e-12, atol=0)
+    (grad,) = torch.autograd.grad(loss.sum(), points)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), points)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-10, atol=1e-15)
+
+
 def box_mask(batch: int = 2) -> torch.Tensor:
     """``(B, 240, 200)`` a 60 x 100 pixel box around the principal point, one pixel further right per sample."""
     mask = torch.zeros(batch, 240, 200, dtype=torch.bool)

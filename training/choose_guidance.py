@@ -11,7 +11,8 @@ With ``--scales`` the candidates are instead the pipeline's own guidance with on
 ``--keypoints simulated`` every scene gets seeded simulated detections (the pipeline's keypoint fit and keypoint
 term on), as ``training/choose_step_size.py`` gives the optimisation-only baseline; then the lowest
 MPJPE + PA-MPJPE + CD_h + CD_o + penetration depth (cm) at the first ``--cycles`` is printed as the choice, the
-baseline's own criterion, so that both methods have their step chosen the same way.
+baseline's own criterion, so that both methods have their step chosen the same way. Without keypoints the printed
+choice is by the baseline's no-keypoint criterion, the lowest CD_h + CD_o + penetration depth.
 
 With ``--contact-decisions`` the candidates are the pipeline's own guidance with only ``contact_decision`` changed
 (``none``: the contact and floor terms weigh points by the estimator's probabilities; a number: by its decisions,
@@ -33,7 +34,7 @@ import dataclasses
 
 import torch
 import validation_slice
-from choose_step_size import KEYPOINT_CRITERION
+from choose_step_size import CRITERION, KEYPOINT_CRITERION
 
 from scorehoi_diffusers import GuidanceConfig
 from scorehoi_diffusers.evaluation import evaluate, format_table, paired_differences
@@ -63,6 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     keypoints = None if args.keypoints == "none" else args.keypoints
+    criterion = CRITERION if keypoints is None else KEYPOINT_CRITERION
     pipeline, data, estimate, regressor_row = validation_slice.load(args, keypoints)
     candidates = CANDIDATES
     if args.scales:
@@ -81,8 +83,8 @@ def main() -> None:
             results[cycles, name] = dict(row)
             row["mode"] = f"full N={cycles}, {name}"
             rows.append(row)
-            scores[cycles, name] = sum(row[key] for key in KEYPOINT_CRITERION)
-            print(format_table([row]), f"{' + '.join(KEYPOINT_CRITERION)} = {scores[cycles, name]:.3f} cm", flush=True)
+            scores[cycles, name] = sum(row[key] for key in criterion)
+            print(format_table([row]), f"{' + '.join(criterion)} = {scores[cycles, name]:.3f} cm", flush=True)
     print(format_table(rows))
     if args.paired:
         reference, first, last = next(iter(candidates)), args.cycles[0], args.cycles[-1]
@@ -94,7 +96,7 @@ def main() -> None:
                   "error):")
             for key in PAIRED_METRICS:
                 print(f"  {key:18s} {differences[key]['mean']:+.4f} ± {differences[key]['standard_error']:.4f}")
-    if args.keypoints == "simulated":
+    if args.scales or args.contact_decisions:
         first = args.cycles[0]
         name = min((key for key in scores if key[0] == first), key=scores.get)[1]
         print(f"chosen at N = {first}: {name} ({scores[first, name]:.3f} cm)")

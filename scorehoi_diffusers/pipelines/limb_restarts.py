@@ -7,7 +7,8 @@ smaller but the arm is still wrong. After the fit, every limb (arms, legs) whose
 sizes) from the body's projected points gets a few alternative rotations of its root joint (shoulder or hip): the
 fitted rotation turned by a quarter turn either way about each of the parent's axes (:data:`RESTART_TURNS`), and
 not turned at all. Every restart is fitted again, all in one batch, on the fit's own objective (its priors still
-pull to the regressor's pose), and each sample keeps whichever of its fit and its restarts ends lowest. With the
+pull to the regressor's pose): all of them for ``KeypointFit.restart_screen_steps`` steps, then only each sample's
+lowest for the rest of the fit's steps; each sample keeps whichever of its fit and that restart ends lowest. With the
 robust pose prior a turned joint costs at most the prior's cap, so a turn is kept when the keypoints gain more than
 that; the unturned restart gets the same second fit as the turned ones, so that a turn is kept only when the turn,
 not the extra steps, explains the picture better. No random numbers: the same inputs give the same restarts.
