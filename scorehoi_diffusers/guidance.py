@@ -48,6 +48,9 @@ from .precision import upcast
 DEFAULT_KEYPOINTS_WEIGHT = 1000.0
 DEFAULT_KEYPOINTS_SIGMA = 0.1
 DEFAULT_CAMERA_STEP_SIZE = 0.0001
+# The terms of the guidance loss, each weighed by the GuidanceConfig field of its name (the keys of the terms dict
+# guidance_loss returns).
+TERMS = ("contact", "penetration", "floor", "mask", "mask_coverage", "keypoints_2d")
 
 
 @dataclass
@@ -117,8 +120,7 @@ class GuidanceConfig:
         return cls(scale=1.0, contact=0.5, penetration=0.1, floor=0.5, mask=0.0)
 
     def __post_init__(self):
-        for name in ("scale", "contact", "penetration", "floor", "mask", "mask_coverage", "keypoints_2d",
-                     "camera_step_size", "contact_threshold"):
+        for name in ("scale", *TERMS, "camera_step_size", "contact_threshold"):
             value = getattr(self, name)
             if not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"GuidanceConfig.{name} must be a finite number >= 0, got {value!r}.")
@@ -559,7 +561,7 @@ def guidance_loss(
 
     Returns:
         ``(total, terms)``: ``total`` ``(B,)`` the weighted sum; ``terms`` maps each computed term's name
-        (``contact``, ``penetration``, ``floor``, ``mask``, ``mask_coverage``, ``keypoints_2d``) to its unweighted
+        (one of :data:`TERMS`) to its unweighted
         ``(B,)`` value.
         Computed in at least float32 (half-precision distances and their gradients lose millimetres) and
         returned in the dtype of ``inputs.body_points``.

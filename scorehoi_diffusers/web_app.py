@@ -34,7 +34,7 @@ import torch
 from .atomic_files import atomic_write_bytes
 from .cli import DEFAULT_EXAMPLES
 from .export import export_reconstruction
-from .guidance import GuidanceConfig
+from .guidance import TERMS, GuidanceConfig
 from .image_processor import load_image, to_mask_array
 from .input_checks import mask_inside
 from .objects import MESH_UNITS, PRIMITIVE_NAMES, load_object
@@ -48,7 +48,7 @@ MAX_PHOTO_PIXELS = 40_000_000
 # Uploads larger than this are refused by Gradio before they reach the app.
 MAX_UPLOAD_SIZE = "50mb"
 # The GuidanceConfig weights the "Advanced" section offers (and, on its own slider, ``contact_decision``).
-GUIDANCE_WEIGHTS = ("scale", "contact", "penetration", "floor", "mask", "mask_coverage", "keypoints_2d")
+GUIDANCE_WEIGHTS = ("scale", *TERMS)
 MESH_SUFFIXES = (".obj", ".ply", ".glb")
 # Longest side of the preview picture the user clicks the box on.
 PREVIEW_MAX_SIDE = 1024

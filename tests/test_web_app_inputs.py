@@ -14,7 +14,7 @@ from PIL import Image
 
 gr = pytest.importorskip("gradio")
 from scorehoi_diffusers import web_app  # noqa: E402
-from scorehoi_diffusers.guidance import GuidanceConfig  # noqa: E402
+from scorehoi_diffusers.guidance import TERMS, GuidanceConfig  # noqa: E402
 from scorehoi_diffusers.objects import PRIMITIVE_DIR, ObjectTemplate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,6 +125,12 @@ def test_advanced_weights_are_guidance_config_fields():
     fields = GuidanceConfig.__dataclass_fields__
     assert all(isinstance(getattr(GuidanceConfig(), name), float) for name in web_app.GUIDANCE_WEIGHTS)
     assert set(web_app.GUIDANCE_WEIGHTS) <= set(fields)
+
+
+def test_advanced_offers_every_guidance_term_and_the_contact_decision_with_0_for_probabilities():
+    assert web_app.GUIDANCE_WEIGHTS == ("scale", *TERMS)
+    assert web_app._contact_decision_slider(GuidanceConfig(contact_decision=0.3)).value == 0.3
+    assert web_app._contact_decision_slider(GuidanceConfig(contact_decision=None)).value == 0.0
 
 
 def test_the_space_entry_point_serves_the_app_where_the_space_says(monkeypatch):
