@@ -83,9 +83,13 @@ DEFAULT_COVERAGE = 1000.0
 DEFAULT_PRIOR_SCALE = 0.1
 # Mean landmark error (person-box sizes) past which a limb is restarted; None: no restarts.
 DEFAULT_LIMB_RESTART_THRESHOLD = 0.2
-# Steps every limb restart is fitted for before only each sample's best goes on for the rest of ``steps``: a quarter
-# of the fit, set without a search (refitting all seven turns of a limb for the whole fit made the cameraman photo's
-# start 3.2x slower at batch 8).
+# Steps every limb restart is fitted for before only each sample's lowest goes on for the rest of ``steps``, so that
+# seven turns of a limb cost 7 x 50 + 50 steps instead of 7 x 100 (refitting them all for the whole fit made the
+# cameraman photo's start 3.2x slower at batch 8). Not searched on data: 25 was tried first and failed
+# tests/test_keypoint_fit.py's restart test (after 25 steps the lowest restart was the arm's depth-mirrored twin);
+# 40 and 50 pass it, and 50 is what was validated: paired on 200 validation scenes of each style with simulated
+# detections (training/validate_change.py, first index 20048, N = 2, together with the nearest-then-gather coverage
+# term, against full refits), nothing worse by two standard errors.
 DEFAULT_RESTART_SCREEN_STEPS = 50
 
 
