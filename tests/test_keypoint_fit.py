@@ -119,6 +119,30 @@ def test_limb_restarts_bring_back_an_arm_the_fit_cannot_reach(pipe, body):
     torch.testing.assert_close(alone.body_pose, restarted.body_pose[:1], atol=1e-5, rtol=0)
 
 
+def test_lowest_per_owner_picks_each_owners_first_lowest_and_marks_owners_without_candidates():
+    from scorehoi_diffusers.pipelines.keypoint_fit import _lowest_per_owner
+
+    losses = torch.tensor([3.0, 1.0, 1.0, float("nan"), 2.0, float("nan")])
+    owner = torch.tensor([0, 0, 0, 2, 2, 3])
+    # Owner 0: the first of its two lowest (1); owner 1: none (6 = no candidate); owner 2: NaN counts as worst (4);
+    # owner 3: only a NaN, still chosen.
+    assert _lowest_per_owner(losses, owner, 4).tolist() == [1, 6, 4, 5]
+
+
+def test_screened_restarts_agree_with_full_refits_on_a_far_off_arm(pipe, body):
+    truth = turned_a_bit(2)
+    evidence = evidence_for(body, truth)
+    start = arm_far_off(truth)
+    template = load_object("box")
+    # Screening for 25 steps fails here: the restart lowest after 25 steps is the arm's depth-mirrored twin.
+    fits = {steps: KeypointFit(prior_scale=0.1, limb_restart_threshold=0.05, restart_screen_steps=steps)(
+        pipe, start, template, evidence, GuidanceConfig()) for steps in (50, 100)}
+    before = reprojection(body, start, evidence)
+    for fitted in fits.values():
+        assert reprojection(body, fitted, evidence)[0] < 0.1 * before[0]
+    torch.testing.assert_close(fits[50].body_pose[:, 16], fits[100].body_pose[:, 16], atol=0.05, rtol=0)
+
+
 def test_limb_restarts_compete_on_the_fits_objective(pipe, body):
     # With the quadratic prior, a quarter turn of the shoulder costs more than the keypoints gain: no turn is kept,
     # the arm stays near where the plain fit left it.

@@ -31,7 +31,8 @@ AXES = torch.cat([torch.eye(3), -torch.eye(3)])  # +x, +y, +z, -x, -y, -z
 
 def turn_one_limb(prepare, angle: float):
     """``pipeline.prepare_initial_estimate`` with one limb of each sample turned (see the module docstring); the
-    samples are numbered in the order the evaluation hands them over (the slice's order)."""
+    samples are numbered in the order the evaluation hands them over (grouped by object, then in the slice's
+    order)."""
     seen = [0]
 
     @functools.wraps(prepare)

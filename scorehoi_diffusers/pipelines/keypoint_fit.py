@@ -296,10 +296,9 @@ class KeypointFit:
             best = _lowest_per_owner(screen_loss, sample, batch)
             best = best[best < len(sample)]  # (S,) each restarted sample's best restart, in sample order
             sample, restarts, restart_start = sample[best], restarts.select(best), restart_start[best]
+            screened = _x0_of(restart_start, restart_pose[best], restart_betas[best])
             restart_pose, restart_betas, restart_translation = self._optimise(
-                restarts, restart_start, restart_translation[best], _x0_of(restart_start, restart_pose[best],
-                                                                           restart_betas[best]),
-                steps=self.steps - screen)
+                restarts, restart_start, restart_translation[best], screened, steps=self.steps - screen)
         with torch.no_grad():
             restart_loss, _ = self._objective(restarts, restart_start, restart_pose, restart_betas,
                                               restart_translation)
