@@ -19,9 +19,12 @@ keypoint fit (``pipelines/keypoint_fit.py``; ``--keypoint-fit STEPS LR PRIOR SIG
 replaces fields of the pipeline's guidance (``GuidanceConfig``), e.g. ``--guidance mask_coverage=300``. The right
 arm's landmarks' errors (% box height) are printed per photo, and ``--overlays DIR`` writes each photo with the
 initial and the refined body drawn over it, the detected landmarks (green) joined to the body's projected points
-(red).
+(red). ``--jitter K`` also reconstructs each photo K more times with the keypoints handed to the pipeline moved by
+seeded Gaussian noise of ``--jitter-pixels`` (0.5 px: far under the detector's own error) and prints the spread of the
+scores, which says how much of a difference between two runs a photo's numbers can carry.
 
 Usage: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 python benchmarks/real_photos.py [--cycles 10] [--repeats 5]
+       [--jitter 8]
 """
 from __future__ import annotations
 
@@ -51,6 +54,12 @@ from scorehoi_diffusers.skeleton import BLAZEPOSE_FITTED, BLAZEPOSE_NAMES
 REAL_PHOTOS = ("astronaut", "cameraman")
 # The landmarks whose errors are printed one by one: the right arm, the one the cameraman holds his camera with.
 RIGHT_ARM = ("right_shoulder", "right_elbow", "right_wrist", "right_pinky", "right_index", "right_thumb")
+# The scores whose spread ``--jitter`` reports, and their column titles.
+JITTER_SCORES = {"initial_reprojection": "reprojection, initial (%)",
+                 "refined_reprojection": "reprojection, refined (%)",
+                 "initial_iou": "IoU, initial", "refined_iou": "IoU, refined"}
+# Seeds the keypoint jitter (run i draws from numpy's default_rng([JITTER_SEED, i]); the global RNG is not touched).
+JITTER_SEED = 0
 
 
 def body_evidence(pipe: ScoreHOIPipeline, params, intrinsics: torch.Tensor, shape) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +106,7 @@ def overlay_figure(pipe: ScoreHOIPipeline, image: np.ndarray, params, intrinsics
 
 
 def measure(name: str, pipe: ScoreHOIPipeline, cycles: int, repeats: int, guidance: GuidanceConfig,
-            overlays: Path | None = None) -> dict:
+            overlays: Path | None = None, jitter: int = 0, jitter_pixels: float = 0.5) -> dict:
     folder = DEFAULT_EXAMPLES / name
     spec = json.loads((folder / "example.json").read_text())
     item = load_example(folder)
@@ -118,10 +127,31 @@ def measure(name: str, pipe: ScoreHOIPipeline, cycles: int, repeats: int, guidan
                      num_cycles=cycles, generator=torch.Generator().manual_seed(0), guidance_config=guidance)
     if "keypoints" in inspect.signature(pipe.__call__).parameters:
         arguments["keypoints"] = keypoints[None]
-    output = pipe(**arguments)
     row = {"photo": name, "masks": "hand-drawn" if item["human_mask"] is not None else "detector + GrabCut",
            "visible": int((person.visibility > VISIBLE).sum()), "detector_ms": 1000 * statistics.median(times),
-           "keypoints_passed": "keypoints" in arguments}
+           "keypoints_passed": "keypoints" in arguments,
+           **scores(pipe, arguments, person, image, name, overlays)}
+    row["right_arm_visibility"] = {landmark: float(person.visibility[BLAZEPOSE_NAMES.index(landmark)])
+                                   for landmark in RIGHT_ARM}
+    if jitter and "keypoints" in arguments:
+        runs = []
+        for run in range(jitter):
+            jittered = keypoints.copy()
+            noise = np.random.default_rng([JITTER_SEED, run]).normal(0.0, jitter_pixels, jittered[:, :2].shape)
+            jittered[:, :2] += noise.astype(np.float32)
+            generator = torch.Generator().manual_seed(0)
+            runs.append(scores(pipe, {**arguments, "keypoints": jittered[None], "generator": generator}, person,
+                               image, name))
+        row["jitter"] = {key: [run[key] for run in runs] for key in JITTER_SCORES}
+    return row
+
+
+def scores(pipe: ScoreHOIPipeline, arguments: dict, person, image: np.ndarray, name: str,
+           overlays: Path | None = None) -> dict:
+    """Reconstruct with ``arguments`` and score the initial and the refined body against the detection ``person``:
+    reprojection error (% box height), silhouette IoU and the right arm's landmark errors."""
+    output = pipe(**arguments)
+    row = {}
     height = float(person.box[3])
     for stage, params in (("initial", output.initial_params), ("refined", output.params)):
         projected, rendered = body_evidence(pipe, params, output.intrinsics[0], image.shape[:2])
@@ -134,8 +164,6 @@ def measure(name: str, pipe: ScoreHOIPipeline, cycles: int, repeats: int, guidan
         if overlays is not None:
             figure = overlay_figure(pipe, image, params, output.intrinsics[0], person, projected)
             save_png(overlays / f"{name}_{stage}.png", figure)
-    row["right_arm_visibility"] = {landmark: float(person.visibility[BLAZEPOSE_NAMES.index(landmark)])
-                                   for landmark in RIGHT_ARM}
     return row
 
 
@@ -153,6 +181,10 @@ def main() -> None:
     parser.add_argument("--limb-restart-threshold", type=float,
                         help="restart limbs this far off after the keypoint fit (KeypointFit.limb_restart_threshold)")
     parser.add_argument("--overlays", type=Path, help="write the initial and refined overlays into this folder")
+    parser.add_argument("--jitter", type=int, default=0,
+                        help="also reconstruct each photo this many times with its keypoints jittered, for the spread")
+    parser.add_argument("--jitter-pixels", type=float, default=0.5,
+                        help="standard deviation of the keypoint jitter, in pixels (default 0.5)")
     args = parser.parse_args()
     pipe = ScoreHOIPipeline.from_pretrained(args.pipeline)
     if args.keypoint_fit is not None:
@@ -163,7 +195,8 @@ def main() -> None:
             pipe.keypoint_fit = dataclasses.replace(pipe.keypoint_fit, **{name: getattr(args, name)})
     pipe.set_progress_bar_config(disable=True)
     guidance = guidance_config(pipe.default_guidance_config(), args.guidance)
-    rows = [measure(name, pipe, args.cycles, args.repeats, guidance, args.overlays) for name in REAL_PHOTOS]
+    rows = [measure(name, pipe, args.cycles, args.repeats, guidance, args.overlays, args.jitter, args.jitter_pixels)
+            for name in REAL_PHOTOS]
     print(f"Real photos, pipeline {Path(args.pipeline).name}, {args.cycles} cycles, seed 0; keypoints passed to "
           f"the pipeline: {'yes' if rows[0]['keypoints_passed'] else 'no (it takes no `keypoints`)'}; "
           f"keypoint fit: {pipe.keypoint_fit}; guidance: {guidance}.\n")
@@ -185,6 +218,17 @@ def main() -> None:
     for name in ("prior_scale", "limb_restart_threshold"):
         if getattr(args, name) is not None:
             fit += f" --{name.replace('_', '-')} {getattr(args, name):g}"
+    if any("jitter" in row for row in rows):
+        print(f"\nSpread over {args.jitter} runs with the keypoints handed to the pipeline jittered by "
+              f"{args.jitter_pixels:g} px (standard deviation; scored against the unjittered detection): mean ± "
+              "standard deviation (lowest – highest)\n")
+        print("| photo | " + " | ".join(JITTER_SCORES.values()) + " |")
+        print("|---|" + "---|" * len(JITTER_SCORES))
+        for row in rows:
+            cells = [f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f} ({min(values):.3f} – {max(values):.3f})"
+                     for values in (row["jitter"][key] for key in JITTER_SCORES)]
+            print(f"| {row['photo']} | " + " | ".join(cells) + " |")
+        fit += f" --jitter {args.jitter} --jitter-pixels {args.jitter_pixels:g}"
     overrides = " --guidance " + " ".join(args.guidance) if args.guidance else ""
     print("\nReproduce: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 python benchmarks/real_photos.py "
           f"--cycles {args.cycles} --repeats {args.repeats}{fit}{overrides}")
