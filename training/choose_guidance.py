@@ -37,7 +37,7 @@ import validation_slice
 from choose_step_size import CRITERION, KEYPOINT_CRITERION
 
 from scorehoi_diffusers import GuidanceConfig
-from scorehoi_diffusers.evaluation import evaluate, format_table, paired_differences
+from scorehoi_diffusers.evaluation import evaluate, format_table
 
 PAIRED_METRICS = ("cd_human", "cd_object", "contact_precision", "contact_recall", "penetration_depth",
                   "penetration_volume", "mpjpe", "pa_mpjpe", "facing_error")
@@ -91,11 +91,9 @@ def main() -> None:
         pairs = [((cycles, name), (cycles, reference)) for cycles, name in results if name != reference]
         pairs += [((last, name), (first, name)) for name in candidates if last != first]
         for (cycles, name), (reference_cycles, reference_name) in pairs:
-            differences = paired_differences(results[cycles, name], results[reference_cycles, reference_name])
-            print(f"N = {cycles}, {name} minus N = {reference_cycles}, {reference_name} (paired, mean ± standard "
-                  "error):")
-            for key in PAIRED_METRICS:
-                print(f"  {key:18s} {differences[key]['mean']:+.4f} ± {differences[key]['standard_error']:.4f}")
+            validation_slice.print_paired(f"N = {cycles}, {name} minus N = {reference_cycles}, {reference_name}",
+                                          results[cycles, name], results[reference_cycles, reference_name],
+                                          PAIRED_METRICS)
     if args.scales or args.contact_decisions:
         first = args.cycles[0]
         name = min((key for key in scores if key[0] == first), key=scores.get)[1]

@@ -17,7 +17,7 @@ import argparse
 import torch
 import validation_slice
 
-from scorehoi_diffusers.evaluation import evaluate, format_table, paired_differences
+from scorehoi_diffusers.evaluation import evaluate, format_table
 
 METRICS = ("cd_human", "cd_object", "contact_precision", "contact_recall", "penetration_depth", "mpjpe", "pa_mpjpe")
 
@@ -59,11 +59,8 @@ def main() -> None:
     pairs = [((depth, "dropped"), (depth, "kept")) for depth in args.depths]
     pairs += [((depth, "kept"), (first, "kept")) for depth in args.depths[1:]]
     for (depth, condition), (reference, reference_condition) in pairs:
-        differences = paired_differences(rows[depth, condition], rows[reference, reference_condition])
-        print(f"{depth} condition {condition} minus {reference} condition {reference_condition} (paired, mean ± "
-              "standard error):")
-        for key in METRICS:
-            print(f"  {key:18s} {differences[key]['mean']:+.4f} ± {differences[key]['standard_error']:.4f}")
+        title = f"{depth} condition {condition} minus {reference} condition {reference_condition}"
+        validation_slice.print_paired(title, rows[depth, condition], rows[reference, reference_condition], METRICS)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import functools
 import torch
 import validation_slice
 
-from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate, format_table, paired_differences
+from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate, format_table
 from scorehoi_diffusers.params import axis_angle_to_matrix
 from scorehoi_diffusers.pipelines.limb_restarts import LIMBS
 from scorehoi_diffusers.skeleton import JOINT_INDEX
@@ -71,10 +71,7 @@ def main() -> None:
     print(format_table(list(rows.values())))
     reference = next(iter(rows))
     for name in list(rows)[1:]:
-        differences = paired_differences(rows[name], rows[reference])
-        print(f"{name} minus {reference} (paired, mean ± standard error):")
-        for key in PAIRED_METRICS:
-            print(f"  {key:14s} {differences[key]['mean']:+.4f} ± {differences[key]['standard_error']:.4f}")
+        validation_slice.print_paired(f"{name} minus {reference}", rows[name], rows[reference], PAIRED_METRICS)
 
 
 if __name__ == "__main__":

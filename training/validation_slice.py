@@ -9,7 +9,7 @@ import argparse
 
 from scorehoi_diffusers import ScoreHOIPipeline
 from scorehoi_diffusers.data.synthetic import generate_dataset
-from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate
+from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate, paired_differences
 
 FIRST_INDEX = 20000
 
@@ -41,3 +41,12 @@ def load(args: argparse.Namespace, keypoints: str | None = None):
     estimate = RegressorEstimate(pipeline, keypoints, seed=0)
     regressor_row = evaluate(pipeline, data, split=None, mode="regressor", initial_estimate_fn=estimate)
     return pipeline, data, estimate, regressor_row
+
+
+def print_paired(title: str, result: dict, reference: dict, metrics) -> None:
+    """Print ``title`` and, per metric, ``result`` minus ``reference`` paired over their scenes (mean ± standard
+    error): both are ``evaluate`` rows of the same scenes."""
+    differences = paired_differences(result, reference)
+    print(f"{title} (paired, mean ± standard error):")
+    for key in metrics:
+        print(f"  {key:18s} {differences[key]['mean']:+.4f} ± {differences[key]['standard_error']:.4f}")
