@@ -561,8 +561,7 @@ def guidance_loss(
 
     Returns:
         ``(total, terms)``: ``total`` ``(B,)`` the weighted sum; ``terms`` maps each computed term's name
-        (one of :data:`TERMS`) to its unweighted
-        ``(B,)`` value.
+        (one of :data:`TERMS`) to its unweighted ``(B,)`` value.
         Computed in at least float32 (half-precision distances and their gradients lose millimetres) and
         returned in the dtype of ``inputs.body_points``.
     """
