@@ -357,7 +357,8 @@ def mask_distance_transform(mask: torch.Tensor, name: str = "mask") -> torch.Ten
     return torch.from_numpy(distances).to(mask.device)
 
 
-def _image_diagonal(height: int, width: int) -> float:
+def image_diagonal(height: int, width: int) -> float:
+    """The diagonal in pixels of a ``height`` x ``width`` image: the unit of the mask and mask-coverage terms."""
     return math.hypot(height, width)
 
 
@@ -397,7 +398,7 @@ def mask_term(points_cam: torch.Tensor, intrinsics: torch.Tensor, distance_map: 
         align_corners=True,
     )[:, 0, 0]  # (B, N)
     sampled = torch.where(finite[..., 0], sampled, torch.full_like(sampled, float("nan")))
-    return (sampled + outside_distance).mean(-1) / _image_diagonal(height, width)
+    return (sampled + outside_distance).mean(-1) / image_diagonal(height, width)
 
 
 def geman_mcclure(squared_residual: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -608,7 +609,7 @@ def guidance_loss(
                              "`human_mask_pixels`: its image diagonal is the term's unit.")
         terms["mask_coverage"] = mask_coverage_loss(
             inputs.to_camera(inputs.body_points), inputs.intrinsics, inputs.human_mask_pixels,
-            _image_diagonal(*inputs.human_distance_map.shape[1:]),
+            image_diagonal(*inputs.human_distance_map.shape[1:]),
         )
     if config.keypoints_2d > 0 and None not in (inputs.intrinsics, inputs.keypoints_3d, inputs.keypoints_2d):
         if inputs.keypoints_box_size is None:

@@ -28,14 +28,18 @@ class GuidanceGradientMixin:
     _compiled_guidance_objective: Callable | None = None
 
     def _geometry(self, x0: torch.Tensor, camera_translation: torch.Tensor, template: ObjectTemplate,
-                  keypoints: bool = False):
-        """Decode ``x0 (B, 331)`` and pose the downsampled body and the object keypoints (pelvis frame); with
-        ``keypoints``, also the body's ``(B, 33, 3)`` BlazePose points, as a fifth entry."""
+                  keypoints: bool = False, signed_distances: bool = True):
+        """Decode ``x0 (B, 331)`` and pose the downsampled body and the object keypoints (pelvis frame), and look up
+        the body points' signed distances to the object (``None`` without ``signed_distances``: the keypoint fit's
+        image terms never read them); with ``keypoints``, also the body's ``(B, 33, 3)`` BlazePose points, as a
+        fifth entry."""
         params = self.codec.decode(x0, camera_translation)
         skinned = self.body_model.skin_subset_landmarks(params) if keypoints else self.body_model.skin_subset(params)
         body_points = skinned[0]
         object_points = template.pose(template.keypoints, params.object_rotation, params.object_translation)
-        sdf = template.signed_distance_posed(body_points, params.object_rotation, params.object_translation)
+        sdf = None
+        if signed_distances:
+            sdf = template.signed_distance_posed(body_points, params.object_rotation, params.object_translation)
         if keypoints:
             return params, body_points, object_points, sdf, blazepose_points(*skinned[1:])
         return params, body_points, object_points, sdf

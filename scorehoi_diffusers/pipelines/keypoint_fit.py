@@ -40,7 +40,7 @@ from diffusers.utils import logging
 
 from ..camera import project_points
 from ..facing import choose_facing
-from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, geman_mcclure, guidance_loss
+from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, geman_mcclure, guidance_loss, image_diagonal
 from ..input_checks import check_finite_number, is_int
 from ..mask_coverage import COVERAGE_SAMPLES, mask_coverage_loss, sample_mask_pixels
 from ..objects import ObjectTemplate
@@ -195,7 +195,7 @@ class KeypointFit:
             mask_pixels = evidence.get("human_mask_pixels")
             if mask_pixels is None or mask_pixels.shape[1] != self.coverage_samples:
                 mask_pixels = sample_mask_pixels(distance_map, self.coverage_samples)
-            diagonal = math.hypot(*distance_map.shape[1:])
+            diagonal = image_diagonal(*distance_map.shape[1:])
         problem = _FitProblem(pipe, template, evidence, image_config, mask_pixels, diagonal)
         x0_start = pipe.codec.encode(params).detach()
         pose, betas, translation = self._optimise(problem, x0_start, params.camera_translation)
@@ -339,7 +339,8 @@ class _FitProblem:
 
     def image_losses(self, x0: torch.Tensor, translation: torch.Tensor):
         """``(guidance (B,), coverage (B,) or None, inputs)``: the image terms of ``x0`` and the guidance inputs."""
-        _, body_points, object_points, _, keypoints_3d = self.pipe._geometry(x0, translation, self.template, True)
+        _, body_points, object_points, _, keypoints_3d = self.pipe._geometry(
+            x0, translation, self.template, keypoints=True, signed_distances=False)
         inputs = GuidanceInputs(body_points=body_points, object_points=object_points, keypoints_3d=keypoints_3d,
                                 camera_translation=translation, **self.evidence)
         loss, _ = guidance_loss(inputs, self.image_config)
