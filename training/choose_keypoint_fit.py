@@ -99,7 +99,7 @@ import dataclasses
 
 import numpy as np
 import torch
-from choose_keypoints import MeasuredDetections, NoisyGroundTruthDetections, Recorder, run
+from choose_keypoints import DetectorDetections, MeasuredDetections, NoisyGroundTruthDetections, Recorder, run
 from validation_slice import add_arguments, load
 
 from scorehoi_diffusers.evaluation import paired_differences
@@ -199,6 +199,7 @@ def paired(pipeline, data, estimate, simulate, setting: tuple[KeypointFit, dict]
               f"reprojection (% box height) {theirs['reprojection_pct']:.2f} reference, "
               f"{mine['reprojection_pct']:.2f} setting; flipped {theirs['flipped_pct']:.1f} % reference, "
               f"{mine['flipped_pct']:.1f} % setting", flush=True)
+    print_misses(simulate)
 
 
 def settings(pairs: list[str] | None) -> tuple[KeypointFit, dict]:
@@ -270,13 +271,21 @@ def choose_mask_coverage(pipeline, data, estimate, simulate, args) -> None:
               f"{row['mpjpe']:.2f} | {row['pa_mpjpe']:.2f} | {contact_f:.3f} | {row['penetration_depth']:.3f} |")
     chosen = min(rows, key=lambda weight: rows[weight]["cd_human"] + rows[weight]["cd_object"])
     print(f"chosen (lowest CD_h + CD_o at N = {args.cycles}): mask_coverage={chosen:g}")
+    print_misses(simulate)
+
+
+def print_misses(simulate) -> None:
+    """With the real detector, how many scenes it found nobody in (they keep their rendered mask, no keypoints)."""
+    if isinstance(simulate, DetectorDetections):
+        print(f"detector: nobody found in {len(simulate.missed)} of {len(simulate.found)} scenes "
+              f"{sorted(simulate.missed)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_arguments(parser, num_samples=48)
     parser.add_argument("--cycles", type=int, default=2)
-    parser.add_argument("--simulator", choices=("noisy-gt", "learned"), default="learned")
+    parser.add_argument("--simulator", choices=("noisy-gt", "learned", "detector"), default="learned")
     parser.add_argument("--steps", type=int, nargs="+", default=[0, 30, 100])
     parser.add_argument("--learning-rates", type=float, nargs="+", default=[0.003, 0.01, 0.03])
     parser.add_argument("--prior-weights", type=float, nargs="+", default=[0.1, 1.0, 10.0])
@@ -297,6 +306,8 @@ def main() -> None:
     pipeline, data, estimate, _ = load(args)
     if args.simulator == "learned":
         simulate = MeasuredDetections(pipeline.body_model)
+    elif args.simulator == "detector":
+        simulate = DetectorDetections()
     else:
         simulate = NoisyGroundTruthDetections(pipeline.body_model)
     if args.paired is not None:
