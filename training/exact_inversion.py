@@ -7,8 +7,9 @@
    against the truth, i.e. the drift, with standard errors.
 2. Cost: denoiser passes per call (``N · steps · (2 + k)``, counted) and the wall time of one guided call at batch 1
    (median of ``--timing-repeats``, one torch thread).
-3. With ``--compare K …``: the full method (regressor start, simulated keypoints, as the README's runs) with k = 0
-   and each k = K, paired over the same scenes (K minus 0) at each N; and N = 10 minus N = 2 within each k.
+3. With ``--compare K …``: the full method (regressor start, simulated keypoints, as the README's runs, or none with
+   ``--keypoints none``) with k = 0 and each k = K, paired over the same scenes (K minus 0) at each N; and N = 10
+   minus N = 2 within each k.
 
 Only validation scenes (``training/validation_slice.py``) are used; the test split is never read.
 
@@ -95,6 +96,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--cycles", type=int, nargs="+", default=[2, 10])
     parser.add_argument("--compare", type=int, nargs="*", default=[], help="each k compared with 0 on the full method")
+    parser.add_argument("--keypoints", choices=("none", "simulated"), default="simulated",
+                        help="--compare: the full method's keypoints (default: simulated detections)")
     parser.add_argument("--skip-round-trip", action="store_true")
     parser.add_argument("--timing-repeats", type=int, default=3)
     parser.add_argument("--out", required=True)
@@ -128,7 +131,7 @@ def main() -> None:
                   f"{cost['seconds']:.3f} s per guided call at batch 1", flush=True)
 
     if args.compare:
-        estimate = RegressorEstimate(pipeline, keypoints="simulated", seed=0)
+        estimate = RegressorEstimate(pipeline, keypoints=None if args.keypoints == "none" else "simulated", seed=0)
         for cycles in args.cycles:
             for k in [0, *args.compare]:
                 row = evaluate(pipeline, data, split=None, mode="full", num_cycles=cycles,
