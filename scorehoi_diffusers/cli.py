@@ -558,9 +558,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pose-prior-weight", type=float, default=None,
                    help="pose prior weight of --mode optimization (default: the one chosen on validation data)")
     p.add_argument("--cycles", type=int, default=10)
-    p.add_argument("--keypoints", choices=("none", "simulated"), default="none",
+    p.add_argument("--keypoints", choices=("none", "simulated", "detected"), default="none",
                    help="simulated: give the pipeline simulated 2D detections of each ground-truth body (measured "
-                        "detector rates, seeded by --seed)")
+                        "detector rates, seeded by --seed); detected: run the bundled person detector on each "
+                        "picture and give the pipeline its keypoints and person mask")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     out_options(p, "outputs/evaluation", "for the JSON results")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 from diffusers.utils import logging
+from PIL import Image
 
 from .body import blazepose_points
 from .contacts import Contacts
@@ -41,13 +42,15 @@ from .metrics import (
 from .objects import ObjectTemplate, load_object
 from .optimization_baseline import GuidanceOptimization
 from .params import HOIParams, axis_angle_to_matrix
-from .skeleton import BODY_JOINTS, LEFT_HAND_JOINTS, RIGHT_HAND_JOINTS
+from .person_detection import default_person_detector
+from .skeleton import BODY_JOINTS, LEFT_HAND_JOINTS, NUM_BLAZEPOSE, RIGHT_HAND_JOINTS
 
 logger = logging.get_logger(__name__)
 
 __all__ = [
     "ABLATION_MODES",
     "CONTACT_LABELS",
+    "DetectedPictures",
     "FLIPPED_DEGREES",
     "KEYPOINT_SOURCES",
     "METRICS",
@@ -63,8 +66,9 @@ ABLATION_MODES = ("regressor", "optimization", "prior", "frozen_contacts", "full
 # Table labels of the modes whose name alone does not say what they are.
 MODE_LABELS = {"optimization": "w/o diffusion (optimisation only)"}
 CONTACT_LABELS = ("auto", "annotated", "recomputed")
-# Where RegressorEstimate's keypoints come from: none, or simulated detections of the ground truth.
-KEYPOINT_SOURCES = (None, "simulated")
+# Where RegressorEstimate's keypoints come from: none, simulated detections of the ground truth, or the bundled
+# person detector run on each picture (which also replaces the person mask).
+KEYPOINT_SOURCES = (None, "simulated", "detected")
 IMAGE_COLUMNS = ("image", "human_mask", "object_mask")
 
 # (result key, table header) in table order.
@@ -531,6 +535,41 @@ def format_table(results: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> st
     return "\n".join(lines + [""] + [f"_{note}_" for note in notes]) + "\n"
 
 
+class DetectedPictures:
+    """The bundled person detector run on each dataset picture, as on a photo without a hand-drawn person mask.
+
+    Calling it on a batch (with its ``index``, the dataset rows) gives the picture fields it replaces: ``keypoints``
+    ``(B, 33, 3)`` (the detected landmarks ``(u, v, visibility)`` in picture pixels) and ``human_mask`` (the
+    detector's person mask, a mode-"L" picture, instead of the dataset's). mediapipe's most prominent person is taken.
+    A picture in which it finds nobody keeps its own mask and gets no keypoints (every visibility 0); :attr:`missed`
+    holds those rows. Each row is detected once however many evaluations read it (:attr:`found`, by row).
+
+    Args:
+        detector: a :class:`~scorehoi_diffusers.person_detection.PersonDetector` (default: the bundled one).
+    """
+
+    def __init__(self, detector=None):
+        self.detector = default_person_detector() if detector is None else detector
+        self.found: dict[int, tuple[np.ndarray, Any]] = {}
+        self.missed: set[int] = set()
+
+    def _detect(self, row: int, image, own_mask) -> tuple[np.ndarray, Any]:
+        if row not in self.found:
+            people = self.detector.detect(np.asarray(image.convert("RGB")))
+            if people:
+                self.found[row] = (people[0].keypoints_with_visibility().astype(np.float64),
+                                   Image.fromarray(people[0].mask.astype(np.uint8) * 255))
+            else:
+                self.missed.add(row)
+                self.found[row] = (np.zeros((NUM_BLAZEPOSE, 3)), own_mask)
+        return self.found[row]
+
+    def __call__(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        keypoints, masks = zip(*(self._detect(int(row), image, mask) for row, image, mask in
+                                 zip(np.asarray(batch["index"]).reshape(-1), batch["image"], batch["human_mask"])))
+        return {"keypoints": np.stack(keypoints), "human_mask": list(masks)}
+
+
 class RegressorEstimate:
     """``initial_estimate_fn`` that makes the pipeline start from the batch's pictures: ``pipeline(image=...)``.
 
@@ -545,7 +584,8 @@ class RegressorEstimate:
         pipeline: the pipeline to evaluate.
         keypoints: ``None``, or ``"simulated"``: also hand it ``keypoints``, simulated detections of each sample's
             ground-truth body (:func:`~scorehoi_diffusers.data.simulated_detections.simulate_detections` at the
-            measured detector rates), as a person detector would give them.
+            measured detector rates), as a person detector would give them; or ``"detected"``: the bundled
+            detector's own keypoints and person mask for each picture (:class:`DetectedPictures`).
         seed: seeds the simulated detections; sample ``i`` (its dataset row) draws from its own generator, so its
             detections do not depend on batching.
         noise: the detector's error rates (default: the measured ``DetectionNoise()``).
@@ -557,6 +597,7 @@ class RegressorEstimate:
         if keypoints not in KEYPOINT_SOURCES:
             raise ValueError(f"`keypoints` must be one of {list(KEYPOINT_SOURCES)}, got {keypoints!r}.")
         self.pipeline, self.keypoints, self.seed, self.noise = pipeline, keypoints, int(seed), noise
+        self.detected = DetectedPictures() if keypoints == "detected" else None
 
     def __call__(self, batch: dict[str, Any]) -> InitialEstimate:
         pictures = {
@@ -566,6 +607,8 @@ class RegressorEstimate:
         }
         if self.keypoints == "simulated":
             pictures["keypoints"] = self._simulated_keypoints(batch, pictures["intrinsics"])
+        elif self.keypoints == "detected":
+            pictures.update(self.detected(batch))
         return None, None, None, None, pictures
 
     def _simulated_keypoints(self, batch: dict[str, Any], intrinsics: np.ndarray) -> torch.Tensor:

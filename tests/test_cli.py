@@ -335,6 +335,15 @@ def test_evaluate_with_simulated_keypoints_writes_its_own_results_file(tmp_path,
     assert code == 2 and str(existing) in _one_error_line(capsys)
 
 
+def test_evaluate_with_detected_keypoints_runs_the_detector(tmp_path, capsys):
+    code = main(["evaluate", "--num-samples", "2", "--image-size", "192", "--mode", "regressor", "--keypoints",
+                 "detected", "--out", str(tmp_path), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    (path,) = tmp_path.glob("synthetic_test_regressor_n2_*keypoints-detected.json")
+    (result,) = json.loads(path.read_text())
+    assert result["num_samples"] == 2 and result["facing_error"] is not None
+
+
 def test_quiet_evaluate_draws_no_progress_bars(tmp_path, capsys, restore_diffusers_logging):
     code = main(["evaluate", "--num-samples", "1", "--image-size", "64", "--mode", "regressor", "--out",
                  str(tmp_path), "--quiet"])

@@ -49,7 +49,45 @@ def test_simulated_keypoints_are_the_projected_truth_without_noise_and_do_not_de
     other_seed = RegressorEstimate(pipeline, "simulated", seed=4)(_batch(data, [0, 1]))[4]["keypoints"]
     assert not torch.equal(both, other_seed)
     with pytest.raises(ValueError, match="`keypoints` must be one of"):
-        RegressorEstimate(pipeline, "detected")
+        RegressorEstimate(pipeline, "ground-truth")
+
+
+def test_detected_pictures_replace_keypoints_and_person_mask_once_per_row(shipped_and_data, monkeypatch):
+    from PIL import Image
+
+    from scorehoi_diffusers.data.synthetic import generate_dataset
+
+    pipeline, _ = shipped_and_data
+    data = generate_dataset(2, seed=0, split="train", start=20000, image_size=192, body=pipeline.body_model,
+                            progress=False)
+    rows = [{**data[i], "index": i} for i in range(2)]
+    blank = {"index": 7, "image": Image.new("RGB", (192, 192), (90, 90, 90)), "human_mask": rows[0]["human_mask"]}
+    batch = {key: [row[key] for row in [*rows, blank]] for key in ("index", "image", "human_mask")}
+    estimate = RegressorEstimate(pipeline, "detected")
+    detected, calls = estimate.detected, []
+    detect = detected.detector.detect
+    monkeypatch.setattr(detected.detector, "detect", lambda image: calls.append(1) or detect(image))
+
+    fields = detected(batch)
+    keypoints, masks = fields["keypoints"], fields["human_mask"]
+    assert keypoints.shape == (3, 33, 3) and len(masks) == 3
+    # The renders: found, landmarks on the rendered person, the mask the detector's own and overlapping the render's.
+    for row, found, mask in zip(rows, keypoints[:2], masks[:2]):
+        rendered = np.asarray(row["human_mask"]) > 127
+        mine = np.asarray(mask) > 127
+        assert mine.shape == rendered.shape and not np.array_equal(mine, rendered)
+        assert (mine & rendered).sum() > 0.5 * rendered.sum()
+        seen = found[found[:, 2] > 0.5, :2].round().astype(int).clip(0, 191)
+        assert len(seen) > 5 and rendered[seen[:, 1], seen[:, 0]].mean() > 0.5
+    # The blank picture: nobody, so no keypoints and its own mask kept.
+    assert detected.missed == {7} and not keypoints[2].any() and masks[2] is blank["human_mask"]
+    # Another evaluation of the same rows detects nothing again.
+    np.testing.assert_array_equal(detected(batch)["keypoints"], keypoints)
+    assert len(calls) == 3
+    # RegressorEstimate hands them to the pipeline in place of the dataset's mask.
+    pictures = estimate({**dict(data[[0, 1]]), "index": np.arange(2)})[4]
+    np.testing.assert_array_equal(pictures["keypoints"], keypoints[:2])
+    assert pictures["human_mask"] == masks[:2]
 
 
 def test_keypoints_reach_keypoint_reading_models_and_start_exactly_as_the_shipped_ones(shipped_and_data):

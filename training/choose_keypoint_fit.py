@@ -109,10 +109,10 @@ import dataclasses
 
 import numpy as np
 import torch
-from choose_keypoints import DetectorDetections, MeasuredDetections, NoisyGroundTruthDetections, Recorder, run
+from choose_keypoints import MeasuredDetections, NoisyGroundTruthDetections, Recorder, run
 from validation_slice import add_arguments, load
 
-from scorehoi_diffusers.evaluation import paired_differences
+from scorehoi_diffusers.evaluation import DetectedPictures, paired_differences
 from scorehoi_diffusers.guidance import GuidanceConfig
 from scorehoi_diffusers.metrics import silhouette_iou
 from scorehoi_diffusers.pipelines.keypoint_fit import KeypointFit
@@ -286,7 +286,7 @@ def choose_mask_coverage(pipeline, data, estimate, simulate, args) -> None:
 
 def print_misses(simulate) -> None:
     """With the real detector, how many scenes it found nobody in (they keep their rendered mask, no keypoints)."""
-    if isinstance(simulate, DetectorDetections):
+    if isinstance(simulate, DetectedPictures):
         print(f"detector: nobody found in {len(simulate.missed)} of {len(simulate.found)} scenes "
               f"{sorted(simulate.missed)}")
 
@@ -317,7 +317,7 @@ def main() -> None:
     if args.simulator == "learned":
         simulate = MeasuredDetections(pipeline.body_model)
     elif args.simulator == "detector":
-        simulate = DetectorDetections()
+        simulate = DetectedPictures()
     else:
         simulate = NoisyGroundTruthDetections(pipeline.body_model)
     if args.paired is not None:

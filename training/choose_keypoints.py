@@ -11,7 +11,7 @@ simulator (``--simulator``):
   by running the real detector on synthetic renders), when that module is present;
 - ``detector`` (``choose_keypoint_fit.py`` only): no simulation: the bundled detector itself runs on each render and
   hands the pipeline its landmarks and its person mask, as on a real photo without a hand-drawn mask
-  (:class:`DetectorDetections`).
+  (``scorehoi_diffusers.evaluation.DetectedPictures``).
 
 Each setting gets the evaluation row (CD_h, CD_o, contacts, penetration) and two keypoint measures against the
 noiseless ground truth: the facing error (angle between the predicted and true body forward directions; % of scenes
@@ -28,13 +28,12 @@ import math
 import numpy as np
 import torch
 import validation_slice
-from PIL import Image
 
 from scorehoi_diffusers.body import blazepose_points
 from scorehoi_diffusers.camera import project_points
 from scorehoi_diffusers.data.schema import sample_to_params
 from scorehoi_diffusers.evaluation import evaluate, format_table
-from scorehoi_diffusers.skeleton import BLAZEPOSE_FITTED, NUM_BLAZEPOSE
+from scorehoi_diffusers.skeleton import BLAZEPOSE_FITTED
 
 
 def true_landmarks(body_model, batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,40 +88,10 @@ class MeasuredDetections:
         return torch.stack(rows).double().numpy()
 
 
-class DetectorDetections:
-    """The bundled person detector (``default_person_detector``, mediapipe's pose model) run on each render: its 33
-    landmarks as the keypoints and its segmentation as the person mask, in place of the render's own mask, as on a
-    real photo without a hand-drawn mask; mediapipe's most prominent person is taken. A render in which it finds
-    nobody keeps its rendered mask and gets no keypoints (every visibility 0); :attr:`missed` holds those scenes'
-    indices. Each scene is detected once (by its index) however many settings run on it."""
-
-    def __init__(self):
-        from scorehoi_diffusers.person_detection import default_person_detector
-
-        self.detector, self.found, self.missed = default_person_detector(), {}, set()
-
-    def _detect(self, index: int, image, rendered_mask):
-        if index not in self.found:
-            people = self.detector.detect(np.asarray(image.convert("RGB")))
-            if people:
-                self.found[index] = (people[0].keypoints_with_visibility().astype(np.float64),
-                                     Image.fromarray(people[0].mask.astype(np.uint8) * 255))
-            else:
-                self.missed.add(index)
-                self.found[index] = (np.zeros((NUM_BLAZEPOSE, 3)), rendered_mask)
-        return self.found[index]
-
-    def pictures(self, batch) -> dict:
-        """The picture fields this detector replaces: ``keypoints`` ``(B, 33, 3)`` and ``human_mask``."""
-        keypoints, masks = zip(*(self._detect(int(index), image, mask) for index, image, mask in
-                                 zip(batch["index"], batch["image"], batch["human_mask"])))
-        return {"keypoints": np.stack(keypoints), "human_mask": list(masks)}
-
-
 class WithKeypoints:
-    """``initial_estimate_fn``: the pictures (``RegressorEstimate``) plus simulated keypoints (or, from a simulator
-    with a ``pictures`` method, the picture fields it returns); remembers each batch's ground truth so that
-    :class:`Recorder` can score the output."""
+    """``initial_estimate_fn``: the pictures (``RegressorEstimate``) plus the simulator's keypoints (or, from a
+    source that returns a dict such as ``DetectedPictures``, the picture fields it returns); remembers each batch's
+    ground truth so that :class:`Recorder` can score the output."""
 
     def __init__(self, estimate, simulate):
         self.estimate, self.simulate, self.last = estimate, simulate, None
@@ -132,9 +101,10 @@ class WithKeypoints:
         self.last = batch
         if self.simulate is None:  # the reference run: pictures only
             return params, contacts, tokens, estimator, pictures
-        if hasattr(self.simulate, "pictures"):
-            return params, contacts, tokens, estimator, {**pictures, **self.simulate.pictures(batch)}
-        return params, contacts, tokens, estimator, {**pictures, "keypoints": self.simulate(batch)}
+        fields = self.simulate(batch)
+        if not isinstance(fields, dict):
+            fields = {"keypoints": fields}
+        return params, contacts, tokens, estimator, {**pictures, **fields}
 
 
 class Recorder:

@@ -1,10 +1,11 @@
 """Where the real detector's flipped scenes come from, on the validation slice only.
 
 Runs the start of the cycles (regressor and front/back check, no keypoint fit: ``KeypointFit(steps=0)``, N = 0) on
-validation renders with the bundled detector's landmarks and person mask (``choose_keypoints.DetectorDetections``),
-and the regressor alone without keypoints on the same scenes. For every scene the check leaves more than 90° off
-the true facing, it prints the regressor's own facing error and whether the detection is left/right swapped: the
-mean distance of its visible landmarks to the true body's points, as they are and mirrored (``BLAZEPOSE_MIRRORED``).
+validation renders with the bundled detector's landmarks and person mask
+(``scorehoi_diffusers.evaluation.DetectedPictures``), and the regressor alone without keypoints on the same scenes.
+For every scene the check leaves more than 90° off the true facing, it prints the regressor's own facing error and
+whether the detection is left/right swapped: the mean distance of its visible landmarks to the true body's points,
+as they are and mirrored (``BLAZEPOSE_MIRRORED``).
 
 Usage: PYTHONPATH=training python training/detector_flips.py --randomized --first-index 20048 --num-samples 200
 """
@@ -12,9 +13,10 @@ import argparse
 
 import numpy as np
 import torch
-from choose_keypoints import DetectorDetections, Recorder, run, true_landmarks
+from choose_keypoints import Recorder, run, true_landmarks
 from validation_slice import add_arguments, load
 
+from scorehoi_diffusers.evaluation import DetectedPictures
 from scorehoi_diffusers.pipelines.keypoint_fit import KeypointFit
 from scorehoi_diffusers.skeleton import BLAZEPOSE_FITTED, BLAZEPOSE_MIRRORED
 
@@ -46,7 +48,7 @@ def main() -> None:
     torch.set_num_threads(1)
     pipeline, data, estimate, _ = load(args)
     pipeline.keypoint_fit = KeypointFit(steps=0)
-    detector = DetectorDetections()
+    detector = DetectedPictures()
     config = pipeline.default_guidance_config()
     checked = facing_by_row(run(pipeline, data, estimate, detector, config, 0, "front/back check", IndexRecorder))
     alone = facing_by_row(run(pipeline, data, estimate, None, config, 0, "no keypoints", IndexRecorder))
