@@ -456,7 +456,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         if estimate is not None:
             result["protocol"] = "regressor_on_images"
             result["keypoints"] = args.keypoints
+            if estimate.detected is not None:  # the rows the detector found nobody in (no keypoints, own mask)
+                result["detector_missed"] = sorted(estimate.detected.missed)
     print(format_table(results))
+    if estimate is not None and estimate.detected is not None:
+        print(f"The person detector found nobody in {len(estimate.detected.missed)} of {num_samples} pictures.")
     out.mkdir(parents=True, exist_ok=True)
     write_json(path, results, indent=2)
     print(f"Wrote {path}")

@@ -342,6 +342,7 @@ def test_evaluate_with_detected_keypoints_runs_the_detector(tmp_path, capsys):
     (path,) = tmp_path.glob("synthetic_test_regressor_n2_*keypoints-detected.json")
     (result,) = json.loads(path.read_text())
     assert result["num_samples"] == 2 and result["facing_error"] is not None
+    assert result["keypoints"] == "detected" and isinstance(result["detector_missed"], list)
 
 
 def test_quiet_evaluate_draws_no_progress_bars(tmp_path, capsys, restore_diffusers_logging):
