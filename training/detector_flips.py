@@ -5,7 +5,8 @@ validation renders with the bundled detector's landmarks and person mask
 (``scorehoi_diffusers.evaluation.DetectedPictures``), and the regressor alone without keypoints on the same scenes.
 For every scene the check leaves more than 90° off the true facing, it prints the regressor's own facing error and
 whether the detection is left/right swapped: the mean distance of its visible landmarks to the true body's points,
-as they are and mirrored (``BLAZEPOSE_MIRRORED``).
+as they are and mirrored (``BLAZEPOSE_MIRRORED``). It also prints how the detector's person mask compares with the
+rendered one over the scenes it found someone in (IoU, and its size over the rendered mask's).
 
 Usage: PYTHONPATH=training python training/detector_flips.py --randomized --first-index 20048 --num-samples 200
 """
@@ -17,6 +18,7 @@ from choose_keypoints import Recorder, run, true_landmarks
 from validation_slice import add_arguments, load
 
 from scorehoi_diffusers.evaluation import DetectedPictures
+from scorehoi_diffusers.metrics import silhouette_iou
 from scorehoi_diffusers.pipelines.keypoint_fit import KeypointFit
 from scorehoi_diffusers.skeleton import BLAZEPOSE_FITTED, BLAZEPOSE_MIRRORED
 
@@ -54,6 +56,13 @@ def main() -> None:
     alone = facing_by_row(run(pipeline, data, estimate, None, config, 0, "no keypoints", IndexRecorder))
     fitted, mirrored = np.array(BLAZEPOSE_FITTED), np.array(BLAZEPOSE_MIRRORED)
     flipped = sorted(row for row, angle in checked.items() if angle > FLIPPED_DEG)
+    found = [row for row in detector.found if row not in detector.missed]
+    masks = [(np.asarray(detector.found[row][1]) > 127, np.asarray(data[row]["human_mask"]) > 127) for row in found]
+    iou = np.array([silhouette_iou(mine, rendered) for mine, rendered in masks])
+    size = np.array([mine.sum() / rendered.sum() for mine, rendered in masks])
+    print(f"\nDetector mask against the rendered person mask over {len(found)} scenes: IoU mean {iou.mean():.3f}, "
+          f"median {np.median(iou):.3f}; size over the rendered mask's: median {np.median(size):.3f}, mean "
+          f"{size.mean():.3f}.")
     by_regressor = sum(angle > FLIPPED_DEG for angle in alone.values())
     print(f"\n{len(flipped)} of {len(checked)} scenes flipped after the check, {by_regressor} by the regressor alone; "
           f"the detector found nobody in {len(detector.missed)}.")
