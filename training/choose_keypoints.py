@@ -108,11 +108,14 @@ class WithKeypoints:
 
 
 class Recorder:
-    """Stands in for the pipeline inside ``evaluate``: runs it and scores facing and reprojection per sample."""
+    """Stands in for the pipeline inside ``evaluate``: runs it and scores facing and reprojection per sample.
+
+    ``evaluate`` runs the scenes grouped by object, so the per-call arrays are in that order, not the dataset's;
+    :attr:`rows` holds each call's dataset rows, in the same order."""
 
     def __init__(self, pipeline, estimate: WithKeypoints):
         self.pipeline, self.estimate = pipeline, estimate
-        self.facing, self.reprojection = [], []
+        self.facing, self.reprojection, self.rows = [], [], []
 
     def __getattr__(self, name):
         return getattr(self.pipeline, name)
@@ -120,6 +123,7 @@ class Recorder:
     def __call__(self, **kwargs):
         output = self.pipeline(**kwargs)
         batch = self.estimate.last
+        self.rows.append(np.asarray(batch["index"]).reshape(-1))
         gt = sample_to_params(batch)
         forward_true = gt.global_orient[:, :, 2]
         forward_pred = output.params.global_orient[:, :, 2].float()

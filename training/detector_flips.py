@@ -14,7 +14,7 @@ import argparse
 
 import numpy as np
 import torch
-from choose_keypoints import Recorder, run, true_landmarks
+from choose_keypoints import run, true_landmarks
 from validation_slice import add_arguments, load
 
 from scorehoi_diffusers.evaluation import DetectedPictures
@@ -23,19 +23,6 @@ from scorehoi_diffusers.pipelines.keypoint_fit import KeypointFit
 from scorehoi_diffusers.skeleton import BLAZEPOSE_FITTED, BLAZEPOSE_MIRRORED
 
 FLIPPED_DEG = 90.0
-
-
-class IndexRecorder(Recorder):
-    """:class:`Recorder` that also keeps each scored scene's dataset row, in the order the facings are recorded."""
-
-    def __init__(self, pipeline, estimate):
-        super().__init__(pipeline, estimate)
-        self.rows = []
-
-    def __call__(self, **kwargs):
-        output = super().__call__(**kwargs)
-        self.rows.append(np.asarray(self.estimate.last["index"]).reshape(-1))
-        return output
 
 
 def facing_by_row(row: dict) -> dict[int, float]:
@@ -52,8 +39,8 @@ def main() -> None:
     pipeline.keypoint_fit = KeypointFit(steps=0)
     detector = DetectedPictures()
     config = pipeline.default_guidance_config()
-    checked = facing_by_row(run(pipeline, data, estimate, detector, config, 0, "front/back check", IndexRecorder))
-    alone = facing_by_row(run(pipeline, data, estimate, None, config, 0, "no keypoints", IndexRecorder))
+    checked = facing_by_row(run(pipeline, data, estimate, detector, config, 0, "front/back check"))
+    alone = facing_by_row(run(pipeline, data, estimate, None, config, 0, "no keypoints"))
     fitted, mirrored = np.array(BLAZEPOSE_FITTED), np.array(BLAZEPOSE_MIRRORED)
     flipped = sorted(row for row, angle in checked.items() if angle > FLIPPED_DEG)
     found = [row for row in detector.found if row not in detector.missed]
