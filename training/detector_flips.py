@@ -17,12 +17,10 @@ import torch
 from choose_keypoints import run, true_landmarks
 from validation_slice import add_arguments, load
 
-from scorehoi_diffusers.evaluation import DetectedPictures
+from scorehoi_diffusers.evaluation import FLIPPED_DEGREES, DetectedPictures
 from scorehoi_diffusers.metrics import silhouette_iou
 from scorehoi_diffusers.pipelines.keypoint_fit import KeypointFit
 from scorehoi_diffusers.skeleton import BLAZEPOSE_FITTED, BLAZEPOSE_MIRRORED
-
-FLIPPED_DEG = 90.0
 
 
 def facing_by_row(row: dict) -> dict[int, float]:
@@ -42,7 +40,7 @@ def main() -> None:
     checked = facing_by_row(run(pipeline, data, estimate, detector, config, 0, "front/back check"))
     alone = facing_by_row(run(pipeline, data, estimate, None, config, 0, "no keypoints"))
     fitted, mirrored = np.array(BLAZEPOSE_FITTED), np.array(BLAZEPOSE_MIRRORED)
-    flipped = sorted(row for row, angle in checked.items() if angle > FLIPPED_DEG)
+    flipped = sorted(row for row, angle in checked.items() if angle > FLIPPED_DEGREES)
     found = [row for row in detector.found if row not in detector.missed]
     masks = [(np.asarray(detector.found[row][1]) > 127, np.asarray(data[row]["human_mask"]) > 127) for row in found]
     iou = np.array([silhouette_iou(mine, rendered) for mine, rendered in masks])
@@ -50,7 +48,7 @@ def main() -> None:
     print(f"\nDetector mask against the rendered person mask over {len(found)} scenes: IoU mean {iou.mean():.3f}, "
           f"median {np.median(iou):.3f}; size over the rendered mask's: median {np.median(size):.3f}, mean "
           f"{size.mean():.3f}.")
-    by_regressor = sum(angle > FLIPPED_DEG for angle in alone.values())
+    by_regressor = sum(angle > FLIPPED_DEGREES for angle in alone.values())
     print(f"\n{len(flipped)} of {len(checked)} scenes flipped after the check, {by_regressor} by the regressor alone; "
           f"the detector found nobody in {len(detector.missed)}.")
     print("| row | facing error, check (°) | regressor alone (°) | visible | to the truth (px) | to its mirror (px) |")
