@@ -32,7 +32,7 @@ import validation_slice
 from scorehoi_diffusers.body import blazepose_points
 from scorehoi_diffusers.camera import project_points
 from scorehoi_diffusers.data.schema import sample_to_params
-from scorehoi_diffusers.evaluation import evaluate, format_table
+from scorehoi_diffusers.evaluation import FLIPPED_DEGREES, evaluate, format_table
 from scorehoi_diffusers.skeleton import BLAZEPOSE_FITTED
 
 
@@ -149,7 +149,7 @@ def run(pipeline, data, estimate, simulate, config, cycles, name, recorder_class
                    guidance_config=config)
     facing, reprojection = np.concatenate(recorder.facing), np.concatenate(recorder.reprojection)
     row["mode"] = f"N={cycles}, {name}"
-    row["facing_deg"], row["flipped_pct"] = float(facing.mean()), float(100 * (facing > 90).mean())
+    row["facing_deg"], row["flipped_pct"] = float(facing.mean()), float(100 * (facing > FLIPPED_DEGREES).mean())
     row["reprojection_pct"] = float(reprojection.mean())
     row["recorder"] = recorder
     print(format_table([row]), flush=True)
