@@ -335,7 +335,7 @@ def test_evaluate_with_simulated_keypoints_writes_its_own_results_file(tmp_path,
     assert code == 2 and str(existing) in _one_error_line(capsys)
 
 
-def test_evaluate_with_detected_keypoints_runs_the_detector(tmp_path, capsys):
+def test_evaluate_with_detected_keypoints_runs_the_detector(tmp_path, capsys, restore_diffusers_logging):
     code = main(["evaluate", "--num-samples", "2", "--image-size", "192", "--mode", "regressor", "--keypoints",
                  "detected", "--out", str(tmp_path), "--quiet"])
     assert code == 0, capsys.readouterr().err
