@@ -181,7 +181,7 @@ def scores(pipe: ScoreHOIPipeline, arguments: dict, person, image: np.ndarray, n
         initial = output.initial_params
         row["attribution"] = {part: iou(dataclasses.replace(output.params, **{part: getattr(initial, part)}))
                               for part in ATTRIBUTED}
-        row["facing_turn"] = float(facing_error_deg(output.initial_params.global_orient[0],
+        row["facing_turn"] = float(facing_error_deg(initial.global_orient[0],
                                                     output.params.global_orient[0]))
     height = float(person.box[3])
     for stage, params in (("initial", output.initial_params), ("refined", output.params)):

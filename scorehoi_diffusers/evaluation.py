@@ -542,7 +542,8 @@ class DetectedPictures:
     ``(B, 33, 3)`` (the detected landmarks ``(u, v, visibility)`` in picture pixels) and ``human_mask`` (the
     detector's person mask, a mode-"L" picture, instead of the dataset's). mediapipe's most prominent person is taken.
     A picture in which it finds nobody keeps its own mask and gets no keypoints (every visibility 0); :attr:`missed`
-    holds those rows. Each row is detected once however many evaluations read it (:attr:`found`, by row).
+    holds those rows. Each row is detected once however many evaluations read it (:attr:`by_row`: its keypoints and
+    mask, the own mask for a miss).
 
     Args:
         detector: a :class:`~scorehoi_diffusers.person_detection.PersonDetector` (default: the bundled one).
@@ -550,19 +551,19 @@ class DetectedPictures:
 
     def __init__(self, detector=None):
         self.detector = default_person_detector() if detector is None else detector
-        self.found: dict[int, tuple[np.ndarray, Any]] = {}
+        self.by_row: dict[int, tuple[np.ndarray, Any]] = {}
         self.missed: set[int] = set()
 
     def _detect(self, row: int, image, own_mask) -> tuple[np.ndarray, Any]:
-        if row not in self.found:
+        if row not in self.by_row:
             people = self.detector.detect(np.asarray(image.convert("RGB")))
             if people:
-                self.found[row] = (people[0].keypoints_with_visibility().astype(np.float64),
-                                   Image.fromarray(people[0].mask.astype(np.uint8) * 255))
+                self.by_row[row] = (people[0].keypoints_with_visibility().astype(np.float64),
+                                    Image.fromarray(people[0].mask.astype(np.uint8) * 255))
             else:
                 self.missed.add(row)
-                self.found[row] = (np.zeros((NUM_BLAZEPOSE, 3)), own_mask)
-        return self.found[row]
+                self.by_row[row] = (np.zeros((NUM_BLAZEPOSE, 3)), own_mask)
+        return self.by_row[row]
 
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         keypoints, masks = zip(*(self._detect(int(row), image, mask) for row, image, mask in

@@ -287,7 +287,7 @@ def choose_mask_coverage(pipeline, data, estimate, simulate, args) -> None:
 def print_misses(simulate) -> None:
     """With the real detector, how many scenes it found nobody in (they keep their rendered mask, no keypoints)."""
     if isinstance(simulate, DetectedPictures):
-        print(f"detector: nobody found in {len(simulate.missed)} of {len(simulate.found)} scenes "
+        print(f"detector: nobody found in {len(simulate.missed)} of {len(simulate.by_row)} scenes "
               f"{sorted(simulate.missed)}")
 
 

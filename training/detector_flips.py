@@ -41,8 +41,8 @@ def main() -> None:
     alone = facing_by_row(run(pipeline, data, estimate, None, config, 0, "no keypoints"))
     fitted, mirrored = np.array(BLAZEPOSE_FITTED), np.array(BLAZEPOSE_MIRRORED)
     flipped = sorted(row for row, angle in checked.items() if angle > FLIPPED_DEGREES)
-    found = [row for row in detector.found if row not in detector.missed]
-    masks = [(np.asarray(detector.found[row][1]) > 127, np.asarray(data[row]["human_mask"]) > 127) for row in found]
+    found = [row for row in detector.by_row if row not in detector.missed]  # rows with a detection
+    masks = [(np.asarray(detector.by_row[row][1]) > 127, np.asarray(data[row]["human_mask"]) > 127) for row in found]
     iou = np.array([silhouette_iou(mine, rendered) for mine, rendered in masks])
     size = np.array([mine.sum() / rendered.sum() for mine, rendered in masks])
     print(f"\nDetector mask against the rendered person mask over {len(found)} scenes: IoU mean {iou.mean():.3f}, "
@@ -54,7 +54,7 @@ def main() -> None:
     print("| row | facing error, check (°) | regressor alone (°) | visible | to the truth (px) | to its mirror (px) |")
     print("|---|---|---|---|---|---|")
     for row in flipped:
-        keypoints = detector.found[row][0]
+        keypoints = detector.by_row[row][0]
         truth = true_landmarks(pipeline.body_model, data[row:row + 1])[0][0].numpy()
         seen = fitted & (keypoints[:, 2] > 0.5)
         direct = np.linalg.norm(keypoints[seen, :2] - truth[seen], axis=1).mean() if seen.any() else float("nan")
