@@ -19,6 +19,7 @@ from validation_slice import add_arguments, load
 
 from scorehoi_diffusers.evaluation import FLIPPED_DEGREES, DetectedPictures
 from scorehoi_diffusers.metrics import silhouette_iou
+from scorehoi_diffusers.person_detection import VISIBLE
 from scorehoi_diffusers.pipelines.keypoint_fit import KeypointFit
 from scorehoi_diffusers.skeleton import BLAZEPOSE_FITTED, BLAZEPOSE_MIRRORED
 
@@ -56,7 +57,7 @@ def main() -> None:
     for row in flipped:
         keypoints = detector.by_row[row][0]
         truth = true_landmarks(pipeline.body_model, data[row:row + 1])[0][0].numpy()
-        seen = fitted & (keypoints[:, 2] > 0.5)
+        seen = fitted & (keypoints[:, 2] > VISIBLE)
         direct = np.linalg.norm(keypoints[seen, :2] - truth[seen], axis=1).mean() if seen.any() else float("nan")
         swapped = (np.linalg.norm(keypoints[seen, :2] - truth[mirrored][seen], axis=1).mean() if seen.any()
                    else float("nan"))

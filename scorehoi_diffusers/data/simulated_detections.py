@@ -22,13 +22,11 @@ from dataclasses import dataclass, fields
 import torch
 
 from ..camera import project_points
+from ..person_detection import VISIBLE  # the detector's threshold, shared by the real detector and its simulation
 from ..skeleton import BLAZEPOSE_FITTED, BLAZEPOSE_MIRRORED, NUM_BLAZEPOSE
 
 __all__ = ["DetectionNoise", "person_box_heights", "simulate_detections"]
 
-# Visibility thresholds: a landmark counts as reported when its visibility is at least this (as in mediapipe's
-# drawing utilities and the measurement of the rates).
-VISIBLE = 0.5
 
 
 @dataclass(frozen=True)
