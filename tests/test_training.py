@@ -368,3 +368,75 @@ def test_keypoint_layers_get_their_own_learning_rate():
     assert len(other["params"]) + len(keypoint["params"]) == len(list(denoiser.parameters()))
     with pytest.raises(ValueError, match="--keypoint_lr_multiplier must be > 0"):
         parameter_groups([denoiser], argparse.Namespace(learning_rate=1e-4, keypoint_lr_multiplier=0.0))
+
+
+def _with_detector_masks(table, masks):
+    import datasets
+    from detector_masks import DETECTOR_FOUND_COLUMN, DETECTOR_MASK_COLUMN
+
+    features = table.features.copy()
+    features[DETECTOR_MASK_COLUMN], features[DETECTOR_FOUND_COLUMN] = datasets.Image(), datasets.Value("bool")
+    return table.map(lambda row, i: {DETECTOR_MASK_COLUMN: masks[i], DETECTOR_FOUND_COLUMN: True}, with_indices=True,
+                     features=features)
+
+
+def test_detector_mask_prob_swaps_the_person_mask_channel(regressor_runs):
+    import datasets
+    from PIL import Image
+
+    table = datasets.load_from_disk(str(regressor_runs[0] / SYNTHETIC_DATA))
+    size = table[0]["human_mask"].size
+    full = Image.new("L", size, 255)
+    swapped = _with_detector_masks(table, [full] * len(table))
+
+    def batch(data, prob, step=0):
+        return training_setup.RenderedBatches(data, 4, 0, 1, seed=3, resolution=32, augment=True,
+                                              detector_mask_prob=prob)(step)
+
+    plain = batch(table, 0.0)
+    assert torch.equal(batch(swapped, 0.0)["pixel_values"], plain["pixel_values"])  # the column alone changes nothing
+    everyone = batch(swapped, 1.0)["pixel_values"]
+    assert torch.equal(everyone[:, :3], plain["pixel_values"][:, :3])  # same crop, colours and object mask
+    assert torch.equal(everyone[:, 4], plain["pixel_values"][:, 4])
+    whole = everyone[:, 3] == everyone[:, 3].amax()  # the full mask covers everything the crop takes from the picture
+    assert whole.float().mean() > (plain["pixel_values"][:, 3] == everyone[:, 3].amax()).float().mean()
+    # A share of the samples, the same ones on every call (seeded by step and process), different by step.
+    draws = [(batch(swapped, 0.5, step)["pixel_values"][:, 3] != batch(table, 0.0, step)["pixel_values"][:, 3])
+             .flatten(1).any(1) for step in range(6)]
+    assert torch.equal(draws[0], (batch(swapped, 0.5, 0)["pixel_values"][:, 3] != plain["pixel_values"][:, 3])
+                       .flatten(1).any(1))
+    share = torch.stack(draws).float().mean()
+    assert 0.2 < share < 0.8
+
+
+def test_detector_mask_prob_needs_the_column(regressor_runs):
+    import datasets
+
+    from scorehoi_diffusers.body import BodyModel
+
+    table = datasets.load_from_disk(str(regressor_runs[0] / SYNTHETIC_DATA))
+    with pytest.raises(ValueError, match="detector_masks.py"):
+        training_setup._check_dataset(table, BodyModel(), "somewhere", detector_masks=True)
+    training_setup._check_dataset(table, BodyModel(), "somewhere", detector_masks=False)
+
+
+def test_detector_masks_keep_the_own_mask_where_nobody_is_found(regressor_runs, monkeypatch):
+    import types
+
+    import datasets
+    import detector_masks
+    from PIL import Image
+
+    from scorehoi_diffusers import person_detection
+
+    table = datasets.load_from_disk(str(regressor_runs[0] / SYNTHETIC_DATA)).select(range(2))
+    found_mask = np.zeros(table[0]["human_mask"].size[::-1], dtype=bool)
+    found_mask[:5] = True
+    answers = iter([[types.SimpleNamespace(mask=found_mask)], []])
+    monkeypatch.setattr(person_detection, "default_person_detector",
+                        lambda: types.SimpleNamespace(detect=lambda image: next(answers)))
+    out = detector_masks.detector_masks(table[:2])
+    assert out[detector_masks.DETECTOR_FOUND_COLUMN] == [True, False]
+    first, second = out[detector_masks.DETECTOR_MASK_COLUMN]
+    assert np.array_equal(np.asarray(first) > 0, found_mask)
+    assert isinstance(second, Image.Image) and np.array_equal(np.asarray(second), np.asarray(table[1]["human_mask"]))

@@ -289,7 +289,7 @@ def main(args: argparse.Namespace) -> None:
     rendered = None
     if num_rendered:
         rendered = RenderedBatches(dataset, num_rendered, rank, world, args.seed, args.resolution,
-                                   augment=args.augmentation == "train")
+                                   augment=args.augmentation == "train", detector_mask_prob=args.detector_mask_prob)
     parameters = ParameterBatches(table, codec, num_parameters, rank, world, args.seed) if num_parameters else None
     accumulation = args.gradient_accumulation_steps
     loader = micro_batch_loader(TrainingBatches(rendered, parameters), global_step * accumulation,

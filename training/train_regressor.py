@@ -232,7 +232,8 @@ def main(args: argparse.Namespace) -> None:
         accelerator.init_trackers("train_regressor")
 
     build = RenderedBatches(dataset, args.train_batch_size, accelerator.process_index, accelerator.num_processes,
-                            args.seed, args.resolution, augment=args.augmentation == "train")
+                            args.seed, args.resolution, augment=args.augmentation == "train",
+                            detector_mask_prob=args.detector_mask_prob)
     accumulation = args.gradient_accumulation_steps
     loader = micro_batch_loader(build, global_step * accumulation, (args.max_train_steps - global_step) * accumulation,
                                 args.dataloader_num_workers)

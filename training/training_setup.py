@@ -34,6 +34,7 @@ from accelerate import Accelerator, DistributedDataParallelKwargs, InitProcessGr
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, broadcast_object_list, gather_object
 from checkpoint_state import CheckpointState, load_training_state, save_training_state
+from detector_masks import DETECTOR_MASK_COLUMN
 from diffusers.optimization import get_scheduler
 
 from scorehoi_diffusers.body import BodyModel
@@ -57,6 +58,7 @@ NOT_PUBLISHED = ["checkpoint-*", f"{TEMPORARY_CHECKPOINT_PREFIX}*", "logs/*", "d
 # Independent random streams: the order of the rendered samples, the order of the parameter-only samples, and per
 # micro-step the augmentation and the noise (see `slot_indices` and `step_seed`).
 STREAM_RENDERED, STREAM_PARAMETERS, STREAM_AUGMENTATION, STREAM_NOISE = 0, 1, 2, 3
+STREAM_DETECTOR_MASK = 5  # 4 is simulated_keypoints.STREAM_KEYPOINTS
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -98,6 +100,10 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, learning_rate: fl
     data.add_argument("--resolution", type=int, default=256, help="side of the square crop the regressor sees.")
     data.add_argument("--augmentation", choices=("none", "train"), default="train",
                       help="`train`: random crop scale, camera roll and colour (exact for the labels).")
+    data.add_argument("--detector_mask_prob", type=float, default=0.0,
+                      help="share of rendered samples whose person-mask channel is the bundled detector's mask "
+                      f"(the table's `{DETECTOR_MASK_COLUMN}` column, added by training/detector_masks.py) instead "
+                      "of the render's.")
     data.add_argument("--dataloader_num_workers", type=int, default=0)
 
     body = parser.add_argument_group("body model")
@@ -160,6 +166,8 @@ def check_training_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--max_train_steps must be at least 1, got {args.max_train_steps}.")
     if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
         raise ValueError(f"--checkpoints_total_limit must be at least 1, got {args.checkpoints_total_limit}.")
+    if not 0.0 <= args.detector_mask_prob <= 1.0:
+        raise ValueError(f"--detector_mask_prob must be in [0, 1], got {args.detector_mask_prob}.")
     if args.dataset != "synthetic" and args.train_data_dir is None:
         raise ValueError(
             f"--dataset {args.dataset} needs --train_data_dir (the folder with {args.dataset}_train.json)."
@@ -462,7 +470,7 @@ def load_training_dataset(args: argparse.Namespace, accelerator: Accelerator, bo
             os.replace(temporary, path)
         accelerator.wait_for_everyone()
     dataset = datasets.load_from_disk(str(path))
-    _check_dataset(dataset, body, str(path))
+    _check_dataset(dataset, body, str(path), args.detector_mask_prob > 0)
     return dataset
 
 
@@ -503,10 +511,13 @@ def build_table(accelerator: Accelerator, path: Path, num_rows: int,
     accelerator.wait_for_everyone()
 
 
-def _check_dataset(dataset: datasets.Dataset, body: BodyModel, where: str) -> None:
+def _check_dataset(dataset: datasets.Dataset, body: BodyModel, where: str, detector_masks: bool) -> None:
     missing = sorted(set(FEATURES) - set(dataset.column_names))
     if missing:
         raise ValueError(f"The dataset in {where!r} lacks the schema columns {missing}.")
+    if detector_masks and DETECTOR_MASK_COLUMN not in dataset.column_names:
+        raise ValueError(f"--detector_mask_prob needs the column {DETECTOR_MASK_COLUMN!r}, which the dataset in "
+                         f"{where!r} lacks; add it with training/detector_masks.py and pass that folder.")
     if len(dataset) == 0:
         raise ValueError(f"The dataset in {where!r} is empty.")
     num_contacts = len(dataset[0]["human_contact"])
@@ -536,19 +547,26 @@ class RenderedBatches:
 
     Returns a dict with `pixel_values (n, 5, S, S)`, `intrinsics (n, 3, 3)` of the crop, the schema's parameter
     fields after the crop's camera roll, `human_contact (n, Sb)`, `object_contact (n, 64)`, `floor_contact (n,)`
-    and `object_name` (list). Picklable, so data loader workers can run it.
+    and `object_name` (list). Picklable, so data loader workers can run it. With `detector_mask_prob` > 0 each
+    sample's person mask is, with that probability, the table's `DETECTOR_MASK_COLUMN` (the detector's mask, as a
+    photo without a hand-drawn mask gives it) instead of the render's.
     """
 
     def __init__(self, dataset: datasets.Dataset, per_process: int, process_index: int, num_processes: int,
-                 seed: int, resolution: int, augment: bool):
+                 seed: int, resolution: int, augment: bool, detector_mask_prob: float = 0.0):
         self.dataset, self.per_process = dataset, per_process
         self.process_index, self.num_processes = process_index, num_processes
-        self.seed, self.augment = seed, augment
+        self.seed, self.augment, self.detector_mask_prob = seed, augment, detector_mask_prob
         self.crop = CropConfig.training(out_size=resolution) if augment else CropConfig(out_size=resolution)
 
     def __call__(self, micro_step: int) -> dict:
         slots = process_slots(micro_step, self.process_index, self.num_processes, self.per_process)
         rows = self.dataset[slot_indices(len(self.dataset), self.seed, STREAM_RENDERED, slots).tolist()]
+        if self.detector_mask_prob > 0:
+            seed = step_seed(self.seed, micro_step, self.process_index, STREAM_DETECTOR_MASK)
+            swap = np.random.default_rng(seed).random(len(slots)) < self.detector_mask_prob
+            rows["human_mask"] = [theirs if use else own for own, theirs, use in
+                                  zip(rows["human_mask"], rows[DETECTOR_MASK_COLUMN], swap)]
         rng = None
         if self.augment:
             rng = np.random.default_rng(step_seed(self.seed, micro_step, self.process_index, STREAM_AUGMENTATION))
