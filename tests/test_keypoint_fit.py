@@ -15,7 +15,7 @@ from scorehoi_diffusers.guidance import mask_distance_transform
 from scorehoi_diffusers.image_evidence import keypoint_evidence, mask_evidence
 from scorehoi_diffusers.mask_coverage import mask_coverage_loss, sample_mask_pixels
 from scorehoi_diffusers.objects import load_object
-from scorehoi_diffusers.params import axis_angle_to_matrix
+from scorehoi_diffusers.params import HOIParams, axis_angle_to_matrix
 from scorehoi_diffusers.pipelines.keypoint_fit import KeypointFit
 
 
@@ -366,3 +366,31 @@ def test_the_pipeline_fits_the_shape_to_the_person_mask_it_is_given(pipe, body):
     distance_map = mask_distance_transform(torch.as_tensor(mask)[None])
     evidence = {"intrinsics": K[None], "human_distance_map": distance_map}
     assert (coverage_of(pipe, filling.params, evidence) < 0.95 * coverage_of(pipe, inside_only.params, evidence)).all()
+
+
+def test_the_facing_restart_recovers_a_start_the_check_left_facing_away(pipe, body, monkeypatch):
+    # The front/back check is a coin flip when the start stands side-on to the camera (its two keypoint errors then
+    # differ by a few thousandths of a box size, as on both real photos). Stand in for a lost flip: the check keeps
+    # the twin of the truth's start. The plain fit cannot turn the body all the way; the restart fits both and
+    # keeps the one the keypoints agree with.
+    from scorehoi_diffusers.facing import turned_around
+    from scorehoi_diffusers.metrics import facing_error_deg
+    from scorehoi_diffusers.pipelines import keypoint_fit
+
+    monkeypatch.setattr(keypoint_fit, "choose_facing", lambda body_model, params, evidence: (params, None))
+    truth = turned_a_bit(2)
+    evidence = evidence_for(body, truth)
+    off = off_start(truth)
+    start = HOIParams.cat([turned_around(off)[0], off[1]])  # the second sample starts facing the right way
+    template = load_object("box")
+    plain = KeypointFit()(pipe, start, template, evidence, GuidanceConfig())
+    restarted = KeypointFit(facing_restart=True)(pipe, start, template, evidence, GuidanceConfig())
+
+    def facing(params):
+        return facing_error_deg(params.global_orient.numpy(), truth.global_orient.numpy())
+
+    assert facing(plain)[0] > 45 and facing(plain)[1] < 20  # the plain fit only half turns a body seen from behind
+    assert (facing(restarted) < 20).all(), facing(restarted)
+    assert reprojection(body, restarted, evidence)[0] < 0.5 * reprojection(body, plain, evidence)[0]
+    # The sample whose start already faced the right way ends where the plain fit ends.
+    torch.testing.assert_close(restarted.body_pose[1], plain.body_pose[1], atol=1e-5, rtol=0)

@@ -39,7 +39,7 @@ import torch
 from diffusers.utils import logging
 
 from ..camera import project_points
-from ..facing import choose_facing
+from ..facing import choose_facing, turned_around
 from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, geman_mcclure, guidance_loss, image_diagonal
 from ..input_checks import check_finite_number, is_int
 from ..mask_coverage import COVERAGE_SAMPLES, mask_coverage_loss, sample_mask_pixels
@@ -91,6 +91,8 @@ DEFAULT_LIMB_RESTART_THRESHOLD = 0.2
 # detections (training/validate_change.py, first index 20048, N = 2, together with the nearest-then-gather coverage
 # term, against full refits), nothing worse by two standard errors.
 DEFAULT_RESTART_SCREEN_STEPS = 50
+# Whether the estimate's silhouette twin (facing.turned_around) is fitted too and the lower objective kept.
+DEFAULT_FACING_RESTART = False
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,11 @@ class KeypointFit:
             with the quadratic prior a turn always costs more than it gains: use it with ``prior_scale``).
         restart_screen_steps: every restart is first fitted for this many steps; then only each sample's lowest
             goes on, for the rest of ``steps`` (``>= steps``: every restart fitted for all ``steps``).
+        facing_restart: also fit the estimate's silhouette twin (:func:`~scorehoi_diffusers.facing.turned_around`,
+            the body seen from the other side), in the same batch, and keep whichever ends lowest on the fit's
+            objective, each against its own start. The front/back check before the fit compares the two unfitted;
+            on a photo whose start stands side-on to the camera their keypoint errors can differ by a few
+            thousandths of a box size, and the check then decides by chance which way the fit turns the body.
         sigma: the keypoint term's Geman-McClure scale during the fit, in person-box sizes.
         fit_shape: whether the body's shape (x0's normalised betas) is fitted too.
         shape_prior_weight: weight of the squared distance of the fitted normalised betas to the starting ones
@@ -133,14 +140,16 @@ class KeypointFit:
     prior_scale: float | None = DEFAULT_PRIOR_SCALE
     limb_restart_threshold: float | None = DEFAULT_LIMB_RESTART_THRESHOLD
     restart_screen_steps: int = DEFAULT_RESTART_SCREEN_STEPS
+    facing_restart: bool = DEFAULT_FACING_RESTART
 
     def __post_init__(self):
         for name in ("steps", "coverage_samples", "restart_screen_steps"):
             value, least = getattr(self, name), 0 if name == "steps" else 1
             if not is_int(value) or value < least:
                 raise ValueError(f"KeypointFit.{name} must be an integer >= {least}, got {value!r}.")
-        if not isinstance(self.fit_shape, bool):
-            raise TypeError(f"KeypointFit.fit_shape must be True or False, got {self.fit_shape!r}.")
+        for name in ("fit_shape", "facing_restart"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"KeypointFit.{name} must be True or False, got {getattr(self, name)!r}.")
         for name in ("learning_rate", "prior_weight", "sigma", "shape_prior_weight", "coverage"):
             check_finite_number(getattr(self, name), f"KeypointFit.{name}",
                                 allow_zero=name in ("prior_weight", "shape_prior_weight", "coverage"))
@@ -197,10 +206,20 @@ class KeypointFit:
                 mask_pixels = sample_mask_pixels(distance_map, self.coverage_samples)
             diagonal = image_diagonal(*distance_map.shape[1:])
         problem = _FitProblem(pipe, template, evidence, image_config, mask_pixels, diagonal)
+        batch = params.batch_size
+        if self.facing_restart:  # candidates: the estimates (rows < B), then their twins (rows B + i)
+            owner = torch.arange(batch, device=params.camera_translation.device).repeat(2)
+            params, problem = HOIParams.cat([params, turned_around(params)]), problem.select(owner)
         x0_start = pipe.codec.encode(params).detach()
         pose, betas, translation = self._optimise(problem, x0_start, params.camera_translation)
         if self.limb_restart_threshold is not None:
             pose, betas, translation = self._restart_far_limbs(problem, x0_start, pose, betas, translation)
+        if self.facing_restart:
+            with torch.no_grad():
+                loss, _ = self._objective(problem, x0_start, pose, betas, translation)
+            chosen = _lowest_per_owner(loss, owner, batch)
+            params, x0_start = params[chosen], x0_start[chosen]
+            pose, betas, translation = pose[chosen], betas[chosen], translation[chosen]
         fitted_params = pipe.codec.decode(_x0_of(x0_start, pose, betas), translation)
         # The object turns with the body's root about the pelvis (the origin of its translation).
         turn = fitted_params.global_orient @ params.global_orient.transpose(-1, -2)  # (B, 3, 3)
