@@ -26,7 +26,7 @@ from .camera import project_points
 from .params import HOIParams
 from .skeleton import BODY_JOINTS, LEFT_HAND_JOINTS, MIRRORED_JOINTS, RIGHT_HAND_JOINTS
 
-__all__ = ["aligned_keypoint_error", "choose_facing", "turned_around"]
+__all__ = ["aligned_keypoint_error", "choose_facing", "facing_errors", "turned_around"]
 
 # The body-frame left/right reflection (the body's left is +x) and the camera-frame depth reflection.
 _BODY_MIRROR = (-1.0, 1.0, 1.0)
@@ -77,6 +77,27 @@ def aligned_keypoint_error(
 
 
 @torch.no_grad()
+def facing_errors(body_model: BodyModel, params: HOIParams, evidence: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``(2, B)``: :func:`aligned_keypoint_error` of each estimate (row 0) and of its twin (row 1), one batch of
+    ``2 B``.
+
+    Args:
+        body_model: the body.
+        params: the estimates (batch B).
+        evidence: ``intrinsics``, ``keypoints_2d``, ``keypoints_2d_visibility`` (zero where the body has no
+            point) and ``keypoints_box_size`` for B samples, as the pipeline's image evidence holds them.
+    """
+    doubled = {name: torch.cat([value, value]) for name, value in evidence.items()}
+    candidates = HOIParams.cat([params, turned_around(params)])
+    _, joints, landmarks = body_model.skin_subset_landmarks(candidates)
+    points = blazepose_points(joints, landmarks) + candidates.camera_translation[:, None]
+    return aligned_keypoint_error(
+        project_points(points, doubled["intrinsics"]), doubled["keypoints_2d"], doubled["keypoints_2d_visibility"],
+        doubled["keypoints_box_size"],
+    ).reshape(2, params.batch_size)
+
+
+@torch.no_grad()
 def choose_facing(
     body_model: BodyModel, params: HOIParams, evidence: dict[str, torch.Tensor], margin: float = 0.0
 ) -> tuple[HOIParams, torch.Tensor]:
@@ -87,25 +108,16 @@ def choose_facing(
     Args:
         body_model: the body.
         params: the estimates (batch B).
-        evidence: ``intrinsics``, ``keypoints_2d``, ``keypoints_2d_visibility`` (zero where the body has no
-            point) and ``keypoints_box_size`` for B samples, as the pipeline's image evidence holds them.
+        evidence: as :func:`facing_errors` takes it.
         margin: how much lower (in box sizes) the twin's error must be to be taken; the pipeline uses 0
             (``training/facing_margin.py`` measures larger ones on the validation slice).
 
     Returns:
         ``(chosen, turned)``: the chosen estimates and a ``(B,)`` bool, True where the turned one won.
     """
-    batch = params.batch_size
-    doubled = {name: torch.cat([value, value]) for name, value in evidence.items()}
-    candidates = HOIParams.cat([params, turned_around(params)])
-    _, joints, landmarks = body_model.skin_subset_landmarks(candidates)
-    points = blazepose_points(joints, landmarks) + candidates.camera_translation[:, None]
-    error = aligned_keypoint_error(
-        project_points(points, doubled["intrinsics"]), doubled["keypoints_2d"], doubled["keypoints_2d_visibility"],
-        doubled["keypoints_box_size"],
-    ).reshape(2, batch)
+    error = facing_errors(body_model, params, evidence)
     turned = error[1] < error[0] - margin
-    twin = candidates[batch:]
+    twin = turned_around(params)
     fields = ("global_orient", "body_pose", "left_hand_pose", "right_hand_pose")
     chosen = {
         name: torch.where(turned.reshape(-1, *[1] * (getattr(params, name).dim() - 1)), getattr(twin, name),

@@ -265,6 +265,9 @@ def test_the_pipeline_runs_its_fit_only_with_keypoints(pipe, body):
         ({"prior_scale": 0.0}, "KeypointFit.prior_scale"),
         ({"prior_scale": float("inf")}, "KeypointFit.prior_scale"),
         ({"limb_restart_threshold": -0.1}, "KeypointFit.limb_restart_threshold"),
+        ({"facing_restart_margin": 0.0}, "KeypointFit.facing_restart_margin"),
+        ({"facing_restart_margin": float("nan")}, "KeypointFit.facing_restart_margin"),
+        ({"facing_restart_margin": True}, "KeypointFit.facing_restart_margin"),
     ],
 )
 def test_bad_settings_are_one_line_errors(settings, match):
@@ -384,7 +387,7 @@ def test_the_facing_restart_recovers_a_start_the_check_left_facing_away(pipe, bo
     start = HOIParams.cat([turned_around(off)[0], off[1]])  # the second sample starts facing the right way
     template = load_object("box")
     plain = KeypointFit()(pipe, start, template, evidence, GuidanceConfig())
-    restarted = KeypointFit(facing_restart=True)(pipe, start, template, evidence, GuidanceConfig())
+    restarted = KeypointFit(facing_restart_margin=math.inf)(pipe, start, template, evidence, GuidanceConfig())
 
     def facing(params):
         return facing_error_deg(params.global_orient.numpy(), truth.global_orient.numpy())
@@ -394,3 +397,8 @@ def test_the_facing_restart_recovers_a_start_the_check_left_facing_away(pipe, bo
     assert reprojection(body, restarted, evidence)[0] < 0.5 * reprojection(body, plain, evidence)[0]
     # The sample whose start already faced the right way ends where the plain fit ends.
     torch.testing.assert_close(restarted.body_pose[1], plain.body_pose[1], atol=1e-5, rtol=0)
+    # With a margin, only samples whose check was undecided are restarted: here neither (the check's two errors
+    # differ clearly for this body turned 0.4 rad from the camera), so the fit is the plain one, exactly.
+    margin = KeypointFit(facing_restart_margin=1e-3)(pipe, start, template, evidence, GuidanceConfig())
+    for field in dataclasses.fields(plain):
+        assert torch.equal(getattr(margin, field.name), getattr(plain, field.name)), field.name

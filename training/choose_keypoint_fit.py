@@ -148,6 +148,8 @@ def describe(fit: KeypointFit) -> str:
     shape = f"shape prior {fit.shape_prior_weight:g}" if fit.fit_shape else "shape fixed"
     prior = f"prior {fit.prior_weight:g}" + ("" if fit.prior_scale is None else f" robust at {fit.prior_scale:g}")
     restarts = "" if fit.limb_restart_threshold is None else f", limb restarts past {fit.limb_restart_threshold:g}"
+    if fit.facing_restart_margin is not None:
+        restarts += f", facing restarts under {fit.facing_restart_margin:g}"
     return (f"steps {fit.steps}, lr {fit.learning_rate:g}, {prior}, sigma {fit.sigma:g}, {shape}, "
             f"coverage {fit.coverage:g}{restarts}")
 

@@ -39,7 +39,7 @@ import torch
 from diffusers.utils import logging
 
 from ..camera import project_points
-from ..facing import choose_facing, turned_around
+from ..facing import choose_facing, facing_errors, turned_around
 from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, geman_mcclure, guidance_loss, image_diagonal
 from ..input_checks import check_finite_number, is_int
 from ..mask_coverage import COVERAGE_SAMPLES, mask_coverage_loss, sample_mask_pixels
@@ -91,8 +91,9 @@ DEFAULT_LIMB_RESTART_THRESHOLD = 0.2
 # detections (training/validate_change.py, first index 20048, N = 2, together with the nearest-then-gather coverage
 # term, against full refits), nothing worse by two standard errors.
 DEFAULT_RESTART_SCREEN_STEPS = 50
-# Whether the estimate's silhouette twin (facing.turned_around) is fitted too and the lower objective kept.
-DEFAULT_FACING_RESTART = False
+# Below what difference of the front/back check's two errors (box sizes) the estimate's silhouette twin is fitted
+# too and the lower objective kept; None: never.
+DEFAULT_FACING_RESTART_MARGIN = None
 
 
 @dataclass(frozen=True)
@@ -115,11 +116,13 @@ class KeypointFit:
             with the quadratic prior a turn always costs more than it gains: use it with ``prior_scale``).
         restart_screen_steps: every restart is first fitted for this many steps; then only each sample's lowest
             goes on, for the rest of ``steps`` (``>= steps``: every restart fitted for all ``steps``).
-        facing_restart: also fit the estimate's silhouette twin (:func:`~scorehoi_diffusers.facing.turned_around`,
-            the body seen from the other side), in the same batch, and keep whichever ends lowest on the fit's
-            objective, each against its own start. The front/back check before the fit compares the two unfitted;
-            on a photo whose start stands side-on to the camera their keypoint errors can differ by a few
-            thousandths of a box size, and the check then decides by chance which way the fit turns the body.
+        facing_restart_margin: ``None`` for no facing restarts; a distance in person-box sizes: where the front/back
+            check's two keypoint errors (:func:`~scorehoi_diffusers.facing.facing_errors`) differ by less than this,
+            the estimate's silhouette twin (:func:`~scorehoi_diffusers.facing.turned_around`, the body seen from
+            the other side) is fitted too, in the same batch, and whichever ends lowest on the fit's objective is
+            kept, each against its own start (``math.inf``: for every sample). The check compares the two unfitted;
+            on a photo whose start stands side-on to the camera their errors can differ by a few thousandths of a
+            box size, and the check then decides by chance which way the fit turns the body.
         sigma: the keypoint term's Geman-McClure scale during the fit, in person-box sizes.
         fit_shape: whether the body's shape (x0's normalised betas) is fitted too.
         shape_prior_weight: weight of the squared distance of the fitted normalised betas to the starting ones
@@ -140,22 +143,26 @@ class KeypointFit:
     prior_scale: float | None = DEFAULT_PRIOR_SCALE
     limb_restart_threshold: float | None = DEFAULT_LIMB_RESTART_THRESHOLD
     restart_screen_steps: int = DEFAULT_RESTART_SCREEN_STEPS
-    facing_restart: bool = DEFAULT_FACING_RESTART
+    facing_restart_margin: float | None = DEFAULT_FACING_RESTART_MARGIN
 
     def __post_init__(self):
         for name in ("steps", "coverage_samples", "restart_screen_steps"):
             value, least = getattr(self, name), 0 if name == "steps" else 1
             if not is_int(value) or value < least:
                 raise ValueError(f"KeypointFit.{name} must be an integer >= {least}, got {value!r}.")
-        for name in ("fit_shape", "facing_restart"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"KeypointFit.{name} must be True or False, got {getattr(self, name)!r}.")
+        if not isinstance(self.fit_shape, bool):
+            raise TypeError(f"KeypointFit.fit_shape must be True or False, got {self.fit_shape!r}.")
         for name in ("learning_rate", "prior_weight", "sigma", "shape_prior_weight", "coverage"):
             check_finite_number(getattr(self, name), f"KeypointFit.{name}",
                                 allow_zero=name in ("prior_weight", "shape_prior_weight", "coverage"))
         for name in ("prior_scale", "limb_restart_threshold"):
             if getattr(self, name) is not None:
                 check_finite_number(getattr(self, name), f"KeypointFit.{name}", allow_zero=False)
+        margin = self.facing_restart_margin
+        if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float))
+                                   or math.isnan(margin) or margin <= 0):
+            raise ValueError(f"KeypointFit.facing_restart_margin must be None or a number > 0 (math.inf: every "
+                             f"sample), got {margin!r}.")
 
     def pose_prior(self, pose: torch.Tensor, pose_start: torch.Tensor) -> torch.Tensor:
         """``(B,)`` the pose prior of ``pose`` against ``pose_start`` (both ``(B, 22 * 6)``), weight included."""
@@ -207,14 +214,20 @@ class KeypointFit:
             diagonal = image_diagonal(*distance_map.shape[1:])
         problem = _FitProblem(pipe, template, evidence, image_config, mask_pixels, diagonal)
         batch = params.batch_size
-        if self.facing_restart:  # candidates: the estimates (rows < B), then their twins (rows B + i)
-            owner = torch.arange(batch, device=params.camera_translation.device).repeat(2)
-            params, problem = HOIParams.cat([params, turned_around(params)]), problem.select(owner)
+        restart_facing = None
+        if self.facing_restart_margin is not None:
+            errors = facing_errors(pipe.body_model, params, evidence)
+            restart_facing = ((errors[0] - errors[1]).abs() < self.facing_restart_margin).nonzero().flatten()
+        if restart_facing is not None and len(restart_facing):
+            # Candidates: the estimates (rows < B), then the twins of the undecided ones.
+            owner = torch.cat([torch.arange(batch, device=restart_facing.device), restart_facing])
+            params = HOIParams.cat([params, turned_around(params[restart_facing])])
+            problem = problem.select(owner)
         x0_start = pipe.codec.encode(params).detach()
         pose, betas, translation = self._optimise(problem, x0_start, params.camera_translation)
         if self.limb_restart_threshold is not None:
             pose, betas, translation = self._restart_far_limbs(problem, x0_start, pose, betas, translation)
-        if self.facing_restart:
+        if restart_facing is not None and len(restart_facing):
             with torch.no_grad():
                 loss, _ = self._objective(problem, x0_start, pose, betas, translation)
             chosen = _lowest_per_owner(loss, owner, batch)
