@@ -402,3 +402,11 @@ def test_the_facing_restart_recovers_a_start_the_check_left_facing_away(pipe, bo
     margin = KeypointFit(facing_restart_margin=1e-3)(pipe, start, template, evidence, GuidanceConfig())
     for field in dataclasses.fields(plain):
         assert torch.equal(getattr(margin, field.name), getattr(plain, field.name)), field.name
+    # Without confident landmarks the check's errors tie at zero; that is no evidence, so nothing is restarted.
+    few = evidence["keypoints_2d_visibility"].clone()
+    few[:, keypoint_fit.FACING_RESTART_MIN_LANDMARKS - 1:] = 0
+    blind = {**evidence, "keypoints_2d_visibility": few}
+    plain_blind = KeypointFit()(pipe, start, template, blind, GuidanceConfig())
+    restarted_blind = KeypointFit(facing_restart_margin=math.inf)(pipe, start, template, blind, GuidanceConfig())
+    for field in dataclasses.fields(plain):
+        assert torch.equal(getattr(restarted_blind, field.name), getattr(plain_blind, field.name)), field.name

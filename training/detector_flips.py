@@ -24,6 +24,18 @@ from scorehoi_diffusers.pipelines.keypoint_fit import KeypointFit
 from scorehoi_diffusers.skeleton import BLAZEPOSE_FITTED, BLAZEPOSE_MIRRORED
 
 
+def swap_distances(keypoints: np.ndarray, truth: np.ndarray) -> tuple[int, float, float]:
+    """``(visible, to the truth, to its mirror)``: how many of the ``(33, 3)`` detections' fitted landmarks are
+    visible, and their mean pixel distance to the true body's points ``(33, 2)`` as they are and left/right mirrored
+    (``BLAZEPOSE_MIRRORED``); a detection nearer the mirror is left/right swapped."""
+    seen = np.array(BLAZEPOSE_FITTED) & (keypoints[:, 2] > VISIBLE)
+    if not seen.any():
+        return 0, float("nan"), float("nan")
+    direct = np.linalg.norm(keypoints[seen, :2] - truth[seen], axis=1).mean()
+    swapped = np.linalg.norm(keypoints[seen, :2] - truth[np.array(BLAZEPOSE_MIRRORED)][seen], axis=1).mean()
+    return int(seen.sum()), float(direct), float(swapped)
+
+
 def facing_by_row(row: dict) -> dict[int, float]:
     recorder = row["recorder"]
     return dict(zip(np.concatenate(recorder.rows).tolist(), np.concatenate(recorder.facing).tolist()))
@@ -40,7 +52,6 @@ def main() -> None:
     config = pipeline.default_guidance_config()
     checked = facing_by_row(run(pipeline, data, estimate, detector, config, 0, "front/back check"))
     alone = facing_by_row(run(pipeline, data, estimate, None, config, 0, "no keypoints"))
-    fitted, mirrored = np.array(BLAZEPOSE_FITTED), np.array(BLAZEPOSE_MIRRORED)
     flipped = sorted(row for row, angle in checked.items() if angle > FLIPPED_DEGREES)
     found = [row for row in detector.by_row if row not in detector.missed]  # rows with a detection
     masks = [(np.asarray(detector.by_row[row][1]) > 127, np.asarray(data[row]["human_mask"]) > 127) for row in found]
@@ -55,13 +66,9 @@ def main() -> None:
     print("| row | facing error, check (°) | regressor alone (°) | visible | to the truth (px) | to its mirror (px) |")
     print("|---|---|---|---|---|---|")
     for row in flipped:
-        keypoints = detector.by_row[row][0]
         truth = true_landmarks(pipeline.body_model, data[row:row + 1])[0][0].numpy()
-        seen = fitted & (keypoints[:, 2] > VISIBLE)
-        direct = np.linalg.norm(keypoints[seen, :2] - truth[seen], axis=1).mean() if seen.any() else float("nan")
-        swapped = (np.linalg.norm(keypoints[seen, :2] - truth[mirrored][seen], axis=1).mean() if seen.any()
-                   else float("nan"))
-        print(f"| {row} | {checked[row]:.0f} | {alone[row]:.0f} | {int(seen.sum())} | {direct:.1f} | {swapped:.1f} |")
+        visible, direct, swapped = swap_distances(detector.by_row[row][0], truth)
+        print(f"| {row} | {checked[row]:.0f} | {alone[row]:.0f} | {visible} | {direct:.1f} | {swapped:.1f} |")
 
 
 if __name__ == "__main__":

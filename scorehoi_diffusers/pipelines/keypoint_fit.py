@@ -45,6 +45,7 @@ from ..input_checks import check_finite_number, is_int
 from ..mask_coverage import COVERAGE_SAMPLES, mask_coverage_loss, sample_mask_pixels
 from ..objects import ObjectTemplate
 from ..params import BETAS_SLICE, BODY_POSE_SLICE, ROOT_SLICE, HOIParams
+from ..person_detection import VISIBLE
 from .limb_restarts import far_off_limbs, turned_limbs
 
 __all__ = ["KeypointFit"]
@@ -94,6 +95,11 @@ DEFAULT_RESTART_SCREEN_STEPS = 50
 # Below what difference of the front/back check's two errors (box sizes) the estimate's silhouette twin is fitted
 # too and the lower objective kept; None: never.
 DEFAULT_FACING_RESTART_MARGIN = None
+# Confident landmarks (visibility > person_detection.VISIBLE) a sample needs for a facing restart. The check fits a
+# scale and a 2D shift (three unknowns) before it scores, so with fewer landmarks both errors are (nearly) zero: a
+# tie that says nothing, and the fit's objective would then pick a facing from the person mask alone, which cannot
+# tell front from back (on the validation slice, every scene a restart flipped had no landmarks at all).
+FACING_RESTART_MIN_LANDMARKS = 3
 
 
 @dataclass(frozen=True)
@@ -120,9 +126,11 @@ class KeypointFit:
             check's two keypoint errors (:func:`~scorehoi_diffusers.facing.facing_errors`) differ by less than this,
             the estimate's silhouette twin (:func:`~scorehoi_diffusers.facing.turned_around`, the body seen from
             the other side) is fitted too, in the same batch, and whichever ends lowest on the fit's objective is
-            kept, each against its own start (``math.inf``: for every sample). The check compares the two unfitted;
-            on a photo whose start stands side-on to the camera their errors can differ by a few thousandths of a
-            box size, and the check then decides by chance which way the fit turns the body.
+            kept, each against its own start (``math.inf``: for every sample). Only samples with at least
+            ``FACING_RESTART_MIN_LANDMARKS`` confident landmarks are restarted; fewer cannot tell front from back.
+            The check compares the two unfitted; on a photo whose start stands side-on to the camera their errors
+            can differ by a few thousandths of a box size, and the check then decides by chance which way the fit
+            turns the body.
         sigma: the keypoint term's Geman-McClure scale during the fit, in person-box sizes.
         fit_shape: whether the body's shape (x0's normalised betas) is fitted too.
         shape_prior_weight: weight of the squared distance of the fitted normalised betas to the starting ones
@@ -217,7 +225,9 @@ class KeypointFit:
         restart_facing = None
         if self.facing_restart_margin is not None:
             errors = facing_errors(pipe.body_model, params, evidence)
-            restart_facing = ((errors[0] - errors[1]).abs() < self.facing_restart_margin).nonzero().flatten()
+            confident = (evidence["keypoints_2d_visibility"] > VISIBLE).sum(1) >= FACING_RESTART_MIN_LANDMARKS
+            undecided = (errors[0] - errors[1]).abs() < self.facing_restart_margin
+            restart_facing = (undecided & confident).nonzero().flatten()
         if restart_facing is not None and len(restart_facing):
             # Candidates: the estimates (rows < B), then the twins of the undecided ones.
             owner = torch.cat([torch.arange(batch, device=restart_facing.device), restart_facing])
