@@ -2,8 +2,9 @@
 
 1. Time. ``pipeline(image=..., keypoints=..., num_cycles=0)`` (regressor, front/back check and keypoint fit; with
    ``object_box`` also GrabCut) on a shipped real photo with its detected keypoints, at batch 1 and batch 8 (copies of
-   the photo), seconds per image (best of ``--repeats``), for the shipped fit, the shipped fit without limb restarts,
-   and the previous default fit (30 steps at learning rate 0.01, quadratic pose prior, no restarts).
+   the photo), seconds per image (best of ``--repeats``), for the shipped fit, the shipped fit without facing
+   restarts and without limb restarts, and the previous default fit (30 steps at learning rate 0.01, quadratic pose
+   prior, no restarts).
 2. Batch dependence. The shipped ``synthetic_ball`` example reconstructed by ``scorehoi reconstruct`` alone and in a
    folder together with the astronaut (one batch), N = 1, as ``tests/test_reconstruct_many.py`` does; the largest
    difference of each exported SMPL-H field between the two.
@@ -84,9 +85,10 @@ def main() -> None:
     shipped = pipe.keypoint_fit
     fits = {
         "shipped fit": shipped,
+        "shipped, no facing restarts": dataclasses.replace(shipped, facing_restart_margin=None),
         "shipped, no limb restarts": dataclasses.replace(shipped, limb_restart_threshold=None),
         "previous fit": dataclasses.replace(shipped, steps=30, learning_rate=0.01, prior_scale=None,
-                                            limb_restart_threshold=None),
+                                            limb_restart_threshold=None, facing_restart_margin=None),
     }
     print("start of the cycles (num_cycles=0), seconds per image, one torch thread:")
     for photo in args.photos:

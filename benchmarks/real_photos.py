@@ -220,9 +220,10 @@ def main() -> None:
                         help="torch CPU threads (default 1): the cameraman's numbers change in the last bits with it")
     parser.add_argument("--attribute", action="store_true",
                         help="the refined IoU with each part of the body put back to the initial's")
-    parser.add_argument("--facing-restart-margin", type=float,
+    parser.add_argument("--facing-restart-margin", type=lambda value: None if value == "none" else float(value),
+                        default="default", metavar="MARGIN",
                         help="fit the start's silhouette twin too, and keep the lower objective, where the front/back "
-                        "check's errors differ by less than this (box sizes; inf: always; "
+                        "check's errors differ by less than this (box sizes; inf: always; none: never; "
                         "KeypointFit.facing_restart_margin; default: the pipeline's)")
     parser.add_argument("--detector-masks", action="store_true",
                         help="no hand-drawn person mask: the pipeline takes the detector's (issue 16's protocol)")
@@ -235,7 +236,7 @@ def main() -> None:
     for name in ("prior_scale", "limb_restart_threshold"):
         if getattr(args, name) is not None:
             pipe.keypoint_fit = dataclasses.replace(pipe.keypoint_fit, **{name: getattr(args, name)})
-    if args.facing_restart_margin is not None:
+    if args.facing_restart_margin != "default":
         pipe.keypoint_fit = dataclasses.replace(pipe.keypoint_fit, facing_restart_margin=args.facing_restart_margin)
     pipe.set_progress_bar_config(disable=True)
     guidance = guidance_config(pipe.default_guidance_config(), args.guidance)
@@ -273,8 +274,8 @@ def main() -> None:
                      for values in (row["jitter"][key] for key in JITTER_SCORES)]
             print(f"| {row['photo']} | " + " | ".join(cells) + " |")
         fit += f" --jitter {args.jitter} --jitter-pixels {args.jitter_pixels:g}"
-    if args.facing_restart_margin is not None:
-        fit += f" --facing-restart-margin {args.facing_restart_margin:g}"
+    if args.facing_restart_margin != "default":
+        fit += f" --facing-restart-margin {args.facing_restart_margin}"
     if args.detector_masks:
         fit += " --detector-masks"
     if args.attribute:
