@@ -65,6 +65,8 @@ JITTER_SCORES = {"initial_reprojection": "reprojection, initial (%)",
 # The parts of a body ``--attribute`` puts back one at a time, and their column titles.
 ATTRIBUTED = {"global_orient": "root rotation", "body_pose": "body pose", "betas": "shape",
               "camera_translation": "camera translation"}
+# ``--facing-restart-margin`` left out: keep the pipeline's (argparse applies ``type`` only to string defaults).
+PIPELINE_MARGIN = object()
 # Seeds the keypoint jitter (run i draws from numpy's default_rng([JITTER_SEED, i]); the global RNG is not touched).
 JITTER_SEED = 0
 
@@ -221,7 +223,7 @@ def main() -> None:
     parser.add_argument("--attribute", action="store_true",
                         help="the refined IoU with each part of the body put back to the initial's")
     parser.add_argument("--facing-restart-margin", type=lambda value: None if value == "none" else float(value),
-                        default="default", metavar="MARGIN",
+                        default=PIPELINE_MARGIN, metavar="MARGIN",
                         help="fit the start's silhouette twin too, and keep the lower objective, where the front/back "
                         "check's errors differ by less than this (box sizes; inf: always; none: never; "
                         "KeypointFit.facing_restart_margin; default: the pipeline's)")
@@ -236,7 +238,7 @@ def main() -> None:
     for name in ("prior_scale", "limb_restart_threshold"):
         if getattr(args, name) is not None:
             pipe.keypoint_fit = dataclasses.replace(pipe.keypoint_fit, **{name: getattr(args, name)})
-    if args.facing_restart_margin != "default":
+    if args.facing_restart_margin is not PIPELINE_MARGIN:
         pipe.keypoint_fit = dataclasses.replace(pipe.keypoint_fit, facing_restart_margin=args.facing_restart_margin)
     pipe.set_progress_bar_config(disable=True)
     guidance = guidance_config(pipe.default_guidance_config(), args.guidance)
@@ -274,8 +276,9 @@ def main() -> None:
                      for values in (row["jitter"][key] for key in JITTER_SCORES)]
             print(f"| {row['photo']} | " + " | ".join(cells) + " |")
         fit += f" --jitter {args.jitter} --jitter-pixels {args.jitter_pixels:g}"
-    if args.facing_restart_margin != "default":
-        fit += f" --facing-restart-margin {args.facing_restart_margin}"
+    if args.facing_restart_margin is not PIPELINE_MARGIN:
+        margin = args.facing_restart_margin
+        fit += f" --facing-restart-margin {'none' if margin is None else format(margin, 'g')}"
     if args.detector_masks:
         fit += " --detector-masks"
     if args.attribute:
