@@ -554,15 +554,22 @@ class DetectedPictures:
         self.by_row: dict[int, tuple[np.ndarray, Any]] = {}
         self.missed: set[int] = set()
 
+    def detect(self, image) -> tuple[np.ndarray, Image.Image] | None:
+        """The most prominent person in the picture ``image``: ``(keypoints (33, 3), person mask)`` (the mask a
+        mode-"L" picture), or ``None`` where the detector finds nobody. Not cached."""
+        people = self.detector.detect(np.asarray(image.convert("RGB")))
+        if not people:
+            return None
+        return (people[0].keypoints_with_visibility().astype(np.float64),
+                Image.fromarray(people[0].mask.astype(np.uint8) * 255))
+
     def _detect(self, row: int, image, own_mask) -> tuple[np.ndarray, Any]:
         if row not in self.by_row:
-            people = self.detector.detect(np.asarray(image.convert("RGB")))
-            if people:
-                self.by_row[row] = (people[0].keypoints_with_visibility().astype(np.float64),
-                                    Image.fromarray(people[0].mask.astype(np.uint8) * 255))
-            else:
+            found = self.detect(image)
+            if found is None:
                 self.missed.add(row)
-                self.by_row[row] = (np.zeros((NUM_BLAZEPOSE, 3)), own_mask)
+                found = (np.zeros((NUM_BLAZEPOSE, 3)), own_mask)
+            self.by_row[row] = found
         return self.by_row[row]
 
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, Any]:

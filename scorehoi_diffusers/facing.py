@@ -99,7 +99,8 @@ def facing_errors(body_model: BodyModel, params: HOIParams, evidence: dict[str, 
 
 @torch.no_grad()
 def choose_facing(
-    body_model: BodyModel, params: HOIParams, evidence: dict[str, torch.Tensor], margin: float = 0.0
+    body_model: BodyModel, params: HOIParams, evidence: dict[str, torch.Tensor], margin: float = 0.0,
+    errors: torch.Tensor | None = None,
 ) -> tuple[HOIParams, torch.Tensor]:
     """Per sample, ``params`` or its twin :func:`turned_around`, whichever reprojects onto the keypoints better.
 
@@ -111,11 +112,12 @@ def choose_facing(
         evidence: as :func:`facing_errors` takes it.
         margin: how much lower (in box sizes) the twin's error must be to be taken; the pipeline uses 0
             (``training/facing_margin.py`` measures larger ones on the validation slice).
+        errors: the ``(2, B)`` :func:`facing_errors` of ``params`` when the caller already has them.
 
     Returns:
         ``(chosen, turned)``: the chosen estimates and a ``(B,)`` bool, True where the turned one won.
     """
-    error = facing_errors(body_model, params, evidence)
+    error = facing_errors(body_model, params, evidence) if errors is None else errors
     turned = error[1] < error[0] - margin
     twin = turned_around(params)
     fields = ("global_orient", "body_pose", "left_hand_pose", "right_hand_pose")

@@ -380,7 +380,7 @@ def test_the_facing_restart_recovers_a_start_the_check_left_facing_away(pipe, bo
     from scorehoi_diffusers.metrics import facing_error_deg
     from scorehoi_diffusers.pipelines import keypoint_fit
 
-    monkeypatch.setattr(keypoint_fit, "choose_facing", lambda body_model, params, evidence: (params, None))
+    monkeypatch.setattr(keypoint_fit, "choose_facing", lambda body_model, params, evidence, **_: (params, None))
     truth = turned_a_bit(2)
     evidence = evidence_for(body, truth)
     off = off_start(truth)

@@ -432,7 +432,8 @@ def test_detector_masks_keep_the_own_mask_where_nobody_is_found(regressor_runs, 
     table = datasets.load_from_disk(str(regressor_runs[0] / SYNTHETIC_DATA)).select(range(2))
     found_mask = np.zeros(table[0]["human_mask"].size[::-1], dtype=bool)
     found_mask[:5] = True
-    answers = iter([[types.SimpleNamespace(mask=found_mask)], []])
+    person = types.SimpleNamespace(mask=found_mask, keypoints_with_visibility=lambda: np.zeros((33, 3)))
+    answers = iter([[person], []])
     monkeypatch.setattr(person_detection, "default_person_detector",
                         lambda: types.SimpleNamespace(detect=lambda image: next(answers)))
     out = detector_masks.detector_masks(table[:2])

@@ -16,8 +16,6 @@ import shutil
 from pathlib import Path
 
 import datasets
-import numpy as np
-from PIL import Image
 
 DETECTOR_MASK_COLUMN = "detector_human_mask"
 DETECTOR_FOUND_COLUMN = "detector_found_person"
@@ -25,15 +23,14 @@ DETECTOR_FOUND_COLUMN = "detector_found_person"
 
 def detector_masks(batch: dict) -> dict:
     """``datasets.map`` function: the detector's person mask of each picture in ``batch`` (own mask if missed)."""
+    from scorehoi_diffusers.evaluation import DetectedPictures
     from scorehoi_diffusers.person_detection import default_person_detector
 
-    detector = default_person_detector()  # built once per worker process
-    masks, found = [], []
-    for image, own in zip(batch["image"], batch["human_mask"]):
-        people = detector.detect(np.asarray(image.convert("RGB")))
-        masks.append(Image.fromarray(people[0].mask.astype(np.uint8) * 255) if people else own)
-        found.append(bool(people))
-    return {DETECTOR_MASK_COLUMN: masks, DETECTOR_FOUND_COLUMN: found}
+    detected = DetectedPictures(default_person_detector())  # the detector is built once per worker process
+    people = [detected.detect(image) for image in batch["image"]]
+    return {DETECTOR_MASK_COLUMN: [own if person is None else person[1]
+                                   for own, person in zip(batch["human_mask"], people)],
+            DETECTOR_FOUND_COLUMN: [person is not None for person in people]}
 
 
 def main() -> None:

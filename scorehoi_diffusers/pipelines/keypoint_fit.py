@@ -214,7 +214,8 @@ class KeypointFit:
         if missing:
             raise ValueError(f"KeypointFit needs keypoint evidence, but `evidence` lacks {missing}; call it only when "
                              "the pipeline was given `keypoints` (image_evidence.keypoint_evidence makes them).")
-        params, _ = choose_facing(pipe.body_model, params, evidence)
+        errors = facing_errors(pipe.body_model, params, evidence)
+        params, _ = choose_facing(pipe.body_model, params, evidence, errors=errors)
         if self.steps == 0:
             return params
         image_config = self.image_config(config)
@@ -227,13 +228,8 @@ class KeypointFit:
             diagonal = image_diagonal(*distance_map.shape[1:])
         problem = _FitProblem(pipe, template, evidence, image_config, mask_pixels, diagonal)
         batch = params.batch_size
-        restart_facing = None
-        if self.facing_restart_margin is not None:
-            errors = facing_errors(pipe.body_model, params, evidence)
-            confident = (evidence["keypoints_2d_visibility"] > VISIBLE).sum(1) >= FACING_RESTART_MIN_LANDMARKS
-            undecided = (errors[0] - errors[1]).abs() < self.facing_restart_margin
-            restart_facing = (undecided & confident).nonzero().flatten()
-        if restart_facing is not None and len(restart_facing):
+        restart_facing = self._undecided_facings(errors, evidence)
+        if len(restart_facing):
             # Candidates: the estimates (rows < B), then the twins of the undecided ones.
             owner = torch.cat([torch.arange(batch, device=restart_facing.device), restart_facing])
             params = HOIParams.cat([params, turned_around(params[restart_facing])])
@@ -242,7 +238,7 @@ class KeypointFit:
         pose, betas, translation = self._optimise(problem, x0_start, params.camera_translation)
         if self.limb_restart_threshold is not None:
             pose, betas, translation = self._restart_far_limbs(problem, x0_start, pose, betas, translation)
-        if restart_facing is not None and len(restart_facing):
+        if len(restart_facing):
             with torch.no_grad():
                 loss, _ = self._objective(problem, x0_start, pose, betas, translation)
             chosen = _lowest_per_owner(loss, owner, batch)
@@ -260,6 +256,16 @@ class KeypointFit:
             object_translation=(turn @ params.object_translation[..., None])[..., 0],
             camera_translation=translation,
         )
+
+    def _undecided_facings(self, errors: torch.Tensor, evidence: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``(R,)`` the samples whose facing is restarted: the front/back check's ``errors`` ``(2, B)`` (of the
+        estimate and its twin, before the check; turning a sample only swaps its two) differ by less than
+        ``facing_restart_margin``, with at least ``FACING_RESTART_MIN_LANDMARKS`` confident landmarks."""
+        if self.facing_restart_margin is None:
+            return torch.zeros(0, dtype=torch.long, device=errors.device)
+        confident = (evidence["keypoints_2d_visibility"] > VISIBLE).sum(1) >= FACING_RESTART_MIN_LANDMARKS
+        undecided = (errors[0] - errors[1]).abs() < self.facing_restart_margin
+        return (undecided & confident).nonzero().flatten()
 
     def _optimise(self, problem: _FitProblem, x0_start: torch.Tensor, translation_start: torch.Tensor,
                   x0_from: torch.Tensor | None = None, steps: int | None = None):
