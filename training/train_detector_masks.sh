@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Stage 7, an experiment on this 2-core CPU (about 25 min; trained, not shipped: README, "The regressor taught the
-# detector's person mask"): the regressor taught the bundled detector's person mask, warm-started from the shipped
-# pipeline (stage 5 of train_shipped.sh; its folder is the first argument), a control run that differs only in never
-# seeing that mask, then the prior on the new regressor's tokens. Every random choice depends only on (seed, step,
-# rank), as in train_shipped.sh.
+# Stage 7 of the shipped pipeline, on this 2-core CPU (about 25 min; README, "The regressor taught the detector's
+# person mask"): the regressor taught the bundled detector's person mask, warm-started from stage 5 of
+# train_shipped.sh (its folder, with the guidance weights in its model_index.json, is the first argument), a
+# control run that differs only in never seeing that mask, then the prior on the new regressor's tokens. Every
+# random choice depends only on (seed, step, rank), as in train_shipped.sh.
 #
 # Why: the regressor reads the person mask as an input channel and stages 1-5 saw exact render masks only; on a photo
 # without a hand-drawn mask it gets the detector's, which takes in what the person holds and cost it about 1 cm of

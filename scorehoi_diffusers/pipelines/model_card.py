@@ -154,6 +154,7 @@ COMMON_ROWS = {
     "mixed_precision": "mixed precision",
     "resolution": "crop size (px)",
     "augmentation": "augmentation",
+    "detector_mask_prob": "share of rendered samples given the person detector's mask",
     "seed": "seed",
 }
 DENOISER_ROWS = {
