@@ -26,7 +26,7 @@ sys.path.insert(0, str(TRAINING))
 
 import checkpoint_state  # noqa: E402
 import training_setup  # noqa: E402
-from train_denoiser import sample_timesteps  # noqa: E402
+from train_denoiser import noise_target_from_start, regressor_start_timesteps, sample_timesteps  # noqa: E402
 
 from scorehoi_diffusers.pipelines.model_card import NOT_EVALUATED, render_model_card  # noqa: E402
 
@@ -137,12 +137,13 @@ def regressor_runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def denoiser_runs(regressor_runs, tmp_path_factory):
-    """As `regressor_runs`, 3 steps of 2 rendered + 2 parameter-only samples per process, resumed from step 2."""
+    """As `regressor_runs`, 3 steps of 2 rendered + 2 parameter-only samples per process, resumed from step 2; half
+    of the rendered samples are noised from the regressor's estimate (`--regressor_start_prob`)."""
     regressor_dir = regressor_runs[0]
     root = tmp_path_factory.mktemp("denoiser")
     args = [*COMMON, "--regressor_path", str(regressor_dir), "--train_data_dir", str(regressor_dir / SYNTHETIC_DATA),
             "--train_batch_size", "4", "--param_only_fraction", "0.5", "--num_param_samples", "8",
-            "--max_train_steps", "3", "--denoiser_config", TINY_DENOISER]
+            "--max_train_steps", "3", "--denoiser_config", TINY_DENOISER, "--regressor_start_prob", "0.5"]
     full, resumed = root / "full", root / "resumed"
     launch("train_denoiser.py", "--output_dir", str(full), *args)
     crash_copy(full, resumed, step=2)
@@ -335,6 +336,32 @@ def test_timesteps_oversample_refinement_range():
     t = sample_timesteps(20000, 1000, 50, 0.5, generator)
     assert t.min() >= 0 and t.max() < 1000 and t.max() > 900
     assert (t <= 50).float().mean().item() == pytest.approx(0.5 + 0.5 * 51 / 1000, abs=0.02)
+
+
+def test_regressor_starts_are_redrawn_near_t_start_only():
+    generator = torch.Generator().manual_seed(0)
+    timesteps = sample_timesteps(4000, 1000, 50, 0.5, generator)
+    rows = torch.rand(4000, generator=generator) < 0.5
+    redrawn = regressor_start_timesteps(rows, timesteps, 50, generator)
+    assert torch.equal(redrawn[~rows], timesteps[~rows])
+    assert redrawn[rows].min() == 25 and redrawn[rows].max() == 50
+
+
+def test_noise_target_leads_from_the_start_back_to_the_truth():
+    from scorehoi_diffusers.schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
+
+    alphas = GuidedDDIMScheduler().alphas_cumprod.double()
+    generator = torch.Generator().manual_seed(1)
+    truth, noise, error = torch.randn(3, 6, 331, generator=generator, dtype=torch.float64)
+    estimate = truth + 0.1 * error
+    timesteps = torch.tensor([25, 30, 35, 40, 45, 50])
+    noisy, target = noise_target_from_start(alphas, truth, truth, noise, timesteps)
+    torch.testing.assert_close(target, noise)  # from the truth: plain ε-prediction
+    noisy, target = noise_target_from_start(alphas, estimate, truth, noise, timesteps)
+    alpha = alphas[timesteps].unsqueeze(-1)
+    torch.testing.assert_close(noisy, alpha.sqrt() * estimate + (1 - alpha).sqrt() * noise)  # noised estimate
+    torch.testing.assert_close((noisy - (1 - alpha).sqrt() * target) / alpha.sqrt(), truth)  # its x0 is the truth
+    assert (target - noise).abs().mean() > 0.5  # the correction is in the target, scaled up by 1 / sigma_t
 
 
 def test_model_card_reports_given_metrics_only(denoiser_runs, tmp_path):

@@ -100,9 +100,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                            help="condition of parameter-only samples: the object keypoints, or none.")
     objective.add_argument("--num_param_samples", type=int, default=20000,
                            help="synthetic: size of the parameter-only table (posed once, cached in OUTPUT_DIR/data).")
+    objective.add_argument("--regressor_start_prob", type=float, default=0.0,
+                           help="share of rendered samples noised from the frozen regressor's own estimate instead of "
+                           "the truth, at a timestep in the upper half of [0, --max_train_timestep], with the noise "
+                           "target that leads back to the truth: the prior learns to correct the regressor where "
+                           "refinement inverts to (0: plain denoising of the truth).")
     add_keypoint_arguments(parser)
     args = parser.parse_args(argv)
-    for name in ("condition_dropout_prob", "small_timestep_fraction", "param_only_fraction"):
+    for name in ("condition_dropout_prob", "small_timestep_fraction", "param_only_fraction", "regressor_start_prob"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             parser.error(f"--{name} must lie in [0, 1].")
     if args.max_train_timestep < 0 or args.num_param_samples < 1:
@@ -119,6 +124,27 @@ def sample_timesteps(batch_size: int, num_train_timesteps: int, max_small: int, 
     low = torch.randint(0, high, (batch_size,), generator=generator, device=device)
     full = torch.randint(0, num_train_timesteps, (batch_size,), generator=generator, device=device)
     return torch.where(small, low, full)
+
+
+def regressor_start_timesteps(rows: torch.Tensor, timesteps: torch.Tensor, max_small: int,
+                              generator: torch.Generator) -> torch.Tensor:
+    """`timesteps (B,)` with the rows where `rows (B,)` is true redrawn uniformly in `[ceil(max_small / 2),
+    max_small]`: the noise levels refinement inverts to (t_start), away from t = 0, where the target below has
+    `1 - alphas_cumprod` near zero in its denominator."""
+    low = (max_small + 1) // 2
+    redrawn = torch.randint(low, max_small + 1, timesteps.shape, generator=generator, device=timesteps.device)
+    return torch.where(rows, redrawn, timesteps)
+
+
+def noise_target_from_start(alphas_cumprod: torch.Tensor, start: torch.Tensor, x0: torch.Tensor,
+                            noise: torch.Tensor, timesteps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(noisy, target)`, each `(B, 331)`: `start (B, 331)` noised with `noise` at `timesteps (B,)`, and the ε that
+    the denoiser must predict there so that its x0 estimate is `x0 (B, 331)`,
+    `(noisy - sqrt(a_t) x0) / sqrt(1 - a_t)`. With `start = x0` the target is `noise` (plain ε-prediction); with
+    `start` the regressor's estimate it is the noise plus the scaled correction from the estimate to the truth."""
+    alpha = alphas_cumprod.to(device=x0.device, dtype=x0.dtype)[timesteps].unsqueeze(-1)
+    noisy = alpha.sqrt() * start + (1 - alpha).sqrt() * noise
+    return noisy, (noisy - alpha.sqrt() * x0) / (1 - alpha).sqrt()
 
 
 def join_conditions(caches: Sequence[ConditionCache]) -> ConditionCache:
@@ -310,7 +336,7 @@ def main(args: argparse.Namespace) -> None:
     running_loss = 0.0
     for micro_step, batch in enumerate(loader, start=global_step * accumulation):
         generator = step_generator(args.seed, micro_step, rank, STREAM_NOISE, device)
-        x0, groups = [], []
+        x0, groups, estimates = [], [], []
         if batch["rendered"] is not None:
             part = batch["rendered"]
             keypoints = keypoints_of(part["object_name"])
@@ -321,7 +347,10 @@ def main(args: argparse.Namespace) -> None:
             if args.body_keypoints:
                 body_keypoints = simulated(truth, intrinsics, pixel_values.shape[-2:], micro_step)
             with torch.no_grad(), accelerator.autocast():
-                tokens = regressor(pixel_values, keypoints, intrinsics, body_keypoints=body_keypoints).image_tokens
+                output = regressor(pixel_values, keypoints, intrinsics, body_keypoints=body_keypoints)
+            tokens = output.image_tokens
+            if args.regressor_start_prob:
+                estimates.append(codec.encode(codec.decode(output.x0.float())))
             drop = torch.rand(num_rendered, generator=generator, device=device) < args.condition_dropout_prob
             groups.append((tokens.float(), keypoints, drop, body_keypoints))
         if batch["parameters"] is not None:
@@ -335,11 +364,21 @@ def main(args: argparse.Namespace) -> None:
         noise = torch.randn(x0.shape, generator=generator, device=device)
         timesteps = sample_timesteps(x0.shape[0], num_train_timesteps, args.max_train_timestep,
                                      args.small_timestep_fraction, generator)
-        noisy = noise_scheduler.add_noise(x0, noise, timesteps)
+        target = noise
+        if estimates:  # --regressor_start_prob: some rendered rows start from the regressor's estimate
+            rows = torch.zeros(x0.shape[0], dtype=torch.bool, device=device)
+            drawn = torch.rand(num_rendered, generator=generator, device=device)
+            rows[:num_rendered] = drawn < args.regressor_start_prob
+            timesteps = regressor_start_timesteps(rows, timesteps, args.max_train_timestep, generator)
+            start = x0.clone()
+            start[:num_rendered] = torch.where(rows[:num_rendered, None], estimates[0], x0[:num_rendered])
+            noisy, target = noise_target_from_start(noise_scheduler.alphas_cumprod, start, x0, noise, timesteps)
+        else:
+            noisy = noise_scheduler.add_noise(x0, noise, timesteps)
 
         with accelerator.accumulate(model):
             prediction = model(noisy, timesteps, groups)
-            loss = F.mse_loss(prediction.float(), noise)
+            loss = F.mse_loss(prediction.float(), target)
             accelerator.backward(loss)
             if accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)

@@ -164,6 +164,7 @@ DENOISER_ROWS = {
     "condition_dropout_prob": "condition dropout",
     "max_train_timestep": "oversampled timesteps: t <=",
     "small_timestep_fraction": "share of oversampled timesteps",
+    "regressor_start_prob": "share of rendered samples noised from the regressor's estimate",
 }
 REGRESSOR_ROWS = {
     "param_loss": "parameter loss",
