@@ -26,7 +26,12 @@ sys.path.insert(0, str(TRAINING))
 
 import checkpoint_state  # noqa: E402
 import training_setup  # noqa: E402
-from train_denoiser import noise_target_from_start, regressor_start_timesteps, sample_timesteps  # noqa: E402
+from train_denoiser import (  # noqa: E402
+    noise_target_from_start,
+    regressor_start,
+    regressor_start_timesteps,
+    sample_timesteps,
+)
 
 from scorehoi_diffusers.pipelines.model_card import NOT_EVALUATED, render_model_card  # noqa: E402
 
@@ -345,6 +350,16 @@ def test_regressor_starts_are_redrawn_near_t_start_only():
     redrawn = regressor_start_timesteps(rows, timesteps, 50, generator)
     assert torch.equal(redrawn[~rows], timesteps[~rows])
     assert redrawn[rows].min() == 25 and redrawn[rows].max() == 50
+
+
+def test_body_only_regressor_start_keeps_the_true_object():
+    from scorehoi_diffusers.params import OBJECT_ROTATION_SLICE, OBJECT_TRANSLATION_SLICE
+
+    truth, estimate = torch.zeros(2, 331), torch.ones(2, 331)
+    assert regressor_start(estimate, truth, "all") is estimate
+    start = regressor_start(estimate, truth, "body")
+    assert (start[:, OBJECT_ROTATION_SLICE] == 0).all() and (start[:, OBJECT_TRANSLATION_SLICE] == 0).all()
+    assert start.sum() == 331 * 2 - 9 * 2 and (estimate == 1).all()  # the rest is the estimate, left untouched
 
 
 def test_noise_target_leads_from_the_start_back_to_the_truth():

@@ -74,7 +74,7 @@ from scorehoi_diffusers.data.schema import PARAM_FIELDS, params_to_fields, sampl
 from scorehoi_diffusers.models.contact_estimator import ScoreHOIContactEstimator
 from scorehoi_diffusers.models.denoiser import ConditionCache, ScoreHOIDenoiser
 from scorehoi_diffusers.models.regressor import ScoreHOIRegressor
-from scorehoi_diffusers.params import HOIParamCodec
+from scorehoi_diffusers.params import OBJECT_ROTATION_SLICE, OBJECT_TRANSLATION_SLICE, HOIParamCodec
 from scorehoi_diffusers.pipelines.model_card import write_model_card
 from scorehoi_diffusers.pipelines.pipeline_scorehoi import ScoreHOIPipeline
 from scorehoi_diffusers.schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
@@ -105,6 +105,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                            "the truth, at a timestep in the upper half of [0, --max_train_timestep], with the noise "
                            "target that leads back to the truth: the prior learns to correct the regressor where "
                            "refinement inverts to (0: plain denoising of the truth).")
+    objective.add_argument("--regressor_start_parts", choices=("all", "body"), default="all",
+                           help="which entries of those samples start from the regressor's estimate: all, or the "
+                           "body's only (the object's rotation and translation noised from the truth).")
     add_keypoint_arguments(parser)
     args = parser.parse_args(argv)
     for name in ("condition_dropout_prob", "small_timestep_fraction", "param_only_fraction", "regressor_start_prob"):
@@ -134,6 +137,17 @@ def regressor_start_timesteps(rows: torch.Tensor, timesteps: torch.Tensor, max_s
     low = (max_small + 1) // 2
     redrawn = torch.randint(low, max_small + 1, timesteps.shape, generator=generator, device=timesteps.device)
     return torch.where(rows, redrawn, timesteps)
+
+
+def regressor_start(estimate: torch.Tensor, truth: torch.Tensor, parts: str) -> torch.Tensor:
+    """The start `(B, 331)` of a sample noised from the regressor: its estimate `(B, 331)`, or with `parts="body"`
+    the estimate's body entries and the truth's object rotation and translation."""
+    if parts == "all":
+        return estimate
+    start = estimate.clone()
+    for entries in (OBJECT_ROTATION_SLICE, OBJECT_TRANSLATION_SLICE):
+        start[:, entries] = truth[:, entries]
+    return start
 
 
 def noise_target_from_start(alphas_cumprod: torch.Tensor, start: torch.Tensor, x0: torch.Tensor,
@@ -350,7 +364,8 @@ def main(args: argparse.Namespace) -> None:
                 output = regressor(pixel_values, keypoints, intrinsics, body_keypoints=body_keypoints)
             tokens = output.image_tokens
             if args.regressor_start_prob:
-                estimates.append(codec.encode(codec.decode(output.x0.float())))
+                estimate = codec.encode(codec.decode(output.x0.float()))
+                estimates.append(regressor_start(estimate, x0[-1], args.regressor_start_parts))
             drop = torch.rand(num_rendered, generator=generator, device=device) < args.condition_dropout_prob
             groups.append((tokens.float(), keypoints, drop, body_keypoints))
         if batch["parameters"] is not None:
