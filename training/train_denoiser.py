@@ -350,7 +350,7 @@ def main(args: argparse.Namespace) -> None:
     running_loss = 0.0
     for micro_step, batch in enumerate(loader, start=global_step * accumulation):
         generator = step_generator(args.seed, micro_step, rank, STREAM_NOISE, device)
-        x0, groups, estimates = [], [], []
+        x0, groups, start = [], [], None
         if batch["rendered"] is not None:
             part = batch["rendered"]
             keypoints = keypoints_of(part["object_name"])
@@ -365,7 +365,7 @@ def main(args: argparse.Namespace) -> None:
             tokens = output.image_tokens
             if args.regressor_start_prob:
                 estimate = codec.encode(codec.decode(output.x0.float()))
-                estimates.append(regressor_start(estimate, x0[-1], args.regressor_start_parts))
+                start = regressor_start(estimate, x0[-1], args.regressor_start_parts)  # (num_rendered, 331)
             drop = torch.rand(num_rendered, generator=generator, device=device) < args.condition_dropout_prob
             groups.append((tokens.float(), keypoints, drop, body_keypoints))
         if batch["parameters"] is not None:
@@ -380,14 +380,14 @@ def main(args: argparse.Namespace) -> None:
         timesteps = sample_timesteps(x0.shape[0], num_train_timesteps, args.max_train_timestep,
                                      args.small_timestep_fraction, generator)
         target = noise
-        if estimates:  # --regressor_start_prob: some rendered rows start from the regressor's estimate
+        if start is not None:  # --regressor_start_prob: some rendered rows start from the regressor's estimate
             rows = torch.zeros(x0.shape[0], dtype=torch.bool, device=device)
             drawn = torch.rand(num_rendered, generator=generator, device=device)
             rows[:num_rendered] = drawn < args.regressor_start_prob
             timesteps = regressor_start_timesteps(rows, timesteps, args.max_train_timestep, generator)
-            start = x0.clone()
-            start[:num_rendered] = torch.where(rows[:num_rendered, None], estimates[0], x0[:num_rendered])
-            noisy, target = noise_target_from_start(noise_scheduler.alphas_cumprod, start, x0, noise, timesteps)
+            starts = x0.clone()
+            starts[:num_rendered] = torch.where(rows[:num_rendered, None], start, x0[:num_rendered])
+            noisy, target = noise_target_from_start(noise_scheduler.alphas_cumprod, starts, x0, noise, timesteps)
         else:
             noisy = noise_scheduler.add_noise(x0, noise, timesteps)
 
