@@ -44,6 +44,8 @@ OBJECT_TRANSLATION_SLICE = slice(318, 321)
 BETAS_SLICE = slice(321, 331)
 # The five rotation slices above, in order and side by side.
 ROTATIONS_SLICE = slice(ROOT_SLICE.start, OBJECT_ROTATION_SLICE.stop)
+# The object's pose (rotation, then translation), side by side.
+OBJECT_SLICE = slice(OBJECT_ROTATION_SLICE.start, OBJECT_TRANSLATION_SLICE.stop)
 
 
 def matrix_to_rotation_6d(matrix: torch.Tensor) -> torch.Tensor:

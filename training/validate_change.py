@@ -10,16 +10,19 @@ a checkout without the change and in one with it, on the same scenes, then pairi
 
 The slice is ``validation_slice``'s (indices 20000.. of the seed-0 synthetic *train* stream, never the test split);
 ``--first-index`` moves it, ``--randomized`` renders it in the randomised style, ``--keypoints simulated`` gives
-every scene seeded simulated detections as ``scorehoi evaluate --keypoints simulated`` does. Each ``--modes`` entry
-is one result in the file (``regressor``, ``optimization``, ``full``; with per-sample values).
+every scene seeded simulated detections as ``scorehoi evaluate --keypoints simulated`` does, and
+``--object-refinement gradient`` runs the full method with the object refined by gradient steps
+(``ScoreHOIPipeline(object_refinement=...)``). Each ``--modes`` entry is one result in the file (``regressor``,
+``optimization``, ``full``; with per-sample values).
 
 Run: PYTHONPATH=training python training/validate_change.py --out FILE [--num-samples 200] [--first-index 20048]
-     [--randomized] [--keypoints simulated] [--cycles 2] [--modes regressor full]
+     [--randomized] [--keypoints simulated] [--cycles 2] [--modes regressor full] [--object-refinement gradient]
 """
 import argparse
 
 import torch
 import validation_slice
+from exact_inversion import WithCallArguments
 
 from scorehoi_diffusers.evaluation import evaluate, format_table
 from scorehoi_diffusers.export import write_json
@@ -31,16 +34,21 @@ def main() -> None:
     parser.add_argument("--keypoints", choices=("none", "simulated"), default="none")
     parser.add_argument("--cycles", type=int, default=2)
     parser.add_argument("--modes", nargs="+", choices=("regressor", "optimization", "full"), default=["full"])
+    parser.add_argument("--object-refinement", choices=("prior", "gradient"), default="prior",
+                        help="the full method's object_refinement (ScoreHOIPipeline.__call__)")
     parser.add_argument("--out", required=True, help="the JSON file to write")
     args = parser.parse_args()
     torch.set_num_threads(1)
     keypoints = None if args.keypoints == "none" else args.keypoints
     pipeline, data, estimate, regressor_row = validation_slice.load(args, keypoints)
+    full_start = WithCallArguments(estimate, object_refinement=args.object_refinement)
     results = [regressor_row if mode == "regressor" else
-               evaluate(pipeline, data, split=None, mode=mode, num_cycles=args.cycles, initial_estimate_fn=estimate)
+               evaluate(pipeline, data, split=None, mode=mode, num_cycles=args.cycles,
+                        initial_estimate_fn=full_start if mode == "full" else estimate)
                for mode in args.modes]
     for result in results:
-        result.update(keypoints=args.keypoints, first_index=args.first_index, randomized=args.randomized)
+        result.update(keypoints=args.keypoints, first_index=args.first_index, randomized=args.randomized,
+                      object_refinement=args.object_refinement if result["mode"] == "full" else None)
     print(format_table(results))
     write_json(args.out, results, indent=2)
 

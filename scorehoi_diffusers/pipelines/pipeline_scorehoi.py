@@ -41,6 +41,7 @@ from .hub import PUSH_KWARGS, push_pipeline_to_hub, upload_pipeline_folder, writ
 from .keypoint_fit import KeypointFit
 from .keypoint_inputs import crop_body_keypoints
 from .noise_prediction import NoisePrediction
+from .object_gradient_steps import OBJECT_REFINEMENTS, ObjectGradientSteps
 from .photo_inputs import resolve_photo_inputs
 from .pipeline_output import RefinementStart, ScoreHOIPipelineOutput, output_to_meshes, output_to_numpy
 from .step_callback import callback_latents
@@ -229,6 +230,7 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         self, image, human_mask, object_mask, object, bbox, initial_params, keypoints, intrinsics, contacts,
         contact_estimator, num_cycles, t_start, stride, guidance_config, guidance_scale, eta, generator, output_type,
         callback_on_step_end, callback_on_step_end_tensor_inputs, inversion_iterations=0, condition_scale=1.0,
+        object_refinement="prior",
     ) -> None:
         """Raise a one-line ``ValueError``/``TypeError`` naming the first bad argument of :meth:`__call__`."""
         if output_type not in ("pt", "np", "mesh"):
@@ -280,6 +282,9 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
             check_finite_number(guidance_scale, "`guidance_scale` (0 turns guidance off)", True)
         check_inversion_iterations(inversion_iterations)
         check_finite_number(condition_scale, "`condition_scale` (classifier-free guidance weight)", True)
+        if object_refinement not in OBJECT_REFINEMENTS:
+            raise ValueError(f"`object_refinement` must be one of {list(OBJECT_REFINEMENTS)}, "
+                             f"got {object_refinement!r}.")
         if not isinstance(eta, numbers.Real) or not 0 <= eta <= 1:
             raise ValueError(f"`eta` must be a number in [0, 1] (0: deterministic DDIM, 1: DDPM-like), got {eta!r}.")
         generators = generator if isinstance(generator, list) else [generator]
@@ -445,6 +450,7 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         person_detector: PersonDetector | None = None,
         inversion_iterations: int = 0,
         condition_scale: float = 1.0,
+        object_refinement: str = "prior",
     ) -> ScoreHOIPipelineOutput | tuple:
         r"""Reconstruct from pictures, or refine a given initial estimate.
 
@@ -507,6 +513,9 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
                 pass each); k > 0 makes inversion the exact inverse of unguided denoising (`ddim_inversion.invert`).
             condition_scale (`float`, defaults to 1): classifier-free guidance weight w on the denoiser's condition,
                 ``ε_null + w (ε − ε_null)``; not 1 costs a second pass per step (`noise_prediction.NoisePrediction`).
+            object_refinement (`str`, defaults to `"prior"`): ``"prior"`` denoises the object's pose with the body
+                (the paper's method); ``"gradient"`` takes it out of the diffusion and refines it by the optimisation
+                baseline's gradient steps on the same guidance loss, in the same steps (`object_gradient_steps`).
 
         Returns:
             [`ScoreHOIPipelineOutput`] or a tuple of its fields.
@@ -516,7 +525,7 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
             image, human_mask, object_mask, object, bbox, initial_params, keypoints, intrinsics, contacts,
             contact_estimator, num_cycles, t_start, stride, guidance_config, guidance_scale, eta, generator,
             output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, inversion_iterations,
-            condition_scale,
+            condition_scale, object_refinement,
         )
         if isinstance(guidance_config, Mapping):
             guidance_config = GuidanceConfig.from_dict(guidance_config)
@@ -544,6 +553,12 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
             condition_scale)
         self.scheduler.set_refinement_timesteps(t_start, stride)
         grid = self.scheduler.refinement_timesteps(t_start, stride).tolist()
+        object_step_size = None
+        if object_refinement == "gradient":
+            # The optimisation baseline's step for this input (imported here: that module imports the pipelines).
+            from ..optimization_baseline import GuidanceOptimization
+
+            object_step_size = GuidanceOptimization(self).settings("keypoints_2d" in image_evidence)[0]
 
         # 6. Refinement cycles: DDIM inversion to t_start, guided denoising back to 0, contact refresh
         contact_history: list[Contacts] = []
@@ -554,12 +569,14 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         with self.progress_bar(total=num_cycles * 2 * steps) as progress:
             for _cycle in range(num_cycles):
                 contact_history.append(contacts)
+                object_steps = None if object_step_size is None else ObjectGradientSteps(self, x0, object_step_size)
+                guide = self if object_steps is None else object_steps
                 latents = invert(predict_noise, self.scheduler, x0, grid, inversion_iterations, progress.update)
-                for t in reversed(grid[1:]):
+                for t, t_prev in zip(reversed(grid[1:]), reversed(grid[:-1])):
                     noise = predict_noise(latents, t)
                     gradient = None
                     if scale > 0:
-                        gradient = self.guidance_gradient(
+                        gradient = guide.guidance_gradient(
                             latents, noise, t, template, camera_translation, contacts, image_evidence, config,
                             start.camera,
                         )
@@ -567,6 +584,8 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
                         noise, t, latents, eta=eta, generator=generator,
                         guidance_gradient=gradient, guidance_scale=scale,
                     ).prev_sample
+                    if object_steps is not None:
+                        latents = object_steps.replace(latents, noise, t_prev)
                     if callback_on_step_end is not None:
                         named = {"latents": latents, "human_contact": contacts.human,
                                  "object_contact": contacts.object, "floor_contact": contacts.floor}
