@@ -42,6 +42,8 @@ SHIPPED=scorehoi_diffusers/assets/scorehoi-synthetic
 DATA=$OUTPUT/data
 export PYTHONPATH=training:.:${PYTHONPATH:-} HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$DATA"
+# Fail in seconds, not after the GPU minutes are spent, when the renders would fall back to the slow ray caster.
+$PY -c "import embreex" 2>/dev/null || { echo "embreex is not importable: carry its wheel (see the header)" >&2; exit 1; }
 
 render() {  # render START RANDOMIZED NAME: CHUNKS single-process renders side by side (no worker pool)
   local chunk size=$((N / CHUNKS))
