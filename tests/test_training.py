@@ -296,6 +296,24 @@ def test_body_keypoints_warm_start_adds_keypoint_input_to_both_models(regressor_
     assert json.loads((tmp_path / "pipeline" / "denoiser" / "config.json").read_text())["body_keypoints"] is True
 
 
+def test_freeze_backbone_keeps_its_weights_and_statistics_and_trains_the_rest(regressor_runs, tmp_path):
+    source = regressor_runs[0]
+    run_single("train_regressor.py", "--output_dir", str(tmp_path / "regressor"), "--init_from", str(source),
+               "--train_data_dir", str(source / SYNTHETIC_DATA), "--train_batch_size", "2", "--max_train_steps", "2",
+               "--learning_rate", "1e-3", "--lr_scheduler", "constant", "--lr_warmup_steps", "0", "--resolution",
+               "64", "--seed", "5", "--body_keypoints", "--freeze_backbone")
+    before = load_file(source / "regressor" / "diffusion_pytorch_model.safetensors")
+    after = load_file(tmp_path / "regressor" / "regressor" / "diffusion_pytorch_model.safetensors")
+    backbone = [key for key in before if key.startswith("backbone.")]
+    assert any("running_mean" in key for key in backbone)  # BatchNorm statistics are checked too
+    assert_same_tensors({k: before[k] for k in backbone}, {k: after[k] for k in backbone}, atol=0)
+    assert not torch.equal(before["head_trunk.0.weight"], after["head_trunk.0.weight"])
+    result = subprocess.run([sys.executable, str(TRAINING / "train_regressor.py"), "--output_dir",
+                             str(tmp_path / "o"), "--freeze_backbone"], env=_environment(), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode != 0 and "--freeze_backbone keeps a trained backbone: give --init_from" in result.stderr
+
+
 def test_init_from_without_models_is_a_clear_error(tmp_path):
     result = subprocess.run([sys.executable, str(TRAINING / "train_denoiser.py"), "--output_dir", str(tmp_path / "o"),
                              "--param_only_fraction", "1", "--init_from", str(tmp_path)],

@@ -84,6 +84,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                        "from the body model and the regressor).")
     model.add_argument("--betas_statistics", choices=("data", "default"), default="data",
                        help="x0 betas range: the training data's min/max (as the paper's release) or -3..3.")
+    model.add_argument("--freeze_backbone", action="store_true",
+                       help="keep the image backbone's weights and BatchNorm statistics as --init_from has them and "
+                       "train the rest (with --body_keypoints: teach a trained regressor the keypoints without "
+                       "paying for the backbone's backward pass).")
     losses = parser.add_argument_group("losses")
     losses.add_argument("--param_loss", choices=("rotmat", "x0"), default="rotmat")
     losses.add_argument("--param_loss_weight", type=float, default=1.0)
@@ -99,6 +103,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 0.0 <= args.contact_predicted_geometry_prob <= 1.0:
         parser.error("--contact_predicted_geometry_prob must lie in [0, 1].")
+    if args.freeze_backbone and args.init_from is None:
+        parser.error("--freeze_backbone keeps a trained backbone: give --init_from.")
     return args
 
 
@@ -200,6 +206,11 @@ def main(args: argparse.Namespace) -> None:
     camera_extent_prior = regressor.config.camera_extent_prior
     regressor.train()
     estimator.train()
+    if args.freeze_backbone:
+        # Frozen weights and BatchNorm statistics: eval mode keeps the running statistics as they were loaded, and
+        # the backbone's forward builds no graph, so a step skips its backward pass.
+        regressor.backbone.requires_grad_(False)
+        regressor.backbone.eval()
 
     optimizer = torch.optim.AdamW(
         parameter_groups([regressor, estimator], args),
