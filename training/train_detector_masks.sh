@@ -49,11 +49,4 @@ ACCELERATE_USE_CPU=true .venv/bin/accelerate launch --multi_gpu --num_processes 
 
 # train_denoiser.py writes no guidance weights (and the defaults differ): give the new folder stage 5's, so that only
 # the models differ in rule D.
-.venv/bin/python - "$STAGE5" <<'PY'
-import json, sys
-shipped = json.load(open(f"{sys.argv[1]}/model_index.json"))
-path = "runs/pipeline7/model_index.json"
-index = json.load(open(path))
-index["guidance"] = shipped["guidance"]
-open(path, "w").write(json.dumps(index, indent=2, sort_keys=True) + "\n")
-PY
+.venv/bin/python training/copy_guidance.py --target runs/pipeline7 --source "$STAGE5"

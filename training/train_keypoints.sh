@@ -62,14 +62,7 @@ $LAUNCH training/train_denoiser.py --output_dir runs/pipeline_kp2 --init_from ru
 # the shipped pipeline against the new one, regressor alone, full method at N = 2, and the prior's round trip from the
 # truth with guidance off. The new folder first gets the shipped guidance weights (train_denoiser.py writes none, and
 # the defaults differ), so that only the models differ.
-.venv/bin/python - <<'PY'
-import json
-shipped = json.load(open("scorehoi_diffusers/assets/scorehoi-synthetic/model_index.json"))
-path = "runs/pipeline_kp2/model_index.json"
-index = json.load(open(path))
-index["guidance"] = shipped["guidance"]
-open(path, "w").write(json.dumps(index, indent=2, sort_keys=True) + "\n")
-PY
+.venv/bin/python training/copy_guidance.py --target runs/pipeline_kp2
 .venv/bin/python training/validate_keypoints.py --pipeline $SHIPPED --num-samples 96 --cycles 2 --round-trip \
   --out runs/validation_shipped_rt.json
 .venv/bin/python training/validate_keypoints.py --pipeline $SHIPPED runs/pipeline_kp2 --num-samples 96 --cycles 2 \

@@ -47,11 +47,4 @@ ACCELERATE_USE_CPU=true $LAUNCH training/train_denoiser.py --output_dir runs/pip
   --lr_scheduler cosine --use_ema --checkpoints_total_limit 2 --resume_from_checkpoint latest --seed 8
 
 # train_denoiser.py writes no guidance weights: give the new folder the shipped ones, so that only the models differ.
-.venv/bin/python - <<'PY'
-import json
-shipped = json.load(open("scorehoi_diffusers/assets/scorehoi-synthetic/model_index.json"))
-path = "runs/pipelineK/model_index.json"
-index = json.load(open(path))
-index["guidance"] = shipped["guidance"]
-open(path, "w").write(json.dumps(index, indent=2, sort_keys=True) + "\n")
-PY
+.venv/bin/python training/copy_guidance.py --target runs/pipelineK
