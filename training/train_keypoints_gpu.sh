@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stage 8 (prepared, not yet run to the end; README, "Keypoint input: trained, not shipped"): the regressor of the shipped pipeline (stage 7) taught
+# A GPU variant of the keypoint stage (prepared, not yet run to the end): the shipped stage-7 regressor taught
 # to read detected 2D body keypoints, on one lent NVIDIA H200, with far more samples than the CPU's stage 6.
 # Run from the repository root on the GPU machine, with the packages the project needs importable: python3 there has
 # torch, accelerate, transformers, huggingface_hub, pyarrow and pandas; diffusers, datasets, dill, multiprocess,
