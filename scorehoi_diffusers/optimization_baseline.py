@@ -71,6 +71,13 @@ DEFAULT_POSE_PRIOR_WEIGHT = 0.0
 KEYPOINT_STEP_SIZE = 0.0018
 KEYPOINT_POSE_PRIOR_WEIGHT = 0.01
 
+
+def default_step_size(keypoints: bool) -> float:
+    """The gradient-descent step chosen on the validation slice for the input at hand: :data:`KEYPOINT_STEP_SIZE`
+    with keypoints, :data:`DEFAULT_STEP_SIZE` without."""
+    return KEYPOINT_STEP_SIZE if keypoints else DEFAULT_STEP_SIZE
+
+
 # A body larger than this (metres, any axis) means the descent diverged: unconstrained betas had grown to 1e4-1e10
 # at step 0.1 on the validation slice (bodies of 15 m to 1e9 m); a person is under 2.5 m.
 MAX_BODY_EXTENT = 10.0
@@ -112,10 +119,9 @@ class GuidanceOptimization:
     def settings(self, keypoints: bool) -> tuple[float, float]:
         """``(step_size, pose_prior_weight)`` a call uses, with or without ``keypoints``: the given values, else the
         validation slice's choice for that input."""
-        step_size = KEYPOINT_STEP_SIZE if keypoints else DEFAULT_STEP_SIZE
         weight = KEYPOINT_POSE_PRIOR_WEIGHT if keypoints else DEFAULT_POSE_PRIOR_WEIGHT
         return (
-            step_size if self.step_size is None else self.step_size,
+            default_step_size(keypoints) if self.step_size is None else self.step_size,
             weight if self.pose_prior_weight is None else self.pose_prior_weight,
         )
 

@@ -72,11 +72,12 @@ def attach(input_path: str, output: str, archive: str | None, num_proc: int | No
     else:
         stored = np.load(archive)
         row_of = {sample_id: row for row, sample_id in enumerate(stored["sample_id"].tolist())}
-        missing = [sample_id for sample_id in table["sample_id"] if sample_id not in row_of]
+        sample_ids = table["sample_id"]
+        missing = [sample_id for sample_id in sample_ids if sample_id not in row_of]
         if missing:
             raise ValueError(f"--archive {archive} has no mask for {len(missing)} rows of {input_path} "
                              f"(first: {missing[0]!r}); pack the table rendered with the same seed and indices.")
-        rows = np.array([row_of[sample_id] for sample_id in table["sample_id"]])
+        rows = np.array([row_of[sample_id] for sample_id in sample_ids])
         masks = unpack_masks(stored["packed"][rows], tuple(stored["size"]))
         found = stored["found"][rows]
 

@@ -74,7 +74,7 @@ from scorehoi_diffusers.data.schema import PARAM_FIELDS, params_to_fields, sampl
 from scorehoi_diffusers.models.contact_estimator import ScoreHOIContactEstimator
 from scorehoi_diffusers.models.denoiser import ConditionCache, ScoreHOIDenoiser
 from scorehoi_diffusers.models.regressor import ScoreHOIRegressor
-from scorehoi_diffusers.params import OBJECT_ROTATION_SLICE, OBJECT_TRANSLATION_SLICE, HOIParamCodec
+from scorehoi_diffusers.params import OBJECT_SLICE, HOIParamCodec
 from scorehoi_diffusers.pipelines.model_card import write_model_card
 from scorehoi_diffusers.pipelines.pipeline_scorehoi import ScoreHOIPipeline
 from scorehoi_diffusers.schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
@@ -145,8 +145,7 @@ def regressor_start(estimate: torch.Tensor, truth: torch.Tensor, parts: str) -> 
     if parts == "all":
         return estimate
     start = estimate.clone()
-    for entries in (OBJECT_ROTATION_SLICE, OBJECT_TRANSLATION_SLICE):
-        start[:, entries] = truth[:, entries]
+    start[:, OBJECT_SLICE] = truth[:, OBJECT_SLICE]
     return start
 
 

@@ -556,9 +556,9 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         object_step_size = None
         if object_refinement == "gradient":
             # The optimisation baseline's step for this input (imported here: that module imports the pipelines).
-            from ..optimization_baseline import GuidanceOptimization
+            from ..optimization_baseline import default_step_size
 
-            object_step_size = GuidanceOptimization(self).settings("keypoints_2d" in image_evidence)[0]
+            object_step_size = default_step_size("keypoints_2d" in image_evidence)
 
         # 6. Refinement cycles: DDIM inversion to t_start, guided denoising back to 0, contact refresh
         contact_history: list[Contacts] = []
