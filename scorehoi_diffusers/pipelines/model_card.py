@@ -155,6 +155,7 @@ COMMON_ROWS = {
     "resolution": "crop size (px)",
     "augmentation": "augmentation",
     "detector_mask_prob": "share of rendered samples given the person detector's mask",
+    "body_keypoints": "2D body keypoints as input (simulated detections)",
     "seed": "seed",
 }
 DENOISER_ROWS = {
@@ -173,6 +174,8 @@ REGRESSOR_ROWS = {
     "reprojection_loss_weight": "weight: 2D reprojection",
     "camera_loss_weight": "weight: camera",
     "contact_loss_weight": "weight: contacts",
+    "freeze_backbone": "image backbone frozen",
+    "keypoint_lr_multiplier": "learning-rate factor of the keypoint layers",
 }
 
 
