@@ -4,8 +4,10 @@
 # folder, with the guidance weights in its model_index.json, is the first argument; train_shipped.sh passes
 # runs/pipeline7) taught the detected 2D body keypoints with its image backbone frozen (`--freeze_backbone`: weights
 # and BatchNorm statistics kept, no backward pass through it), then the prior on the new regressor's tokens and
-# keypoints. Every random choice depends only on (seed, step, rank), as in train_shipped.sh: run again from the same
-# stage 7, it rewrote the shipped weights bit for bit.
+# keypoints. Every random choice depends only on (seed, step, rank), as in train_shipped.sh, yet two runs of this
+# recipe on two machines gave different weights (README, "Two runs of the same recipe"); the shipped ones are the
+# second run's, whose training_args.json names scorehoi_diffusers/assets/scorehoi-synthetic as --init_from: stage 7
+# was the shipped folder then.
 #
 # Data: train-stream scenes 0-3999 (train_detector_masks.sh makes them; made here if missing) and 12000-15999 in the
 # default style with the detector's person masks, plus 4000-7999 rendered in the randomised style (any colours,
