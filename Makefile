@@ -23,8 +23,9 @@ export HF_HUB_OFFLINE ?= 1
 demo: $(STAMP)
 	$(VENV)/bin/scorehoi demo --out outputs/demo --overwrite
 
+# One worker per CPU core (pytest-xdist); a test file stays on one worker, so its module fixtures are built once.
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto --dist loadfile tests
 
 # Ruff (configured in ruff.toml: line length 119, pyflakes, import order, bugbear, one type-hint style).
 lint: $(STAMP)

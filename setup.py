@@ -60,6 +60,7 @@ setup(
         # stand-in body; matplotlib for the docs' BlazePose mapping picture (tools/blazepose_mapping_figure.py).
         "dev": [
             "pytest>=8",
+            "pytest-xdist>=3.5",
             "ruff>=0.15",
             "hypothesis>=6.100",
             "pytest-timeout>=2.3",
