@@ -18,8 +18,13 @@
 # (README): with and without simulated keypoints, regressor alone and full method at N = 2, against stage 7, via
 #   PYTHONPATH=training python training/validate_change.py --num-samples 200 --first-index 21000 --cycles 2 \
 #       --modes regressor full --keypoints simulated --pipeline FOLDER      # and --keypoints none; stage 8, stage 7
+#
+# The control (README, "Keypoint input on a frozen backbone: stage 8"): `NO_KEYPOINTS=1` runs the same recipe on the
+# same data with the keypoint input left out of both learned parts, into runs/regressorC and runs/pipelineC, so that
+# what the keypoints add can be told from what the extra fine-tuning and the randomised renders add.
 set -euo pipefail
-STAGE7=${1:?usage: train_keypoints_frozen.sh STAGE7_PIPELINE_FOLDER}
+STAGE7=${1:?usage: [NO_KEYPOINTS=1] train_keypoints_frozen.sh STAGE7_PIPELINE_FOLDER}
+if [ "${NO_KEYPOINTS:-0}" = 1 ]; then KEYPOINTS="" RUN=C; else KEYPOINTS="--body_keypoints" RUN=K; fi
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 PYTHONPATH=training
 D=runs/data
 LAUNCH=".venv/bin/accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no"
@@ -50,18 +55,18 @@ parts = [datasets.load_from_disk('$D/' + n) for n in ('synthetic-train-n4000-see
 datasets.concatenate_datasets(parts).save_to_disk('$D/mixed-kp-n12000')"
 
 # The regressor: 3000 steps of 2 x 16 (about 0.75 s a step).
-ACCELERATE_USE_CPU=true $LAUNCH training/train_regressor.py --output_dir runs/regressorK --init_from "$STAGE7" \
-  --train_data_dir $D/mixed-kp-n12000 --body_keypoints --freeze_backbone --keypoint_lr_multiplier 10 \
+ACCELERATE_USE_CPU=true $LAUNCH training/train_regressor.py --output_dir runs/regressor$RUN --init_from "$STAGE7" \
+  --train_data_dir $D/mixed-kp-n12000 $KEYPOINTS --freeze_backbone --keypoint_lr_multiplier 10 \
   --detector_mask_prob 0.5 --synthetic_image_size 192 --resolution 128 --train_batch_size 16 --learning_rate 2e-4 \
   --lr_warmup_steps 50 --lr_scheduler cosine --use_ema --checkpointing_steps 500 --checkpoints_total_limit 2 \
   --resume_from_checkpoint latest --max_train_steps 3000 --seed 8
 
 # The prior on its tokens and keypoints, stage 7's recipe.
-ACCELERATE_USE_CPU=true $LAUNCH training/train_denoiser.py --output_dir runs/pipelineK --init_from "$STAGE7" \
-  --regressor_path runs/regressorK --train_data_dir $D/mixed-kp-n12000 --body_keypoints --detector_mask_prob 0.5 \
+ACCELERATE_USE_CPU=true $LAUNCH training/train_denoiser.py --output_dir runs/pipeline$RUN --init_from "$STAGE7" \
+  --regressor_path runs/regressor$RUN --train_data_dir $D/mixed-kp-n12000 $KEYPOINTS --detector_mask_prob 0.5 \
   --num_param_samples 12000 --train_batch_size 32 --param_only_fraction 0.5 --max_train_steps 2000 \
   --learning_rate 5e-4 --lr_warmup_steps 50 --checkpointing_steps 1000 --synthetic_image_size 192 --resolution 128 \
   --lr_scheduler cosine --use_ema --checkpoints_total_limit 2 --resume_from_checkpoint latest --seed 8
 
 # train_denoiser.py writes no guidance weights: give the new folder stage 7's, so that only the models differ.
-.venv/bin/python training/copy_guidance.py --target runs/pipelineK --source "$STAGE7"
+.venv/bin/python training/copy_guidance.py --target runs/pipeline$RUN --source "$STAGE7"
