@@ -264,12 +264,10 @@ def test_a_body_on_a_gpu_is_rendered_through_a_cpu_copy(tmp_path, body, monkeypa
                                           cache_dir=tmp_path / "cpu")
     monkeypatch.setattr(type(body), "device", property(lambda self: torch.device("cuda")))
     key = dataset_module._body_key(body)["key"]
-    assert dataset_module._BODIES[key] is not body  # a copy, moved to the CPU
-    monkeypatch.undo()
-    assert dataset_module._BODIES[key].device.type == "cpu"
-    monkeypatch.setattr(type(body), "device", property(lambda self: torch.device("cuda")))
     copied = synthetic.generate_dataset(1, seed=SEED, image_size=48, body=body, progress=False,
                                         cache_dir=tmp_path / "copy")
     monkeypatch.undo()
+    used = dataset_module._BODIES[key]
+    assert used is not body and used.device.type == "cpu"  # a copy, moved to the CPU
     np.testing.assert_array_equal(np.asarray(copied[0]["pose"]), np.asarray(expected[0]["pose"]))
     assert png_bytes(copied[0]["image"]) == png_bytes(expected[0]["image"])
