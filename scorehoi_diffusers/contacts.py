@@ -55,6 +55,17 @@ class Contacts:
     def to(self, device=None, dtype=None) -> Contacts:
         return Contacts(*(getattr(self, f.name).to(device=device, dtype=dtype) for f in fields(self)))
 
+    def released_by(self, refreshed: Contacts) -> Contacts:
+        """``refreshed`` with no label above this one's (elementwise minimum): a refresh may release a contact but
+        not add one, whatever the contact decision threshold (a label under it stays under it). Shapes as
+        ``self``; a NaN in either stays NaN.
+
+        Why: a learned estimator reads the current geometry, so a body pulled towards the object makes it call
+        more points in contact, which the next cycle pulls in turn; over ten cycles the body crept into contact
+        around the true contacts (``ScoreHOIPipeline.__call__``'s ``add_contacts``).
+        """
+        return Contacts(*(torch.minimum(getattr(self, f.name), getattr(refreshed, f.name)) for f in fields(self)))
+
 
 @dataclass
 class ReconstructionState:

@@ -160,6 +160,7 @@ class GuidanceOptimization:
         image_tokens: torch.Tensor | None = None,
         contact_estimator: Callable[[ReconstructionState], Contacts] | None = None,
         refresh_contacts: bool = True,
+        add_contacts: bool = True,
         num_cycles: int = 10,
         t_start: int = 50,
         stride: int = 5,
@@ -231,7 +232,7 @@ class GuidanceOptimization:
             for name, value in terms.items():
                 term_history.setdefault(name, []).append(value)
             if refresh_contacts:
-                contacts = start.estimate(geometry)
+                contacts = start.refresh(contacts, geometry, add_contacts)
 
         output = pipe.assemble_output(x0, start, contacts, contact_history, loss_history, term_history, output_type)
         if not return_dict:

@@ -6,6 +6,7 @@ import torch
 import scorehoi_diffusers.optimization_baseline as baseline
 from scorehoi_diffusers.body import BodyModel
 from scorehoi_diffusers.cli import build_parser
+from scorehoi_diffusers.contacts import Contacts
 from scorehoi_diffusers.evaluation import ABLATION_MODES, format_table
 from scorehoi_diffusers.guidance import GuidanceConfig
 from scorehoi_diffusers.models.denoiser import ScoreHOIDenoiser
@@ -81,6 +82,26 @@ def test_is_deterministic_and_moves_the_estimate(pipeline, no_denoiser):
     assert torch.equal(first.initial_params.object_translation, initial_params().object_translation)
     unchanged = run(pipeline, num_cycles=0)
     assert torch.allclose(unchanged.params.object_translation, initial_params().object_translation, atol=1e-6)
+
+
+@pytest.mark.parametrize("add_contacts", [True, False])
+def test_refreshes_contacts_as_the_pipeline_does(pipeline, no_denoiser, add_contacts):
+    """The same contact handling: each cycle's labels are the estimator's latest (``add_contacts=True``) or their
+    running minimum (``False``: contacts are released, never added)."""
+    calls = []
+
+    def estimator(state):
+        batch, count = state.body_points.shape[:2]
+        human = torch.zeros(batch, count)
+        human[:, len(calls)::5] = 1.0
+        calls.append(human)
+        return Contacts(human=human, object=torch.ones(batch, state.object_points.shape[1]), floor=torch.ones(batch))
+
+    output = run(pipeline, num_cycles=2, contact_estimator=estimator, add_contacts=add_contacts)
+    assert len(calls) == 3
+    expected = calls[1] if add_contacts else torch.minimum(calls[0], calls[1])
+    torch.testing.assert_close(output.contact_history[1].human, expected)
+    assert output.contacts.human.sum() == (calls[2].sum() if add_contacts else 0)
 
 
 @pytest.mark.parametrize("step_size", [0.0, -1.0, float("nan"), float("inf"), True, "0.1"])

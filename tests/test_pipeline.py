@@ -104,7 +104,8 @@ def test_refreshed_contacts_are_the_ones_the_next_cycle_uses(pipe):
         return callback_kwargs
 
     out = pipe(initial_params=holding_params(1), object="box", num_cycles=3, contact_estimator=estimator,
-               callback_on_step_end=record, callback_on_step_end_tensor_inputs=["latents", "human_contact"])
+               add_contacts=True, callback_on_step_end=record,
+               callback_on_step_end_tensor_inputs=["latents", "human_contact"])
     # Call 0 gives the initial contacts; call c + 1 follows cycle c and must drive cycle c + 1.
     assert len(estimator.outputs) == 4
     for cycle in range(3):
@@ -112,6 +113,36 @@ def test_refreshed_contacts_are_the_ones_the_next_cycle_uses(pipe):
             torch.testing.assert_close(used, estimator.outputs[cycle].human)
         torch.testing.assert_close(out.contact_history[cycle].human, estimator.outputs[cycle].human)
     torch.testing.assert_close(out.contacts.human, estimator.outputs[3].human)
+
+
+@pytest.mark.parametrize("add_contacts", [True, False])
+def test_a_release_only_refresh_never_raises_a_label(pipe, add_contacts):
+    """With ``add_contacts=False`` each cycle runs on the running minimum of the estimator's labels (a contact can
+    be released, not added); with ``True`` on the estimator's latest labels."""
+    estimator = RecordingEstimator()
+    out = pipe(initial_params=holding_params(1), object="box", num_cycles=3, contact_estimator=estimator,
+               add_contacts=add_contacts)
+    running = estimator.outputs[0].human
+    for cycle in range(1, 4):
+        running = torch.minimum(running, estimator.outputs[cycle].human)
+        expected = estimator.outputs[cycle].human if add_contacts else running
+        used = out.contact_history[cycle].human if cycle < 3 else out.contacts.human
+        torch.testing.assert_close(used, expected)
+    if not add_contacts:
+        # The recording's labels move to other vertices at every call, so nothing stays in contact.
+        assert out.contacts.human.sum() == 0 and out.contact_history[1].floor.sum() == 0
+
+
+def test_released_by_takes_the_lower_label_and_keeps_nan():
+    previous = Contacts(human=torch.tensor([[0.9, 0.2, float("nan"), 0.6]]), object=torch.tensor([[0.4, 0.1]]),
+                        floor=torch.tensor([1.0]))
+    refreshed = Contacts(human=torch.tensor([[0.5, 0.8, 0.3, float("nan")]]), object=torch.tensor([[0.7, 0.0]]),
+                         floor=torch.tensor([0.0]))
+    released = previous.released_by(refreshed)
+    torch.testing.assert_close(released.human, torch.tensor([[0.5, 0.2, float("nan"), float("nan")]]),
+                               equal_nan=True)
+    torch.testing.assert_close(released.object, torch.tensor([[0.4, 0.0]]))
+    torch.testing.assert_close(released.floor, torch.tensor([0.0]))
 
 
 def test_frozen_contacts_keep_the_initial_ones(pipe):

@@ -117,3 +117,9 @@ class RefinementStart:
     @property
     def batch(self) -> int:
         return self.params.batch_size
+
+    def refresh(self, contacts: Contacts, geometry: tuple, add_contacts: bool) -> Contacts:
+        """The contacts after a cycle: re-estimated from its ``geometry``; unless ``add_contacts``, released only
+        (:meth:`Contacts.released_by`: no label rises above its value in ``contacts``)."""
+        refreshed = self.estimate(geometry)
+        return refreshed if add_contacts else contacts.released_by(refreshed)

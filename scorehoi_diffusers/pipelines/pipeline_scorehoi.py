@@ -433,6 +433,7 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         image_tokens: torch.Tensor | None = None,
         contact_estimator: Callable[[ReconstructionState], Contacts] | None = None,
         refresh_contacts: bool = True,
+        add_contacts: bool = True,
         num_cycles: int = 10,
         t_start: int = 50,
         stride: int = 5,
@@ -483,6 +484,9 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
                 :class:`ProximityContactEstimator`.
             refresh_contacts (`bool`, defaults to `True`): re-estimate contacts after each cycle (``False``
                 keeps the initial contacts: the "frozen contacts" ablation).
+            add_contacts (`bool`, defaults to `True`): let a refresh raise a label (add a contact). ``False``
+                keeps each label at most at its previous value, so a refresh can only release contacts
+                ([`Contacts.released_by`]).
             num_cycles (`int`, defaults to 10): refinement cycles N (0 returns the initial estimate).
             t_start (`int`, defaults to 50): inversion depth, a multiple of ``stride`` up to
                 ``MAX_T_START`` (400; deeper inversion diverges).
@@ -601,7 +605,7 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
                 for name, value in terms.items():
                     term_history.setdefault(name, []).append(value)
                 if refresh_contacts:
-                    contacts = start.estimate(geometry)
+                    contacts = start.refresh(contacts, geometry, add_contacts)
 
         # 7. Decode the meshes and assemble the output
         output = self.assemble_output(x0, start, contacts, contact_history, loss_history, term_history, output_type)
