@@ -168,7 +168,6 @@ class ClothedPictures:
 
     def __init__(self, detected: DetectedPictures, fraction: float):
         self.detected, self.fraction = detected, fraction
-        self.missed, self.by_row = detected.missed, detected.by_row
 
     def widen(self, mask) -> Image.Image:
         pixels = np.asarray(mask) > 127
@@ -182,7 +181,7 @@ class ClothedPictures:
     def __call__(self, batch) -> dict:
         fields = self.detected(batch)
         rows = np.asarray(batch["index"]).reshape(-1)
-        masks = [mask if int(row) in self.missed else self.widen(mask)
+        masks = [mask if int(row) in self.detected.missed else self.widen(mask)
                  for row, mask in zip(rows, fields["human_mask"])]
         return {**fields, "human_mask": masks}
 
@@ -222,6 +221,17 @@ def run_setting(pipeline, data, estimate, simulate, fit: KeypointFit, cycles: in
     return row
 
 
+def with_per_scene_differences(mine: dict, theirs: dict, keys=("silhouette_iou", "reprojection_pct")) -> dict:
+    """``paired_differences(mine, theirs)`` plus the recorder's per-scene measures ``keys`` (silhouette IoU,
+    reprojection), which ``evaluate`` rows do not hold: each a mean and standard error of ``mine - theirs``."""
+    differences = paired_differences(mine, theirs)
+    per_scene = {"silhouette_iou": "iou_per_scene", "reprojection_pct": "reprojection_per_scene"}
+    for key in keys:
+        diff = mine[per_scene[key]] - theirs[per_scene[key]]
+        differences[key] = {"mean": diff.mean(), "standard_error": standard_error(diff)}
+    return differences
+
+
 def measure(pipeline, data, estimate, simulate, fit: KeypointFit, cycles: int) -> dict:
     """The N = 0 and N = ``cycles`` rows of one setting (the N = ``cycles`` row, with ``start_*`` entries)."""
     start = run_setting(pipeline, data, estimate, simulate, fit, 0)
@@ -229,9 +239,7 @@ def measure(pipeline, data, estimate, simulate, fit: KeypointFit, cycles: int) -
     row["fit"] = fit
     for key in ("reprojection_pct", "flipped_pct", "mpjpe", "pa_mpjpe", "cd_human", "cd_object", "silhouette_iou"):
         row[f"start_{key}"] = start[key]
-    differences = paired_differences(row, start)
-    iou = row["iou_per_scene"] - start["iou_per_scene"]
-    differences["silhouette_iou"] = {"mean": iou.mean(), "standard_error": standard_error(iou)}
+    differences = with_per_scene_differences(row, start, keys=("silhouette_iou",))
     print(f"N = {cycles} minus N = 0 (paired, mean ± standard error): " + ", ".join(
         f"{key} {differences[key]['mean']:+.3f} ± {differences[key]['standard_error']:.3f}"
         for key in ("silhouette_iou", "mpjpe", "pa_mpjpe", "cd_human", "cd_object", "penetration_depth")), flush=True)
@@ -246,10 +254,7 @@ def paired(pipeline, data, estimate, simulate, setting: tuple[KeypointFit, dict]
     for n in (0, cycles) if fit != reference_fit else (cycles,):
         mine = run_setting(pipeline, data, estimate, simulate, fit, n, guidance)
         theirs = run_setting(pipeline, data, estimate, simulate, reference_fit, n, reference_guidance)
-        differences = paired_differences(mine, theirs)
-        for key, per_scene in (("silhouette_iou", "iou_per_scene"), ("reprojection_pct", "reprojection_per_scene")):
-            diff = mine[per_scene] - theirs[per_scene]
-            differences[key] = {"mean": diff.mean(), "standard_error": standard_error(diff)}
+        differences = with_per_scene_differences(mine, theirs)
         print(f"N = {n}, {describe(fit)}{describe_guidance(guidance)} minus "
               f"{describe(reference_fit)}{describe_guidance(reference_guidance)}, over {len(data)} scenes:")
         for key in (*PAIRED_METRICS, "silhouette_iou", "reprojection_pct"):
