@@ -2,6 +2,7 @@
 (`training/record_contact_states.py`, `training/train_contact_estimator.py`)."""
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,20 @@ from scorehoi_diffusers.models.contact_estimator import ScoreHOIContactEstimator
 SHIPPED = REPO / "scorehoi_diffusers" / "assets" / "scorehoi-synthetic"
 
 
+@contextmanager
+def script_arguments(argv: list[str]):
+    """Run a script's ``main()`` in-process with ``argv``; afterwards restore ``sys.argv`` and torch's thread count,
+    which the scripts set (other tests in this worker compare outputs bit for bit, and thread counts change the
+    order of float sums)."""
+    old_argv, old_threads = sys.argv, torch.get_num_threads()
+    sys.argv = argv
+    try:
+        yield
+    finally:
+        sys.argv = old_argv
+        torch.set_num_threads(old_threads)
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     """Two train-stream scenes through the shipped pipeline, one cycle, recorded."""
@@ -31,11 +46,8 @@ def recorded(tmp_path_factory):
     out = folder / "states.safetensors"
     argv = ["record_contact_states.py", "--data", str(folder / "table"), "--num-scenes", "2", "--cycles", "1",
             "--out", str(out)]
-    old, sys.argv = sys.argv, argv
-    try:
+    with script_arguments(argv):
         record_contact_states.main()
-    finally:
-        sys.argv = old
     return load_file(out)
 
 
@@ -89,11 +101,8 @@ def _train(tmp_path: Path, name: str, states: list[Path]) -> Path:
     argv = ["train_contact_estimator.py", "--states", *map(str, states), "--output_dir", str(output),
             "--max_train_steps", "3", "--train_batch_size", "4", "--learning_rate", "1e-3",
             "--lr_warmup_steps", "0", "--holdout_fraction", "0.25"]
-    old, sys.argv = sys.argv, argv
-    try:
+    with script_arguments(argv):
         train_contact_estimator.main()
-    finally:
-        sys.argv = old
     return output
 
 

@@ -54,12 +54,12 @@ def load_states(paths) -> dict[str, torch.Tensor]:
     return out
 
 
-def contact_loss(estimator, states, scene_ids, body, objects, camera) -> torch.Tensor:
+def contact_loss(estimator, states, scene_ids, body, objects, camera, human_weight: float = 1.0) -> torch.Tensor:
     """BCE of the estimator's logits at geometry ``body (B, S, 3)``, ``objects (B, M, 3)``, ``camera (B, 3)`` of
-    scenes ``scene_ids (B,)`` against their true labels."""
+    scenes ``scene_ids (B,)`` against their true labels; the body-point term weighted by ``human_weight``."""
     output = estimator(body, objects, camera, states["intrinsics"][scene_ids], states["feature_map"][scene_ids],
                        states["image_size"])
-    return (F.binary_cross_entropy_with_logits(output.human_logits, states["human_contact"][scene_ids])
+    return (human_weight * F.binary_cross_entropy_with_logits(output.human_logits, states["human_contact"][scene_ids])
             + F.binary_cross_entropy_with_logits(output.object_logits, states["object_contact"][scene_ids])
             + F.binary_cross_entropy_with_logits(output.floor_logits, states["floor_contact"][scene_ids]))
 
@@ -93,6 +93,8 @@ def main() -> None:
     parser.add_argument("--lr_warmup_steps", type=int, default=50)
     parser.add_argument("--truth_prob", type=float, default=0.3)
     parser.add_argument("--contact_geometry_noise", type=float, default=0.02)
+    parser.add_argument("--human_loss_weight", type=float, default=1.0,
+                        help="weight of the body-point term (the object-keypoint BCE is about ten times larger)")
     parser.add_argument("--holdout_fraction", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num_threads", type=int, default=1, help="torch CPU threads")
@@ -132,7 +134,7 @@ def main() -> None:
         body = torch.where(truth[:, None, None], true_body + jitter_body, body)
         objects = torch.where(truth[:, None, None], true_objects + jitter_objects, objects)
         camera = torch.where(truth[:, None], states["true_camera_translation"][scene_ids], camera)
-        loss = contact_loss(estimator, states, scene_ids, body, objects, camera)
+        loss = contact_loss(estimator, states, scene_ids, body, objects, camera, args.human_loss_weight)
         loss.backward()
         optimizer.step()
         lr_scheduler.step()
