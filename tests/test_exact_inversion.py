@@ -58,7 +58,7 @@ def test_iterations_cost_one_noise_prediction_each(scheduler):
     assert calls[:3] == [0, 5, 5] and len(calls) == 3 * (len(GRID) - 1)
 
 
-@pytest.mark.parametrize("value", [-1, 1.5, True, "2", None])
+@pytest.mark.parametrize("value", [-1, 1.5, True, "2", None, [], [0, -1], (1, 0.5)])
 def test_bad_inversion_iterations_are_named(pipe, value):
     from test_pipeline import holding_params
 
@@ -93,6 +93,30 @@ def test_denoiser_passes_per_call(pipe, monkeypatch):
     pipe(initial_params=holding_params(1), object="box", num_cycles=2, inversion_iterations=3)
     steps = len(GRID) - 1
     assert len(passes) == 2 * (steps * (1 + 3) + steps)
+
+
+def test_a_schedule_gives_each_cycle_its_iterations_and_repeats_its_last(pipe, monkeypatch):
+    """``[0, 0, 1]``: plain inversion in cycles 1-2 (so N = 2 is today's plain result), one iteration after them."""
+    from test_pipeline import holding_params
+
+    def run(num_cycles, iterations):
+        passes = []
+        original = NoisePrediction.__call__
+        monkeypatch.setattr(NoisePrediction, "__call__",
+                            lambda self, *args: passes.append(1) or original(self, *args))
+        out = pipe(initial_params=holding_params(1), object="box", num_cycles=num_cycles,
+                   inversion_iterations=iterations)
+        monkeypatch.setattr(NoisePrediction, "__call__", original)
+        return out.params.body_pose, len(passes)
+
+    steps = len(GRID) - 1
+    plain_two, plain_passes = run(2, 0)
+    scheduled_two, scheduled_passes = run(2, [0, 0, 1])
+    assert torch.equal(plain_two, scheduled_two) and scheduled_passes == plain_passes == 2 * 2 * steps
+    scheduled_four, passes = run(4, [0, 0, 1])
+    assert passes == 2 * 2 * steps + 2 * 3 * steps  # cycles 3 and 4 take the last entry, 1
+    plain_four, _ = run(4, 0)
+    assert not torch.equal(scheduled_four, plain_four)
 
 
 def test_shipped_prior_round_trip_of_a_ground_truth_sample_stays_put():

@@ -16,16 +16,28 @@ import torch
 from ..input_checks import is_int
 from ..schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
 
-__all__ = ["check_inversion_iterations", "invert"]
+__all__ = ["check_inversion_iterations", "cycle_inversion_iterations", "invert"]
 
 
 def check_inversion_iterations(inversion_iterations) -> None:
-    """Raise a one-line ``ValueError`` unless ``inversion_iterations`` is an integer >= 0."""
-    if not is_int(inversion_iterations) or inversion_iterations < 0:
+    """Raise a one-line ``ValueError`` unless ``inversion_iterations`` is an integer >= 0 or a non-empty sequence
+    of them (one per cycle)."""
+    schedule = inversion_iterations if isinstance(inversion_iterations, (list, tuple)) else [inversion_iterations]
+    if not schedule or not all(is_int(k) and k >= 0 for k in schedule):
         raise ValueError(
-            "`inversion_iterations` must be an integer >= 0 (0: plain DDIM inversion; k: k fixed-point iterations "
-            f"per inversion step, for a round trip that returns to its start), got {inversion_iterations!r}."
+            "`inversion_iterations` must be an integer >= 0 or a non-empty list of them, one per cycle (0: plain "
+            "DDIM inversion; k: k fixed-point iterations per inversion step, for a round trip that returns to its "
+            f"start), got {inversion_iterations!r}."
         )
+
+
+def cycle_inversion_iterations(inversion_iterations: int | Sequence[int], cycle: int) -> int:
+    """The iterations of cycle ``cycle`` (0-based): ``inversion_iterations`` itself when it is an integer, else its
+    ``cycle``-th entry, the last one repeated for the cycles after the list (``[0, 0, 1]``: two plain cycles, then
+    exact ones)."""
+    if isinstance(inversion_iterations, (list, tuple)):
+        return inversion_iterations[min(cycle, len(inversion_iterations) - 1)]
+    return inversion_iterations
 
 
 def invert(

@@ -35,7 +35,7 @@ from ..person_detection import PersonDetector
 from ..precision import geometry_dtype, upcast
 from ..safetensors_only import check_safetensors_only, safetensors_kwargs
 from ..schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
-from .ddim_inversion import check_inversion_iterations, invert
+from .ddim_inversion import check_inversion_iterations, cycle_inversion_iterations, invert
 from .guidance_gradient import GuidanceGradientMixin
 from .hub import PUSH_KWARGS, push_pipeline_to_hub, upload_pipeline_folder, write_hub_files
 from .keypoint_fit import KeypointFit
@@ -449,7 +449,7 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         object_box: Sequence | None = None,
         person_box: Sequence | None = None,
         person_detector: PersonDetector | None = None,
-        inversion_iterations: int = 0,
+        inversion_iterations: int | Sequence[int] = 0,
         condition_scale: float = 1.0,
         object_refinement: str = "prior",
     ) -> ScoreHOIPipelineOutput | tuple:
@@ -513,8 +513,10 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
                 (needed when a picture shows several people and ``object_box`` touches more than one).
             person_detector ([`PersonDetector`], *optional*): finds the person where ``human_mask`` is not given;
                 default: the bundled mediapipe detector (``person_detection.default_person_detector``).
-            inversion_iterations (`int`, defaults to 0): fixed-point iterations per DDIM inversion step (one denoiser
-                pass each); k > 0 makes inversion the exact inverse of unguided denoising (`ddim_inversion.invert`).
+            inversion_iterations (`int` or `list[int]`, defaults to 0): fixed-point iterations per DDIM inversion step
+                (one denoiser pass each); k > 0 makes inversion the exact inverse of unguided denoising
+                (`ddim_inversion.invert`). A list gives one per cycle, its last entry repeated for later cycles
+                (``[0, 0, 1]``: plain inversion in the first two cycles, exact after them).
             condition_scale (`float`, defaults to 1): classifier-free guidance weight w on the denoiser's condition,
                 ``ε_null + w (ε − ε_null)``; not 1 costs a second pass per step (`noise_prediction.NoisePrediction`).
             object_refinement (`str`, defaults to `"prior"`): ``"prior"`` denoises the object's pose with the body
@@ -571,11 +573,12 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         steps = len(grid) - 1
         step_index = 0
         with self.progress_bar(total=num_cycles * 2 * steps) as progress:
-            for _cycle in range(num_cycles):
+            for cycle in range(num_cycles):
                 contact_history.append(contacts)
                 object_steps = None if object_step_size is None else ObjectGradientSteps(self, x0, object_step_size)
                 guide = self if object_steps is None else object_steps
-                latents = invert(predict_noise, self.scheduler, x0, grid, inversion_iterations, progress.update)
+                iterations = cycle_inversion_iterations(inversion_iterations, cycle)
+                latents = invert(predict_noise, self.scheduler, x0, grid, iterations, progress.update)
                 for t, t_prev in zip(reversed(grid[1:]), reversed(grid[:-1])):
                     noise = predict_noise(latents, t)
                     gradient = None
