@@ -18,6 +18,10 @@ With ``--contact-decisions`` the candidates are the pipeline's own guidance with
 (``none``: the contact and floor terms weigh points by the estimator's probabilities; a number: by its decisions,
 probability > that number), chosen by the same criterion as ``--scales``.
 
+With ``--contact-thresholds`` the candidates are the pipeline's own guidance with only ``contact_threshold`` changed
+(the distance in metres within which a point labelled "in contact" feels no pull; the metrics count a body point in
+contact within 5 cm), chosen by the same criterion.
+
 With ``--paired`` it also prints, per N, every candidate's paired differences against the first candidate, and each
 candidate's last ``--cycles`` against its first (mean ± standard error over scenes): the check, on other validation
 scenes (``--first-index``), that a choice holds up.
@@ -28,6 +32,8 @@ Run: .venv/bin/python training/choose_guidance.py [--pipeline DIR] [--num-sample
          --contact-decisions none 0.3 0.5 0.7
      .venv/bin/python training/choose_guidance.py --keypoints simulated --num-samples 200 --first-index 20100 \
          --cycles 2 10 --contact-decisions none 0.3 --paired
+     .venv/bin/python training/choose_guidance.py --keypoints simulated --num-samples 200 --first-index 22500 \
+         --cycles 2 10 --contact-thresholds 0.02 0.035 --paired
 """
 import argparse
 import dataclasses
@@ -59,6 +65,8 @@ def main() -> None:
     parser.add_argument("--scales", type=float, nargs="*", help="only change the pipeline guidance's scale")
     parser.add_argument("--contact-decisions", nargs="*", type=lambda value: None if value == "none" else float(value),
                         help="only change the pipeline guidance's contact_decision ('none' or a probability)")
+    parser.add_argument("--contact-thresholds", nargs="*", type=float,
+                        help="only change the pipeline guidance's contact_threshold (metres)")
     parser.add_argument("--paired", action="store_true",
                         help="print each candidate's paired differences against the first candidate")
     args = parser.parse_args()
@@ -74,6 +82,10 @@ def main() -> None:
         default = pipeline.default_guidance_config()
         candidates = {f"contact_decision={decision}": dataclasses.replace(default, contact_decision=decision)
                       for decision in args.contact_decisions}
+    if args.contact_thresholds:
+        default = pipeline.default_guidance_config()
+        candidates = {f"contact_threshold={threshold:g}": dataclasses.replace(default, contact_threshold=threshold)
+                      for threshold in args.contact_thresholds}
     rows = [regressor_row]
     scores, results = {}, {}
     for cycles in args.cycles:
@@ -94,7 +106,7 @@ def main() -> None:
             validation_slice.print_paired(f"N = {cycles}, {name} minus N = {reference_cycles}, {reference_name}",
                                           results[cycles, name], results[reference_cycles, reference_name],
                                           PAIRED_METRICS)
-    if args.scales or args.contact_decisions:
+    if args.scales or args.contact_decisions or args.contact_thresholds:
         first = args.cycles[0]
         name = min((key for key in scores if key[0] == first), key=scores.get)[1]
         print(f"chosen at N = {first}: {name} ({scores[first, name]:.3f} cm)")
