@@ -18,8 +18,7 @@ from exact_inversion import WithCallArguments
 from scorehoi_diffusers.evaluation import evaluate, format_table
 from scorehoi_diffusers.export import write_json
 
-METRICS = ("cd_human", "cd_object", "contact_precision", "contact_recall", "penetration_depth", "mpjpe", "pa_mpjpe",
-           "facing_error")
+METRICS = validation_slice.RULE_METRICS
 
 
 def main() -> None:

@@ -12,6 +12,9 @@ from scorehoi_diffusers.data.synthetic import generate_dataset
 from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate, paired_differences
 
 FIRST_INDEX = 20000
+# What the paired rules of the contact and cycle-scheme checks guard (mean ± standard error of each difference).
+RULE_METRICS = ("cd_human", "cd_object", "contact_precision", "contact_recall", "penetration_depth", "mpjpe",
+                "pa_mpjpe", "facing_error")
 
 
 def add_arguments(parser: argparse.ArgumentParser, num_samples: int) -> None:
