@@ -18,6 +18,12 @@ both keypoint settings:
 (c) at N = 10 it is better than the shipped guidance by more than two standard errors on at least one of them.
 If both pass, the one better on more of those metrics at N = 10 (beyond two standard errors) is taken.
 
+Second candidate, after the first two failed on penetration depth (rule fixed before its runs, 2026-12-01): the
+contact weight at 2 and the penetration weight at 40 (both four times the shipped, so that the pull and the push
+keep their balance while both gain on the image terms), with the release-only refresh, judged by the same rule on
+200 other fresh validation scenes (index 23000-23199):
+``--contact-weight 2 --penetration-weight 40 --variants release-only --first-index 23000``.
+
 Run: PYTHONPATH=training python training/contact_pull.py --first-index 22800 --num-samples 200 --keypoints none \
          [--contact-weight 2] [--out FILE]
 """
@@ -39,18 +45,23 @@ def main() -> None:
     validation_slice.add_arguments(parser, num_samples=200)
     parser.add_argument("--keypoints", choices=("none", "simulated"), default="none")
     parser.add_argument("--contact-weight", type=float, default=2.0)
+    parser.add_argument("--penetration-weight", type=float, help="default: the shipped guidance's")
+    parser.add_argument("--variants", nargs="+", choices=("add", "release-only"), default=["add", "release-only"],
+                        help="the candidates' contact refresh: today's, and/or release-only")
     parser.add_argument("--cycles", type=int, nargs=2, default=[2, 10], metavar=("FEW", "MANY"))
     parser.add_argument("--out", help="write every run (with per-sample values) to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(1)
     pipeline, data, estimate, _ = validation_slice.load(args, None if args.keypoints == "none" else args.keypoints)
     shipped = pipeline.default_guidance_config()
-    stronger = dataclasses.replace(shipped, contact=args.contact_weight)
-    candidates = {
-        "shipped": (shipped, True),
-        f"contact {args.contact_weight:g}": (stronger, True),
-        f"contact {args.contact_weight:g}, release-only": (stronger, False),
-    }
+    penetration = shipped.penetration if args.penetration_weight is None else args.penetration_weight
+    stronger = dataclasses.replace(shipped, contact=args.contact_weight, penetration=penetration)
+    name = f"contact {args.contact_weight:g}, penetration {penetration:g}"
+    candidates = {"shipped": (shipped, True)}
+    if "add" in args.variants:
+        candidates[name] = (stronger, True)
+    if "release-only" in args.variants:
+        candidates[f"{name}, release-only"] = (stronger, False)
     runs = {}
     for cycles in args.cycles:
         for name, (config, add_contacts) in candidates.items():
