@@ -23,10 +23,10 @@ import shutil
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from diffusers.optimization import get_scheduler
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
+from train_regressor import contact_bce
 
 from scorehoi_diffusers.export import write_json
 from scorehoi_diffusers.models.contact_estimator import ScoreHOIContactEstimator
@@ -59,9 +59,8 @@ def contact_loss(estimator, states, scene_ids, body, objects, camera, human_weig
     scenes ``scene_ids (B,)`` against their true labels; the body-point term weighted by ``human_weight``."""
     output = estimator(body, objects, camera, states["intrinsics"][scene_ids], states["feature_map"][scene_ids],
                        states["image_size"])
-    return (human_weight * F.binary_cross_entropy_with_logits(output.human_logits, states["human_contact"][scene_ids])
-            + F.binary_cross_entropy_with_logits(output.object_logits, states["object_contact"][scene_ids])
-            + F.binary_cross_entropy_with_logits(output.floor_logits, states["floor_contact"][scene_ids]))
+    return contact_bce(output, states["human_contact"][scene_ids], states["object_contact"][scene_ids],
+                       states["floor_contact"][scene_ids], human_weight)
 
 
 @torch.no_grad()

@@ -168,10 +168,16 @@ def compute_losses(args, regressor, estimator, body, codec: HOIParamCodec, camer
     num_body = true_body.shape[1]
     contacts = estimator(seen_points[:, :num_body], seen_points[:, num_body:], seen_camera, intrinsics,
                          output.feature_map, tuple(size))
-    contact = (F.binary_cross_entropy_with_logits(contacts.human_logits, batch["human_contact"])
-               + F.binary_cross_entropy_with_logits(contacts.object_logits, batch["object_contact"])
-               + F.binary_cross_entropy_with_logits(contacts.floor_logits, batch["floor_contact"]))
+    contact = contact_bce(contacts, batch["human_contact"], batch["object_contact"], batch["floor_contact"])
     return {"param": param, "vertex": vertex, "reprojection": reprojection, "camera": camera, "contact": contact}
+
+
+def contact_bce(output, human_contact, object_contact, floor_contact, human_weight: float = 1.0) -> torch.Tensor:
+    """The contact estimator's loss: binary cross-entropy of its human ``(B, S)``, object ``(B, M)`` and floor
+    ``(B,)`` logits against the labels, summed, the body-point term weighted by ``human_weight``."""
+    return (human_weight * F.binary_cross_entropy_with_logits(output.human_logits, human_contact)
+            + F.binary_cross_entropy_with_logits(output.object_logits, object_contact)
+            + F.binary_cross_entropy_with_logits(output.floor_logits, floor_contact))
 
 
 def main(args: argparse.Namespace) -> None:
