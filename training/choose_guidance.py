@@ -55,6 +55,9 @@ CANDIDATES = {
     "s=10, penetration 10, floor 0, mask 10": GuidanceConfig(scale=10.0, penetration=10.0, floor=0.0, mask=10.0),
     "s=30, penetration 10, floor 0, mask 10": GuidanceConfig(scale=30.0, penetration=10.0, floor=0.0, mask=10.0),
 }
+# The options that vary one field of the pipeline's own guidance: (argument, GuidanceConfig field, candidate label).
+ONE_FIELD = (("scales", "scale", "s={:g}"), ("contact_decisions", "contact_decision", "contact_decision={}"),
+             ("contact_thresholds", "contact_threshold", "contact_threshold={:g}"))
 
 
 def main() -> None:
@@ -75,17 +78,10 @@ def main() -> None:
     criterion = CRITERION if keypoints is None else KEYPOINT_CRITERION
     pipeline, data, estimate, regressor_row = validation_slice.load(args, keypoints)
     candidates = CANDIDATES
-    if args.scales:
+    varied = [(field, label, getattr(args, option)) for option, field, label in ONE_FIELD if getattr(args, option)]
+    for field, label, values in varied:
         default = pipeline.default_guidance_config()
-        candidates = {f"s={scale:g}": dataclasses.replace(default, scale=scale) for scale in args.scales}
-    if args.contact_decisions:
-        default = pipeline.default_guidance_config()
-        candidates = {f"contact_decision={decision}": dataclasses.replace(default, contact_decision=decision)
-                      for decision in args.contact_decisions}
-    if args.contact_thresholds:
-        default = pipeline.default_guidance_config()
-        candidates = {f"contact_threshold={threshold:g}": dataclasses.replace(default, contact_threshold=threshold)
-                      for threshold in args.contact_thresholds}
+        candidates = {label.format(value): dataclasses.replace(default, **{field: value}) for value in values}
     rows = [regressor_row]
     scores, results = {}, {}
     for cycles in args.cycles:
@@ -106,7 +102,7 @@ def main() -> None:
             validation_slice.print_paired(f"N = {cycles}, {name} minus N = {reference_cycles}, {reference_name}",
                                           results[cycles, name], results[reference_cycles, reference_name],
                                           PAIRED_METRICS)
-    if args.scales or args.contact_decisions or args.contact_thresholds:
+    if varied:
         first = args.cycles[0]
         name = min((key for key in scores if key[0] == first), key=scores.get)[1]
         print(f"chosen at N = {first}: {name} ({scores[first, name]:.3f} cm)")

@@ -56,12 +56,12 @@ def main() -> None:
     shipped = pipeline.default_guidance_config()
     penetration = shipped.penetration if args.penetration_weight is None else args.penetration_weight
     stronger = dataclasses.replace(shipped, contact=args.contact_weight, penetration=penetration)
-    name = f"contact {args.contact_weight:g}, penetration {penetration:g}"
+    weights = f"contact {args.contact_weight:g}, penetration {penetration:g}"
     candidates = {"shipped": (shipped, True)}
     if "add" in args.variants:
-        candidates[name] = (stronger, True)
+        candidates[weights] = (stronger, True)
     if "release-only" in args.variants:
-        candidates[f"{name}, release-only"] = (stronger, False)
+        candidates[f"{weights}, release-only"] = (stronger, False)
     runs = {}
     for cycles in args.cycles:
         for name, (config, add_contacts) in candidates.items():
