@@ -24,6 +24,18 @@ keep their balance while both gain on the image terms), with the release-only re
 200 other fresh validation scenes (index 23000-23199):
 ``--contact-weight 2 --penetration-weight 40 --variants release-only --first-index 23000``.
 
+Third round, one setting each (rules fixed before their runs, 2026-12-01): the second candidate failed without
+keypoints only (the body got worse) and, with keypoints, passed every clause but one that sat on its edge (precision
+at N = 2, -1.996 SE). So the candidates become setting-specific defaults:
+
+* with keypoints, contact 2, penetration 40, release-only, judged by (a)-(c) with simulated keypoints alone on 200
+  fresh scenes (index 23200-23399): ``--keypoints simulated --contact-weight 2 --penetration-weight 40 --variants
+  release-only --first-index 23200``;
+* without keypoints, a smaller step up that may keep the body, contact 1, penetration 20 (both twice the shipped),
+  release-only, judged by (a)-(c) without keypoints alone on 200 fresh scenes (index 23400-23599):
+  ``--keypoints none --contact-weight 1 --penetration-weight 20 --variants release-only --first-index 23400``.
+Each that passes becomes the default for its setting; one that fails leaves its setting's default as it is.
+
 Run: PYTHONPATH=training python training/contact_pull.py --first-index 22800 --num-samples 200 --keypoints none \
          [--contact-weight 2] [--out FILE]
 """
