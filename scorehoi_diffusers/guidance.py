@@ -78,6 +78,10 @@ class GuidanceConfig:
             cycles the body creeps into contact around the true contacts (contact precision fell as the cycles
             went on); a decision pulls only the points the estimator calls in contact. ``None`` weighs by the
             probabilities.
+        add_contacts: whether the contact refresh after each cycle may raise a label (add a contact). ``False``
+            keeps each label at most at its previous value, so a refresh only releases contacts
+            (``Contacts.released_by``) and the labels keep the initial estimate's precision. The pipeline's
+            ``add_contacts`` argument overrides it.
         up_axis: the "up" direction in the points' frame (camera axes); the default ``(0, -1, 0)`` is up for
             an upright OpenCV camera (y down). Normalised internally.
         floor_plane: optional user floor ``(nx, ny, nz, d)`` in camera space, ``n . p + d = 0`` with ``n``
@@ -97,6 +101,7 @@ class GuidanceConfig:
     camera_step_size: float = DEFAULT_CAMERA_STEP_SIZE
     contact_threshold: float = 0.02
     contact_decision: float | None = None
+    add_contacts: bool = True
     up_axis: tuple[float, float, float] = (0.0, -1.0, 0.0)
     floor_plane: tuple[float, float, float, float] | None = None
     max_grad_norm: float | None = None
@@ -135,6 +140,8 @@ class GuidanceConfig:
                 raise ValueError(f"GuidanceConfig.contact_decision must be a probability in (0, 1) or None, got "
                                  f"{decision!r}.")
             self.contact_decision = float(decision)
+        if not isinstance(self.add_contacts, bool):
+            raise ValueError(f"GuidanceConfig.add_contacts must be True or False, got {self.add_contacts!r}.")
         # Tuples (not lists) so that configs loaded from JSON compare equal to the defaults.
         self.up_axis = _float_tuple(self.up_axis, 3, "up_axis")
         if math.hypot(*self.up_axis) == 0:

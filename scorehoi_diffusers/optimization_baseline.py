@@ -160,7 +160,7 @@ class GuidanceOptimization:
         image_tokens: torch.Tensor | None = None,
         contact_estimator: Callable[[ReconstructionState], Contacts] | None = None,
         refresh_contacts: bool = True,
-        add_contacts: bool = True,
+        add_contacts: bool | None = None,
         num_cycles: int = 10,
         t_start: int = 50,
         stride: int = 5,
@@ -191,15 +191,15 @@ class GuidanceOptimization:
         )
         if isinstance(guidance_config, Mapping):
             guidance_config = GuidanceConfig.from_dict(guidance_config)
-        config = guidance_config if guidance_config is not None else pipe.default_guidance_config()
         dtype = geometry_dtype(pipe.denoiser.dtype)
         template = load_object(object, object_root=object_root).to(device=pipe._execution_device, dtype=dtype)
         # The pipeline's own start: initial estimate, x0, image evidence, contact estimator and initial contacts.
         start = pipe.prepare_refinement(
             template, image, human_mask, object_mask, bbox, intrinsics, initial_params, keypoints, contacts,
-            image_tokens, contact_estimator, config, dtype, object_box, person_box, person_detector,
+            image_tokens, contact_estimator, guidance_config, dtype, object_box, person_box, person_detector,
         )
-        x0, contacts = start.x0, start.contacts
+        x0, contacts, config = start.x0, start.contacts, start.config
+        add_contacts = config.add_contacts if add_contacts is None else add_contacts
 
         step_size, weight = self.settings(keypoints="keypoints_2d" in start.image_evidence)
         steps = self.steps_per_cycle(t_start, stride)

@@ -11,6 +11,7 @@ from diffusers.utils import BaseOutput
 
 from ..camera_refinement import CameraRefinement
 from ..contacts import Contacts
+from ..guidance import GuidanceConfig
 from ..objects import ObjectTemplate
 from ..params import HOIParams
 
@@ -97,7 +98,8 @@ def output_to_meshes(output: ScoreHOIPipelineOutput) -> list[dict[str, Any]]:
 @dataclass
 class RefinementStart:
     """Where refinement starts (``ScoreHOIPipeline.prepare_refinement``): the estimate, its ``x0 (B, 331)``, the
-    image evidence and contacts, ``estimate(geometry) -> Contacts``, the contact refresh, with keypoints the
+    image evidence and contacts, ``estimate(geometry) -> Contacts``, the contact refresh, the guidance ``config``
+    (the call's, or the pipeline's default for the input), with keypoints the
     camera-translation refinement (``camera_translation`` follows it after every cycle), and the crop-normalised
     ``body_keypoints (B, 33, 3)`` for the denoiser (None without keypoints or pictures, or for a denoiser built
     without keypoint input)."""
@@ -111,6 +113,7 @@ class RefinementStart:
     image_evidence: dict[str, torch.Tensor]
     estimate: Callable[[tuple], Contacts]
     contacts: Contacts
+    config: GuidanceConfig
     camera: CameraRefinement | None = None
     body_keypoints: torch.Tensor | None = None
 

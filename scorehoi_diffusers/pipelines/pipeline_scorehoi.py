@@ -75,6 +75,9 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         crop_size (`int`, defaults to 256): side of the square crop the regressor was trained on.
         guidance (`dict`, *optional*): the default `GuidanceConfig` fields of this pipeline (chosen for its
             weights on validation data); the paper release's preset when omitted.
+        keypoint_guidance (`dict`, *optional*): the default `GuidanceConfig` fields for a call with 2D keypoints
+            (given or detected; chosen apart, since keypoints pin the body that the stronger physical terms would
+            otherwise move); ``guidance`` when omitted.
 
     Precision: the networks run in their dtype (``from_pretrained(..., dtype=torch.float16)``); latents, geometry,
     guidance and outputs run in that dtype promoted to at least float32 (``precision.geometry_dtype``), so float16
@@ -97,6 +100,7 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         betas_max: Sequence[float] | None = None,
         crop_size: int = 256,
         guidance: dict[str, Any] | None = None,
+        keypoint_guidance: dict[str, Any] | None = None,
     ):
         super().__init__()
         self.register_modules(
@@ -109,10 +113,14 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         default = HOIParamCodec.default()
         betas_min = list(map(float, betas_min)) if betas_min is not None else default.betas_min.tolist()
         betas_max = list(map(float, betas_max)) if betas_max is not None else default.betas_max.tolist()
+        # Validated and JSON-ready; from a saved folder these are entries of its model_index.json.
         if guidance is not None:
-            # Validated and JSON-ready; from a saved folder this is the `guidance` entry of its model_index.json.
             guidance = dataclasses.asdict(GuidanceConfig.from_dict(guidance, "`guidance` (model_index.json)"))
-        self.register_to_config(betas_min=betas_min, betas_max=betas_max, crop_size=int(crop_size), guidance=guidance)
+        if keypoint_guidance is not None:
+            keypoint_guidance = dataclasses.asdict(
+                GuidanceConfig.from_dict(keypoint_guidance, "`keypoint_guidance` (model_index.json)"))
+        self.register_to_config(betas_min=betas_min, betas_max=betas_max, crop_size=int(crop_size), guidance=guidance,
+                                keypoint_guidance=keypoint_guidance)
         self.codec = HOIParamCodec(betas_min, betas_max)
         self.image_processor = HOIImageProcessor(crop_size=int(crop_size))
 
@@ -166,9 +174,10 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
             return False
         return True
 
-    def default_guidance_config(self) -> GuidanceConfig:
-        """The guidance this pipeline uses when a call gives none: its ``guidance`` config, else the release's."""
-        stored = self.config.get("guidance")
+    def default_guidance_config(self, keypoints: bool = False) -> GuidanceConfig:
+        """The guidance this pipeline uses when a call gives none: with ``keypoints`` (2D keypoints given or
+        detected) its ``keypoint_guidance`` config if it has one, else its ``guidance`` config, else the release's."""
+        stored = (self.config.get("keypoint_guidance") if keypoints else None) or self.config.get("guidance")
         return GuidanceConfig(**stored) if stored else GuidanceConfig.release()
 
     # ------------------------------------------------------------------------------------------------------
@@ -311,7 +320,7 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         contacts: Contacts | None,
         image_tokens: torch.Tensor | None,
         contact_estimator: Callable[[ReconstructionState], Contacts] | None,
-        config: GuidanceConfig,
+        guidance_config: GuidanceConfig | None,
         dtype: torch.dtype,
         object_box: Sequence | None = None,
         person_box: Sequence | None = None,
@@ -320,10 +329,15 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         """Steps 2–4 of ``__call__`` (arguments as there, already checked): the masks left out, made from the photo
         (with the detector's keypoints unless given), the initial estimate (from the pictures unless given; with
         keypoints, turned to the facing they agree with and fitted to them), its x0, the image evidence, the camera
-        refinement and the models' crop keypoints (with keypoints), the contact estimator and the initial contacts."""
+        refinement and the models' crop keypoints (with keypoints), the contact estimator and the initial contacts,
+        and the guidance: ``guidance_config``, or the default for the input once it is known whether it has keypoints
+        (:meth:`default_guidance_config`)."""
         photo = resolve_photo_inputs(image, human_mask, object_mask, object_box, person_box, person_detector)
         human_mask, object_mask = photo.human_mask, photo.object_mask
         keypoints = photo.keypoints if keypoints is None else keypoints
+        config = guidance_config
+        if config is None:
+            config = self.default_guidance_config(keypoints=keypoints is not None)
         device, body_keypoints = self._execution_device, None
         if image is not None:
             pictures = self.image_processor.preprocess(image, human_mask, object_mask, bbox, intrinsics)
@@ -368,7 +382,7 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
             contacts = estimate(self._geometry(x0, camera_translation, template))
         contacts = contacts.to(device=device, dtype=dtype)
         return RefinementStart(template, params, x0, camera_translation, camera_intrinsics, image_tokens,
-                               image_evidence, estimate, contacts, camera, body_keypoints)
+                               image_evidence, estimate, contacts, config, camera, body_keypoints)
 
     def evaluate_cycle(
         self, x0: torch.Tensor, start: RefinementStart, contacts: Contacts, config: GuidanceConfig
@@ -433,7 +447,7 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         image_tokens: torch.Tensor | None = None,
         contact_estimator: Callable[[ReconstructionState], Contacts] | None = None,
         refresh_contacts: bool = True,
-        add_contacts: bool = True,
+        add_contacts: bool | None = None,
         num_cycles: int = 10,
         t_start: int = 50,
         stride: int = 5,
@@ -484,16 +498,17 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
                 :class:`ProximityContactEstimator`.
             refresh_contacts (`bool`, defaults to `True`): re-estimate contacts after each cycle (``False``
                 keeps the initial contacts: the "frozen contacts" ablation).
-            add_contacts (`bool`, defaults to `True`): let a refresh raise a label (add a contact). ``False``
-                keeps each label at most at its previous value, so a refresh can only release contacts
-                ([`Contacts.released_by`]).
+            add_contacts (`bool`, *optional*): let a refresh raise a label (add a contact). ``False`` keeps each
+                label at most at its previous value, so a refresh can only release contacts
+                ([`Contacts.released_by`]); default: the guidance config's ``add_contacts``.
             num_cycles (`int`, defaults to 10): refinement cycles N (0 returns the initial estimate).
             t_start (`int`, defaults to 50): inversion depth, a multiple of ``stride`` up to
                 ``MAX_T_START`` (400; deeper inversion diverges).
             stride (`int`, defaults to 5): timestep stride of inversion and denoising, up to ``MAX_STRIDE`` (10)
                 and dividing the scheduler's training steps (1000).
             guidance_config (`GuidanceConfig` or `dict`, *optional*): term weights (a dict is read as
-                ``GuidanceConfig(**dict)``); default: the pipeline's :meth:`default_guidance_config`.
+                ``GuidanceConfig(**dict)``); default: the pipeline's :meth:`default_guidance_config` for the input,
+                which differs with keypoints (given or detected) and without.
             guidance_scale (`float`, *optional*): overrides ``guidance_config.scale``; finite and >= 0, 0
                 disables guidance.
             eta (`float`, defaults to 0): DDIM stochasticity of the denoising steps, in [0, 1] (0 is
@@ -535,8 +550,6 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         )
         if isinstance(guidance_config, Mapping):
             guidance_config = GuidanceConfig.from_dict(guidance_config)
-        config = guidance_config if guidance_config is not None else self.default_guidance_config()
-        scale = config.scale if guidance_scale is None else float(guidance_scale)
         # The denoiser runs in its own dtype; latents, geometry and guidance in at least float32.
         device, model_dtype = self._execution_device, self.denoiser.dtype
         dtype = geometry_dtype(model_dtype)
@@ -545,9 +558,12 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         # 2.-4. Initial estimate, x0, image evidence and initial contacts (shared with the optimisation baseline)
         start = self.prepare_refinement(
             template, image, human_mask, object_mask, bbox, intrinsics, initial_params, keypoints, contacts,
-            image_tokens, contact_estimator, config, dtype, object_box, person_box, person_detector,
+            image_tokens, contact_estimator, guidance_config, dtype, object_box, person_box, person_detector,
         )
         batch, camera_translation, x0, contacts = start.batch, start.camera_translation, start.x0, start.contacts
+        config = start.config
+        scale = config.scale if guidance_scale is None else float(guidance_scale)
+        add_contacts = config.add_contacts if add_contacts is None else add_contacts
         if isinstance(generator, list) and len(generator) != batch:
             raise ValueError(f"`generator` is a list of {len(generator)} generators for {batch} samples; "
                              "give one per sample or a single torch.Generator.")
