@@ -241,7 +241,7 @@ def main() -> None:
     if args.facing_restart_margin is not PIPELINE_MARGIN:
         pipe.keypoint_fit = dataclasses.replace(pipe.keypoint_fit, facing_restart_margin=args.facing_restart_margin)
     pipe.set_progress_bar_config(disable=True)
-    guidance = guidance_config(pipe.default_guidance_config(), args.guidance)
+    guidance = guidance_config(pipe.default_guidance_config(keypoints=True), args.guidance)
     rows = [measure(name, pipe, args.cycles, args.repeats, guidance, args.overlays, args.jitter, args.jitter_pixels,
                     args.detector_masks, args.attribute) for name in REAL_PHOTOS]
     print(f"Real photos, pipeline {Path(args.pipeline).name}, {args.cycles} cycles, seed 0; keypoints passed to "

@@ -34,19 +34,21 @@ class UserError(Exception):
 
 
 def _check_guidance_fields(index_file: Path) -> None:
-    """Unknown ``guidance`` fields in a pipeline's model_index.json, named with the file, before loading."""
+    """Unknown ``guidance`` or ``keypoint_guidance`` fields in a pipeline's model_index.json, named with the file,
+    before loading."""
     from .guidance import GuidanceConfig
 
     try:
-        guidance = json.loads(index_file.read_text()).get("guidance")
+        index = json.loads(index_file.read_text())
+        entries = {entry: index.get(entry) for entry in ("guidance", "keypoint_guidance")}
     except (OSError, ValueError, AttributeError) as error:
         raise UserError(f"--pipeline: {index_file} is not a readable JSON object ({error}).") from error
-    if isinstance(guidance, dict):
-        known = {field.name for field in dataclasses.fields(GuidanceConfig)}
-        unknown = sorted(set(guidance) - known)
+    known = {field.name for field in dataclasses.fields(GuidanceConfig)}
+    for entry, guidance in entries.items():
+        unknown = sorted(set(guidance) - known) if isinstance(guidance, dict) else []
         if unknown:
             raise UserError(
-                f"--pipeline: {index_file} has unknown guidance fields {unknown}; remove them "
+                f"--pipeline: {index_file} has unknown {entry} fields {unknown}; remove them "
                 f"(known: {sorted(known)})."
             )
 

@@ -251,7 +251,9 @@ def build_app(pipeline, person_detector=None, work_dir: str | os.PathLike | None
         work_dir = tempfile.mkdtemp(prefix="scorehoi-app-")
         atexit.register(shutil.rmtree, work_dir, ignore_errors=True)
     runs_root = Path(work_dir)
-    defaults = pipeline.default_guidance_config()
+    # The sliders start at the guidance for a photo whose person the detector finds (keypoints in hand); left at
+    # those values the pipeline picks its default for the input at hand (it differs without keypoints).
+    defaults = pipeline.default_guidance_config(keypoints=True)
 
     def show_preview(photo, human_mask, object_mask, x, y, w, h, people_state):
         image = _read_picture(photo, "Photo")
@@ -310,6 +312,7 @@ def build_app(pipeline, person_detector=None, work_dir: str | os.PathLike | None
         template, object_label = _template(object_name, mesh, mesh_unit)
         config = dataclasses.replace(defaults, **dict(zip(GUIDANCE_WEIGHTS, map(float, weights), strict=True)),
                                      contact_decision=contact_decision)
+        config = None if config == defaults else config
         cycles = int(cycles)
         steps_per_cycle = len(pipeline.scheduler.refinement_timesteps()) - 1
 

@@ -215,16 +215,17 @@ def test_demo_example_without_object_names_file_and_key(tmp_path, capsys, monkey
     assert str(example / "example.json") in line and "['object']" in line
 
 
-def test_unknown_guidance_field_names_the_file_and_field(tmp_path, capsys):
+@pytest.mark.parametrize("entry", ["guidance", "keypoint_guidance"])
+def test_unknown_guidance_field_names_the_file_and_field(tmp_path, capsys, entry):
     index = json.loads((DEFAULT_PIPELINE / "model_index.json").read_text())
-    index["guidance"]["penetraton"] = 1.0
+    index[entry]["penetraton"] = 1.0
     (tmp_path / "pipe").mkdir()
     (tmp_path / "pipe" / "model_index.json").write_text(json.dumps(index))
     code = main(["reconstruct", *ASTRONAUT, "--object", "ball", "--pipeline", str(tmp_path / "pipe"),
                  "--out", str(tmp_path / "out")])
     assert code == 2
     line = _one_error_line(capsys)
-    assert str(tmp_path / "pipe" / "model_index.json") in line and "penetraton" in line
+    assert str(tmp_path / "pipe" / "model_index.json") in line and "penetraton" in line and entry in line
 
 
 def test_mesh_folder_and_mesh_unit(tmp_path, capsys, caplog, monkeypatch):

@@ -500,6 +500,8 @@ def test_release_preset():
         ({"contact_decision": 1.0}, "contact_decision"),
         ({"contact_decision": 0.0}, "contact_decision"),
         ({"contact_decision": True}, "contact_decision"),
+        ({"add_contacts": 1}, "add_contacts"),
+        ({"add_contacts": "no"}, "add_contacts"),
     ],
 )
 def test_config_validation(kwargs, match):

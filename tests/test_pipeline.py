@@ -1,5 +1,6 @@
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -116,12 +117,15 @@ def test_refreshed_contacts_are_the_ones_the_next_cycle_uses(pipe):
 
 
 @pytest.mark.parametrize("add_contacts", [True, False])
-def test_a_release_only_refresh_never_raises_a_label(pipe, add_contacts):
+@pytest.mark.parametrize("given_in", ["call", "guidance_config"])
+def test_a_release_only_refresh_never_raises_a_label(pipe, add_contacts, given_in):
     """With ``add_contacts=False`` each cycle runs on the running minimum of the estimator's labels (a contact can
-    be released, not added); with ``True`` on the estimator's latest labels."""
+    be released, not added); with ``True`` on the estimator's latest labels. The call's argument and the guidance
+    config's field (used when the argument is left out) say the same."""
     estimator = RecordingEstimator()
-    out = pipe(initial_params=holding_params(1), object="box", num_cycles=3, contact_estimator=estimator,
-               add_contacts=add_contacts)
+    setting = ({"add_contacts": add_contacts} if given_in == "call"
+               else {"guidance_config": replace(pipe.default_guidance_config(), add_contacts=add_contacts)})
+    out = pipe(initial_params=holding_params(1), object="box", num_cycles=3, contact_estimator=estimator, **setting)
     running = estimator.outputs[0].human
     for cycle in range(1, 4):
         running = torch.minimum(running, estimator.outputs[cycle].human)
@@ -297,6 +301,37 @@ def test_pipeline_guidance_config_is_the_default_and_survives_save(body, tmp_pat
     assert reloaded.default_guidance_config() == pipeline.default_guidance_config()
     with pytest.raises(ValueError, match="GuidanceConfig.scale"):
         ScoreHOIPipeline(small_denoiser(), GuidedDDIMScheduler(), body, guidance={"scale": -1.0})
+
+
+def test_a_call_with_keypoints_defaults_to_the_keypoint_guidance(body, tmp_path, monkeypatch):
+    """``keypoint_guidance`` is the default when keypoints are given (and survives saving); without keypoints, or
+    when a pipeline has none, ``guidance`` is."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    plain, with_keypoints = {"scale": 7.0, "penetration": 1.0}, {"scale": 3.0, "add_contacts": False}
+    pipeline = ScoreHOIPipeline(small_denoiser(), GuidedDDIMScheduler(), body, guidance=plain,
+                                keypoint_guidance=with_keypoints)
+    pipeline.set_progress_bar_config(disable=True)
+    assert pipeline.default_guidance_config() == GuidanceConfig(**plain)
+    assert pipeline.default_guidance_config(keypoints=True) == GuidanceConfig(**with_keypoints)
+    generator = torch.Generator().manual_seed(0)
+    keypoints = torch.cat([128 + 40 * torch.randn(33, 2, generator=generator), torch.ones(33, 1)], dim=1)
+    intrinsics = torch.tensor([[500.0, 0.0, 128.0], [0.0, 500.0, 128.0], [0.0, 0.0, 1.0]])
+    kwargs = dict(initial_params=holding_params(1, gap=0.1), object="box", num_cycles=1, intrinsics=intrinsics)
+
+    def vertices(**extra):
+        return pipeline(**kwargs, **extra).body_vertices
+
+    implicit = vertices(keypoints=keypoints)
+    assert torch.equal(implicit, vertices(keypoints=keypoints, guidance_config=GuidanceConfig(**with_keypoints)))
+    assert not torch.equal(implicit, vertices(keypoints=keypoints, guidance_config=GuidanceConfig(**plain)))
+    assert torch.equal(vertices(), vertices(guidance_config=GuidanceConfig(**plain)))
+    pipeline.save_pretrained(tmp_path)
+    reloaded = ScoreHOIPipeline.from_pretrained(tmp_path)
+    assert reloaded.default_guidance_config(keypoints=True) == GuidanceConfig(**with_keypoints)
+    alone = ScoreHOIPipeline(small_denoiser(), GuidedDDIMScheduler(), body, guidance=plain)
+    assert alone.default_guidance_config(keypoints=True) == GuidanceConfig(**plain)
+    with pytest.raises(ValueError, match="keypoint_guidance"):
+        ScoreHOIPipeline(small_denoiser(), GuidedDDIMScheduler(), body, keypoint_guidance={"contacts": 1.0})
 
 
 def pictures_pipeline(body, seed: int = 0):

@@ -80,7 +80,7 @@ def main() -> None:
     candidates = CANDIDATES
     varied = [(field, label, getattr(args, option)) for option, field, label in ONE_FIELD if getattr(args, option)]
     for field, label, values in varied:
-        default = pipeline.default_guidance_config()
+        default = pipeline.default_guidance_config(keypoints=keypoints is not None)
         candidates = {label.format(value): dataclasses.replace(default, **{field: value}) for value in values}
     rows = [regressor_row]
     scores, results = {}, {}

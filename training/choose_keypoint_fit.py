@@ -205,7 +205,7 @@ def run_setting(pipeline, data, estimate, simulate, fit: KeypointFit, cycles: in
     """The evaluation row of ``fit`` at N = ``cycles``, with the recorder's per-scene IoU and reprojection
     (``guidance``: fields replaced in the pipeline's guidance)."""
     pipeline.keypoint_fit = fit
-    config = dataclasses.replace(pipeline.default_guidance_config(), **(guidance or {}))
+    config = dataclasses.replace(pipeline.default_guidance_config(keypoints=True), **(guidance or {}))
     recorder_class = InputMaskSilhouetteRecorder if isinstance(simulate, ClothedPictures) else SilhouetteRecorder
     row = run(pipeline, data, estimate, simulate, config, cycles, describe(fit) + describe_guidance(guidance or {}),
               recorder_class)

@@ -180,8 +180,9 @@ def main() -> None:
         simulate = MeasuredDetections(pipeline.body_model)
     else:
         simulate = NoisyGroundTruthDetections(pipeline.body_model, args.noise, args.dropout)
-    default = pipeline.default_guidance_config()
-    rows = [regressor_row, run(pipeline, data, estimate, None, default, args.cycles, "no keypoints")]
+    default = pipeline.default_guidance_config(keypoints=True)
+    rows = [regressor_row, run(pipeline, data, estimate, None, pipeline.default_guidance_config(), args.cycles,
+                               "no keypoints")]
 
     def run_setting(weight, sigma, step):
         config = dataclasses.replace(default, keypoints_2d=weight, keypoints_2d_sigma=sigma, camera_step_size=step)

@@ -49,7 +49,7 @@ def main() -> None:
     pipeline, data, estimate, _ = load(args)
     pipeline.keypoint_fit = KeypointFit(steps=0)
     detector = DetectedPictures()
-    config = pipeline.default_guidance_config()
+    config = pipeline.default_guidance_config(keypoints=True)
     checked = facing_by_row(run(pipeline, data, estimate, detector, config, 0, "front/back check"))
     alone = facing_by_row(run(pipeline, data, estimate, None, config, 0, "no keypoints"))
     flipped = sorted(row for row, angle in checked.items() if angle > FLIPPED_DEGREES)

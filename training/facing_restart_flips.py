@@ -32,7 +32,7 @@ def main() -> None:
     torch.set_num_threads(1)
     pipeline, data, estimate, _ = load(args)
     simulate = MeasuredDetections(pipeline.body_model) if args.simulator == "learned" else DetectedPictures()
-    config = pipeline.default_guidance_config()
+    config = pipeline.default_guidance_config(keypoints=True)
     plain = facing_by_row(run(pipeline, data, estimate, simulate, config, 0, "no facing restarts"))
     pipeline.keypoint_fit = dataclasses.replace(pipeline.keypoint_fit, facing_restart_margin=args.margin)
     restarted = facing_by_row(run(pipeline, data, estimate, simulate, config, 0, f"restarts under {args.margin:g}"))
