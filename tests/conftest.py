@@ -89,3 +89,15 @@ def pipe(body):
     pipeline = ScoreHOIPipeline(small_denoiser(), GuidedDDIMScheduler(), body)
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run the test on one torch thread (the ``scorehoi`` CLI's default), then restore the count: the keypoint fit's
+    Adam steps turn the last-bit differences between thread counts into visible ones (README, "Determinism")."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

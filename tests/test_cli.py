@@ -35,7 +35,7 @@ def start_cli(*args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
-def test_reconstruct_writes_picture_scene_and_matching_json(tmp_path):
+def test_reconstruct_writes_picture_scene_and_matching_json(tmp_path, one_torch_thread):
     result = run_cli(
         "reconstruct", str(EXAMPLE / "image.jpg"), "--human-mask", str(EXAMPLE / "human_mask.png"),
         "--object-mask", str(EXAMPLE / "object_mask.png"), "--object", "ball", "--cycles", "2",
@@ -55,7 +55,7 @@ def test_reconstruct_writes_picture_scene_and_matching_json(tmp_path):
     assert isinstance(scene, trimesh.Scene) and set(scene.geometry) == {"body", "object"}
     record = json.loads((tmp_path / "image.json").read_text())
 
-    # The JSON holds what the pipeline returns for the same inputs and seed.
+    # The JSON holds what the pipeline returns for the same inputs and seed, on the CLI's one thread.
     from scorehoi_diffusers import ScoreHOIPipeline
 
     pipe = ScoreHOIPipeline.from_pretrained(DEFAULT_PIPELINE)

@@ -77,7 +77,8 @@ def arm_far_off(truth):
     return start
 
 
-def test_the_robust_prior_lets_the_keypoints_move_a_limb_far_off(pipe, body):
+def test_the_robust_prior_lets_the_keypoints_move_a_limb_far_off(pipe, body, one_torch_thread):
+    """On one thread: on two, this machine's fit also turns the neck by 0.14 rad (README, "Determinism")."""
     truth = turned_a_bit(1)
     evidence = evidence_for(body, truth)
     start = arm_far_off(truth)
