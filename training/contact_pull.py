@@ -44,6 +44,13 @@ scenes (index 23600-23799): ``--keypoints simulated --contact-weight 1 --penetra
 release-only --first-index 23600``. If it passes it becomes the keypoint default too. "Shipped" is always the
 pipeline's default for the setting (``default_guidance_config(keypoints=...)``, its refresh included).
 
+Fifth round (rule fixed before its run, 2026-12-01), after round four failed with keypoints on precision at N = 2
+(-0.016 +- 0.005) and MPJPE (+0.022 +- 0.011), and the release-only refresh alone had failed on recall (-0.006 at
+N = 2, -0.017 at N = 10): halfway between the two, contact 0.75 and penetration 15 (1.5 times the keypoint
+default), release-only, judged by (a)-(c) with simulated keypoints against the keypoint default on 200 fresh scenes
+(index 23800-23999): ``--keypoints simulated --contact-weight 0.75 --penetration-weight 15 --variants release-only
+--first-index 23800``. If it passes it becomes the keypoint default; it is the last round for this setting.
+
 Run: PYTHONPATH=training python training/contact_pull.py --first-index 22800 --num-samples 200 --keypoints none \
          [--contact-weight 2] [--out FILE]
 """
