@@ -71,6 +71,9 @@ DEFAULT_POSE_PRIOR_WEIGHT = 0.0
 # guidance gained mask coverage and contact decisions (the keypoint fit still at 30 steps with the quadratic prior;
 # --step-sizes 0.00056 0.0018 0.0032 --pose-prior-weights 0.01): step 0.0018 again, 27.525 cm, against 28.760
 # (0.00056) and 27.801 (0.0032). Not re-checked after the fit became robust (100 steps, limb restarts).
+# Checked again (same slice, rule and 100 scenes; --step-sizes 0.00056 0.0018 0.0032 --pose-prior-weights 0.01) when
+# the keypoint guidance became contact 0.75, penetration 15, release-only: step 0.0018 again, 26.020 cm, against
+# 27.036 (0.00056) and 26.334 (0.0032).
 KEYPOINT_STEP_SIZE = 0.0018
 KEYPOINT_POSE_PRIOR_WEIGHT = 0.01
 
