@@ -13,6 +13,16 @@
 
 Only validation scenes (``training/validation_slice.py``) are used; the test split is never read.
 
+Asked a third time (2026-12-01), with the default guidance without keypoints of that day (contact 1, penetration
+20, release-only refresh), since exact inversion would meet issue 17's round trip. Rule, fixed before the runs (as
+the second time's, plus issue 17's third target): k in {0, 1} by the lowest MPJPE + PA-MPJPE + CD_h + CD_o +
+penetration depth at N = 2 on 100 fresh validation scenes (index 24000 on; ``--num-samples 100 --first-index 24000
+--iterations 0 --cycles 2 10 --compare 1 --keypoints none --skip-round-trip``); if k = 1 wins, it becomes the default
+without keypoints only if, paired on 200 other fresh scenes (``--num-samples 200 --first-index 24100``, same
+options), k = 1 minus k = 0 is worse by more than two standard errors on none of CD_h, CD_o, contact precision,
+recall and F, PA-MPJPE, MPJPE and penetration depth at N = 2 or 10, and its N = 10 minus N = 2 is worse by more than
+two standard errors on none of them.
+
 Usage: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 python training/exact_inversion.py --num-samples 96 \
            --iterations 0 1 2 3 --cycles 2 10 [--compare 1 2] --out exact_inversion.json
 """
