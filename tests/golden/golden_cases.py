@@ -1,6 +1,7 @@
 """The cases whose outputs must stay bit-identical across refactors (see ``make_golden.py``)."""
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,22 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[2]
 PIPELINE = REPO / "scorehoi_diffusers" / "assets" / "scorehoi-synthetic"
 EXAMPLE = REPO / "scorehoi_diffusers" / "assets" / "examples" / "synthetic_ball"
+MACHINE_KEY = "meta/machine"
+
+
+def machine() -> str:
+    """What decides float32 rounding on a CPU: the processor, torch's build and kernel set, and its thread count.
+
+    Another processor (a new CI machine) runs other kernels and differs in the last bits, so the outputs are only
+    bit-identical to a recording made where this string is the same."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        model = names[0] if names else model
+    return (f"{model}; torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, "
+            f"{torch.get_num_threads()} threads")
 
 
 def _example():

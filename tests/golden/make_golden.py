@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from golden_cases import compute_cases  # noqa: E402
+from golden_cases import MACHINE_KEY, compute_cases, machine  # noqa: E402
 
 if __name__ == "__main__":
     arrays = compute_cases()  # the "learned" case with the pipeline's defaults, as test_golden_outputs runs it
     out = Path(__file__).resolve().parent / "outputs.npz"
-    np.savez_compressed(out, **arrays)
+    np.savez_compressed(out, **arrays, **{MACHINE_KEY: np.array(machine())})
     print(f"wrote {len(arrays)} arrays to {out}")
