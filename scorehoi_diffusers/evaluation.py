@@ -405,10 +405,13 @@ def paired_differences(result: Mapping[str, Any], reference: Mapping[str, Any]) 
     Rows are matched by dataset index, so two :func:`evaluate` runs on the same split (e.g. two ablation modes)
     are compared sample by sample: the standard error of a paired difference is far smaller than either run's.
 
+    Each sample's contact F (``2PR / (P + R)`` of its contact precision and recall; undefined where either is) is
+    paired too, as ``contact_f``, so that the headline contact metric gets a paired standard error like the rest.
+
     Returns:
         ``{metric: {"mean": ..., "standard_error": ..., "count": ...}}`` for every per-sample metric.
     """
-    mine, theirs = result["per_sample"], reference["per_sample"]
+    mine, theirs = _with_contact_f(result["per_sample"]), _with_contact_f(reference["per_sample"])
     position = {int(row): i for i, row in enumerate(theirs["index"])}
     pairs = [(i, position[int(row)]) for i, row in enumerate(mine["index"]) if int(row) in position]
     if not pairs:
@@ -423,6 +426,15 @@ def paired_differences(result: Mapping[str, Any], reference: Mapping[str, Any]) 
         ])
         out[key] = {"mean": _mean(diff), "standard_error": _standard_error(diff), "count": int(_finite(diff).size)}
     return out
+
+
+def _with_contact_f(per_sample: Mapping[str, list]) -> dict[str, list]:
+    """``per_sample`` with each sample's contact F added (None where its precision or recall is None)."""
+    if "contact_precision" not in per_sample or "contact_recall" not in per_sample:
+        return dict(per_sample)
+    scores = [None if p is None or r is None else float(harmonic_f_score(p, r))
+              for p, r in zip(per_sample["contact_precision"], per_sample["contact_recall"])]
+    return {**per_sample, "contact_f": scores}
 
 
 def _ground_truth_body(gt_body_model, gt: HOIParams, genders) -> tuple[torch.Tensor, torch.Tensor]:

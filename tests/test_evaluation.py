@@ -342,6 +342,11 @@ def test_paired_differences_match_samples_by_index_and_the_compare_command(small
     assert diff["mean"] == pytest.approx(expected.mean()) and diff["count"] == 3
     assert diff["standard_error"] == pytest.approx(expected.std(ddof=1) / np.sqrt(3))
     assert paired_differences(full, full)["cd_object"]["mean"] == 0.0
+    # Contact F is paired sample by sample from each sample's precision and recall.
+    rows = [{"index": [0, 1, 2], "contact_precision": [1.0, 0.5, None], "contact_recall": [1.0, 0.5, 0.2]},
+            {"index": [0, 1, 2], "contact_precision": [0.5, 0.0, 1.0], "contact_recall": [1.0, 0.0, 1.0]}]
+    f_diff = paired_differences({"per_sample": rows[0]}, {"per_sample": rows[1]})["contact_f"]
+    assert f_diff["count"] == 2 and f_diff["mean"] == pytest.approx(((1 - 2 / 3) + (0.5 - 0)) / 2)
 
     path = tmp_path / "results.json"
     path.write_text(json.dumps([regressor, full]))
