@@ -114,35 +114,54 @@ def overlay_figure(pipe: ScoreHOIPipeline, image: np.ndarray, params, intrinsics
     return np.asarray(picture)
 
 
-def measure(name: str, pipe: ScoreHOIPipeline, cycles: int, repeats: int, guidance: GuidanceConfig,
-            overlays: Path | None = None, jitter: int = 0, jitter_pixels: float = 0.5,
-            detector_masks: bool = False, attribute: bool = False) -> dict:
+def example_inputs(name: str, detector_masks: bool, detector=None) -> tuple:
+    """The detection and the pipeline arguments of shipped example ``name``: ``(person, arguments)``, with the
+    example's picture, masks (``detector_masks``: the person mask left out, for the pipeline's detector to make),
+    object, boxes and the chosen person's keypoints ``(1, 33, 3)``."""
     folder = DEFAULT_EXAMPLES / name
     spec = json.loads((folder / "example.json").read_text())
     item = load_example(folder)
     if detector_masks:
-        item["human_mask"] = None  # the pipeline detects the person and takes the detector's mask
+        item["human_mask"] = None
     image = item["image"]
+    box = None if spec.get("object_box") is None else np.asarray(spec["object_box"], np.float32)
+    person_box = None if spec.get("person_box") is None else np.asarray(spec["person_box"], np.float32)
+    person = choose_person(detector or default_person_detector(), image, box, person_box, name)
+    arguments = dict(image=image, human_mask=item["human_mask"], object_mask=item["object_mask"],
+                     object=item["object"], object_box=spec.get("object_box"), person_box=spec.get("person_box"),
+                     keypoints=person.keypoints_with_visibility()[None])
+    return person, arguments
+
+
+def body_scores(pipe: ScoreHOIPipeline, params, intrinsics: torch.Tensor, person, image: np.ndarray) -> dict:
+    """The body of ``params`` against the detection ``person``: ``iou`` (rendered silhouette against the detector's
+    mask), ``reprojection`` (keypoint error, % of the person box height) and ``projected`` ``(33, 2)``."""
+    projected, rendered = body_evidence(pipe, params, intrinsics, image.shape[:2])
+    error = keypoint_reprojection_error(projected[None], person.keypoints[None], person.visibility[None],
+                                        float(person.box[3]))
+    return {"iou": silhouette_iou(rendered, person.mask), "reprojection": float(error[0]), "projected": projected}
+
+
+def measure(name: str, pipe: ScoreHOIPipeline, cycles: int, repeats: int, guidance: GuidanceConfig,
+            overlays: Path | None = None, jitter: int = 0, jitter_pixels: float = 0.5,
+            detector_masks: bool = False, attribute: bool = False) -> dict:
     detector = default_person_detector()
+    image = load_example(DEFAULT_EXAMPLES / name)["image"]
     detector.detect(image)  # warm-up: builds the graph
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         detector.detect(image)
         times.append(time.perf_counter() - start)
-    box = None if spec.get("object_box") is None else np.asarray(spec["object_box"], np.float32)
-    person_box = None if spec.get("person_box") is None else np.asarray(spec["person_box"], np.float32)
-    person = choose_person(detector, image, box, person_box, name)
-    keypoints = person.keypoints_with_visibility()
-    arguments = dict(image=image, human_mask=item["human_mask"], object_mask=item["object_mask"],
-                     object=item["object"], object_box=spec.get("object_box"), person_box=spec.get("person_box"),
-                     num_cycles=cycles, generator=torch.Generator().manual_seed(0), guidance_config=guidance)
+    person, arguments = example_inputs(name, detector_masks, detector)
+    keypoints = arguments.pop("keypoints")[0]
+    arguments.update(num_cycles=cycles, generator=torch.Generator().manual_seed(0), guidance_config=guidance)
     if "keypoints" in inspect.signature(pipe.__call__).parameters:
         arguments["keypoints"] = keypoints[None]
-    masks = "hand-drawn" if item["human_mask"] is not None else "detector"
-    if item["object_mask"] is None:
+    masks = "hand-drawn" if arguments["human_mask"] is not None else "detector"
+    if arguments["object_mask"] is None:
         masks += " + GrabCut"
-    elif item["human_mask"] is None:
+    elif arguments["human_mask"] is None:
         masks += " + hand-drawn object"
     row = {"photo": name, "masks": masks,
            "visible": int((person.visibility > VISIBLE).sum()), "detector_ms": 1000 * statistics.median(times),
@@ -187,10 +206,9 @@ def scores(pipe: ScoreHOIPipeline, arguments: dict, person, image: np.ndarray, n
                                                     output.params.global_orient[0]))
     height = float(person.box[3])
     for stage, params in (("initial", output.initial_params), ("refined", output.params)):
-        projected, rendered = body_evidence(pipe, params, output.intrinsics[0], image.shape[:2])
-        row[f"{stage}_reprojection"] = float(keypoint_reprojection_error(
-            projected[None], person.keypoints[None], person.visibility[None], height)[0])
-        row[f"{stage}_iou"] = silhouette_iou(rendered, person.mask)
+        body = body_scores(pipe, params, output.intrinsics[0], person, image)
+        projected = body["projected"]
+        row[f"{stage}_reprojection"], row[f"{stage}_iou"] = body["reprojection"], body["iou"]
         errors = 100 * np.linalg.norm(projected - person.keypoints, axis=-1) / height
         row[f"{stage}_right_arm"] = {landmark: float(errors[BLAZEPOSE_NAMES.index(landmark)])
                                      for landmark in RIGHT_ARM}

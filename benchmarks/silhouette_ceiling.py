@@ -24,20 +24,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-import json
 from pathlib import Path
 
-import numpy as np
 import torch
-from real_photos import REAL_PHOTOS, body_evidence, overlay_figure
+from real_photos import body_scores, example_inputs, overlay_figure
 
 from scorehoi_diffusers import ScoreHOIPipeline
-from scorehoi_diffusers.cli import DEFAULT_EXAMPLES, DEFAULT_PIPELINE, load_example
-from scorehoi_diffusers.metrics import keypoint_reprojection_error, silhouette_iou
+from scorehoi_diffusers.cli import DEFAULT_PIPELINE
 from scorehoi_diffusers.objects import load_object
-from scorehoi_diffusers.person_detection import default_person_detector
 from scorehoi_diffusers.pipelines.keypoint_fit import KeypointFit
-from scorehoi_diffusers.pipelines.photo_inputs import choose_person
 from scorehoi_diffusers.rendering import save_png
 
 MASK_WEIGHTS = (10.0, 100.0, 1000.0)
@@ -63,31 +58,18 @@ def settings() -> list[tuple[float, float, float, float]]:
 def photo_rows(pipe: ScoreHOIPipeline, name: str, detector_masks: bool, steps: int, cycles: int,
                overlays: Path | None) -> list[dict]:
     """The reconstruction's scores and, per start, the best fits over the grid, for one photo."""
-    folder = DEFAULT_EXAMPLES / name
-    spec = json.loads((folder / "example.json").read_text())
-    item = load_example(folder)
-    if detector_masks:
-        item["human_mask"] = None
-    image = item["image"]
-    box = None if spec.get("object_box") is None else np.asarray(spec["object_box"], np.float32)
-    person_box = None if spec.get("person_box") is None else np.asarray(spec["person_box"], np.float32)
-    person = choose_person(default_person_detector(), image, box, person_box, name)
-    arguments = dict(image=image, human_mask=item["human_mask"], object_mask=item["object_mask"],
-                     object=item["object"], object_box=spec.get("object_box"), person_box=spec.get("person_box"),
-                     keypoints=person.keypoints_with_visibility()[None])
+    person, arguments = example_inputs(name, detector_masks)
+    image = arguments["image"]
     config = pipe.default_guidance_config(keypoints=True)
     output = pipe(**arguments, num_cycles=cycles, generator=torch.Generator().manual_seed(0))
-    intrinsics, height = output.intrinsics[0], float(person.box[3])
+    intrinsics = output.intrinsics[0]
     label = name + (", detector masks" if detector_masks else "")
 
     def score(params) -> dict:
-        projected, rendered = body_evidence(pipe, params, intrinsics, image.shape[:2])
-        error = keypoint_reprojection_error(projected[None], person.keypoints[None], person.visibility[None], height)
-        return {"iou": silhouette_iou(rendered, person.mask), "reprojection": float(error[0]), "params": params,
-                "projected": projected}
+        return {**body_scores(pipe, params, intrinsics, person, image), "params": params}
 
     shipped_fit = pipe.keypoint_fit
-    template = load_object(item["object"])
+    template = load_object(arguments["object"])
     rows = []
     for start_name, start in (("start of the cycles", output.initial_params), ("refined", output.params)):
         fits = []
@@ -97,9 +79,9 @@ def photo_rows(pipe: ScoreHOIPipeline, name: str, detector_masks: bool, steps: i
             fit_config = dataclasses.replace(config, keypoints_2d=keypoint, mask=mask)
             try:
                 fitted = pipe.prepare_refinement(
-                    template, image, item["human_mask"], item["object_mask"], None, None, start,
-                    arguments["keypoints"], None, None, None, fit_config, torch.float32, spec.get("object_box"),
-                    spec.get("person_box"),
+                    template, image, arguments["human_mask"], arguments["object_mask"], None, None, start,
+                    arguments["keypoints"], None, None, None, fit_config, torch.float32, arguments["object_box"],
+                    arguments["person_box"],
                 ).params
             finally:
                 pipe.keypoint_fit = shipped_fit
@@ -148,7 +130,6 @@ def main() -> None:
     rows = []
     for photo in args.photos:
         name, detector_masks = PHOTO_ROWS[photo]
-        assert name in REAL_PHOTOS
         rows += photo_rows(pipe, name, detector_masks, args.steps, args.cycles, args.overlays)
     print(f"Body fits to the person mask, pipeline {Path(args.pipeline).name}, {args.cycles} cycles, seed 0, "
           f"{args.steps} steps; grid: mask {MASK_WEIGHTS}, coverage {COVERAGE_WEIGHTS}, pose prior {PRIOR_WEIGHTS} "
