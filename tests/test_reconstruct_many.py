@@ -99,9 +99,10 @@ def test_folder_batches_one_object_and_a_bad_photo_fails_alone(tmp_path, capsys,
     batched = json.loads((out / "ball_a" / "ball_a.json").read_text())
     alone = json.loads((single / "image" / "image.json").read_text())
     # Up to the keypoint fit's amplified rounding (README, Determinism: measured 0.0034 rad, 5.6 mm, 0.019 in the
-    # betas here), far below what a batch mixing samples' evidence would give.
+    # betas on one machine; 1.6 cm in the camera's depth, 2.74 against 2.75 m, on another), far below what a batch
+    # mixing samples' evidence would give (the astronaut's camera is metres from the ball scene's).
     tolerances = {"betas": 0.05, "body_pose": 0.01, "object_rotation": 0.01, "object_translation": 0.01,
-                  "camera_translation": 0.01}
+                  "camera_translation": 0.03}
     for name, atol in tolerances.items():
         np.testing.assert_allclose(batched["params"][name], alone["params"][name], atol=atol)
 
