@@ -82,6 +82,10 @@ class GuidanceConfig:
             keeps each label at most at its previous value, so a refresh only releases contacts
             (``Contacts.released_by``) and the labels keep the initial estimate's precision. The pipeline's
             ``add_contacts`` argument overrides it.
+        inversion_iterations: fixed-point iterations per DDIM inversion step (an integer >= 0; one denoiser pass
+            each). ``0`` is the paper's plain DDIM inversion; ``k > 0`` makes inversion the exact inverse of unguided
+            denoising, so a cycle without guidance returns to its start (``ddim_inversion.invert``; needs an
+            ``epsilon``-predicting scheduler). The pipeline's ``inversion_iterations`` argument overrides it.
         up_axis: the "up" direction in the points' frame (camera axes); the default ``(0, -1, 0)`` is up for
             an upright OpenCV camera (y down). Normalised internally.
         floor_plane: optional user floor ``(nx, ny, nz, d)`` in camera space, ``n . p + d = 0`` with ``n``
@@ -102,6 +106,7 @@ class GuidanceConfig:
     contact_threshold: float = 0.02
     contact_decision: float | None = None
     add_contacts: bool = True
+    inversion_iterations: int = 0
     up_axis: tuple[float, float, float] = (0.0, -1.0, 0.0)
     floor_plane: tuple[float, float, float, float] | None = None
     max_grad_norm: float | None = None
@@ -142,6 +147,10 @@ class GuidanceConfig:
             self.contact_decision = float(decision)
         if not isinstance(self.add_contacts, bool):
             raise ValueError(f"GuidanceConfig.add_contacts must be True or False, got {self.add_contacts!r}.")
+        iterations = self.inversion_iterations
+        if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 0:
+            raise ValueError(f"GuidanceConfig.inversion_iterations must be an integer >= 0, got {iterations!r}.")
+        self.inversion_iterations = int(iterations)
         # Tuples (not lists) so that configs loaded from JSON compare equal to the defaults.
         self.up_axis = _float_tuple(self.up_axis, 3, "up_axis")
         if math.hypot(*self.up_axis) == 0:

@@ -58,11 +58,14 @@ def test_passes_per_pipeline_call(pipe, counts, batch, num_cycles):
          object_mask=[picture("object_mask.png")] * batch, object="ball", num_cycles=num_cycles, t_start=t_start,
          stride=stride, generator=torch.Generator().manual_seed(0))
     steps = t_start // stride
-    # Per cycle: one denoiser pass per inversion step and per guided step; the guidance skins the body subset
-    # once per guided step and the cycle's end once more (loss and contact refresh share it). The full mesh
-    # is made once, at the end. None of it grows with the batch.
+    iterations = pipe.default_guidance_config().inversion_iterations
+    # Per cycle: 1 + k denoiser passes per inversion step (k fixed-point iterations, the guidance config's
+    # inversion_iterations, 1 in the shipped pipeline without keypoints) and one per guided step; the guidance
+    # skins the body subset once per guided step and the cycle's end once more (loss and contact refresh share it).
+    # The full mesh is made once, at the end. None of it grows with the batch.
+    assert iterations == 1
     assert counts == {
-        "denoiser": num_cycles * 2 * steps,
+        "denoiser": num_cycles * (2 + iterations) * steps,
         "regressor": 1,
         "contact_estimator": 1 + num_cycles,
         "body_full_mesh": 1,

@@ -58,7 +58,7 @@ def test_iterations_cost_one_noise_prediction_each(scheduler):
     assert calls[:3] == [0, 5, 5] and len(calls) == 3 * (len(GRID) - 1)
 
 
-@pytest.mark.parametrize("value", [-1, 1.5, True, "2", None, [], [0, -1], (1, 0.5)])
+@pytest.mark.parametrize("value", [-1, 1.5, True, "2", [], [0, -1], (1, 0.5)])
 def test_bad_inversion_iterations_are_named(pipe, value):
     from test_pipeline import holding_params
 
@@ -93,6 +93,37 @@ def test_denoiser_passes_per_call(pipe, monkeypatch):
     pipe(initial_params=holding_params(1), object="box", num_cycles=2, inversion_iterations=3)
     steps = len(GRID) - 1
     assert len(passes) == 2 * (steps * (1 + 3) + steps)
+
+
+def test_the_guidance_config_gives_the_default_and_the_argument_overrides_it(pipe, monkeypatch):
+    """No argument: the guidance config's ``inversion_iterations``; an argument (0 included) wins over it."""
+    from test_pipeline import holding_params
+
+    from scorehoi_diffusers import GuidanceConfig
+
+    def passes(**kwargs) -> int:
+        calls = []
+        original = NoisePrediction.__call__
+        monkeypatch.setattr(NoisePrediction, "__call__", lambda self, *args: calls.append(1) or original(self, *args))
+        pipe(initial_params=holding_params(1), object="box", num_cycles=1, **kwargs)
+        monkeypatch.setattr(NoisePrediction, "__call__", original)
+        return len(calls)
+
+    steps = len(GRID) - 1
+    exact = GuidanceConfig(inversion_iterations=2)
+    assert passes() == 2 * steps  # the test pipeline's config: plain inversion
+    assert passes(guidance_config=exact) == steps * (1 + 2) + steps
+    assert passes(guidance_config={"inversion_iterations": 2}) == steps * (1 + 2) + steps
+    assert passes(guidance_config=exact, inversion_iterations=0) == 2 * steps
+    assert passes(inversion_iterations=1) == steps * (1 + 1) + steps
+
+
+def test_shipped_pipeline_inverts_exactly_without_keypoints_only():
+    """The shipped defaults: one fixed-point iteration without keypoints (chosen on validation scenes by
+    ``training/exact_inversion.py``'s rule), plain inversion with them (not tested with keypoints)."""
+    pipe = ScoreHOIPipeline.from_pretrained(DEFAULT_PIPELINE)
+    assert pipe.default_guidance_config().inversion_iterations == 1
+    assert pipe.default_guidance_config(keypoints=True).inversion_iterations == 0
 
 
 def test_a_schedule_gives_each_cycle_its_iterations_and_repeats_its_last(pipe, monkeypatch):

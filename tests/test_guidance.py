@@ -502,6 +502,10 @@ def test_release_preset():
         ({"contact_decision": True}, "contact_decision"),
         ({"add_contacts": 1}, "add_contacts"),
         ({"add_contacts": "no"}, "add_contacts"),
+        ({"inversion_iterations": -1}, "inversion_iterations"),
+        ({"inversion_iterations": 1.0}, "inversion_iterations"),
+        ({"inversion_iterations": True}, "inversion_iterations"),
+        ({"inversion_iterations": [0, 1]}, "inversion_iterations"),
     ],
 )
 def test_config_validation(kwargs, match):

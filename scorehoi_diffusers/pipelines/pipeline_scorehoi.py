@@ -238,7 +238,7 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
     def check_inputs(
         self, image, human_mask, object_mask, object, bbox, initial_params, keypoints, intrinsics, contacts,
         contact_estimator, num_cycles, t_start, stride, guidance_config, guidance_scale, eta, generator, output_type,
-        callback_on_step_end, callback_on_step_end_tensor_inputs, inversion_iterations=0, condition_scale=1.0,
+        callback_on_step_end, callback_on_step_end_tensor_inputs, inversion_iterations=None, condition_scale=1.0,
         object_refinement="prior",
     ) -> None:
         """Raise a one-line ``ValueError``/``TypeError`` naming the first bad argument of :meth:`__call__`."""
@@ -289,7 +289,8 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
             GuidanceConfig.from_dict(guidance_config)
         if guidance_scale is not None:
             check_finite_number(guidance_scale, "`guidance_scale` (0 turns guidance off)", True)
-        check_inversion_iterations(inversion_iterations)
+        if inversion_iterations is not None:
+            check_inversion_iterations(inversion_iterations)
         check_finite_number(condition_scale, "`condition_scale` (classifier-free guidance weight)", True)
         if object_refinement not in OBJECT_REFINEMENTS:
             raise ValueError(f"`object_refinement` must be one of {list(OBJECT_REFINEMENTS)}, "
@@ -463,7 +464,7 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         object_box: Sequence | None = None,
         person_box: Sequence | None = None,
         person_detector: PersonDetector | None = None,
-        inversion_iterations: int | Sequence[int] = 0,
+        inversion_iterations: int | Sequence[int] | None = None,
         condition_scale: float = 1.0,
         object_refinement: str = "prior",
     ) -> ScoreHOIPipelineOutput | tuple:
@@ -528,10 +529,11 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
                 (needed when a picture shows several people and ``object_box`` touches more than one).
             person_detector ([`PersonDetector`], *optional*): finds the person where ``human_mask`` is not given;
                 default: the bundled mediapipe detector (``person_detection.default_person_detector``).
-            inversion_iterations (`int` or `list[int]`, defaults to 0): fixed-point iterations per DDIM inversion step
+            inversion_iterations (`int` or `list[int]`, *optional*): fixed-point iterations per DDIM inversion step
                 (one denoiser pass each); k > 0 makes inversion the exact inverse of unguided denoising
                 (`ddim_inversion.invert`). A list gives one per cycle, its last entry repeated for later cycles
-                (``[0, 0, 1]``: plain inversion in the first two cycles, exact after them).
+                (``[0, 0, 1]``: plain inversion in the first two cycles, exact after them). Default: the guidance
+                config's ``inversion_iterations``.
             condition_scale (`float`, defaults to 1): classifier-free guidance weight w on the denoiser's condition,
                 ``ε_null + w (ε − ε_null)``; not 1 costs a second pass per step (`noise_prediction.NoisePrediction`).
             object_refinement (`str`, defaults to `"prior"`): ``"prior"`` denoises the object's pose with the body
@@ -564,6 +566,8 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
         config = start.config
         scale = config.scale if guidance_scale is None else float(guidance_scale)
         add_contacts = config.add_contacts if add_contacts is None else add_contacts
+        if inversion_iterations is None:
+            inversion_iterations = config.inversion_iterations
         if isinstance(generator, list) and len(generator) != batch:
             raise ValueError(f"`generator` is a list of {len(generator)} generators for {batch} samples; "
                              "give one per sample or a single torch.Generator.")
