@@ -17,7 +17,8 @@ from scorehoi_diffusers.cli import DEFAULT_PIPELINE
 from scorehoi_diffusers.data.synthetic import synthetic_split
 from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate, paired_differences
 
-METRICS = ("cd_human", "cd_object", "contact_precision", "contact_recall", "penetration_depth", "mpjpe", "pa_mpjpe")
+METRICS = ("cd_human", "cd_object", "contact_precision", "contact_recall", "contact_f", "penetration_depth", "mpjpe",
+           "pa_mpjpe")
 
 
 def main() -> None:
