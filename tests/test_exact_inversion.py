@@ -23,6 +23,18 @@ def denoise(scheduler: GuidedDDIMScheduler, latents: torch.Tensor, predict) -> t
     return latents
 
 
+def run_counting_passes(pipe, monkeypatch, num_cycles: int, **kwargs) -> tuple:
+    """``pipe`` on one held-still sample of the box: its output and how many denoiser passes it made."""
+    from test_pipeline import holding_params
+
+    passes = []
+    original = NoisePrediction.__call__
+    with monkeypatch.context() as patch:
+        patch.setattr(NoisePrediction, "__call__", lambda self, *args: passes.append(1) or original(self, *args))
+        output = pipe(initial_params=holding_params(1), object="box", num_cycles=num_cycles, **kwargs)
+    return output, len(passes)
+
+
 @pytest.fixture
 def scheduler():
     scheduler = GuidedDDIMScheduler()
@@ -85,29 +97,17 @@ def test_same_generator_same_output_with_iterations(pipe):
 
 
 def test_denoiser_passes_per_call(pipe, monkeypatch):
-    from test_pipeline import holding_params
-
-    passes = []
-    original = NoisePrediction.__call__
-    monkeypatch.setattr(NoisePrediction, "__call__", lambda self, *args: passes.append(1) or original(self, *args))
-    pipe(initial_params=holding_params(1), object="box", num_cycles=2, inversion_iterations=3)
+    _, passes = run_counting_passes(pipe, monkeypatch, 2, inversion_iterations=3)
     steps = len(GRID) - 1
-    assert len(passes) == 2 * (steps * (1 + 3) + steps)
+    assert passes == 2 * (steps * (1 + 3) + steps)
 
 
 def test_the_guidance_config_gives_the_default_and_the_argument_overrides_it(pipe, monkeypatch):
     """No argument: the guidance config's ``inversion_iterations``; an argument (0 included) wins over it."""
-    from test_pipeline import holding_params
-
     from scorehoi_diffusers import GuidanceConfig
 
     def passes(**kwargs) -> int:
-        calls = []
-        original = NoisePrediction.__call__
-        monkeypatch.setattr(NoisePrediction, "__call__", lambda self, *args: calls.append(1) or original(self, *args))
-        pipe(initial_params=holding_params(1), object="box", num_cycles=1, **kwargs)
-        monkeypatch.setattr(NoisePrediction, "__call__", original)
-        return len(calls)
+        return run_counting_passes(pipe, monkeypatch, 1, **kwargs)[1]
 
     steps = len(GRID) - 1
     exact = GuidanceConfig(inversion_iterations=2)
@@ -128,17 +128,10 @@ def test_shipped_pipeline_inverts_exactly_without_keypoints_only():
 
 def test_a_schedule_gives_each_cycle_its_iterations_and_repeats_its_last(pipe, monkeypatch):
     """``[0, 0, 1]``: plain inversion in cycles 1-2 (so N = 2 is today's plain result), one iteration after them."""
-    from test_pipeline import holding_params
 
     def run(num_cycles, iterations):
-        passes = []
-        original = NoisePrediction.__call__
-        monkeypatch.setattr(NoisePrediction, "__call__",
-                            lambda self, *args: passes.append(1) or original(self, *args))
-        out = pipe(initial_params=holding_params(1), object="box", num_cycles=num_cycles,
-                   inversion_iterations=iterations)
-        monkeypatch.setattr(NoisePrediction, "__call__", original)
-        return out.params.body_pose, len(passes)
+        out, passes = run_counting_passes(pipe, monkeypatch, num_cycles, inversion_iterations=iterations)
+        return out.params.body_pose, passes
 
     steps = len(GRID) - 1
     plain_two, plain_passes = run(2, 0)
