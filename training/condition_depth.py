@@ -2,7 +2,7 @@
 
 At the shipped inversion depth (t_start 50 of 1000) the noisy x_t still holds nearly all of x0, so a denoiser can
 predict its noise well without the condition, and dropping the condition changes the full method by nothing beyond
-two standard errors (README, "The prior still all but ignores its condition"). Deeper, x_t holds less and the
+two standard errors (README, "The prior reads its condition, barely"). Deeper, x_t holds less and the
 condition should matter more. For each ``--depths`` entry ``T:S`` (t_start ``T``, stride ``S``), this runs the full
 method on the validation slice (``validation_slice``: indices 20000.. of the seed-0 train stream, never the test
 split; seeded simulated detections with ``--keypoints simulated``) twice, with the denoiser's condition kept and

@@ -3,7 +3,8 @@
 ``KeypointFit.facing_restart_margin`` fits the start's silhouette twin too where the front/back check is undecided
 and keeps the lower fit objective. On both real photos that turns the body the right way; on validation scenes with
 simulated detections its first version flipped more scenes, all without landmarks, which is why restarts now need
-``FACING_RESTART_MIN_LANDMARKS`` confident ones (README, "The regressor taught the detector's person mask"). This runs
+``FACING_RESTART_MIN_LANDMARKS`` confident ones (docs/results.md, "The regressor taught the detector's person
+mask"). This runs
 the start of the cycles (N = 0: regressor, check and fit) with and without the restarts on the same scenes and
 detections, and for every scene whose facing error crosses 90° between the two prints both errors and whether the
 detection is left/right swapped (``detector_flips.swap_distances``: its visible landmarks' mean distance to the true

@@ -2,7 +2,7 @@
 
 The shipped contact estimator was trained on true geometry with a little jitter, or on the regressor's estimate. The
 cycles hand it something else: a reconstruction the contact term has pulled towards the labels it gave before, so it
-reads the pulled points, and their neighbours, as touching (README, "Release-only contact refresh"). This
+reads the pulled points, and their neighbours, as touching (docs/results.md, "Release-only contact refresh"). This
 script runs the shipped pipeline (``pipeline(image=...)``, the full method, ``--cycles`` cycles) on train-stream
 scenes the regressor was trained on and records every state the estimator is asked about (the start and the result
 of each cycle), with the image evidence it was bound to and the scene's true contacts and true geometry;

@@ -3,7 +3,7 @@
 The estimator is asked, after every cycle, which points touch. Trained on true geometry (jittered) and on the
 regressor's estimate only, it reads a body the contact term has pulled onto the object as touching there, and
 calls its neighbours touching too; the next cycle pulls those in turn, and contact precision falls from N = 2 to
-N = 10 (README, "Release-only contact refresh"). Here each sample is a recorded state, with the scene's
+N = 10 (docs/results.md, "Release-only contact refresh"). Here each sample is a recorded state, with the scene's
 *true* labels as the target, so that a point pulled close is not taken for a contact; a share ``--truth_prob``
 of the samples sees the true geometry jittered by ``--contact_geometry_noise`` metres instead, the estimator's
 original objective. The loss is ``train_regressor.py``'s contact term (BCE of the human, object and floor logits).

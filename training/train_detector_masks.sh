@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stage 7 of the shipped pipeline, on this 2-core CPU (about 25 min; README, "The regressor taught the detector's
+# Stage 7 of the shipped pipeline, on this 2-core CPU (about 25 min; docs/results.md, "The regressor taught the detector's
 # person mask"): the regressor taught the bundled detector's person mask, warm-started from stage 5 of
 # train_shipped.sh (its folder, with the guidance weights in its model_index.json, is the first argument), a
 # control run that differs only in never seeing that mask, then the prior on the new regressor's tokens. Every

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Stage 8 of the shipped pipeline, on this 2-core CPU (about 15 min of rendering and detection, 38 min of regressor and
-# 9 min of prior training; README, "Keypoint input on a frozen backbone: stage 8"): the stage-7 regressor (its
+# 9 min of prior training; docs/results.md, "Keypoint input on a frozen backbone: stage 8"): the stage-7 regressor (its
 # folder, with the guidance weights in its model_index.json, is the first argument; train_shipped.sh passes
 # runs/pipeline7) taught the detected 2D body keypoints with its image backbone frozen (`--freeze_backbone`: weights
 # and BatchNorm statistics kept, no backward pass through it), then the prior on the new regressor's tokens and
 # keypoints. Every random choice depends only on (seed, step, rank), as in train_shipped.sh, yet two runs of this
-# recipe on two machines gave different weights (README, "Two runs of the same recipe"); the shipped ones are the
+# recipe on two machines gave different weights (docs/results.md, "Two runs of the same recipe"); the shipped ones are the
 # second run's, whose training_args.json names scorehoi_diffusers/assets/scorehoi-synthetic as --init_from: stage 7
 # was the shipped folder then.
 #
@@ -19,7 +19,7 @@
 #   PYTHONPATH=training python training/validate_change.py --num-samples 200 --first-index 21000 --cycles 2 \
 #       --modes regressor full --keypoints simulated --pipeline FOLDER      # and --keypoints none; stage 8, stage 7
 #
-# The control (README, "Keypoint input on a frozen backbone: stage 8"): `NO_KEYPOINTS=1` runs the same recipe on the
+# The control (docs/results.md, "Keypoint input on a frozen backbone: stage 8"): `NO_KEYPOINTS=1` runs the same recipe on the
 # same data with the keypoint input left out of both learned parts, into runs/regressorC and runs/pipelineC, so that
 # what the keypoints add can be told from what the extra fine-tuning and the randomised renders add.
 set -euo pipefail

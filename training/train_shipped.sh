@@ -89,13 +89,13 @@ PY
 # Stage 7 (about 25 min): the regressor taught the bundled detector's person mask (half of each batch gets it in place
 # of the render's mask), then the prior on its tokens; the script copies stage 5's guidance weights above into the new
 # folder. Shipped because it passed its validation rule (training/validate_detector_masks.py) and, with the keypoint
-# fit's facing restarts, both real photos face the viewer (README, "The regressor taught the detector's person mask").
+# fit's facing restarts, both real photos face the viewer (docs/results.md, "The regressor taught the detector's person mask").
 bash training/train_detector_masks.sh runs/pipeline5
 
 # Stage 8 (about 1 h): the stage-7 regressor taught the detected 2D body keypoints on a frozen image backbone, on
 # 12000 renders (a third in the randomised style), then the prior on its tokens and keypoints; the script copies
 # stage 7's guidance weights into the new folder. Shipped because it passed the validation rule fixed before its run
-# (README, "Keypoint input on a frozen backbone: stage 8, shipped").
+# (docs/results.md, "Keypoint input on a frozen backbone: stage 8, shipped").
 bash training/train_keypoints_frozen.sh runs/pipeline7
 
 rm -rf scorehoi_diffusers/assets/scorehoi-synthetic && mkdir -p scorehoi_diffusers/assets/scorehoi-synthetic

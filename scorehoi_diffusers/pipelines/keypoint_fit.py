@@ -98,7 +98,7 @@ DEFAULT_RESTART_SCREEN_STEPS = 50
 # standard errors at N = 0 and 2, no more flips; 200 scenes from index 20300, simulated detections and the real
 # detector): it passed, moving one scene with simulated detections. Restarting every sample, and this margin before
 # restarts needed confident landmarks, had failed on scenes 20048-20247 (3.5 % flipped against 1.5 %, all scenes
-# without landmarks). README, "The regressor taught the detector's person mask".
+# without landmarks). docs/results.md, "The regressor taught the detector's person mask".
 DEFAULT_FACING_RESTART_MARGIN = 0.02
 # Confident landmarks (visibility > person_detection.VISIBLE) a sample needs for a facing restart. The check fits a
 # scale and a 2D shift (three unknowns) before it scores, so with fewer landmarks both errors are (nearly) zero: a

@@ -11,8 +11,8 @@ the denoiser always reads a sample whose object part is at the right noise level
 
 Why: the prior's round trip moves a true object by about 1.4 cm (CD_o, N = 2), and the full method lost the object
 to optimisation alone on the synthetic test split; this keeps the prior where it helps (the body) and gives the
-object the optimiser's steps. Measured on 200 validation scenes (README, "The object refined by gradient steps"):
-it keeps the object better at N = 10 but lets bodies and objects overlap more, so it is not the default.
+object the optimiser's steps. Measured on 200 validation scenes (docs/results.md, "The object refined by gradient
+steps"): it keeps the object better at N = 10 but lets bodies and objects overlap more, so it is not the default.
 """
 from __future__ import annotations
 
