@@ -16,7 +16,10 @@ samples) and per-point contact probabilities ``c`` from the contact estimator:
   the person mask's pixels to the nearest projected body point (:mod:`~scorehoi_diffusers.mask_coverage`), so that
   the body fills the mask as well as staying inside it;
 - **keypoints_2d**: robust (Geman-McClure) reprojection error of body points against detected 2D keypoints,
-  weighted by the detector's visibility, in units of the person's box size.
+  weighted by the detector's visibility, in units of the person's box size;
+- **pose_prior**: the body pose's negative log-likelihood under a conventional Gaussian pose prior
+  (:class:`~scorehoi_diffusers.pose_prior.GaussianPosePrior`), computed by the caller from the pose (the pipeline
+  does) and handed in as ``pose_negative_log_likelihood``.
 
 Signed distances are taken as precomputed tensors (negative inside), so this module does not depend on how
 the object or body is represented. Values are not checked for NaN: guidance runs inside the sampling loop,
@@ -50,7 +53,7 @@ DEFAULT_KEYPOINTS_SIGMA = 0.1
 DEFAULT_CAMERA_STEP_SIZE = 0.0001
 # The terms of the guidance loss, each weighed by the GuidanceConfig field of its name (the keys of the terms dict
 # guidance_loss returns).
-TERMS = ("contact", "penetration", "floor", "mask", "mask_coverage", "keypoints_2d")
+TERMS = ("contact", "penetration", "floor", "mask", "mask_coverage", "keypoints_2d", "pose_prior")
 
 
 @dataclass
@@ -62,10 +65,12 @@ class GuidanceConfig:
             ``eps_hat = eps + sqrt(1 - alpha_bar_t) * s_g * grad_{x_t} L``. It is *not* applied by
             :func:`guidance_loss` (which returns ``L``, the weighted sum of the terms); the scheduler applies
             it. ``0`` turns guidance off.
-        contact, penetration, floor, mask, mask_coverage, keypoints_2d: non-negative weights of the terms in
-            ``L``; a term with weight 0 is not computed. ``keypoints_2d`` only acts when keypoints are given, so its
-            non-zero default leaves a run without keypoints unchanged; ``mask_coverage`` (in image diagonals, like
-            ``mask``) only acts with a person mask.
+        contact, penetration, floor, mask, mask_coverage, keypoints_2d, pose_prior: non-negative weights of the
+            terms in ``L``; a term with weight 0 is not computed. ``keypoints_2d`` only acts when keypoints are
+            given, so its non-zero default leaves a run without keypoints unchanged; ``mask_coverage`` (in image
+            diagonals, like ``mask``) only acts with a person mask; ``pose_prior`` weighs the shipped Gaussian pose
+            prior's negative log-likelihood of the body pose (the conventional prior the optimisation-only baseline
+            adds to its loss), 0 by default.
         keypoints_2d_sigma: the Geman-McClure scale of the keypoint term, in units of the person's box size:
             residuals well under it count quadratically, residuals well over it saturate (outliers).
         camera_step_size: step of the camera-translation refinement that runs with keypoints
@@ -101,6 +106,7 @@ class GuidanceConfig:
     mask: float = 0.0
     mask_coverage: float = 0.0
     keypoints_2d: float = DEFAULT_KEYPOINTS_WEIGHT
+    pose_prior: float = 0.0
     keypoints_2d_sigma: float = DEFAULT_KEYPOINTS_SIGMA
     camera_step_size: float = DEFAULT_CAMERA_STEP_SIZE
     contact_threshold: float = 0.02
@@ -507,6 +513,8 @@ class GuidanceInputs:
         keypoints_2d: ``(B, K, 2)`` detected keypoints in the pixels of ``intrinsics``.
         keypoints_2d_visibility: ``(B, K)`` their weights in [0, 1]; all ones when ``None``.
         keypoints_box_size: ``(B,)`` the person's box size in the same pixels; needed with ``keypoints_2d``.
+        pose_negative_log_likelihood: ``(B,)`` the body pose's negative log-likelihood under a pose prior, for the
+            ``pose_prior`` term.
     """
 
     body_points: torch.Tensor
@@ -525,6 +533,7 @@ class GuidanceInputs:
     keypoints_2d: torch.Tensor | None = None
     keypoints_2d_visibility: torch.Tensor | None = None
     keypoints_box_size: torch.Tensor | None = None
+    pose_negative_log_likelihood: torch.Tensor | None = None
 
     def __post_init__(self):
         check_tensor("body_points", self.body_points, (None, None, 3), "(B, N, 3)")
@@ -535,6 +544,9 @@ class GuidanceInputs:
         if self.human_mask_pixels is not None:
             check_tensor("human_mask_pixels", self.human_mask_pixels, (self.body_points.shape[0], None, 2),
                          "(B, M, 2)")
+        if self.pose_negative_log_likelihood is not None:
+            check_tensor("pose_negative_log_likelihood", self.pose_negative_log_likelihood,
+                         (self.body_points.shape[0],), "(B,)")
 
     def upcast(self) -> GuidanceInputs:
         """These inputs with every floating tensor in at least float32 (itself when all already are)."""
@@ -637,6 +649,8 @@ def guidance_loss(
             inputs.to_camera(inputs.keypoints_3d), inputs.intrinsics, inputs.keypoints_2d, visibility,
             inputs.keypoints_box_size, config.keypoints_2d_sigma,
         )
+    if config.pose_prior > 0 and inputs.pose_negative_log_likelihood is not None:
+        terms["pose_prior"] = inputs.pose_negative_log_likelihood
     total = inputs.body_points.new_zeros(inputs.body_points.shape[0])
     for name, value in terms.items():
         total = total + getattr(config, name) * value

@@ -11,13 +11,16 @@ the pipeline's guidance gradient; ``guidance_config.scale`` is not used (the ste
 gradient step, ``guidance_config.camera_step_size``). Like a conventional fitting method it can add a pose prior:
 ``pose_prior_weight`` times the negative log-likelihood of the body pose under
 :class:`~scorehoi_diffusers.pose_prior.GaussianPosePrior` (fitted on training poses only), whose gradient joins the
-step (bounded by ``max_grad_norm`` on its own). The step size and the prior's weight default to the values chosen
+step (bounded by ``max_grad_norm`` on its own); the guidance config's own ``pose_prior`` term (the full method's
+weight of the same prior) is left out of the baseline's loss, so that each method weighs the prior once, by its own
+choice. The step size and the prior's weight default to the values chosen
 on the validation slice for the input at hand: one pair without keypoints, another with them. The
 denoiser is never called. A step size so large that the loss becomes NaN/Inf or a body grows past
 :data:`MAX_BODY_EXTENT` is a ``ValueError``, not a result.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -205,6 +208,9 @@ class GuidanceOptimization:
             image_tokens, contact_estimator, guidance_config, dtype, object_box, person_box, person_detector,
         )
         x0, contacts, config = start.x0, start.contacts, start.config
+        # The baseline's pose prior is its own, at the weight chosen for it on the validation slice (``settings``);
+        # the guidance's ``pose_prior`` weight, the full method's choice, is left out, so the prior counts once.
+        config = dataclasses.replace(config, pose_prior=0.0)
         add_contacts = config.add_contacts if add_contacts is None else add_contacts
 
         step_size, weight = self.settings(keypoints="keypoints_2d" in start.image_evidence)

@@ -408,7 +408,8 @@ def test_guidance_loss_is_the_weighted_sum_and_scale_is_not_applied():
     body, obj = _random_scene()
     total, terms, _, _ = _loss_and_grads(body, obj)
     assert set(terms) == {"contact", "penetration", "floor", "mask", "keypoints_2d"}
-    assert set(terms) == set(TERMS) - {"mask_coverage"}  # that one needs mask pixels (tests/test_mask_coverage.py)
+    # mask_coverage needs mask pixels (tests/test_mask_coverage.py), pose_prior a pose (tests/test_pose_prior_term.py)
+    assert set(terms) == set(TERMS) - {"mask_coverage", "pose_prior"}
     assert all(value.shape == (2,) and (value > 0).all() for value in terms.values())
     expected = sum(getattr(ALL_TERMS, name) * value for name, value in terms.items())
     torch.testing.assert_close(total, expected.detach())

@@ -22,6 +22,20 @@ With ``--contact-thresholds`` the candidates are the pipeline's own guidance wit
 (the distance in metres within which a point labelled "in contact" feels no pull; the metrics count a body point in
 contact within 5 cm), chosen by the same criterion.
 
+With ``--pose-priors`` the candidates are the pipeline's own guidance with only ``pose_prior`` changed (the weight of
+the Gaussian pose prior's negative log-likelihood in the guidance loss, the prior the optimisation-only baseline
+adds to its own loss with a weight chosen for it), chosen by the same criterion.
+
+Asked 2026-12-02, since with keypoints the full method loses CD_h and PA-MPJPE to the optimisation-only baseline,
+which has a conventional pose prior the full method lacked. Rule, fixed before the runs: ``pose_prior`` in {0, 0.003,
+0.01, 0.03, 0.1} by the lowest MPJPE + PA-MPJPE + CD_h + CD_o + penetration depth at N = 2 on 100 fresh validation
+scenes with simulated keypoints (``--keypoints simulated --num-samples 100 --first-index 24800 --cycles 2
+--pose-priors 0 0.003 0.01 0.03 0.1``); if a weight W > 0 wins, it becomes the keypoint guidance's ``pose_prior``
+only if, paired on 200 other fresh scenes (``--keypoints simulated --num-samples 200 --first-index 24900 --cycles 2
+10 --pose-priors 0 W --paired``), W minus 0 is worse by more than two standard errors on none of CD_h, CD_o, contact
+precision, recall and F, PA-MPJPE, MPJPE and penetration depth at N = 2 or 10, and its own N = 10 minus N = 2 is
+worse by more than two standard errors on none of them. The guidance without keypoints keeps 0 (not asked).
+
 With ``--paired`` it also prints, per N, every candidate's paired differences against the first candidate, and each
 candidate's last ``--cycles`` against its first (mean ± standard error over scenes): the check, on other validation
 scenes (``--first-index``), that a choice holds up.
@@ -34,6 +48,8 @@ Run: .venv/bin/python training/choose_guidance.py [--pipeline DIR] [--num-sample
          --cycles 2 10 --contact-decisions none 0.3 --paired
      .venv/bin/python training/choose_guidance.py --keypoints simulated --num-samples 200 --first-index 22500 \
          --cycles 2 10 --contact-thresholds 0.02 0.035 --paired
+     .venv/bin/python training/choose_guidance.py --keypoints simulated --num-samples 100 --first-index 24800 \
+         --cycles 2 --pose-priors 0 0.003 0.01 0.03 0.1
 """
 import argparse
 import dataclasses
@@ -45,7 +61,7 @@ from choose_step_size import CRITERION, KEYPOINT_CRITERION
 from scorehoi_diffusers import GuidanceConfig
 from scorehoi_diffusers.evaluation import evaluate, format_table
 
-PAIRED_METRICS = ("cd_human", "cd_object", "contact_precision", "contact_recall", "penetration_depth",
+PAIRED_METRICS = ("cd_human", "cd_object", "contact_precision", "contact_recall", "contact_f", "penetration_depth",
                   "penetration_volume", "mpjpe", "pa_mpjpe", "facing_error")
 CANDIDATES = {
     "release (s=1)": GuidanceConfig.release(),
@@ -57,7 +73,8 @@ CANDIDATES = {
 }
 # The options that vary one field of the pipeline's own guidance: (argument, GuidanceConfig field, candidate label).
 ONE_FIELD = (("scales", "scale", "s={:g}"), ("contact_decisions", "contact_decision", "contact_decision={}"),
-             ("contact_thresholds", "contact_threshold", "contact_threshold={:g}"))
+             ("contact_thresholds", "contact_threshold", "contact_threshold={:g}"),
+             ("pose_priors", "pose_prior", "pose_prior={:g}"))
 
 
 def main() -> None:
@@ -70,6 +87,8 @@ def main() -> None:
                         help="only change the pipeline guidance's contact_decision ('none' or a probability)")
     parser.add_argument("--contact-thresholds", nargs="*", type=float,
                         help="only change the pipeline guidance's contact_threshold (metres)")
+    parser.add_argument("--pose-priors", nargs="*", type=float,
+                        help="only change the pipeline guidance's pose_prior weight")
     parser.add_argument("--paired", action="store_true",
                         help="print each candidate's paired differences against the first candidate")
     args = parser.parse_args()

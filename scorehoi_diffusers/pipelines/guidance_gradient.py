@@ -17,6 +17,7 @@ from ..camera_refinement import CameraRefinement
 from ..contacts import Contacts
 from ..guidance import GuidanceConfig, GuidanceInputs, clip_gradient_norm, guidance_loss
 from ..objects import ObjectTemplate
+from ..pose_prior import GaussianPosePrior
 
 logger = logging.get_logger(__name__)
 
@@ -26,6 +27,7 @@ class GuidanceGradientMixin:
     ``scheduler``."""
 
     _compiled_guidance_objective: Callable | None = None
+    _pose_prior: GaussianPosePrior | None = None
 
     def _geometry(self, x0: torch.Tensor, camera_translation: torch.Tensor, template: ObjectTemplate,
                   keypoints: bool = False, signed_distances: bool = True):
@@ -44,9 +46,22 @@ class GuidanceGradientMixin:
             return params, body_points, object_points, sdf, blazepose_points(*skinned[1:])
         return params, body_points, object_points, sdf
 
-    def _guidance_inputs(self, geometry, contacts: Contacts, camera_translation, image_evidence):
-        _, body_points, object_points, sdf = geometry[:4]
+    def pose_negative_log_likelihood(self, body_pose: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` negative log-likelihood of ``body_pose (B, 21, 3, 3)`` under the shipped Gaussian pose prior
+        (loaded on first use), for the ``pose_prior`` guidance term."""
+        if self._pose_prior is None:
+            self._pose_prior = GaussianPosePrior.from_file()
+        self._pose_prior = self._pose_prior.to(body_pose.device)
+        return self._pose_prior(body_pose)
+
+    def _guidance_inputs(self, geometry, contacts: Contacts, camera_translation, image_evidence,
+                         guidance_config: GuidanceConfig):
+        params, body_points, object_points, sdf = geometry[:4]
+        pose_nll = None
+        if guidance_config.pose_prior > 0:
+            pose_nll = self.pose_negative_log_likelihood(params.body_pose).to(body_points.dtype)
         return GuidanceInputs(
+            pose_negative_log_likelihood=pose_nll,
             keypoints_3d=geometry[4] if len(geometry) > 4 else None,
             body_points=body_points,
             object_points=object_points,
@@ -71,7 +86,7 @@ class GuidanceGradientMixin:
         :meth:`compile_guidance` compiles)."""
         keypoints = "keypoints_2d" in image_evidence
         geometry = self._geometry(x0, camera_translation, object, keypoints)
-        inputs = self._guidance_inputs(geometry, contacts, camera_translation, image_evidence)
+        inputs = self._guidance_inputs(geometry, contacts, camera_translation, image_evidence, guidance_config)
         return guidance_loss(inputs, guidance_config)[0]
 
     def compile_guidance(self, **compile_kwargs) -> None:

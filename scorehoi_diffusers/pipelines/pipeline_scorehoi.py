@@ -394,7 +394,7 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
             start.camera_translation = start.camera.translation
         keypoints = "keypoints_2d" in start.image_evidence
         geometry = self._geometry(x0, start.camera_translation, start.template, keypoints)
-        inputs = self._guidance_inputs(geometry, contacts, start.camera_translation, start.image_evidence)
+        inputs = self._guidance_inputs(geometry, contacts, start.camera_translation, start.image_evidence, config)
         total, terms = guidance_loss(inputs, config)
         return geometry, total, terms
 
