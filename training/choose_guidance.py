@@ -53,6 +53,8 @@ Run: .venv/bin/python training/choose_guidance.py [--pipeline DIR] [--num-sample
 """
 import argparse
 import dataclasses
+import json
+import os
 
 import torch
 import validation_slice
@@ -89,6 +91,7 @@ def main() -> None:
                         help="only change the pipeline guidance's contact_threshold (metres)")
     parser.add_argument("--pose-priors", nargs="*", type=float,
                         help="only change the pipeline guidance's pose_prior weight")
+    parser.add_argument("--out", help="also write every candidate's evaluation (with per-sample values) to this JSON")
     parser.add_argument("--paired", action="store_true",
                         help="print each candidate's paired differences against the first candidate")
     args = parser.parse_args()
@@ -113,6 +116,10 @@ def main() -> None:
             scores[cycles, name] = sum(row[key] for key in criterion)
             print(format_table([row]), f"{' + '.join(criterion)} = {scores[cycles, name]:.3f} cm", flush=True)
     print(format_table(rows))
+    if args.out:
+        with open(args.out + ".tmp", "w") as handle:
+            json.dump({f"N{cycles}|{name}": row for (cycles, name), row in results.items()}, handle)
+        os.replace(args.out + ".tmp", args.out)
     if args.paired:
         reference, first, last = next(iter(candidates)), args.cycles[0], args.cycles[-1]
         pairs = [((cycles, name), (cycles, reference)) for cycles, name in results if name != reference]
