@@ -9,6 +9,8 @@ nothing is selected on these numbers.
 Usage: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 python training/condition_ablation.py --cycles 2 --keypoints simulated
 """
 import argparse
+import json
+import os
 
 import torch
 
@@ -30,6 +32,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="torch device of the pipeline (both runs use it)")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--out", help="also write both runs (with per-sample values) to this JSON file")
     args = parser.parse_args()
     pipeline = ScoreHOIPipeline.from_pretrained(args.pipeline).to(args.device)
     pipeline.set_progress_bar_config(disable=True)
@@ -54,6 +57,10 @@ def main() -> None:
     print(f"Condition dropped minus kept, full method, N = {args.cycles}, keypoints {args.keypoints}, "
           f"{args.num_samples} test scenes (mean ± standard error, paired):")
     differences = paired_differences(dropped, kept)
+    if args.out:
+        with open(args.out + ".tmp", "w") as handle:
+            json.dump({"kept": kept, "dropped": dropped}, handle)
+        os.replace(args.out + ".tmp", args.out)
     for name in METRICS:
         mean, error = differences[name]["mean"], differences[name]["standard_error"]
         print(f"  {name:18s} {mean:+.4f} ± {error:.4f}  (kept {kept[name]:.3f})")
