@@ -411,7 +411,7 @@ def test_guidance_gradient_is_the_chain_rule_through_x0(pipe, body):
     params = holding_params(2, gap=0.05)
     template = load_object("box")
     contacts = hand_contacts(body, params)
-    config = GuidanceConfig(scale=1.0, contact=0.5, penetration=1.0, floor=0.5)
+    config = GuidanceConfig(scale=1.0, contact=0.5, penetration=1.0, floor=0.5, pose_prior=0.05)
     x0 = pipe.codec.encode(params)
     generator = torch.Generator().manual_seed(3)
     latents = x0 + 0.05 * torch.randn(x0.shape, generator=generator)
@@ -422,7 +422,8 @@ def test_guidance_gradient_is_the_chain_rule_through_x0(pipe, body):
     x_t = latents.clone().requires_grad_(True)
     x0_hat = (x_t - (1 - pipe.scheduler.alphas_cumprod[t]) ** 0.5 * noise) / pipe.scheduler.alphas_cumprod[t] ** 0.5
     geometry = pipe._geometry(x0_hat, params.camera_translation, template)
-    inputs = pipe._guidance_inputs(geometry, contacts, params.camera_translation, {})
+    inputs = pipe._guidance_inputs(geometry, contacts, params.camera_translation, {}, config)
+    assert inputs.pose_negative_log_likelihood is not None  # the pose prior's term is in the chain too
     (expected,) = torch.autograd.grad(guidance_loss(inputs, config)[0].sum(), x_t)
     assert gradient.abs().max() > 0
     torch.testing.assert_close(gradient, expected, rtol=1e-4, atol=1e-6)

@@ -82,3 +82,13 @@ def test_the_optimisation_baseline_weighs_the_prior_by_its_own_weight_only(pipel
         )
 
     assert torch.equal(optimise(0.0).body_vertices, optimise(100.0).body_vertices)
+
+
+def test_the_shipped_pipeline_weighs_the_pose_prior_with_keypoints_only():
+    """The shipped defaults: 0.01 with keypoints (chosen on validation scenes by ``training/choose_guidance.py``'s
+    rule), 0 without them (not asked)."""
+    from scorehoi_diffusers.cli import DEFAULT_PIPELINE
+
+    pipe = ScoreHOIPipeline.from_pretrained(DEFAULT_PIPELINE)
+    assert pipe.default_guidance_config(keypoints=True).pose_prior == 0.01
+    assert pipe.default_guidance_config().pose_prior == 0.0
