@@ -207,7 +207,10 @@ def _guidance_sliders(defaults: GuidanceConfig) -> list:
     sliders = []
     for name in GUIDANCE_WEIGHTS:
         default = getattr(defaults, name)
-        sliders.append(gr.Slider(0.0, max(1.0, 4 * default), value=default, step=0.05,
+        # A step no coarser than a tenth of the default, so that a small default (the pose prior's 0.01) is on the
+        # slider's grid and moving the slider can return to it.
+        step = min(0.05, default / 10) if default > 0 else 0.05
+        sliders.append(gr.Slider(0.0, max(1.0, 4 * default), value=default, step=step,
                                  label="guidance scale" if name == "scale" else f"{name.replace('_', ' ')} weight",
                                  elem_id=f"guidance-{name}"))
     return sliders

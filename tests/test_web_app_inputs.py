@@ -147,3 +147,13 @@ def test_the_space_entry_point_defaults_to_all_addresses_on_7860(monkeypatch):
     monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
     monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
     assert app.space_arguments() == ["app", "--host", "0.0.0.0", "--port", "7860"]
+
+
+def test_every_guidance_slider_starts_on_its_own_grid():
+    """A slider whose step does not divide its default (the pose prior's 0.01 on a 0.05 grid) could not return to
+    it once moved, and might snap it away before the first run."""
+    defaults = GuidanceConfig(pose_prior=0.01, keypoints_2d=1000.0, mask_coverage=100.0, contact=0.75)
+    for slider in web_app._guidance_sliders(defaults):
+        ratio = slider.value / slider.step
+        assert abs(ratio - round(ratio)) < 1e-6, slider.label
+        assert slider.minimum <= slider.value <= slider.maximum
