@@ -72,6 +72,23 @@ def fake_smplh_path(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def untrained_pipeline(fake_smplh_path):
+    """A ``ScoreHOIPipeline`` with a freshly initialised denoiser (torch seed 0) and the fake SMPL-H body, progress
+    bars off: for tests of the guidance and the optimisation baseline, which never need a trained prior."""
+    import torch
+
+    from scorehoi_diffusers.body import BodyModel
+    from scorehoi_diffusers.models.denoiser import ScoreHOIDenoiser
+    from scorehoi_diffusers.pipelines.pipeline_scorehoi import ScoreHOIPipeline
+    from scorehoi_diffusers.schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
+
+    torch.manual_seed(0)
+    pipe = ScoreHOIPipeline(ScoreHOIDenoiser(), GuidedDDIMScheduler(), BodyModel(model_path=str(fake_smplh_path)))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="module")
 def body():
     """The stand-in body, built once per test module."""
     from scorehoi_diffusers import BodyModel

@@ -4,28 +4,22 @@ import pytest
 import torch
 
 import scorehoi_diffusers.optimization_baseline as baseline
-from scorehoi_diffusers.body import BodyModel
 from scorehoi_diffusers.cli import build_parser
 from scorehoi_diffusers.contacts import Contacts
 from scorehoi_diffusers.evaluation import ABLATION_MODES, format_table
 from scorehoi_diffusers.guidance import GuidanceConfig
-from scorehoi_diffusers.models.denoiser import ScoreHOIDenoiser
 from scorehoi_diffusers.optimization_baseline import DEFAULT_STEP_SIZE, GuidanceOptimization
 from scorehoi_diffusers.params import HOIParams, axis_angle_to_matrix
 from scorehoi_diffusers.pipelines.pipeline_output import ScoreHOIPipelineOutput
 from scorehoi_diffusers.pipelines.pipeline_scorehoi import ScoreHOIPipeline
-from scorehoi_diffusers.schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
 
 # Contact and penetration only: the object starts half inside the body, so the loss has somewhere to go.
 CONFIG = GuidanceConfig(scale=1.0, contact=0.5, penetration=1.0, floor=0.0)
 
 
 @pytest.fixture(scope="module")
-def pipeline(fake_smplh_path):
-    torch.manual_seed(0)
-    pipe = ScoreHOIPipeline(ScoreHOIDenoiser(), GuidedDDIMScheduler(), BodyModel(model_path=str(fake_smplh_path)))
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+def pipeline(untrained_pipeline):
+    return untrained_pipeline
 
 
 def initial_params(batch: int = 2) -> HOIParams:

@@ -6,22 +6,11 @@ import torch
 from test_optimization_baseline import CONFIG, bent_params
 from test_pipeline import hand_contacts
 
-from scorehoi_diffusers.body import BodyModel
 from scorehoi_diffusers.guidance import GuidanceConfig, GuidanceInputs, guidance_loss
-from scorehoi_diffusers.models.denoiser import ScoreHOIDenoiser
 from scorehoi_diffusers.objects import load_object
 from scorehoi_diffusers.optimization_baseline import GuidanceOptimization
 from scorehoi_diffusers.pipelines.pipeline_scorehoi import ScoreHOIPipeline
 from scorehoi_diffusers.pose_prior import GaussianPosePrior
-from scorehoi_diffusers.schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
-
-
-@pytest.fixture(scope="module")
-def pipeline(fake_smplh_path):
-    torch.manual_seed(0)
-    pipe = ScoreHOIPipeline(ScoreHOIDenoiser(), GuidedDDIMScheduler(), BodyModel(model_path=str(fake_smplh_path)))
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 def test_the_term_is_the_given_likelihood_weighted_and_absent_at_weight_zero_or_without_it():
@@ -40,30 +29,30 @@ def test_the_term_is_the_given_likelihood_weighted_and_absent_at_weight_zero_or_
         GuidanceConfig(pose_prior=-1.0)
 
 
-def test_its_gradient_is_the_weighted_gradient_of_the_priors_likelihood(pipeline):
+def test_its_gradient_is_the_weighted_gradient_of_the_priors_likelihood(untrained_pipeline):
     """∇_{x0} of the guidance with the term = ∇ without it + weight · ∇_{x0} NLL(decode(x0).body_pose)."""
     template = load_object("box")
     params = bent_params()
-    x0 = pipeline.codec.encode(params)
+    x0 = untrained_pipeline.codec.encode(params)
     camera = torch.zeros(2, 3)
-    contacts = hand_contacts(pipeline.body_model, params)
+    contacts = hand_contacts(untrained_pipeline.body_model, params)
 
     def gradient(weight):
         config = dataclasses.replace(CONFIG, pose_prior=weight)
-        return pipeline.guidance_x0_gradient(x0, template, camera, contacts, {}, config)
+        return untrained_pipeline.guidance_x0_gradient(x0, template, camera, contacts, {}, config)
 
     with torch.enable_grad():
         leaf = x0.clone().requires_grad_(True)
-        nll = GaussianPosePrior.from_file()(pipeline.codec.decode(leaf).body_pose)
+        nll = GaussianPosePrior.from_file()(untrained_pipeline.codec.decode(leaf).body_pose)
         (expected,) = torch.autograd.grad(nll.sum(), leaf)
     torch.testing.assert_close(gradient(0.3) - gradient(0.0), 0.3 * expected, rtol=1e-4, atol=1e-5)
     assert expected.abs().sum() > 0
 
 
-def test_the_pipeline_reports_the_term_and_pulls_the_pose_towards_training_poses(pipeline):
+def test_the_pipeline_reports_the_term_and_pulls_the_pose_towards_training_poses(untrained_pipeline):
     def refine(weight):
         config = dataclasses.replace(CONFIG, scale=1.0, pose_prior=weight)
-        return pipeline(initial_params=bent_params(), object="box", num_cycles=2, guidance_config=config,
+        return untrained_pipeline(initial_params=bent_params(), object="box", num_cycles=2, guidance_config=config,
                         generator=torch.Generator().manual_seed(0), output_type="pt")
 
     without, with_prior = refine(0.0), refine(5.0)
@@ -73,11 +62,11 @@ def test_the_pipeline_reports_the_term_and_pulls_the_pose_towards_training_poses
     assert with_prior.guidance_term_history["pose_prior"].shape == (2, 2)
 
 
-def test_the_optimisation_baseline_weighs_the_prior_by_its_own_weight_only(pipeline):
+def test_the_optimisation_baseline_weighs_the_prior_by_its_own_weight_only(untrained_pipeline):
     """The guidance's `pose_prior` weight is the full method's: the baseline leaves it out of its loss."""
     def optimise(guidance_weight):
         config = dataclasses.replace(CONFIG, pose_prior=guidance_weight)
-        return GuidanceOptimization(pipeline, 1e-4, 0.0)(
+        return GuidanceOptimization(untrained_pipeline, 1e-4, 0.0)(
             initial_params=bent_params(), object="box", num_cycles=1, guidance_config=config
         )
 
