@@ -50,7 +50,9 @@ def fresh_pipe():
 @pytest.mark.parametrize("with_keypoints, mask_coverage", [(False, 0.0), (True, 100.0)])
 def test_compiled_guidance_is_one_graph_with_the_eager_gradient(fresh_pipe, with_keypoints, mask_coverage):
     torch._dynamo.reset()
-    kwargs = {"guidance_config": replace(fresh_pipe.default_guidance_config(), mask_coverage=mask_coverage)}
+    # The keypoint guidance (its Gaussian pose prior term too) with keypoints, the guidance without them otherwise.
+    defaults = fresh_pipe.default_guidance_config(keypoints=with_keypoints)
+    kwargs = {"guidance_config": replace(defaults, mask_coverage=mask_coverage)}
     if with_keypoints:
         height, width = picture("image.png").shape[:2]
         rng = np.random.default_rng(0)
@@ -75,6 +77,8 @@ def test_compiled_guidance_is_one_graph_with_the_eager_gradient(fresh_pipe, with
             camera.translation = start.clone()
         without = fresh_pipe.guidance_x0_gradient(*args[:5], replace(config, mask_coverage=0.0), *args[6:], **kw)
         assert not torch.allclose(without, eager, rtol=1e-3, atol=1e-6)
+    assert (config.pose_prior > 0) == with_keypoints
+    fresh_pipe._pose_prior = None  # as in a new process: the prior's file not read yet when compiling
     fresh_pipe.compile_guidance(backend="aot_eager", fullgraph=True)  # fullgraph: a graph break is an error
     compiled, compiled_camera = gradient()
     assert eager.abs().max() > 0

@@ -46,13 +46,19 @@ class GuidanceGradientMixin:
             return params, body_points, object_points, sdf, blazepose_points(*skinned[1:])
         return params, body_points, object_points, sdf
 
-    def pose_negative_log_likelihood(self, body_pose: torch.Tensor) -> torch.Tensor:
-        """``(B,)`` negative log-likelihood of ``body_pose (B, 21, 3, 3)`` under the shipped Gaussian pose prior
-        (loaded on first use), for the ``pose_prior`` guidance term."""
+    def _loaded_pose_prior(self) -> GaussianPosePrior:
+        """The shipped Gaussian pose prior, read from its file on first use."""
         if self._pose_prior is None:
             self._pose_prior = GaussianPosePrior.from_file()
-        self._pose_prior = self._pose_prior.to(body_pose.device)
-        return self._pose_prior(body_pose)
+        return self._pose_prior
+
+    def pose_negative_log_likelihood(self, body_pose: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` negative log-likelihood of ``body_pose (B, 21, 3, 3)`` under the shipped Gaussian pose prior,
+        for the ``pose_prior`` guidance term."""
+        prior = self._loaded_pose_prior()
+        if prior.mean.device != body_pose.device:
+            prior = self._pose_prior = prior.to(body_pose.device)
+        return prior(body_pose)
 
     def _guidance_inputs(self, geometry, contacts: Contacts, camera_translation, image_evidence,
                          guidance_config: GuidanceConfig):
@@ -106,6 +112,8 @@ class GuidanceGradientMixin:
             **compile_kwargs: passed to ``torch.compile`` (e.g. ``mode``, ``backend``, ``fullgraph``, ``dynamic``).
         """
         compile_kwargs.setdefault("dynamic", False)
+        # Read the pose prior's file now: a file read while the loss is being traced would break the graph.
+        self._loaded_pose_prior()
         self._compiled_guidance_objective = torch.compile(self.guidance_objective, **compile_kwargs)
 
     def guidance_gradient(

@@ -186,8 +186,9 @@ class KeypointFit:
 
     def image_config(self, config: GuidanceConfig) -> GuidanceConfig:
         """``config`` with only the image terms on (keypoints at this fit's ``sigma``, mask as configured); the
-        fit's own ``coverage`` weighs the mask-coverage term, so the cycles' ``mask_coverage`` is off."""
-        return dataclasses.replace(config, contact=0.0, penetration=0.0, floor=0.0, mask_coverage=0.0,
+        fit's own ``coverage`` weighs the mask-coverage term, so the cycles' ``mask_coverage`` is off, and its own
+        robust pose prior replaces the cycles' Gaussian ``pose_prior``."""
+        return dataclasses.replace(config, contact=0.0, penetration=0.0, floor=0.0, mask_coverage=0.0, pose_prior=0.0,
                                    keypoints_2d_sigma=self.sigma)
 
     def __call__(
