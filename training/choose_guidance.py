@@ -54,13 +54,13 @@ Run: .venv/bin/python training/choose_guidance.py [--pipeline DIR] [--num-sample
 import argparse
 import dataclasses
 import json
-import os
 
 import torch
 import validation_slice
 from choose_step_size import CRITERION, KEYPOINT_CRITERION
 
 from scorehoi_diffusers import GuidanceConfig
+from scorehoi_diffusers.atomic_files import atomic_write_bytes
 from scorehoi_diffusers.evaluation import evaluate, format_table
 
 PAIRED_METRICS = ("cd_human", "cd_object", "contact_precision", "contact_recall", "contact_f", "penetration_depth",
@@ -117,9 +117,8 @@ def main() -> None:
             print(format_table([row]), f"{' + '.join(criterion)} = {scores[cycles, name]:.3f} cm", flush=True)
     print(format_table(rows))
     if args.out:
-        with open(args.out + ".tmp", "w") as handle:
-            json.dump({f"N{cycles}|{name}": row for (cycles, name), row in results.items()}, handle)
-        os.replace(args.out + ".tmp", args.out)
+        rows_by_name = {f"N{cycles}|{name}": row for (cycles, name), row in results.items()}
+        atomic_write_bytes(args.out, json.dumps(rows_by_name).encode())
     if args.paired:
         reference, first, last = next(iter(candidates)), args.cycles[0], args.cycles[-1]
         pairs = [((cycles, name), (cycles, reference)) for cycles, name in results if name != reference]

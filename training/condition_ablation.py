@@ -10,11 +10,11 @@ Usage: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 python training/condition_ablati
 """
 import argparse
 import json
-import os
 
 import torch
 
 from scorehoi_diffusers import ScoreHOIPipeline
+from scorehoi_diffusers.atomic_files import atomic_write_bytes
 from scorehoi_diffusers.cli import DEFAULT_PIPELINE
 from scorehoi_diffusers.data.synthetic import synthetic_split
 from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate, paired_differences
@@ -58,9 +58,7 @@ def main() -> None:
           f"{args.num_samples} test scenes (mean ± standard error, paired):")
     differences = paired_differences(dropped, kept)
     if args.out:
-        with open(args.out + ".tmp", "w") as handle:
-            json.dump({"kept": kept, "dropped": dropped}, handle)
-        os.replace(args.out + ".tmp", args.out)
+        atomic_write_bytes(args.out, json.dumps({"kept": kept, "dropped": dropped}).encode())
     for name in METRICS:
         mean, error = differences[name]["mean"], differences[name]["standard_error"]
         print(f"  {name:18s} {mean:+.4f} ± {error:.4f}  (kept {kept[name]:.3f})")

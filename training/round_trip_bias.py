@@ -29,13 +29,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 
 import numpy as np
 import torch
 from validate_keypoints import StartFromTruth
 from validation_slice import add_arguments, load_slice
 
+from scorehoi_diffusers.atomic_files import atomic_write_bytes
 from scorehoi_diffusers.data.schema import sample_to_params
 from scorehoi_diffusers.evaluation import _MPJPE_JOINTS as JOINTS
 from scorehoi_diffusers.evaluation import RegressorEstimate
@@ -123,10 +123,7 @@ def main() -> None:
             row = results[name][part]
             print(f"{name}, {part}: bias {row['bias_cm']:.4f} cm (no-bias flips: {row['null_bias_mean_cm']:.4f}),"
                   f" scatter {row['scatter_cm']:.4f} cm, p = {row['p_value']:.4f}", flush=True)
-        temporary = args.out + ".tmp"
-        with open(temporary, "w") as handle:
-            json.dump(results, handle, indent=2)
-        os.replace(temporary, args.out)
+        atomic_write_bytes(args.out, json.dumps(results, indent=2).encode())
 
 
 if __name__ == "__main__":
