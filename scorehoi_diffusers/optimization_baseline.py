@@ -138,7 +138,7 @@ class GuidanceOptimization:
         """Negative log-likelihood ``(B,)`` of the body pose in ``x0`` ``(B, 331)`` under the pose prior (the shipped
         one, loaded on first use, unless one was given)."""
         if self.pose_prior is None:
-            self.pose_prior = GaussianPosePrior.from_file()
+            self.pose_prior = self.pipeline.gaussian_pose_prior()
         self.pose_prior = self.pose_prior.to(x0.device)
         return self.pose_prior(self.pipeline.codec.decode(x0).body_pose)
 

@@ -46,8 +46,9 @@ class GuidanceGradientMixin:
             return params, body_points, object_points, sdf, blazepose_points(*skinned[1:])
         return params, body_points, object_points, sdf
 
-    def _loaded_pose_prior(self) -> GaussianPosePrior:
-        """The shipped Gaussian pose prior, read from its file on first use."""
+    def gaussian_pose_prior(self) -> GaussianPosePrior:
+        """The shipped Gaussian pose prior, read from its file on first use (the ``pose_prior`` guidance term's, and
+        the optimisation-only baseline's unless it is given another)."""
         if self._pose_prior is None:
             self._pose_prior = GaussianPosePrior.from_file()
         return self._pose_prior
@@ -55,7 +56,7 @@ class GuidanceGradientMixin:
     def pose_negative_log_likelihood(self, body_pose: torch.Tensor) -> torch.Tensor:
         """``(B,)`` negative log-likelihood of ``body_pose (B, 21, 3, 3)`` under the shipped Gaussian pose prior,
         for the ``pose_prior`` guidance term."""
-        prior = self._loaded_pose_prior()
+        prior = self.gaussian_pose_prior()
         if prior.mean.device != body_pose.device:
             prior = self._pose_prior = prior.to(body_pose.device)
         return prior(body_pose)
@@ -113,7 +114,7 @@ class GuidanceGradientMixin:
         """
         compile_kwargs.setdefault("dynamic", False)
         # Read the pose prior's file now: a file read while the loss is being traced would break the graph.
-        self._loaded_pose_prior()
+        self.gaussian_pose_prior()
         self._compiled_guidance_objective = torch.compile(self.guidance_objective, **compile_kwargs)
 
     def guidance_gradient(
