@@ -91,6 +91,10 @@ class GuidanceConfig:
             each). ``0`` is the paper's plain DDIM inversion; ``k > 0`` makes inversion the exact inverse of unguided
             denoising, so a cycle without guidance returns to its start (``ddim_inversion.invert``; needs an
             ``epsilon``-predicting scheduler). The pipeline's ``inversion_iterations`` argument overrides it.
+        direct_inversion: whether each denoising step adds direct inversion's correction (Ju et al., ICLR 2024):
+            the gap between the inversion's recorded path and the unguided step back along it
+            (``ddim_inversion.inversion_offsets``), so that a cycle without guidance returns exactly to its start
+            whatever ``inversion_iterations`` is. One more denoiser pass per cycle.
         up_axis: the "up" direction in the points' frame (camera axes); the default ``(0, -1, 0)`` is up for
             an upright OpenCV camera (y down). Normalised internally.
         floor_plane: optional user floor ``(nx, ny, nz, d)`` in camera space, ``n . p + d = 0`` with ``n``
@@ -113,6 +117,7 @@ class GuidanceConfig:
     contact_decision: float | None = None
     add_contacts: bool = True
     inversion_iterations: int = 0
+    direct_inversion: bool = False
     up_axis: tuple[float, float, float] = (0.0, -1.0, 0.0)
     floor_plane: tuple[float, float, float, float] | None = None
     max_grad_norm: float | None = None
@@ -157,6 +162,8 @@ class GuidanceConfig:
         if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 0:
             raise ValueError(f"GuidanceConfig.inversion_iterations must be an integer >= 0, got {iterations!r}.")
         self.inversion_iterations = int(iterations)
+        if not isinstance(self.direct_inversion, bool):
+            raise ValueError(f"GuidanceConfig.direct_inversion must be True or False, got {self.direct_inversion!r}.")
         # Tuples (not lists) so that configs loaded from JSON compare equal to the defaults.
         self.up_axis = _float_tuple(self.up_axis, 3, "up_axis")
         if math.hypot(*self.up_axis) == 0:

@@ -27,6 +27,7 @@ Usage: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 PYTHONPATH=training python train
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 
@@ -44,15 +45,19 @@ from scorehoi_diffusers.objects import load_object
 
 
 def round_trip_displacements(pipeline, data, num_cycles: int, inversion_iterations: int | None = None,
-                             batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """Per-scene displacements of the unguided round trip from the truth (``inversion_iterations``: the
-    pipeline's, ``None`` for the shipped configuration's).
+                             batch_size: int = 16, direct_inversion: bool | None = None
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-scene displacements of the unguided round trip from the truth (``inversion_iterations`` and
+    ``direct_inversion``: the pipeline's, ``None`` for the shipped configuration's).
 
     Returns:
         ``(joints, object)``: ``(S, 22, 3)`` root-relative body-joint displacements and ``(S, 3)`` object
         translation displacements (camera space), in cm, in the slice's row order.
     """
     start = StartFromTruth(RegressorEstimate(pipeline))
+    config = pipeline.default_guidance_config(keypoints=False)
+    if direct_inversion is not None:
+        config = dataclasses.replace(config, direct_inversion=direct_inversion)
     names = np.asarray(data["object_name"])
     joints = np.zeros((len(data), JOINTS.stop, 3))
     objects = np.zeros((len(data), 3))
@@ -65,7 +70,7 @@ def round_trip_displacements(pipeline, data, num_cycles: int, inversion_iteratio
             batch["index"], batch["object"] = index, template
             params, _, _, _, call = start(batch)
             output = pipeline(initial_params=params, object=template, num_cycles=num_cycles, guidance_scale=0.0,
-                              inversion_iterations=inversion_iterations,
+                              inversion_iterations=inversion_iterations, guidance_config=config,
                               generator=torch.Generator().manual_seed(0), output_type="pt", **call)
             truth = sample_to_params(batch)
             with torch.no_grad():
@@ -107,6 +112,8 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, nargs="+", default=[2, 10])
     parser.add_argument("--inversion-iterations", type=int, nargs="+", default=[-1],
                         help="fixed-point iterations per inversion step; -1: the shipped configuration's")
+    parser.add_argument("--direct-inversion", choices=("shipped", "on", "off"), default="shipped",
+                        help="direct inversion's path correction: the shipped configuration's, or on/off")
     parser.add_argument("--flips", type=int, default=10000)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -114,9 +121,12 @@ def main() -> None:
     pipeline, data = load_slice(args)
     results = {"arguments": vars(args)}
     for cycles, k in itertools.product(args.cycles, args.inversion_iterations):
-        joints, objects = round_trip_displacements(pipeline, data, cycles, None if k < 0 else k)
+        direct = {"shipped": None, "on": True, "off": False}[args.direct_inversion]
+        joints, objects = round_trip_displacements(pipeline, data, cycles, None if k < 0 else k,
+                                                   direct_inversion=direct)
         generator = np.random.default_rng(0)
         name = f"N{cycles}" + ("" if k < 0 else f"_k{k}")
+        name += "" if direct is None else f"_direct_{args.direct_inversion}"
         results[name] = {"body": sign_flip_test(joints, args.flips, generator),
                          "object": sign_flip_test(objects, args.flips, generator)}
         for part in ("body", "object"):

@@ -35,7 +35,7 @@ from ..person_detection import PersonDetector
 from ..precision import geometry_dtype, upcast
 from ..safetensors_only import check_safetensors_only, safetensors_kwargs
 from ..schedulers.scheduling_guided_ddim import GuidedDDIMScheduler
-from .ddim_inversion import check_inversion_iterations, cycle_inversion_iterations, invert
+from .ddim_inversion import check_inversion_iterations, cycle_inversion_iterations, inversion_offsets, invert
 from .guidance_gradient import GuidanceGradientMixin
 from .hub import PUSH_KWARGS, push_pipeline_to_hub, upload_pipeline_folder, write_hub_files
 from .keypoint_fit import KeypointFit
@@ -598,7 +598,12 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
                 object_steps = None if object_step_size is None else ObjectGradientSteps(self, x0, object_step_size)
                 guide = self if object_steps is None else object_steps
                 iterations = cycle_inversion_iterations(inversion_iterations, cycle)
-                latents = invert(predict_noise, self.scheduler, x0, grid, iterations, progress.update)
+                offsets = {}
+                if config.direct_inversion:
+                    path = invert(predict_noise, self.scheduler, x0, grid, iterations, progress.update, True)
+                    latents, offsets = path.samples[-1], inversion_offsets(self.scheduler, path)
+                else:
+                    latents = invert(predict_noise, self.scheduler, x0, grid, iterations, progress.update)
                 for t, t_prev in zip(reversed(grid[1:]), reversed(grid[:-1])):
                     noise = predict_noise(latents, t)
                     gradient = None
@@ -611,6 +616,8 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
                         noise, t, latents, eta=eta, generator=generator,
                         guidance_gradient=gradient, guidance_scale=scale,
                     ).prev_sample
+                    if t in offsets:
+                        latents = latents + offsets[t]
                     if object_steps is not None:
                         latents = object_steps.replace(latents, noise, t_prev)
                     if callback_on_step_end is not None:
