@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 
@@ -50,6 +49,7 @@ import torch
 from validate_keypoints import StartFromTruth
 from validation_slice import add_arguments, load_slice
 
+from scorehoi_diffusers.atomic_files import atomic_write_bytes
 from scorehoi_diffusers.data.synthetic import sample_params
 from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate, paired_differences
 from scorehoi_diffusers.pipelines.noise_prediction import NoisePrediction
@@ -96,10 +96,7 @@ def wall_time(pipeline, repeats: int, **call) -> float:
 
 def save(path: str, content: dict) -> None:
     """Write ``content`` as JSON atomically (after every row, so a long run keeps what it measured)."""
-    temporary = path + ".tmp"
-    with open(temporary, "w") as handle:
-        json.dump(content, handle, indent=2)
-    os.replace(temporary, path)
+    atomic_write_bytes(path, json.dumps(content, indent=2).encode())
 
 
 def summary(row: dict, keys) -> str:

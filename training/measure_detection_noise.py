@@ -27,6 +27,7 @@ import time
 import numpy as np
 import torch
 
+from scorehoi_diffusers.atomic_files import atomic_write_bytes
 from scorehoi_diffusers.body import BodyModel, blazepose_points
 from scorehoi_diffusers.camera import project_points
 from scorehoi_diffusers.data.schema import sample_to_params
@@ -127,10 +128,7 @@ def main() -> None:
         "seconds": round(time.time() - start, 1),
     }
     text = json.dumps(report, indent=2) + "\n"
-    temporary = args.out + ".tmp"
-    with open(temporary, "w") as handle:
-        handle.write(text)
-    os.replace(temporary, args.out)
+    atomic_write_bytes(args.out, text.encode())
     print(text)
 
 

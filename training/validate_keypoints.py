@@ -18,6 +18,7 @@ import os
 import sys
 
 from scorehoi_diffusers import ScoreHOIPipeline
+from scorehoi_diffusers.atomic_files import atomic_write_bytes
 from scorehoi_diffusers.data.synthetic import generate_dataset
 from scorehoi_diffusers.evaluation import NoisyGroundTruth, RegressorEstimate, evaluate, paired_differences
 
@@ -84,10 +85,8 @@ def main() -> None:
             print(f"{folder} - {reference}, {name}: " + " ".join(
                 f"{key}={diff[key]['mean']:+.4g}±{diff[key]['standard_error'] or 0:.2g}" for key in REPORTED
                 if key in diff))
-    temporary = args.out + ".tmp"
-    with open(temporary, "w") as handle:
-        json.dump({"results": results, "paired_differences_vs_first": differences}, handle, indent=2)
-    os.replace(temporary, args.out)
+    atomic_write_bytes(args.out, json.dumps({"results": results, "paired_differences_vs_first": differences},
+                                            indent=2).encode())
 
 
 if __name__ == "__main__":
