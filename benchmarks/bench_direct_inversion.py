@@ -2,7 +2,8 @@
 
 Three settings of the guidance without keypoints: exact inversion with one fixed-point iteration (ten more denoiser
 passes per cycle than plain inversion; the shipped setting before direct inversion was asked), direct inversion on
-plain inversion (one more pass per cycle), and plain inversion alone.
+plain inversion (no extra pass: the first denoising step reuses the path's top noise), and plain
+inversion alone.
 
 The shipped pipeline, synthetic scenes' parameters (seed 0, train stream, ``--first-index``) as the initial estimate,
 the pipeline's guidance without keypoints with only ``direct_inversion`` and ``inversion_iterations`` changed;

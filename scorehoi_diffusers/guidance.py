@@ -93,8 +93,8 @@ class GuidanceConfig:
             ``epsilon``-predicting scheduler). The pipeline's ``inversion_iterations`` argument overrides it.
         direct_inversion: whether each denoising step adds direct inversion's correction (Ju et al., ICLR 2024):
             the gap between the inversion's recorded path and the unguided step back along it
-            (``ddim_inversion.inversion_offsets``), so that a cycle without guidance returns exactly to its start
-            whatever ``inversion_iterations`` is. One more denoiser pass per cycle.
+            (``ddim_inversion.inversion_offsets``), so that a cycle without guidance (η = 0, the object denoised by
+            the prior) returns exactly to its start whatever ``inversion_iterations`` is. No extra denoiser pass.
         up_axis: the "up" direction in the points' frame (camera axes); the default ``(0, -1, 0)`` is up for
             an upright OpenCV camera (y down). Normalised internally.
         floor_plane: optional user floor ``(nx, ny, nz, d)`` in camera space, ``n . p + d = 0`` with ``n``

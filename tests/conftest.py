@@ -118,3 +118,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def scheduler():
+    """A `GuidedDDIMScheduler` set to the default refinement grid, t_start 50, stride 5."""
+    from scorehoi_diffusers import GuidedDDIMScheduler
+
+    scheduler = GuidedDDIMScheduler()
+    scheduler.set_refinement_timesteps(50, 5)
+    return scheduler

@@ -3,17 +3,10 @@ import pytest
 import torch
 from test_exact_inversion import GRID, denoise, run_counting_passes, toy_noise
 
-from scorehoi_diffusers import GuidanceConfig, GuidedDDIMScheduler, ScoreHOIPipeline
+from scorehoi_diffusers import GuidanceConfig, ScoreHOIPipeline
 from scorehoi_diffusers.cli import DEFAULT_PIPELINE
 from scorehoi_diffusers.data.synthetic import sample_params
 from scorehoi_diffusers.pipelines.ddim_inversion import InversionPath, inversion_offsets, invert
-
-
-@pytest.fixture
-def scheduler():
-    scheduler = GuidedDDIMScheduler()
-    scheduler.set_refinement_timesteps(50, 5)
-    return scheduler
 
 
 def denoise_with_offsets(scheduler, path: InversionPath, predict) -> torch.Tensor:
@@ -53,12 +46,18 @@ def test_offsets_are_zero_when_the_inversion_is_already_exact(scheduler):
     assert max(offset.abs().max().item() for offset in inversion_offsets(scheduler, path).values()) < 1e-12
 
 
-def test_direct_inversion_costs_one_denoiser_pass_per_cycle(pipe, monkeypatch):
+def test_direct_inversion_costs_no_extra_denoiser_pass(pipe, monkeypatch):
+    """The noise the inversion reads at the path's top is reused by the first denoising step (were it the wrong
+    noise, the round trips below would not close)."""
     steps = len(GRID) - 1
     _, plain = run_counting_passes(pipe, monkeypatch, 2, guidance_config=GuidanceConfig())
     _, direct = run_counting_passes(pipe, monkeypatch, 2, guidance_config=GuidanceConfig(direct_inversion=True))
-    assert plain == 2 * 2 * steps
-    assert direct == plain + 2
+    assert plain == direct == 2 * 2 * steps
+
+
+def test_an_old_config_without_the_field_loads_with_direct_inversion_off():
+    config = GuidanceConfig.from_dict({"scale": 10.0, "inversion_iterations": 1})
+    assert config.direct_inversion is False
 
 
 def test_direct_inversion_changes_the_guided_result_but_stays_deterministic(pipe):

@@ -35,13 +35,6 @@ def run_counting_passes(pipe, monkeypatch, num_cycles: int, **kwargs) -> tuple:
     return output, len(passes)
 
 
-@pytest.fixture
-def scheduler():
-    scheduler = GuidedDDIMScheduler()
-    scheduler.set_refinement_timesteps(50, 5)
-    return scheduler
-
-
 def test_fixed_point_iterations_make_denoising_return_to_the_start(scheduler):
     x0 = torch.randn(3, 331, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     errors = [(denoise(scheduler, invert(toy_noise, scheduler, x0, GRID, k), toy_noise) - x0).abs().max().item()

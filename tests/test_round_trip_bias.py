@@ -49,3 +49,18 @@ def test_exact_inversion_shrinks_the_measured_round_trip():
     assert plain > 0.05  # cm: the plain round trip moves the body
     assert exact < plain / 5
     assert np.linalg.norm(exact_object, axis=-1).mean() < np.linalg.norm(plain_object, axis=-1).mean() / 5
+
+
+def test_direct_inversion_and_the_keypoint_condition_are_the_scripts_options():
+    """``direct_inversion=True`` returns the truth (to float precision, cm); with ``keypoints`` the simulated
+    detections enter the condition and the keypoint guidance's plain inversion moves it, the keypoint fit off."""
+    pipeline = ScoreHOIPipeline.from_pretrained(DEFAULT_PIPELINE)
+    pipeline.set_progress_bar_config(disable=True)
+    data = generate_dataset(2, seed=0, split="train", start=24600, image_size=192, body=pipeline.body_model,
+                            progress=False)
+    direct_joints, direct_object = round_trip_displacements(pipeline, data, 1, direct_inversion=True)
+    assert np.abs(direct_joints).max() < 1e-4 and np.abs(direct_object).max() < 1e-4
+    keypoint_joints, _ = round_trip_displacements(pipeline, data, 1, keypoints=True)
+    direct_keypoint_joints, _ = round_trip_displacements(pipeline, data, 1, keypoints=True, direct_inversion=True)
+    assert np.abs(keypoint_joints).max() > 1e-2
+    assert np.abs(direct_keypoint_joints).max() < 1e-4

@@ -87,3 +87,16 @@ def test_the_check_catches_a_bad_string_default(tmp_path, monkeypatch):
     )
     with pytest.raises(ValueError, match="could not convert"):
         _check_defaults(_parser_of(script, monkeypatch), script.name)
+
+
+def test_choose_guidance_reads_named_configs_and_names_a_bad_one():
+    sys.path.insert(0, str(REPO / "training"))
+    from choose_guidance import named_config
+
+    assert named_config("shipped:") == ("shipped", {})
+    assert named_config("direct:direct_inversion=true,inversion_iterations=0") == (
+        "direct", {"direct_inversion": True, "inversion_iterations": 0})
+    for text, message in (("direct", "NAME:FIELD=VALUE"), ("x:bogus=1", "'bogus' is not a GuidanceConfig field"),
+                          ("x:scale=abc", "must be JSON")):
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            named_config(text)

@@ -109,12 +109,20 @@ ONE_FIELD = (("scales", "scale", "s={:g}"), ("contact_decisions", "contact_decis
 
 def named_config(text: str) -> tuple[str, dict]:
     """``NAME:FIELD=VALUE,FIELD=VALUE`` (VALUE read as JSON) -> ``(NAME, {FIELD: VALUE})``; ``NAME:`` changes
-    nothing."""
-    name, _, assignments = text.partition(":")
+    nothing. An unknown field or a value that is not JSON is an ``argparse`` error naming it."""
+    name, colon, assignments = text.partition(":")
+    if not name or not colon:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME:FIELD=VALUE,... (NAME: alone for no change)")
+    known = {field.name for field in dataclasses.fields(GuidanceConfig)}
     changes = {}
     for assignment in filter(None, assignments.split(",")):
         field, _, value = assignment.partition("=")
-        changes[field] = json.loads(value)
+        if field not in known:
+            raise argparse.ArgumentTypeError(f"{field!r} is not a GuidanceConfig field; known: {sorted(known)}")
+        try:
+            changes[field] = json.loads(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{field}={value!r}: the value must be JSON (true, 0.5, null)") from None
     return name, changes
 
 
@@ -137,6 +145,10 @@ def main() -> None:
     parser.add_argument("--paired", action="store_true",
                         help="print each candidate's paired differences against the first candidate")
     args = parser.parse_args()
+    if args.configs and any(getattr(args, option) for option, _, _ in ONE_FIELD):
+        parser.error("--configs replaces the candidates; give it alone, without --scales and the like")
+    if args.configs and len({name for name, _ in args.configs}) < len(args.configs):
+        parser.error("--configs: every candidate needs its own NAME")
     torch.set_num_threads(1)
     keypoints = None if args.keypoints == "none" else args.keypoints
     criterion = CRITERION if keypoints is None else KEYPOINT_CRITERION

@@ -7,7 +7,9 @@ above zero whenever the scenes scatter, even with no pull in any direction. This
 read):
 
 - each scene's ground truth (its pictures as the condition, no keypoints, so no keypoint fit moves the start) goes
-  through N cycles of the shipped pipeline with guidance off (``evaluate``'s ``"prior"`` mode);
+  through N cycles of the shipped pipeline with guidance off (``evaluate``'s ``"prior"`` mode); with ``--keypoints
+  simulated`` the condition also holds seeded simulated detections and the configuration is the keypoint guidance's
+  (plain inversion as shipped), its keypoint term off so that still no keypoint fit moves the start;
 - body: the root-relative displacement ``d_sj`` of each of MPJPE's 22 joints j (root and body) in each scene s
   (cm); the bias of joint j is ``mean_s d_sj``, a 3-vector, and the statistic is its length averaged over joints,
   ``B = mean_j |mean_s d_sj|``; the scatter is the MPJPE, ``mean_s mean_j |d_sj|``;
@@ -22,7 +24,8 @@ The answer for issue 17: "does not move on average" holds if p is large (the bia
 scatter of a sample this size); B / scatter says how much of the per-scene movement is a shared pull.
 
 Usage: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 PYTHONPATH=training python training/round_trip_bias.py \
-           --num-samples 200 --first-index 24600 --cycles 2 10 [--inversion-iterations -1 0] --out round_trip_bias.json
+           --num-samples 200 --first-index 24600 --cycles 2 10 [--inversion-iterations -1 0] \
+           [--direct-inversion on] [--keypoints simulated] --out round_trip_bias.json
 """
 from __future__ import annotations
 
@@ -45,17 +48,21 @@ from scorehoi_diffusers.objects import load_object
 
 
 def round_trip_displacements(pipeline, data, num_cycles: int, inversion_iterations: int | None = None,
-                             batch_size: int = 16, direct_inversion: bool | None = None
+                             batch_size: int = 16, direct_inversion: bool | None = None, keypoints: bool = False
                              ) -> tuple[np.ndarray, np.ndarray]:
     """Per-scene displacements of the unguided round trip from the truth (``inversion_iterations`` and
-    ``direct_inversion``: the pipeline's, ``None`` for the shipped configuration's).
+    ``direct_inversion``: the pipeline's, ``None`` for the shipped configuration's). With ``keypoints``, seeded
+    simulated detections go into the denoiser's condition and the keypoint guidance is the configuration, with its
+    keypoint term off so that no keypoint fit moves the start.
 
     Returns:
         ``(joints, object)``: ``(S, 22, 3)`` root-relative body-joint displacements and ``(S, 3)`` object
         translation displacements (camera space), in cm, in the slice's row order.
     """
-    start = StartFromTruth(RegressorEstimate(pipeline))
-    config = pipeline.default_guidance_config(keypoints=False)
+    start = StartFromTruth(RegressorEstimate(pipeline, "simulated" if keypoints else None, seed=0))
+    config = pipeline.default_guidance_config(keypoints=keypoints)
+    if keypoints:
+        config = dataclasses.replace(config, keypoints_2d=0.0)
     if direct_inversion is not None:
         config = dataclasses.replace(config, direct_inversion=direct_inversion)
     names = np.asarray(data["object_name"])
@@ -114,19 +121,22 @@ def main() -> None:
                         help="fixed-point iterations per inversion step; -1: the shipped configuration's")
     parser.add_argument("--direct-inversion", choices=("shipped", "on", "off"), default="shipped",
                         help="direct inversion's path correction: the shipped configuration's, or on/off")
+    parser.add_argument("--keypoints", choices=("none", "simulated"), default="none",
+                        help="simulated detections in the condition, with the keypoint guidance's configuration")
     parser.add_argument("--flips", type=int, default=10000)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
     pipeline, data = load_slice(args)
     results = {"arguments": vars(args)}
+    direct = {"shipped": None, "on": True, "off": False}[args.direct_inversion]
     for cycles, k in itertools.product(args.cycles, args.inversion_iterations):
-        direct = {"shipped": None, "on": True, "off": False}[args.direct_inversion]
         joints, objects = round_trip_displacements(pipeline, data, cycles, None if k < 0 else k,
-                                                   direct_inversion=direct)
+                                                   direct_inversion=direct, keypoints=args.keypoints != "none")
         generator = np.random.default_rng(0)
         name = f"N{cycles}" + ("" if k < 0 else f"_k{k}")
         name += "" if direct is None else f"_direct_{args.direct_inversion}"
+        name += "" if args.keypoints == "none" else "_keypoints"
         results[name] = {"body": sign_flip_test(joints, args.flips, generator),
                          "object": sign_flip_test(objects, args.flips, generator)}
         for part in ("body", "object"):

@@ -6,14 +6,18 @@ on the shipped prior a ground-truth sample's body joints move about 0.5 cm over 
 Exact inversion solves ``x_t′ = invert(x_t, ε(x_t′, t′))`` by fixed-point iterations, starting from the plain step;
 then the step back from ``x_t′`` lands on ``x_t`` up to the iteration's residual. Each iteration costs one more
 denoiser pass per inversion step, and the first step up from the clean sample converges slowly (on the shipped
-prior each iteration leaves about 0.7 of its residual there, against under 0.5 higher up).
+prior each iteration leaves about half of its residual there at first and about 0.9 after ten, against a third or
+less at every higher step; ``training/inversion_contraction.py``).
 
 Direct inversion (Ju et al., "PnP Inversion: Boosting Diffusion-based Editing with 3 Lines of Code", ICLR 2024)
 closes the round trip instead by bookkeeping: the inversion records its path ``x_{t_0}, …, x_{t_n}``, and each
 denoising step ``t_i → t_{i-1}`` adds the gap between the recorded ``x_{t_{i-1}}`` and the unguided step back
-from the recorded ``x_{t_i}`` (``inversion_offsets``). Without guidance the denoising then retraces the path to
-its start exactly (up to float rounding), whatever the inversion's own error; with guidance, the prior acts on
-how far the guided state has left that path. It costs one denoiser pass per cycle (the noise at the path's top).
+from the recorded ``x_{t_i}`` (``inversion_offsets``). Without guidance the η = 0 denoising then retraces the path
+to its start exactly (up to float rounding), whatever the inversion's own error; with guidance, the prior acts on
+how far the guided state has left that path. The offsets are those of η = 0 steps: with η > 0 the step's fresh
+noise takes it off the path, and with ``object_refinement="gradient"`` the object's entries are replaced after each
+step, so neither returns exactly. It costs no extra denoiser pass: the noise at the path's top, which the inversion
+reads for the last offset, is the first denoising step's.
 """
 from __future__ import annotations
 
@@ -88,8 +92,8 @@ def invert(
         iterations (`int`, defaults to 0): fixed-point iterations per step; 0 is plain DDIM inversion. Iterations
             need ``prediction_type="epsilon"`` (the noise read at ``t′`` is applied at ``t``).
         on_step (`callable`, *optional*): called after every step, e.g. a progress bar's ``update``.
-        return_path (`bool`, defaults to `False`): return the whole [`InversionPath`] (one more denoiser pass, for
-            the noise at the top) instead of the last sample.
+        return_path (`bool`, defaults to `False`): return the whole [`InversionPath`] instead of the last sample
+            (one more denoiser pass, for the noise at the top, which a denoising from the top can reuse).
 
     Returns:
         `torch.Tensor` of shape `(B, D)`: the sample at ``timesteps[-1]``; or the [`InversionPath`] when

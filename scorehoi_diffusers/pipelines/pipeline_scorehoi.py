@@ -509,7 +509,8 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
                 and dividing the scheduler's training steps (1000).
             guidance_config (`GuidanceConfig` or `dict`, *optional*): term weights (a dict is read as
                 ``GuidanceConfig(**dict)``); default: the pipeline's :meth:`default_guidance_config` for the input,
-                which differs with keypoints (given or detected) and without.
+                which differs with keypoints (given or detected) and without. Its ``inversion_iterations`` and
+                ``direct_inversion`` choose how each cycle inverts (`ddim_inversion`).
             guidance_scale (`float`, *optional*): overrides ``guidance_config.scale``; finite and >= 0, 0
                 disables guidance.
             eta (`float`, defaults to 0): DDIM stochasticity of the denoising steps, in [0, 1] (0 is
@@ -598,14 +599,17 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
                 object_steps = None if object_step_size is None else ObjectGradientSteps(self, x0, object_step_size)
                 guide = self if object_steps is None else object_steps
                 iterations = cycle_inversion_iterations(inversion_iterations, cycle)
-                offsets = {}
+                offsets, top_noise = {}, None
                 if config.direct_inversion:
-                    path = invert(predict_noise, self.scheduler, x0, grid, iterations, progress.update, True)
-                    latents, offsets = path.samples[-1], inversion_offsets(self.scheduler, path)
+                    path = invert(predict_noise, self.scheduler, x0, grid, iterations, progress.update,
+                                  return_path=True)
+                    latents, top_noise = path.samples[-1], path.noise[-1]
+                    offsets = inversion_offsets(self.scheduler, path)
                 else:
                     latents = invert(predict_noise, self.scheduler, x0, grid, iterations, progress.update)
                 for t, t_prev in zip(reversed(grid[1:]), reversed(grid[:-1])):
-                    noise = predict_noise(latents, t)
+                    # The path's top noise was read on these very latents: no second denoiser pass for it.
+                    noise = top_noise if t == grid[-1] and top_noise is not None else predict_noise(latents, t)
                     gradient = None
                     if scale > 0:
                         gradient = guide.guidance_gradient(
@@ -617,6 +621,8 @@ class ScoreHOIPipeline(GuidanceGradientMixin, DiffusionPipeline):
                         guidance_gradient=gradient, guidance_scale=scale,
                     ).prev_sample
                     if t in offsets:
+                        # Before the object's replacement and the callback: the offset belongs to the DDIM step
+                        # (the unguided step from the path lands on the path), not to what edits its result.
                         latents = latents + offsets[t]
                     if object_steps is not None:
                         latents = object_steps.replace(latents, noise, t_prev)
