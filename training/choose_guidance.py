@@ -126,17 +126,7 @@ def named_config(text: str) -> tuple[str, dict]:
     name, colon, assignments = text.partition(":")
     if not name or not colon:
         raise argparse.ArgumentTypeError(f"{text!r} is not NAME:FIELD=VALUE,... (NAME: alone for no change)")
-    known = {field.name for field in dataclasses.fields(GuidanceConfig)}
-    changes = {}
-    for assignment in filter(None, assignments.split(",")):
-        field, _, value = assignment.partition("=")
-        if field not in known:
-            raise argparse.ArgumentTypeError(f"{field!r} is not a GuidanceConfig field; known: {sorted(known)}")
-        try:
-            changes[field] = json.loads(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{field}={value!r}: the value must be JSON (true, 0.5, null)") from None
-    return name, changes
+    return name, validation_slice.guidance_changes(filter(None, assignments.split(",")))
 
 
 def main() -> None:

@@ -23,7 +23,6 @@ Run: PYTHONPATH=training python training/validate_change.py --out FILE [--num-sa
 """
 import argparse
 import dataclasses
-import json
 
 import torch
 import validation_slice
@@ -48,7 +47,10 @@ def main() -> None:
                         help="the optimisation baseline's pose prior weight")
     parser.add_argument("--out", required=True, help="the JSON file to write")
     args = parser.parse_args()
-    changes = {field: json.loads(value) for field, _, value in (item.partition("=") for item in args.guidance)}
+    try:
+        changes = validation_slice.guidance_changes(args.guidance)
+    except argparse.ArgumentTypeError as error:
+        parser.error(f"--guidance: {error}")
     torch.set_num_threads(1)
     keypoints = None if args.keypoints == "none" else args.keypoints
     pipeline, data, estimate, regressor_row = validation_slice.load(args, keypoints)

@@ -6,8 +6,11 @@ touches neither training nor test data. Pictures in: the pipeline's own regresso
 in ``scorehoi evaluate``.
 """
 import argparse
+import dataclasses
+import json
+from collections.abc import Iterable
 
-from scorehoi_diffusers import ScoreHOIPipeline
+from scorehoi_diffusers import GuidanceConfig, ScoreHOIPipeline
 from scorehoi_diffusers.data.synthetic import generate_dataset
 from scorehoi_diffusers.evaluation import RegressorEstimate, evaluate, paired_differences
 
@@ -15,6 +18,23 @@ FIRST_INDEX = 20000
 # What the paired rules of the contact and cycle-scheme checks guard (mean ± standard error of each difference).
 RULE_METRICS = ("cd_human", "cd_object", "contact_precision", "contact_recall", "penetration_depth", "mpjpe",
                 "pa_mpjpe", "facing_error")
+
+
+def guidance_changes(assignments: Iterable[str]) -> dict:
+    """``FIELD=VALUE`` strings (VALUE read as JSON) -> ``{FIELD: VALUE}``, fields of ``GuidanceConfig`` to change
+    with ``dataclasses.replace``; an unknown field or a value that is not JSON is an ``argparse.ArgumentTypeError``
+    naming it."""
+    known = {field.name for field in dataclasses.fields(GuidanceConfig)}
+    changes = {}
+    for assignment in assignments:
+        field, _, value = assignment.partition("=")
+        if field not in known:
+            raise argparse.ArgumentTypeError(f"{field!r} is not a GuidanceConfig field; known: {sorted(known)}")
+        try:
+            changes[field] = json.loads(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{field}={value!r}: the value must be JSON (true, 0.5, null)") from None
+    return changes
 
 
 def add_arguments(parser: argparse.ArgumentParser, num_samples: int) -> None:
