@@ -296,6 +296,27 @@ def test_body_keypoints_warm_start_adds_keypoint_input_to_both_models(regressor_
     assert json.loads((tmp_path / "pipeline" / "denoiser" / "config.json").read_text())["body_keypoints"] is True
 
 
+def test_param_only_keypoints_reach_the_prior(denoiser_runs, tmp_path):
+    # Parameter-only samples alone, one step: the keypoint encoder's last layer starts at zero and gets a gradient
+    # only from non-zero keypoints (no keypoints encode to zeros), so it moves exactly when those samples have them.
+    args = ["--init_from", str(denoiser_runs[0]), "--param_only_fraction", "1", "--num_param_samples", "4",
+            "--train_batch_size", "2", "--max_train_steps", "1", "--learning_rate", "1e-3", "--lr_scheduler",
+            "constant", "--lr_warmup_steps", "0", "--resolution", "64", "--seed", "5", "--synthetic_objects", "box",
+            "ball", "--body_keypoints", "--keypoint_dropout_prob", "0"]
+    run_single("train_denoiser.py", "--output_dir", str(tmp_path / "without"), *args)
+    run_single("train_denoiser.py", "--output_dir", str(tmp_path / "with"), *args, "--param_only_keypoints")
+    without = learned_weights(tmp_path / "without" / "denoiser")["body_keypoint_encoder.mlp.4.weight"]
+    with_keypoints = learned_weights(tmp_path / "with" / "denoiser")["body_keypoint_encoder.mlp.4.weight"]
+    assert (without == 0).all() and with_keypoints.abs().sum() > 0
+    table = next((tmp_path / "with" / "data").iterdir())
+    assert table.name.endswith("-cameras") and "intrinsics" in json.loads((table / "dataset_info.json").read_text())[
+        "features"]
+    result = subprocess.run([sys.executable, str(TRAINING / "train_denoiser.py"), "--output_dir", str(tmp_path / "o"),
+                             "--param_only_fraction", "1", "--param_only_keypoints"], env=_environment(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "--param_only_keypoints needs --body_keypoints" in result.stderr
+
+
 def test_freeze_backbone_keeps_its_weights_and_statistics_and_trains_the_rest(regressor_runs, tmp_path):
     source = regressor_runs[0]
     run_single("train_regressor.py", "--output_dir", str(tmp_path / "regressor"), "--init_from", str(source),

@@ -19,7 +19,8 @@ import validation_slice
 
 from scorehoi_diffusers.evaluation import evaluate, format_table
 
-METRICS = ("cd_human", "cd_object", "contact_precision", "contact_recall", "penetration_depth", "mpjpe", "pa_mpjpe")
+METRICS = ("cd_human", "cd_object", "contact_precision", "contact_recall", "contact_f", "penetration_depth", "mpjpe",
+           "pa_mpjpe")
 
 
 def main() -> None:

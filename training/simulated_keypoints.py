@@ -19,11 +19,14 @@ import torch
 from training_setup import step_generator
 
 from scorehoi_diffusers.body import BodyModel, blazepose_points
+from scorehoi_diffusers.data.crop import crop_intrinsics_around
 from scorehoi_diffusers.data.simulated_detections import DetectionNoise, simulate_detections
 from scorehoi_diffusers.models.body_keypoints import crop_keypoints, with_body_keypoints
+from scorehoi_diffusers.objects import ObjectTemplate
 from scorehoi_diffusers.params import HOIParams
 
 STREAM_KEYPOINTS = 4  # after training_setup's STREAM_RENDERED, _PARAMETERS, _AUGMENTATION and _NOISE
+STREAM_PARAMETER_KEYPOINTS = 6  # parameter-only samples' detections (5 is training_setup.STREAM_DETECTOR_MASK)
 
 
 def add_keypoint_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,20 +66,33 @@ class SimulatedKeypoints:
     """Crop-normalised simulated detections `(B, 33, 3)` of a batch's true bodies (see the module docstring)."""
 
     def __init__(self, body: BodyModel, seed: int, process_index: int, dropout_prob: float,
-                 noise: DetectionNoise | None = None):
+                 noise: DetectionNoise | None = None, stream: int = STREAM_KEYPOINTS):
         if not 0.0 <= dropout_prob <= 1.0:
             raise ValueError(f"--keypoint_dropout_prob must lie in [0, 1], got {dropout_prob}.")
-        self.body, self.seed, self.process_index = body, seed, process_index
+        self.body, self.seed, self.process_index, self.stream = body, seed, process_index, stream
         self.dropout_prob, self.noise = dropout_prob, noise if noise is not None else DetectionNoise()
 
     @torch.no_grad()
     def __call__(self, truth: HOIParams, intrinsics: torch.Tensor, crop_size: tuple[int, int],
                  micro_step: int) -> torch.Tensor:
         """`truth` (batch B, camera frame of the crop), `intrinsics (B, 3, 3)` of the crop, `crop_size (H, W)`."""
-        generator = step_generator(self.seed, micro_step, self.process_index, STREAM_KEYPOINTS, torch.device("cpu"))
+        generator = step_generator(self.seed, micro_step, self.process_index, self.stream, torch.device("cpu"))
         output = self.body(truth, frame="camera")
         points = blazepose_points(output.joints, output.landmarks).cpu()
         height, width = (int(n) for n in crop_size)
         detections = simulate_detections(points, intrinsics.cpu().float(), (height, width), self.noise, generator)
         keep = torch.rand(truth.batch_size, generator=generator) >= self.dropout_prob
         return crop_keypoints(detections * keep[:, None, None], (height, width)).to(intrinsics.device)
+
+
+@torch.no_grad()
+def parameter_crop_intrinsics(body: BodyModel, truth: HOIParams, object_keypoints: torch.Tensor,
+                              intrinsics: torch.Tensor, resolution: int) -> torch.Tensor:
+    """`(B, 3, 3)` crop intrinsics for samples with no picture: the crop the pipeline would make around the person
+    and the object, its box taken from the projected body vertices and object keypoints (a rendered sample's comes
+    from its masks). `truth` in the scene camera's frame, `object_keypoints (B, K, 3)` in the template frame,
+    `intrinsics (B, 3, 3)` of the scene camera."""
+    vertices = body(truth, frame="camera").vertices
+    posed = ObjectTemplate.pose(object_keypoints.to(vertices.dtype), truth.object_rotation,
+                                truth.object_translation + truth.camera_translation)
+    return crop_intrinsics_around(torch.cat([vertices, posed], dim=1), intrinsics.to(vertices.dtype), resolution)

@@ -14,7 +14,10 @@ Condition. Rendered samples are conditioned exactly as at inference: the FROZEN 
 the condition. Parameter-only samples (no picture: many more of them, since posing is cheap and rendering is not)
 make up `--param_only_fraction` of every batch; with `--param_only_condition object` (default) they are conditioned
 on the object keypoints alone, the condition the pipeline uses when it is given `initial_params` without a picture;
-with `none` their condition is dropped, so they train only the unconditional branch. Condition dropout
+with `none` their condition is dropped, so they train only the unconditional branch. With `--body_keypoints` and
+`--param_only_keypoints` they also get simulated 2D body detections, made in a crop of their own scene camera around
+the projected body and object (`crop_intrinsics_around`): the prior then sees far more keypoint-conditioned samples
+than rendering alone can give it, and can learn to need what the keypoints say. Condition dropout
 (`--condition_dropout_prob`) applies to every sample on top, which trains the unconditional branch in both cases.
 
 Output (`--output_dir`): a pipeline folder written by `ScoreHOIPipeline.save_pretrained` (denoiser, scheduler, body
@@ -31,12 +34,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import datasets
+import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
 from checkpoint_state import CheckpointState
 from diffusers.training_utils import EMAModel
-from simulated_keypoints import SimulatedKeypoints, add_keypoint_arguments, parameter_groups, with_keypoint_input
+from simulated_keypoints import (
+    STREAM_PARAMETER_KEYPOINTS,
+    SimulatedKeypoints,
+    add_keypoint_arguments,
+    parameter_crop_intrinsics,
+    parameter_groups,
+    with_keypoint_input,
+)
 from tqdm.auto import tqdm
 from training_setup import (
     BETAS_STATISTICS_FILE,
@@ -98,6 +109,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                            help="share of each batch that is parameter-only samples (no picture).")
     objective.add_argument("--param_only_condition", choices=("object", "none"), default="object",
                            help="condition of parameter-only samples: the object keypoints, or none.")
+    objective.add_argument("--param_only_keypoints", action="store_true",
+                           help="with --body_keypoints: parameter-only samples get simulated body detections too, in "
+                           "a crop of their scene camera around the projected body and object (else they have none).")
     objective.add_argument("--num_param_samples", type=int, default=20000,
                            help="synthetic: size of the parameter-only table (posed once, cached in OUTPUT_DIR/data).")
     objective.add_argument("--regressor_start_prob", type=float, default=0.0,
@@ -115,6 +129,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             parser.error(f"--{name} must lie in [0, 1].")
     if args.max_train_timestep < 0 or args.num_param_samples < 1:
         parser.error("--max_train_timestep must be >= 0 and --num_param_samples >= 1.")
+    if args.param_only_keypoints and not (args.body_keypoints and args.param_only_condition == "object"):
+        parser.error("--param_only_keypoints needs --body_keypoints and --param_only_condition object.")
     return args
 
 
@@ -193,7 +209,8 @@ class ConditionedDenoiser(torch.nn.Module):
 
 
 class ParameterBatches:
-    """Micro-batch `m`'s parameter-only samples: rows of a parameter table (no pictures) as `x0` and object names."""
+    """Micro-batch `m`'s parameter-only samples: rows of a parameter table (no pictures) as `params` (`HOIParams`),
+    their `x0`, object names and, where the table has them, the scene cameras' `intrinsics (n, 3, 3)`."""
 
     def __init__(self, table: datasets.Dataset, codec: HOIParamCodec, per_process: int, process_index: int,
                  num_processes: int, seed: int):
@@ -203,7 +220,11 @@ class ParameterBatches:
     def __call__(self, micro_step: int) -> dict:
         slots = process_slots(micro_step, self.process_index, self.num_processes, self.per_process)
         rows = self.table[slot_indices(len(self.table), self.seed, STREAM_PARAMETERS, slots).tolist()]
-        return {"x0": self.codec.encode(sample_to_params(rows)), "object_name": list(rows["object_name"])}
+        params = sample_to_params(rows)
+        batch = {"params": params, "x0": self.codec.encode(params), "object_name": list(rows["object_name"])}
+        if "intrinsics" in rows:
+            batch["intrinsics"] = torch.as_tensor(np.asarray(rows["intrinsics"], dtype=np.float32))
+        return batch
 
 
 class TrainingBatches:
@@ -220,19 +241,22 @@ class TrainingBatches:
 def load_parameter_table(args: argparse.Namespace, accelerator, body, dataset: datasets.Dataset | None):
     """The parameter-only samples: for BEHAVE/InterCap the training table's own parameters; for synthetic data
     `--num_param_samples` scenes posed (not rendered) by `sample_params`, each process posing a share, cached in
-    `OUTPUT_DIR/data`."""
-    columns = [*PARAM_FIELDS, "object_name"]
+    `OUTPUT_DIR/data`. With `--param_only_keypoints` the table also holds each scene camera's `intrinsics`."""
+    columns = [*PARAM_FIELDS, "object_name"] + (["intrinsics"] if args.param_only_keypoints else [])
     if args.dataset != "synthetic":
         return dataset.select_columns(columns)
-    from scorehoi_diffusers.data.synthetic import sample_params
+    from scorehoi_diffusers.data.synthetic import sample_scenes
 
     name = f"synthetic-params-n{args.num_param_samples}-seed{args.synthetic_seed}" + synthetic_objects_suffix(args)
-    path = Path(args.output_dir) / "data" / name
+    path = Path(args.output_dir) / "data" / (name + ("-cameras" if args.param_only_keypoints else ""))
 
     def pose(first: int, stop: int, scratch_dir: Path) -> datasets.Dataset:
-        params, _, names = sample_params(stop - first, seed=args.synthetic_seed, body=body,
-                                         objects=args.synthetic_objects, start=first)
-        return datasets.Dataset.from_dict({**params_to_fields(params), "object_name": names})
+        scenes = sample_scenes(stop - first, seed=args.synthetic_seed, body=body, objects=args.synthetic_objects,
+                               start=first)
+        fields = {**params_to_fields(scenes.params), "object_name": scenes.object_names}
+        if args.param_only_keypoints:  # at the size the renders are made, so the crops match theirs
+            fields["intrinsics"] = scenes.intrinsics_for(args.synthetic_image_size).numpy()
+        return datasets.Dataset.from_dict(fields)
 
     build_table(accelerator, path, args.num_param_samples, pose)
     return datasets.load_from_disk(str(path)).select_columns(columns)
@@ -335,6 +359,8 @@ def main(args: argparse.Namespace) -> None:
                                 (args.max_train_steps - global_step) * accumulation, args.dataloader_num_workers)
     keypoints_of = ObjectKeypoints(args.object_root, device, args.dataset)
     simulated = SimulatedKeypoints(body, args.seed, rank, args.keypoint_dropout_prob)
+    simulated_parameters = SimulatedKeypoints(body, args.seed, rank, args.keypoint_dropout_prob,
+                                              stream=STREAM_PARAMETER_KEYPOINTS)
     log = StepLog(accelerator, args.output_dir, global_step)
     num_train_timesteps = noise_scheduler.config.num_train_timesteps
 
@@ -373,7 +399,14 @@ def main(args: argparse.Namespace) -> None:
             drop = torch.rand(num_parameters, generator=generator, device=device) < args.condition_dropout_prob
             if args.param_only_condition == "none":
                 drop = torch.ones_like(drop)
-            groups.append((None, keypoints_of(part["object_name"]), drop, None))
+            object_keypoints = keypoints_of(part["object_name"])
+            body_keypoints = None
+            if args.param_only_keypoints:
+                truth = part["params"].to(device)
+                crop = parameter_crop_intrinsics(body, truth, object_keypoints, part["intrinsics"].to(device),
+                                                 args.resolution)
+                body_keypoints = simulated_parameters(truth, crop, (args.resolution, args.resolution), micro_step)
+            groups.append((None, object_keypoints, drop, body_keypoints))
         x0 = torch.cat(x0)
         noise = torch.randn(x0.shape, generator=generator, device=device)
         timesteps = sample_timesteps(x0.shape[0], num_train_timesteps, args.max_train_timestep,

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..camera import project_points
 from ..input_checks import check_bbox, check_intrinsics, mask_inside
 from ..params import axis_angle_to_matrix, matrix_to_axis_angle
 
@@ -136,12 +137,46 @@ def crop_camera(
     roll = K @ rotation @ np.linalg.inv(K)
     center = roll @ np.array([x + 0.5 * w, y + 0.5 * h, 1.0])
     center = center[:2] / center[2]
-    zoom = out_size / (max(w, h) * scale_factor)
-    # Continuous crop square [c - s/2, c + s/2] -> output pixel edges [-0.5, out_size - 0.5].
-    offset = 0.5 * out_size - 0.5 - zoom * center
+    zoom, offset = crop_zoom_offset(center, np.float64(max(w, h) * scale_factor), out_size)
     affine = np.array([[zoom, 0.0, offset[0]], [0.0, zoom, offset[1]], [0.0, 0.0, 1.0]])
     new_intrinsics = affine @ K
     return CropCamera(crop_matrix=affine @ roll, intrinsics=new_intrinsics, rotation=rotation)
+
+
+def crop_zoom_offset(center, side, out_size: int):
+    """The crop-and-resize map ``q = zoom * p + offset`` of a square of ``side`` pixels centred at ``center``.
+
+    Works on NumPy arrays and torch tensors alike: ``center (..., 2)``, ``side (...)``; returns ``zoom (...)`` and
+    ``offset (..., 2)``. The continuous square ``[c - side/2, c + side/2]`` maps onto the output's pixel edges
+    ``[-0.5, out_size - 0.5]``.
+    """
+    zoom = out_size / side
+    return zoom, 0.5 * out_size - 0.5 - zoom[..., None] * center
+
+
+def crop_intrinsics_around(points: torch.Tensor, intrinsics: torch.Tensor, out_size: int,
+                           scale_factor: float = 1.2) -> torch.Tensor:
+    """Batched crop cameras around camera-space points: what :func:`crop_camera` gives (no roll) for the bounding
+    box of the points' projections, for samples that have no picture (and so no masks to take a box from).
+
+    Args:
+        points: ``(B, N, 3)`` camera-space points, e.g. the body's vertices and the object's keypoints.
+        intrinsics: ``(B, 3, 3)`` pinhole ``K`` of the original camera.
+        out_size: side of the crop in pixels.
+        scale_factor: crop side = ``max(w, h) * scale_factor`` of the box.
+
+    Returns:
+        ``(B, 3, 3)`` intrinsics ``K'`` of the crops.
+    """
+    pixels = project_points(points, intrinsics)  # (B, N, 2)
+    low, high = pixels.amin(dim=1), pixels.amax(dim=1)
+    side = (high - low).amax(dim=-1).clamp(min=1e-6) * scale_factor  # (B,)
+    zoom, offset = crop_zoom_offset(0.5 * (low + high), side, out_size)
+    affine = torch.zeros_like(intrinsics)
+    affine[:, 0, 0] = affine[:, 1, 1] = zoom.to(intrinsics.dtype)
+    affine[:, :2, 2] = offset.to(intrinsics.dtype)
+    affine[:, 2, 2] = 1.0
+    return affine @ intrinsics
 
 
 def rotate_scene(fields: Mapping[str, np.ndarray], rotation: np.ndarray) -> dict:

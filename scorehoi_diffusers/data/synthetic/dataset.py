@@ -20,7 +20,7 @@ from ...body import BodyModel
 from ...objects import load_object
 from ...params import HOIParams
 from ..schema import FEATURES, sample_to_params
-from .generator import SyntheticHOIGenerator, _check_count, _check_split, _default_body, _select
+from .generator import SyntheticHOIGenerator, SyntheticScenes, _check_count, _check_split, _default_body, _select
 
 if TYPE_CHECKING:
     import datasets
@@ -60,7 +60,7 @@ def _generator(body_key: dict | None, objects: Sequence[str] | None,
     return _GENERATORS[cache_key]
 
 
-def sample_params(
+def sample_scenes(
     num: int,
     seed: int = 0,
     body: BodyModel | None = None,
@@ -69,8 +69,8 @@ def sample_params(
     start: int = 0,
     batch_size: int = 256,
     interactions: Sequence[str] | None = None,
-) -> tuple[HOIParams, dict[str, torch.Tensor], list[str]]:
-    """Parameters and contacts of samples ``start .. start + num - 1``, without rendering (the prior's data).
+) -> SyntheticScenes:
+    """Scenes ``start .. start + num - 1`` without rendering: parameters, contacts and cameras.
 
     Args:
         num: number of samples.
@@ -83,22 +83,40 @@ def sample_params(
         interactions: names from :data:`INTERACTIONS` to draw (default: all those of ``objects``).
 
     Returns:
-        ``(params, contacts, object_names)``: float32 :class:`HOIParams` of batch ``num``; contacts
-        ``{"human": (num, S), "object": (num, 64), "floor": (num,)}``; the object name of each sample.
-        The same ``(seed, split, i)`` gives the same parameters as the rendered dataset.
+        :class:`SyntheticScenes` of batch ``num``: the same ``(seed, split, i)`` gives the same parameters,
+        contacts and camera as the rendered dataset.
     """
     num = _check_count("num", num, 1)
     start = _check_count("start", start)
     batch_size = _check_count("batch_size", batch_size, 1)
     generator = _generator(_body_key(body), objects, interactions)
-    parts = [
+    return SyntheticScenes.cat([
         generator.scenes(np.arange(first, min(first + batch_size, start + num)), seed, split)
         for first in range(start, start + num, batch_size)
-    ]
-    params = HOIParams.cat([part.params for part in parts])
-    contacts = {key: torch.cat([part.contacts[key] for part in parts]) for key in parts[0].contacts}
-    names = [name for part in parts for name in part.object_names]
-    return params, contacts, names
+    ])
+
+
+def sample_params(
+    num: int,
+    seed: int = 0,
+    body: BodyModel | None = None,
+    objects: Sequence[str] | None = None,
+    split: str = "train",
+    start: int = 0,
+    batch_size: int = 256,
+    interactions: Sequence[str] | None = None,
+) -> tuple[HOIParams, dict[str, torch.Tensor], list[str]]:
+    """Parameters and contacts of samples ``start .. start + num - 1``, without rendering (the prior's data).
+
+    Arguments as in :func:`sample_scenes`.
+
+    Returns:
+        ``(params, contacts, object_names)``: float32 :class:`HOIParams` of batch ``num``; contacts
+        ``{"human": (num, S), "object": (num, 64), "floor": (num,)}``; the object name of each sample.
+        The same ``(seed, split, i)`` gives the same parameters as the rendered dataset.
+    """
+    scenes = sample_scenes(num, seed, body, objects, split, start, batch_size, interactions)
+    return scenes.params, scenes.contacts, scenes.object_names
 
 
 def generate_samples(

@@ -63,6 +63,22 @@ class SyntheticScenes:
     floor_plane: torch.Tensor
     failed: torch.Tensor
 
+    @classmethod
+    def cat(cls, parts: Sequence[SyntheticScenes]) -> SyntheticScenes:
+        """The scenes of ``parts`` in order, as one batch."""
+        if not parts:
+            raise ValueError("SyntheticScenes.cat needs at least one batch of scenes.")
+        return cls(
+            params=HOIParams.cat([part.params for part in parts]),
+            contacts={key: torch.cat([part.contacts[key] for part in parts]) for key in parts[0].contacts},
+            object_names=[name for part in parts for name in part.object_names],
+            interactions=[name for part in parts for name in part.interactions],
+            indices=np.concatenate([part.indices for part in parts]),
+            intrinsics=torch.cat([part.intrinsics for part in parts]),
+            floor_plane=torch.cat([part.floor_plane for part in parts]),
+            failed=torch.cat([part.failed for part in parts]),
+        )
+
     def intrinsics_for(self, image_size: int) -> torch.Tensor:
         """``(B, 3, 3)`` intrinsics for square images of ``image_size`` pixels (pixel centres at integers)."""
         K = self.intrinsics.clone()
