@@ -13,11 +13,14 @@
 #
 # The control: `NO_PARAM_KEYPOINTS=1` runs the same recipe with the parameter-only samples left without keypoints (as
 # stage 8 trained them), into runs/pipelinePC, so that what their keypoints do can be told from what 2000 more steps
-# do.
+# do. `LR=5e-5` (a diagnosis) lowers the peak learning rate and writes runs/pipelineP-lr5e-5 (or
+# runs/pipelinePC-lr5e-5).
 set -euo pipefail
 STAGE8=${1:?usage: [NO_PARAM_KEYPOINTS=1] train_keypoint_prior.sh STAGE8_PIPELINE_FOLDER}
 if [ "${NO_PARAM_KEYPOINTS:-0}" = 1 ]; then PARAM_KEYPOINTS="" OUT=runs/pipelinePC; else
   PARAM_KEYPOINTS="--param_only_keypoints" OUT=runs/pipelineP; fi
+LR=${LR:-5e-4}
+[ "$LR" = 5e-4 ] || OUT=$OUT-lr$LR
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 PYTHONPATH=training
 D=runs/data
 LAUNCH=".venv/bin/accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no"
@@ -54,7 +57,7 @@ json.dump({k: index[k] for k in ('betas_min', 'betas_max')}, open('$R/betas_stat
 ACCELERATE_USE_CPU=true $LAUNCH training/train_denoiser.py --output_dir $OUT --init_from "$STAGE8" \
   --regressor_path $R --train_data_dir $D/mixed-kp-n6000 --body_keypoints $PARAM_KEYPOINTS \
   --detector_mask_prob 0.5 --num_param_samples 20000 --train_batch_size 64 --param_only_fraction 0.75 \
-  --max_train_steps 2000 --learning_rate 5e-4 --lr_warmup_steps 50 --checkpointing_steps 500 \
+  --max_train_steps 2000 --learning_rate $LR --lr_warmup_steps 50 --checkpointing_steps 500 \
   --synthetic_image_size 192 --resolution 128 --lr_scheduler cosine --use_ema --checkpoints_total_limit 2 \
   --resume_from_checkpoint latest --seed 9
 
