@@ -18,7 +18,7 @@ import argparse
 import torch
 from training_setup import step_generator
 
-from scorehoi_diffusers.body import BodyModel, blazepose_points
+from scorehoi_diffusers.body import BodyModel, BodyOutput, blazepose_points
 from scorehoi_diffusers.data.crop import crop_intrinsics_around
 from scorehoi_diffusers.data.simulated_detections import DetectionNoise, simulate_detections
 from scorehoi_diffusers.models.body_keypoints import crop_keypoints, with_body_keypoints
@@ -74,10 +74,11 @@ class SimulatedKeypoints:
 
     @torch.no_grad()
     def __call__(self, truth: HOIParams, intrinsics: torch.Tensor, crop_size: tuple[int, int],
-                 micro_step: int) -> torch.Tensor:
-        """`truth` (batch B, camera frame of the crop), `intrinsics (B, 3, 3)` of the crop, `crop_size (H, W)`."""
+                 micro_step: int, posed: BodyOutput | None = None) -> torch.Tensor:
+        """`truth` (batch B, camera frame of the crop), `intrinsics (B, 3, 3)` of the crop, `crop_size (H, W)`;
+        `posed`: `body(truth, frame="camera")`, where the caller has it already."""
         generator = step_generator(self.seed, micro_step, self.process_index, self.stream, torch.device("cpu"))
-        output = self.body(truth, frame="camera")
+        output = posed if posed is not None else self.body(truth, frame="camera")
         points = blazepose_points(output.joints, output.landmarks).cpu()
         height, width = (int(n) for n in crop_size)
         detections = simulate_detections(points, intrinsics.cpu().float(), (height, width), self.noise, generator)
@@ -86,13 +87,12 @@ class SimulatedKeypoints:
 
 
 @torch.no_grad()
-def parameter_crop_intrinsics(body: BodyModel, truth: HOIParams, object_keypoints: torch.Tensor,
+def parameter_crop_intrinsics(vertices: torch.Tensor, truth: HOIParams, object_keypoints: torch.Tensor,
                               intrinsics: torch.Tensor, resolution: int) -> torch.Tensor:
     """`(B, 3, 3)` crop intrinsics for samples with no picture: the crop the pipeline would make around the person
     and the object, its box taken from the projected body vertices and object keypoints (a rendered sample's comes
-    from its masks). `truth` in the scene camera's frame, `object_keypoints (B, K, 3)` in the template frame,
-    `intrinsics (B, 3, 3)` of the scene camera."""
-    vertices = body(truth, frame="camera").vertices
+    from its masks). `vertices (B, V, 3)` of `body(truth, frame="camera")`, `truth` in the scene camera's frame,
+    `object_keypoints (B, K, 3)` in the template frame, `intrinsics (B, 3, 3)` of the scene camera."""
     posed = ObjectTemplate.pose(object_keypoints.to(vertices.dtype), truth.object_rotation,
                                 truth.object_translation + truth.camera_translation)
     return crop_intrinsics_around(torch.cat([vertices, posed], dim=1), intrinsics.to(vertices.dtype), resolution)

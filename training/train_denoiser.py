@@ -403,9 +403,12 @@ def main(args: argparse.Namespace) -> None:
             body_keypoints = None
             if args.param_only_keypoints:
                 truth = part["params"].to(device)
-                crop = parameter_crop_intrinsics(body, truth, object_keypoints, part["intrinsics"].to(device),
-                                                 args.resolution)
-                body_keypoints = simulated_parameters(truth, crop, (args.resolution, args.resolution), micro_step)
+                with torch.no_grad():
+                    posed = body(truth, frame="camera")  # one body pass for both the crop and the detections
+                crop = parameter_crop_intrinsics(posed.vertices, truth, object_keypoints,
+                                                 part["intrinsics"].to(device), args.resolution)
+                body_keypoints = simulated_parameters(truth, crop, (args.resolution, args.resolution), micro_step,
+                                                      posed=posed)
             groups.append((None, object_keypoints, drop, body_keypoints))
         x0 = torch.cat(x0)
         noise = torch.randn(x0.shape, generator=generator, device=device)

@@ -4,7 +4,7 @@
 # every batch parameter-only samples that carry simulated 2D body detections (`--param_only_keypoints`: made in a
 # crop of each scene's own camera around its projected body and object, at the measured detector rates). Posing a
 # scene costs a fraction of rendering one, so the prior sees several times more keypoint-conditioned samples than
-# stage 8 gave it. About 40 minutes on this 2-core CPU.
+# stage 8 gave it. About 30 minutes on this 2-core CPU (8 of rendering and detection, 16-21 of training).
 #
 # The first argument is the stage-8 pipeline folder (the shipped one: scorehoi_diffusers/assets/scorehoi-synthetic).
 # Data: train-stream scenes 0-3999 in the default style with the detector's person masks (half the samples see
